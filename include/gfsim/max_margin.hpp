@@ -16,24 +16,33 @@ namespace gfsim {
 struct KktCertificate {
   double primal_infeasibility = 0;  ///< max_n max(0, 1 - z_n.w_hat)
   double dual_infeasibility = 0;    ///< max_n max(0, -alpha_n)
-  double complementarity = 0;       ///< max_n alpha_n |z_n.w_hat - 1|
+  double complementarity = 0;       ///< max_n alpha_n |z_n.w_hat - 1| / max_m alpha_m (relative: alpha
+                                    ///< scales like 1/|Z|^2)
   double stationarity = 0;          ///< ||w_hat - Z^T alpha|| / ||w_hat||
-  double duality_gap = 0;           ///< |primal - dual| / primal
-  double max_residual() const;
+  double duality_gap = 0;           ///< |primal - dual| / primal, primal = ||w_hat||^2/2,
+                                    ///< dual = sum alpha - ||Z^T alpha||^2/2
+  double max_residual() const;      ///< the largest of the five
 };
 
 struct MaxMarginResult {
   Vec w_hat;
   double gamma = 0;                 ///< 1/||w_hat||
   Vec direction;                    ///< v* = w_hat / ||w_hat||
-  Vec alpha;                        ///< dual multipliers (n)
-  std::vector<Index> support;       ///< indices with alpha_n > 0 (or margin == 1 within tol)
+  Vec alpha;                        ///< dual multipliers (n); zero off the final active set. Not unique
+                                    ///< for degenerate data: then one vertex of the optimal dual set.
+  std::vector<Index> support;       ///< ascending indices with alpha_n > tol * max alpha
+  std::vector<Index> on_margin;     ///< ascending indices with z_n.w_hat - 1 <= 1e3 tol. More points than
+                                    ///< in `support` means degenerate data (margin points without weight,
+                                    ///< or more margin points than dimensions)
   Vec margins;                      ///< z_n . v*  (>= gamma, = gamma on the support)
   KktCertificate kkt;
-  int iterations = 0;
+  int iterations = 0;               ///< active-set steps (each adds or drops one constraint)
 };
 
-/// Throws SpecError (data not linearly separable through the origin) with a clear message.
+/// Exact up to round-off (a finite active-set method, see src/max_margin.cpp); `tol` (relative) only sets
+/// which round-off-sized violations are ignored and the `support` / `on_margin` thresholds.
+/// Throws SpecError when a point is zero or non-finite, or when the data are not linearly separable through
+/// the origin; the message then gives the certificate: nonnegative weights c_n with sum_n c_n z_n = 0.
 MaxMarginResult max_margin(const Mat& Z, double tol = 1e-12);
 
 }  // namespace gfsim

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "gfsim/enums.hpp"
+
 namespace gfsim {
 
 /// Bad user input (model file, --set override, data file). Mapped to exit code 2 by main.
@@ -18,23 +20,18 @@ class SpecError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class DataKind { gaussian, teacher, csv };
-enum class Activation { relu, linear };
-enum class LossKind { exp, logistic, square };
-enum class FlowKind { gd, gd_polar, wn, fixed_rho };
-enum class Method { auto_select, dopri5, rkf78, cash_karp, rosenbrock4, cvode };
-enum class ClockKind { auto_select, t, log };
-enum class KinkMode { events, ignore };
 
 struct DataSpec {
   DataKind kind = DataKind::gaussian;
-  std::string path;           ///< csv: file (relative paths resolve against the model file's folder)
+  std::string path;           ///< csv: file; stored absolute (relative in the model file = next to it)
   int n = 100;                ///< gaussian/teacher: number of points
   int dim = 5;                ///< gaussian/teacher: input dimension (before the bias feature)
   double margin = 0.1;        ///< gaussian: minimum |w_true . x| (separation margin of the generator)
   bool bias = false;          ///< append a constant-1 feature to every point
   std::uint64_t seed = 1;
   int teacher_hidden = 8;     ///< teacher: hidden width of the random 2-layer ReLU teacher
+
+  bool operator==(const DataSpec&) const = default;
 };
 
 struct NetworkSpec {
@@ -42,16 +39,23 @@ struct NetworkSpec {
   std::vector<int> hidden;    ///< hidden widths d_1..d_{K-1}; empty = one-layer linear model
   double init_scale = 0.1;    ///< each W_k ~ init_scale * N(0,1)/sqrt(fan_in); 0 = start at W = 0
   std::uint64_t seed = 2;
-  std::string init_file;      ///< text file, one number per line, theta layout; overrides init_scale
+  std::string init_file;      ///< text file, one number per line, theta layout; overrides init_scale;
+                              ///< stored absolute like data.path
+
+  bool operator==(const NetworkSpec&) const = default;
 };
 
 struct LossSpec {
   LossKind kind = LossKind::exp;
+
+  bool operator==(const LossSpec&) const = default;
 };
 
 struct FlowSpec {
   FlowKind kind = FlowKind::gd;
   double rho = 1.0;           ///< fixed_rho only: the fixed product of layer norms
+
+  bool operator==(const FlowSpec&) const = default;
 };
 
 struct SolverSpec {
@@ -61,22 +65,30 @@ struct SolverSpec {
   ClockKind clock = ClockKind::auto_select;  ///< auto: log when t_end > 1e3, else t
   std::int64_t max_steps = 1000000;
   double max_wall_seconds = 0.0;             ///< 0 = no limit
+
+  bool operator==(const SolverSpec&) const = default;
 };
 
 struct TimeSpec {
   double t_end = 1e4;
   double t_first = 1e-2;      ///< first log-spaced sample after t = 0
   int samples_per_decade = 10;
+
+  bool operator==(const TimeSpec&) const = default;
 };
 
 struct DynamicsSpec {
   KinkMode kinks = KinkMode::events;  ///< ReLU networks only
+
+  bool operator==(const DynamicsSpec&) const = default;
 };
 
 struct OutputSpec {
   std::string path = "gfsim_out.h5";  ///< relative paths resolve against the working directory
   double flush_interval = 2.0;        ///< seconds of wall clock between HDF5 flushes
   bool swmr = true;                   ///< SWMR writing: crash-consistent, readable while running
+
+  bool operator==(const OutputSpec&) const = default;
 };
 
 struct ModelSpec {
@@ -92,22 +104,17 @@ struct ModelSpec {
   DynamicsSpec dynamics;
   OutputSpec output;
   std::string resolved_toml;  ///< canonical TOML of every key after defaults and overrides
+
+  bool operator==(const ModelSpec&) const = default;
 };
 
 /// Parse and validate a model file; `overrides` are "section.key=value" strings (value in TOML
 /// syntax; bare words are taken as strings). Throws SpecError.
 ModelSpec load_model_spec(const std::string& path, const std::vector<std::string>& overrides = {});
-/// Same from TOML text (source_name is used in messages).
+/// Same from TOML text. source_name is used in messages, gives the default [model] name (its stem)
+/// and the folder that relative data.path / network.init_file resolve against.
 ModelSpec parse_model_spec(const std::string& toml_text, const std::string& source_name,
                            const std::vector<std::string>& overrides = {});
 
-/// Names used in files, messages and TOML ("exp", "gd_polar", "auto", ...).
-const char* to_string(DataKind);
-const char* to_string(Activation);
-const char* to_string(LossKind);
-const char* to_string(FlowKind);
-const char* to_string(Method);
-const char* to_string(ClockKind);
-const char* to_string(KinkMode);
 
 }  // namespace gfsim

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,10 @@ class IoError : public std::runtime_error {
 
 class Recorder {
  public:
+  /// Creates (truncating) `path` with the whole layout. std::invalid_argument for an empty
+  /// observable list, empty/duplicate names or names containing '/', column_names not matching
+  /// width, or metadata keys clashing with each other or with the fixed root attributes;
+  /// IoError if the file cannot be created.
   Recorder(const std::string& path, std::vector<ObservableDef> observables, const RunMetadata& meta,
            RecorderOptions options = {});
   ~Recorder();  ///< flushes and closes (no /solver group if finish() was not called)
@@ -56,14 +61,22 @@ class Recorder {
   Recorder& operator=(const Recorder&) = delete;
 
   /// One sample: values[i] holds observables[i] (size 1 for scalars, width otherwise).
+  /// Samples are buffered; a chunk's worth of rows (of the widest observable) is written to the
+  /// datasets, and with SWMR on, everything is written and flushed once `flush_interval` seconds
+  /// have passed since the last flush (checked here: there is no background thread).
+  /// std::invalid_argument on a size mismatch, std::logic_error after finish().
   void append(std::int64_t step, double time, const std::vector<std::span<const double>>& values);
-  /// Write buffered samples and H5Fflush now.
+  /// Write buffered samples and H5Fflush now (no-op after finish()).
   void flush();
-  /// Store /solver (status, message, method, clock, counters) and extra datasets/attributes,
-  /// then close the file. `extra_groups` maps "group/name" -> array written as a dataset.
+  /// Store /solver (status, message, method, clock, t_final, counters) and extra datasets, then
+  /// close the file. `extra_datasets` maps "group/name" -> array written as a 1-D float64
+  /// dataset (intermediate groups are created). std::logic_error if called twice.
   void finish(const SolveResult& result,
               const std::map<std::string, std::vector<double>>& extra_datasets = {});
+  /// Samples written to the datasets (not counting those still buffered in memory).
   std::int64_t samples_written() const;
+  /// Samples covered by the last flush: with SWMR on, these survive a SIGKILL.
+  std::int64_t samples_flushed() const;
   const std::string& path() const;
 
  private:

@@ -1,0 +1,23 @@
+#pragma once
+// The option enums of a model, with their file/TOML names (defined in model_spec.cpp). Kept in a
+// C++17-clean header of their own: integrate.cpp (odeint) is compiled as C++17.
+namespace gfsim {
+
+enum class DataKind { gaussian, teacher, csv };
+enum class Activation { relu, linear };
+enum class LossKind { exp, logistic, square };
+enum class FlowKind { gd, gd_polar, wn, fixed_rho };
+enum class Method { auto_select, dopri5, rkf78, cash_karp, rosenbrock4, cvode };
+enum class ClockKind { auto_select, t, log };
+enum class KinkMode { events, ignore };
+
+/// Names used in files, messages and TOML ("exp", "gd_polar", "auto", ...).
+const char* to_string(DataKind);
+const char* to_string(Activation);
+const char* to_string(LossKind);
+const char* to_string(FlowKind);
+const char* to_string(Method);
+const char* to_string(ClockKind);
+const char* to_string(KinkMode);
+
+}  // namespace gfsim

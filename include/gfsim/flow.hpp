@@ -1,0 +1,91 @@
+#pragma once
+// The four gradient flows of equations.md section 3 as ODE right-hand sides. A Flow knows nothing
+// about time, solvers or files: it writes dy/dclock = e^{log_scale} F(y) for a state y (the clock
+// transform s = log(1+t) enters only through log_scale, folded into the loss weights so that
+// e^s * e^{-u} never overflows), and its exact Jacobian-vector products and Jacobian.
+//
+// State layouts (theta layout = W_1..W_K, each row-major):
+//   gd        y = theta                         (P)
+//   gd_polar  y = (rho_1..rho_K, V_1..V_K)      (K + P),  W_k = rho_k V_k
+//   wn        y = (rho_1..rho_K, V_1..V_K)      (K + P)
+//   fixed_rho y = (V_1..V_K)                    (P),      rho a parameter
+// K = 1 (the linear model) is the same code with one layer.
+//
+//   Flow flow(net, data, LossKind::exp, FlowKind::gd_polar);
+//   Vec y = flow.initial_state(theta0), dy(flow.state_size());
+//   flow.rhs(y, 0.0, dy);
+//   flow.jvp(y, 0.0, v, jv);   // exact d/de rhs(y + e v) at e = 0
+#include <memory>
+
+#include "gfsim/dataset.hpp"
+#include "gfsim/loss.hpp"
+#include "gfsim/model_spec.hpp"
+#include "gfsim/network.hpp"
+#include "gfsim/types.hpp"
+
+namespace gfsim {
+
+/// Scalars observed along a trajectory (equations.md sections 4 and 6).
+struct FlowDiagnostics {
+  double log_loss = 0;   ///< log L(W)
+  double margin = 0;     ///< normalized margin min_n y_n f~(V; x_n)
+  double grad_norm = 0;  ///< ||grad_W L|| (fixed_rho: Riemannian gradient norm on the spheres)
+};
+
+class Flow {
+ public:
+  Flow(Network network, const Dataset& data, LossKind loss, FlowKind kind, double fixed_rho = 1.0);
+
+  FlowKind kind() const { return kind_; }
+  const Network& network() const { return net_; }
+  const Loss& loss() const { return loss_; }
+  Index num_layers() const { return net_.num_layers(); }
+  Index num_params() const { return net_.num_params(); }
+  Index state_size() const;
+  bool is_polar() const { return kind_ == FlowKind::gd_polar || kind_ == FlowKind::wn; }
+  double fixed_rho() const { return fixed_rho_; }
+
+  /// dy = e^{log_scale} F(y).
+  void rhs(const Vec& y, double log_scale, Vec& dy) const;
+  /// jv = d/de [e^{log_scale} F(y + e v)] at e = 0 (exact, forward over reverse).
+  void jvp(const Vec& y, double log_scale, const Vec& v, Vec& jv) const;
+  /// Dense Jacobian of rhs (state_size^2), assembled column by column from jvp.
+  void jacobian(const Vec& y, double log_scale, Mat& J) const;
+
+  /// Loss gradient grad_theta L and Hessian-vector product in the theta layout (log_scale 0).
+  void loss_gradient(const Vec& theta, Vec& grad) const;
+  void loss_hvp(const Vec& theta, const Vec& v, Vec& hv) const;
+
+  /// theta -> state. Polar flows and fixed_rho refuse a zero layer (rho_k = 0) with SpecError.
+  Vec initial_state(const Vec& theta) const;
+  /// state -> theta (fixed_rho: V_k scaled to equal rho_k = rho^(1/K)).
+  Vec theta(const Vec& y) const;
+  /// state -> normalized weights V_k = W_k/||W_k||, concatenated.
+  Vec direction(const Vec& y) const;
+  /// state -> per-layer norms rho_k.
+  Vec layer_norms(const Vec& y) const;
+  FlowDiagnostics diagnostics(const Vec& y) const;
+
+  /// The (layer, unit, point) whose pre-activation is closest to zero, for stall messages.
+  struct NearestKink {
+    Index layer = -1, unit = -1, point = -1;
+    double preactivation = 0;
+  };
+  NearestKink nearest_kink(const Vec& y) const;
+
+ private:
+  // Shared evaluation of the loss weights at V (or theta) scaled by rho.
+  void margins_and_weights(double rho, double log_scale, Vec& a) const;
+
+  Network net_;
+  Mat XT_;   // d_0 x n, points as columns
+  Vec y_;    // labels
+  Loss loss_;
+  FlowKind kind_;
+  double fixed_rho_;
+  // Scratch space: flows are not thread-safe; use one Flow per thread.
+  mutable Network::Workspace ws_;
+  mutable Vec u_, a_, da_, du_, grad_, dgrad_;
+};
+
+}  // namespace gfsim

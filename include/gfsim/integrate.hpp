@@ -1,0 +1,68 @@
+#pragma once
+// One solve entry point with orthogonal options (method, tolerances, clock, limits, what to save).
+// The problem is y' = e^{log_scale} F(y) given as callables; the clock decides log_scale:
+//   clock t:    integrate in t,              log_scale = 0
+//   clock log:  integrate in s = log(1+t),   dy/ds = (1+t) F(y) = e^s F(y), log_scale = s
+// so F never sees a huge factor: it folds e^s into its loss weights (equations.md section 5).
+// Boost.Odeint lives in integrate.cpp only; nothing else sees its types.
+//
+//   OdeProblem p{flow.state_size(), rhs, jacobian};
+//   SolverOptions o{.method = Method::rosenbrock4, .clock = ClockKind::log, .rtol = 1e-10};
+//   auto result = integrate(p, y0, times, o, [&](std::int64_t step, double t, const Vec& y) {...});
+//   if (result.status != Status::success) std::cerr << result.message;
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gfsim/enums.hpp"
+#include "gfsim/result.hpp"
+#include "gfsim/types.hpp"
+
+namespace gfsim {
+
+struct OdeProblem {
+  Index size = 0;
+  /// dy = e^{log_scale} F(y)
+  std::function<void(const Vec& y, double log_scale, Vec& dy)> rhs;
+  /// J = d rhs / dy (dense); required by rosenbrock4
+  std::function<void(const Vec& y, double log_scale, Mat& J)> jacobian;
+  /// Optional: explains a stall (e.g. "pre-activation of layer 1 unit 3 at point 17 is 2e-12").
+  /// Returns an empty string when the stall has no known cause; `at_kink` says a kink is the cause.
+  std::function<std::string(const Vec& y, bool& at_kink)> explain_stall;
+};
+
+struct SolverOptions {
+  Method method = Method::dopri5;   ///< resolved: not auto_select
+  ClockKind clock = ClockKind::log; ///< resolved: not auto_select
+  double rtol = 1e-8;
+  double atol = 1e-10;
+  std::int64_t max_steps = 1000000;  ///< step attempts
+  double max_wall_seconds = 0.0;     ///< 0 = none
+  double initial_step = 0.0;         ///< in the clock variable; 0 = automatic
+  /// > 0: no error control, steps of exactly this size in the clock variable (clipped to land on
+  /// output times). For convergence-order studies; rtol/atol are then unused.
+  double fixed_step = 0.0;
+  /// Stall: the last `stall_window` accepted steps advanced the clock so little that finishing at
+  /// that rate would take more than `stall_factor` * max_steps steps.
+  std::int64_t stall_window = 2000;
+  double stall_factor = 100.0;
+};
+
+/// Called at every requested time (exactly; by dense output where the method has one).
+using SampleObserver = std::function<void(std::int64_t step, double t, const Vec& y)>;
+/// Called after every accepted step; return false to stop (status interrupted).
+using StepMonitor = std::function<bool(double t, const Vec& y, const SolverCounters& c)>;
+
+/// Integrate from times.front() (the initial time, y0) through every time in `times` (physical
+/// time, strictly increasing). Never throws for numerical trouble: the status says what happened.
+SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vector<double>& times,
+                      const SolverOptions& options, const SampleObserver& observe,
+                      const StepMonitor& monitor = {});
+
+/// Log-spaced output times: t0 = 0, then 10^(j/samples_per_decade) for t_first <= t < t_end, then t_end.
+std::vector<double> log_spaced_times(double t_first, double t_end, int samples_per_decade);
+
+/// Order of the method's error estimate pair (the higher), for convergence tests.
+int method_order(Method m);
+
+}  // namespace gfsim

@@ -1,0 +1,74 @@
+#pragma once
+// Bias-free K-layer network f(W; x) = W_K s(W_{K-1} ... s(W_1 x)), s = ReLU or identity, d_K = 1.
+// Parameters live in the theta layout: W_1..W_K, each row-major (d_k x d_{k-1}), concatenated.
+// The network evaluates a whole data set at once (columns of X^T are points) and provides the
+// two primitives every flow is built from:
+//   backward:          sum_n a_n df_n/dtheta                       (reverse mode, backprop)
+//   backward_tangent:  its directional derivative along (dtheta, da) (forward over reverse)
+// A Workspace holds the per-layer activations so the hot path does not allocate after warm-up.
+//
+//   Network net({dim, 16, 1}, Activation::relu);
+//   Network::Workspace ws;
+//   net.forward(theta, XT, ws);                 // ws.f = outputs f_n
+//   net.backward(theta, a, ws, grad);           // grad = sum_n a_n df_n/dtheta
+#include <string>
+#include <vector>
+
+#include "gfsim/model_spec.hpp"
+#include "gfsim/types.hpp"
+
+namespace gfsim {
+
+class Network {
+ public:
+  /// widths = {d_0, d_1, ..., d_K} with d_K = 1 (checked).
+  Network(std::vector<Index> widths, Activation activation);
+
+  struct Workspace {
+    std::vector<Mat> pre;    ///< H_k = W_k A_{k-1}, d_k x n, k = 1..K (index k-1)
+    std::vector<Mat> post;   ///< A_k = s(H_k), k = 1..K-1 (index k-1)
+    std::vector<Mat> mask;   ///< s'(H_k) (0/1 for ReLU; ReLU'(0) = 0)
+    std::vector<Mat> dpre, dpost;        ///< tangents of H_k, A_k
+    std::vector<Mat> delta, ddelta;      ///< backprop signals and their tangents
+    Vec f, df;               ///< outputs f_n and their tangents
+  };
+
+  Index num_layers() const { return Index(widths_.size()) - 1; }  ///< K
+  Index num_params() const { return offsets_.back(); }             ///< P
+  const std::vector<Index>& widths() const { return widths_; }
+  Activation activation() const { return activation_; }
+  Index layer_offset(Index k) const { return offsets_[k]; }         ///< k = 0..K-1
+  Index layer_size(Index k) const { return offsets_[k + 1] - offsets_[k]; }
+  Index layer_rows(Index k) const { return widths_[k + 1]; }
+  Index layer_cols(Index k) const { return widths_[k]; }
+
+  /// Layer k (0-based) of a theta-layout vector as a row-major matrix view.
+  Eigen::Map<const RowMat> layer(const Eigen::Ref<const Vec>& theta, Index k) const;
+
+  /// Outputs f_n for the columns of XT (d_0 x n); fills ws.pre/post/mask and ws.f.
+  void forward(const Eigen::Ref<const Vec>& theta, const Mat& XT, Workspace& ws) const;
+  /// After forward(): tangents dH_k and ws.df = J_f dtheta (exact JVP of the outputs).
+  void forward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::Ref<const Vec>& dtheta,
+                       const Mat& XT, Workspace& ws) const;
+  /// After forward(): grad = sum_n a_n df_n/dtheta.
+  void backward(const Eigen::Ref<const Vec>& theta, const Vec& a, const Mat& XT, Workspace& ws,
+                Eigen::Ref<Vec> grad) const;
+  /// After forward() and forward_tangent(): grad as above and dgrad, its derivative along
+  /// (dtheta, da). With a_n = c(u_n) and da_n = c'(u_n) du_n this is an exact Hessian-vector
+  /// product (forward over reverse).
+  void backward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::Ref<const Vec>& dtheta,
+                        const Vec& a, const Vec& da, const Mat& XT, Workspace& ws,
+                        Eigen::Ref<Vec> grad, Eigen::Ref<Vec> dgrad) const;
+
+  /// Frobenius norms rho_k = ||W_k|| of each layer.
+  Vec layer_norms(const Eigen::Ref<const Vec>& theta) const;
+  /// Human-readable shape, e.g. "10-16-1 relu".
+  std::string describe() const;
+
+ private:
+  std::vector<Index> widths_;
+  std::vector<Index> offsets_;
+  Activation activation_;
+};
+
+}  // namespace gfsim

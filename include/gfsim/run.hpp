@@ -1,0 +1,50 @@
+#pragma once
+// `gfsim run`: one model file -> one trajectory file. Builds data, network and flow from a
+// ModelSpec, resolves the automatic choices (method, clock), integrates with output at
+// log-spaced times, records every sample to HDF5 and returns what the summary table shows.
+//
+//   auto spec = load_model_spec("models/linear_exp.toml", {"time.t_end=1e100"});
+//   RunReport report = run_model(spec, {.progress = isatty(2)});
+//   print_summary(std::cout, report);
+#include <atomic>
+#include <iosfwd>
+#include <string>
+
+#include "gfsim/dataset.hpp"
+#include "gfsim/flow.hpp"
+#include "gfsim/integrate.hpp"
+#include "gfsim/model_spec.hpp"
+#include "gfsim/result.hpp"
+
+namespace gfsim {
+
+struct RunOptions {
+  bool progress = false;                          ///< a \r progress line on stderr
+  const std::atomic<bool>* stop_requested = nullptr;  ///< set by a signal handler: stop cleanly
+};
+
+struct RunReport {
+  SolveResult result;
+  std::string output_path;
+  std::int64_t samples = 0;
+  Vec rho;                  ///< per-layer norms at t_final
+  FlowDiagnostics final;    ///< log loss, normalized margin, gradient norm at t_final
+  double balance_drift = 0; ///< max_k |(rho_k^2 - rho_1^2)(t) - (...)(0)| over the samples
+  Index num_params = 0, state_size = 0;
+  std::string network;      ///< e.g. "10-16-1 relu"
+  std::string flow, loss;
+};
+
+/// Network widths {d_0, hidden..., 1} for a spec and data dimension.
+std::vector<Index> network_widths(const ModelSpec& spec, Index data_dim);
+/// Initial weights in the theta layout: init_file, or init_scale * N(0,1)/sqrt(fan_in) seeded.
+Vec initial_weights(const ModelSpec& spec, const Network& net);
+/// Resolve method/clock "auto" (documented in models/README.md).
+SolverOptions resolve_solver(const ModelSpec& spec, const Flow& flow);
+
+/// Run the model. Throws SpecError / IoError for bad input; numerical outcomes are in the status.
+RunReport run_model(const ModelSpec& spec, const RunOptions& options = {});
+
+void print_summary(std::ostream& out, const RunReport& report);
+
+}  // namespace gfsim

@@ -1,0 +1,254 @@
+#include "gfsim/flow.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+
+namespace gfsim {
+
+Flow::Flow(Network network, const Dataset& data, LossKind loss, FlowKind kind, double fixed_rho)
+    : net_(std::move(network)), XT_(data.X.transpose()), y_(data.y), loss_(loss), kind_(kind),
+      fixed_rho_(fixed_rho) {
+  if (data.dim() != net_.widths().front())
+    throw std::invalid_argument(fmt::format("Flow: data dimension {} != network input width {}", data.dim(),
+                                            net_.widths().front()));
+  if (kind_ == FlowKind::fixed_rho && !(fixed_rho_ > 0))
+    throw SpecError(fmt::format("flow.rho = {}: must be > 0 for the fixed_rho flow", fixed_rho_));
+  const Index n = data.n(), P = num_params();
+  u_.resize(n);
+  a_.resize(n);
+  da_.resize(n);
+  du_.resize(n);
+  grad_.resize(P);
+  dgrad_.resize(P);
+}
+
+Index Flow::state_size() const { return is_polar() ? num_layers() + num_params() : num_params(); }
+
+void Flow::margins_and_weights(double rho, double log_scale, Vec& a) const {
+  // u_n = rho y_n f~_n,  a_n = y_n e^{log_scale} g(u_n): the coefficient of df~_n/dV in -dL/dV / rho.
+  for (Index n = 0; n < y_.size(); ++n) {
+    u_[n] = rho * y_[n] * ws_.f[n];
+    a[n] = y_[n] * loss_.weight(u_[n], log_scale);
+  }
+}
+
+namespace {
+// Tangent-space projection with the exact projector X - V <V,X>/<V,V> (equations.md section 2).
+struct Projection {
+  double n2, c;
+};
+}  // namespace
+
+void Flow::rhs(const Vec& y, double log_scale, Vec& dy) const {
+  const Index K = num_layers(), P = num_params();
+  dy.resize(state_size());
+  if (kind_ == FlowKind::gd) {
+    net_.forward(y, XT_, ws_);
+    margins_and_weights(1.0, log_scale, a_);
+    net_.backward(y, a_, XT_, ws_, dy);  // -dL/dtheta = sum_n g_n y_n df_n/dtheta
+    return;
+  }
+  const Index off = is_polar() ? K : 0;
+  const auto V = y.segment(off, P);
+  double rho = fixed_rho_;
+  if (is_polar()) rho = y.head(K).prod();
+  net_.forward(V, XT_, ws_);
+  margins_and_weights(rho, log_scale, a_);
+  net_.backward(V, a_, XT_, ws_, grad_);  // G_k
+  if (is_polar()) {
+    const double S = a_.dot(ws_.f);
+    for (Index k = 0; k < K; ++k) dy[k] = rho / y[k] * S;
+  }
+  for (Index k = 0; k < K; ++k) {
+    const Index o = net_.layer_offset(k), m = net_.layer_size(k);
+    const auto Vk = V.segment(o, m);
+    const auto Gk = grad_.segment(o, m);
+    double alpha = rho;                                         // wn, fixed_rho
+    if (kind_ == FlowKind::gd_polar) alpha = rho / (y[k] * y[k]);  // unconstrained GD in polar form
+    const double c = Vk.dot(Gk) / Vk.squaredNorm();
+    dy.segment(off + o, m) = alpha * (Gk - c * Vk);
+  }
+}
+
+void Flow::jvp(const Vec& y, double log_scale, const Vec& v, Vec& jv) const {
+  const Index K = num_layers(), P = num_params(), n = y_.size();
+  jv.resize(state_size());
+  if (kind_ == FlowKind::gd) {
+    net_.forward(y, XT_, ws_);
+    net_.forward_tangent(y, v, XT_, ws_);
+    margins_and_weights(1.0, log_scale, a_);
+    for (Index i = 0; i < n; ++i) {
+      du_[i] = y_[i] * ws_.df[i];
+      da_[i] = -y_[i] * loss_.curvature(u_[i], log_scale) * du_[i];
+    }
+    net_.backward_tangent(y, v, a_, da_, XT_, ws_, grad_, jv);
+    return;
+  }
+  const Index off = is_polar() ? K : 0;
+  const auto V = y.segment(off, P);
+  const auto dV = v.segment(off, P);
+  double rho = fixed_rho_, drho = 0.0;
+  if (is_polar()) {
+    rho = y.head(K).prod();
+    for (Index k = 0; k < K; ++k) drho += v[k] / y[k];
+    drho *= rho;
+  }
+  net_.forward(V, XT_, ws_);
+  net_.forward_tangent(V, dV, XT_, ws_);
+  margins_and_weights(rho, log_scale, a_);
+  for (Index i = 0; i < n; ++i) {
+    du_[i] = y_[i] * (drho * ws_.f[i] + rho * ws_.df[i]);
+    da_[i] = -y_[i] * loss_.curvature(u_[i], log_scale) * du_[i];
+  }
+  net_.backward_tangent(V, dV, a_, da_, XT_, ws_, grad_, dgrad_);
+  if (is_polar()) {
+    const double S = a_.dot(ws_.f);
+    const double dS = da_.dot(ws_.f) + a_.dot(ws_.df);
+    for (Index k = 0; k < K; ++k)
+      jv[k] = (drho / y[k] - rho * v[k] / (y[k] * y[k])) * S + rho / y[k] * dS;
+  }
+  for (Index k = 0; k < K; ++k) {
+    const Index o = net_.layer_offset(k), m = net_.layer_size(k);
+    const auto Vk = V.segment(o, m);
+    const auto dVk = dV.segment(o, m);
+    const auto Gk = grad_.segment(o, m);
+    const auto dGk = dgrad_.segment(o, m);
+    double alpha = rho, dalpha = drho;
+    if (kind_ == FlowKind::gd_polar) {
+      const double r2 = y[k] * y[k];
+      alpha = rho / r2;
+      dalpha = drho / r2 - 2.0 * rho * v[k] / (r2 * y[k]);
+    }
+    const double n2 = Vk.squaredNorm();
+    const double c = Vk.dot(Gk) / n2;
+    const double dc = (dVk.dot(Gk) + Vk.dot(dGk)) / n2 - 2.0 * c * Vk.dot(dVk) / n2;
+    jv.segment(off + o, m) = dalpha * (Gk - c * Vk) + alpha * (dGk - dc * Vk - c * dVk);
+  }
+}
+
+void Flow::jacobian(const Vec& y, double log_scale, Mat& J) const {
+  const Index m = state_size();
+  J.resize(m, m);
+  Vec e = Vec::Zero(m), col(m);
+  for (Index j = 0; j < m; ++j) {
+    e[j] = 1.0;
+    jvp(y, log_scale, e, col);
+    J.col(j) = col;
+    e[j] = 0.0;
+  }
+}
+
+void Flow::loss_gradient(const Vec& theta, Vec& grad) const {
+  grad.resize(num_params());
+  net_.forward(theta, XT_, ws_);
+  margins_and_weights(1.0, 0.0, a_);
+  net_.backward(theta, a_, XT_, ws_, grad);
+  grad = -grad;
+}
+
+void Flow::loss_hvp(const Vec& theta, const Vec& v, Vec& hv) const {
+  const Index n = y_.size();
+  hv.resize(num_params());
+  net_.forward(theta, XT_, ws_);
+  net_.forward_tangent(theta, v, XT_, ws_);
+  margins_and_weights(1.0, 0.0, a_);
+  for (Index i = 0; i < n; ++i) {
+    du_[i] = y_[i] * ws_.df[i];
+    da_[i] = -y_[i] * loss_.curvature(u_[i], 0.0) * du_[i];
+  }
+  net_.backward_tangent(theta, v, a_, da_, XT_, ws_, grad_, hv);
+  hv = -hv;
+}
+
+Vec Flow::initial_state(const Vec& theta) const {
+  if (theta.size() != num_params())
+    throw SpecError(fmt::format("initial weights: {} numbers given, the network {} has P = {} parameters",
+                                theta.size(), net_.describe(), num_params()));
+  if (kind_ == FlowKind::gd) return theta;
+  const Index K = num_layers();
+  const Vec rho = net_.layer_norms(theta);
+  for (Index k = 0; k < K; ++k)
+    if (!(rho[k] > 0))
+      throw SpecError(fmt::format(
+          "flow.kind = \"{}\": layer {} of the initial weights is zero (rho_{} = 0); the polar and fixed-rho "
+          "flows need every rho_k > 0 (use network.init_scale > 0, or flow.kind = \"gd\")",
+          to_string(kind_), k + 1, k + 1));
+  const Index off = is_polar() ? K : 0;
+  Vec y(state_size());
+  if (is_polar()) y.head(K) = rho;
+  for (Index k = 0; k < K; ++k) {
+    const Index o = net_.layer_offset(k), m = net_.layer_size(k);
+    y.segment(off + o, m) = theta.segment(o, m) / rho[k];
+  }
+  return y;
+}
+
+Vec Flow::theta(const Vec& y) const {
+  if (kind_ == FlowKind::gd) return y;
+  const Index K = num_layers(), P = num_params();
+  const Index off = is_polar() ? K : 0;
+  Vec theta = y.segment(off, P);
+  const double equal_rho = std::pow(fixed_rho_, 1.0 / double(K));
+  for (Index k = 0; k < K; ++k)
+    theta.segment(net_.layer_offset(k), net_.layer_size(k)) *= is_polar() ? y[k] : equal_rho;
+  return theta;
+}
+
+Vec Flow::direction(const Vec& y) const {
+  if (kind_ != FlowKind::gd) return y.segment(is_polar() ? num_layers() : 0, num_params());
+  Vec V = y;
+  for (Index k = 0; k < num_layers(); ++k) {
+    auto seg = V.segment(net_.layer_offset(k), net_.layer_size(k));
+    const double r = seg.norm();
+    if (r > 0) seg /= r;
+  }
+  return V;
+}
+
+Vec Flow::layer_norms(const Vec& y) const {
+  if (kind_ == FlowKind::gd) return net_.layer_norms(y);
+  if (is_polar()) return y.head(num_layers());
+  return Vec::Constant(num_layers(), std::pow(fixed_rho_, 1.0 / double(num_layers())));
+}
+
+FlowDiagnostics Flow::diagnostics(const Vec& y) const {
+  FlowDiagnostics d;
+  const Vec theta = this->theta(y);
+  net_.forward(theta, XT_, ws_);
+  margins_and_weights(1.0, 0.0, a_);
+  d.log_loss = loss_.log_total(std::span<const double>(u_.data(), std::size_t(u_.size())));
+  // Normalized margin of the actual weights: min_n y_n f(W; x_n) / prod_k ||W_k||.
+  const double prod_norm = net_.layer_norms(theta).prod();
+  d.margin = prod_norm > 0 ? u_.minCoeff() / prod_norm : 0.0;
+  if (kind_ == FlowKind::fixed_rho) {
+    Vec dy;
+    rhs(y, 0.0, dy);
+    d.grad_norm = dy.norm();
+  } else {
+    net_.backward(theta, a_, XT_, ws_, grad_);
+    d.grad_norm = grad_.norm();
+  }
+  return d;
+}
+
+Flow::NearestKink Flow::nearest_kink(const Vec& y) const {
+  NearestKink best;
+  if (net_.activation() != Activation::relu || num_layers() < 2) return best;
+  const Vec theta = this->theta(y);
+  net_.forward(theta, XT_, ws_);
+  double smallest = std::numeric_limits<double>::infinity();
+  for (Index k = 0; k + 1 < num_layers(); ++k) {
+    const Mat& H = ws_.pre[k];
+    for (Index p = 0; p < H.cols(); ++p)
+      for (Index i = 0; i < H.rows(); ++i)
+        if (std::abs(H(i, p)) < smallest) {
+          smallest = std::abs(H(i, p));
+          best = {k + 1, i, p, H(i, p)};
+        }
+  }
+  return best;
+}
+
+}  // namespace gfsim

@@ -1,0 +1,123 @@
+#include "gfsim/network.hpp"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+namespace gfsim {
+
+namespace {
+using MapRow = Eigen::Map<RowMat>;
+using ConstMapRow = Eigen::Map<const RowMat>;
+}  // namespace
+
+Network::Network(std::vector<Index> widths, Activation activation)
+    : widths_(std::move(widths)), activation_(activation) {
+  if (widths_.size() < 2) throw std::invalid_argument("Network: need at least input and output widths");
+  if (widths_.back() != 1) throw std::invalid_argument("Network: the output width d_K must be 1");
+  offsets_.assign(1, 0);
+  for (std::size_t k = 1; k < widths_.size(); ++k) {
+    if (widths_[k - 1] < 1 || widths_[k] < 1) throw std::invalid_argument("Network: widths must be >= 1");
+    offsets_.push_back(offsets_.back() + widths_[k] * widths_[k - 1]);
+  }
+}
+
+Eigen::Map<const RowMat> Network::layer(const Eigen::Ref<const Vec>& theta, Index k) const {
+  return ConstMapRow(theta.data() + offsets_[k], widths_[k + 1], widths_[k]);
+}
+
+void Network::forward(const Eigen::Ref<const Vec>& theta, const Mat& XT, Workspace& ws) const {
+  const Index K = num_layers();
+  ws.pre.resize(K);
+  ws.post.resize(K - 1);
+  ws.mask.resize(K - 1);
+  for (Index k = 0; k < K; ++k) {
+    const auto W = layer(theta, k);
+    const Mat& input = k == 0 ? XT : ws.post[k - 1];
+    ws.pre[k].noalias() = W * input;
+    if (k + 1 < K) {
+      if (activation_ == Activation::relu) {
+        ws.mask[k] = (ws.pre[k].array() > 0.0).cast<double>();
+        ws.post[k] = ws.pre[k].cwiseProduct(ws.mask[k]);
+      } else {
+        ws.mask[k].setOnes(ws.pre[k].rows(), ws.pre[k].cols());
+        ws.post[k] = ws.pre[k];
+      }
+    }
+  }
+  ws.f = ws.pre[K - 1].row(0).transpose();
+}
+
+void Network::forward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::Ref<const Vec>& dtheta,
+                              const Mat& XT, Workspace& ws) const {
+  const Index K = num_layers();
+  ws.dpre.resize(K);
+  ws.dpost.resize(K - 1);
+  for (Index k = 0; k < K; ++k) {
+    const auto W = layer(theta, k);
+    const auto dW = layer(dtheta, k);
+    const Mat& input = k == 0 ? XT : ws.post[k - 1];
+    ws.dpre[k].noalias() = dW * input;
+    if (k > 0) ws.dpre[k].noalias() += W * ws.dpost[k - 1];
+    // s'' = 0 away from kinks: the tangent of A_k is s'(H_k) dH_k.
+    if (k + 1 < K) ws.dpost[k] = ws.dpre[k].cwiseProduct(ws.mask[k]);
+  }
+  ws.df = ws.dpre[K - 1].row(0).transpose();
+}
+
+void Network::backward(const Eigen::Ref<const Vec>& theta, const Vec& a, const Mat& XT, Workspace& ws,
+                       Eigen::Ref<Vec> grad) const {
+  const Index K = num_layers();
+  ws.delta.resize(K);
+  ws.delta[K - 1] = a.transpose();
+  for (Index k = K - 1; k >= 0; --k) {
+    const Mat& input = k == 0 ? XT : ws.post[k - 1];
+    MapRow G(grad.data() + offsets_[k], widths_[k + 1], widths_[k]);
+    G.noalias() = ws.delta[k] * input.transpose();
+    if (k > 0) {
+      ws.delta[k - 1].noalias() = layer(theta, k).transpose() * ws.delta[k];
+      ws.delta[k - 1].array() *= ws.mask[k - 1].array();
+    }
+  }
+}
+
+void Network::backward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::Ref<const Vec>& dtheta,
+                               const Vec& a, const Vec& da, const Mat& XT, Workspace& ws,
+                               Eigen::Ref<Vec> grad, Eigen::Ref<Vec> dgrad) const {
+  const Index K = num_layers();
+  ws.delta.resize(K);
+  ws.ddelta.resize(K);
+  ws.delta[K - 1] = a.transpose();
+  ws.ddelta[K - 1] = da.transpose();
+  for (Index k = K - 1; k >= 0; --k) {
+    const Mat& input = k == 0 ? XT : ws.post[k - 1];
+    MapRow G(grad.data() + offsets_[k], widths_[k + 1], widths_[k]);
+    MapRow dG(dgrad.data() + offsets_[k], widths_[k + 1], widths_[k]);
+    G.noalias() = ws.delta[k] * input.transpose();
+    dG.noalias() = ws.ddelta[k] * input.transpose();
+    if (k > 0) dG.noalias() += ws.delta[k] * ws.dpost[k - 1].transpose();
+    if (k > 0) {
+      const auto W = layer(theta, k);
+      const auto dW = layer(dtheta, k);
+      ws.delta[k - 1].noalias() = W.transpose() * ws.delta[k];
+      ws.delta[k - 1].array() *= ws.mask[k - 1].array();
+      ws.ddelta[k - 1].noalias() = dW.transpose() * ws.delta[k];
+      ws.ddelta[k - 1].noalias() += W.transpose() * ws.ddelta[k];
+      ws.ddelta[k - 1].array() *= ws.mask[k - 1].array();
+    }
+  }
+}
+
+Vec Network::layer_norms(const Eigen::Ref<const Vec>& theta) const {
+  Vec rho(num_layers());
+  for (Index k = 0; k < num_layers(); ++k) rho[k] = theta.segment(offsets_[k], layer_size(k)).norm();
+  return rho;
+}
+
+std::string Network::describe() const {
+  std::string s;
+  for (std::size_t k = 0; k < widths_.size(); ++k) s += (k ? "-" : "") + std::to_string(widths_[k]);
+  return s + (activation_ == Activation::relu ? " relu" : " linear");
+}
+
+}  // namespace gfsim

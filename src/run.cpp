@@ -1,0 +1,225 @@
+#include "gfsim/run.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+
+#include "gfsim/flow_problem.hpp"
+#include "gfsim/recorder.hpp"
+
+namespace gfsim {
+
+std::vector<Index> network_widths(const ModelSpec& spec, Index data_dim) {
+  std::vector<Index> widths{data_dim};
+  for (int h : spec.network.hidden) widths.push_back(h);
+  widths.push_back(1);
+  return widths;
+}
+
+Vec initial_weights(const ModelSpec& spec, const Network& net) {
+  const Index P = net.num_params();
+  Vec theta = Vec::Zero(P);
+  if (!spec.network.init_file.empty()) {
+    const auto& path = spec.network.init_file;
+    std::ifstream in(path);
+    if (!in) throw SpecError(fmt::format("network.init_file = \"{}\": cannot open the file", path));
+    std::string line;
+    Index count = 0;
+    for (int lineno = 1; std::getline(in, line); ++lineno) {
+      const auto first = line.find_first_not_of(" \t\r");
+      if (first == std::string::npos || line[first] == '#') continue;
+      std::size_t used = 0;
+      double value = 0;
+      try {
+        value = std::stod(line.substr(first), &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || line.find_first_not_of(" \t\r", first + used) != std::string::npos || !std::isfinite(value))
+        throw SpecError(fmt::format("{}:{}: \"{}\" is not a finite number (one number per line)", path, lineno, line));
+      if (count >= P)
+        throw SpecError(fmt::format("{}:{}: more numbers than the P = {} parameters of the network {}", path, lineno,
+                                    P, net.describe()));
+      theta[count++] = value;
+    }
+    if (count != P)
+      throw SpecError(fmt::format("{}: {} numbers, the network {} has P = {} parameters (theta layout: W_1..W_K, "
+                                  "each row-major)", path, count, net.describe(), P));
+    return theta;
+  }
+  std::mt19937_64 gen(spec.network.seed);
+  std::normal_distribution<double> normal;
+  for (Index k = 0; k < net.num_layers(); ++k) {
+    const double scale = spec.network.init_scale / std::sqrt(double(net.layer_cols(k)));
+    for (Index i = 0; i < net.layer_size(k); ++i) theta[net.layer_offset(k) + i] = scale * normal(gen);
+  }
+  return theta;
+}
+
+SolverOptions resolve_solver(const ModelSpec& spec, const Flow& flow) {
+  SolverOptions o;
+  o.rtol = spec.solver.rtol;
+  o.atol = spec.solver.atol;
+  o.max_steps = spec.solver.max_steps;
+  o.max_wall_seconds = spec.solver.max_wall_seconds;
+  o.clock = spec.solver.clock;
+  if (o.clock == ClockKind::auto_select) o.clock = spec.time.t_end > 1e3 ? ClockKind::log : ClockKind::t;
+  o.method = spec.solver.method;
+  if (o.method == Method::auto_select) {
+    // Late-time flows are stiff (the loss concentrates on the support vectors): a stiff method
+    // with the exact Jacobian is the cheap choice while a dense Jacobian is affordable.
+    o.method = flow.state_size() <= 400 ? Method::rosenbrock4 : Method::dopri5;
+  }
+  if (o.method == Method::cvode)
+    throw SpecError("solver.method = \"cvode\": not available in this build yet; use \"rosenbrock4\" or \"dopri5\"");
+  return o;
+}
+
+namespace {
+
+class ProgressLine {
+ public:
+  explicit ProgressLine(bool enabled, double t_end) : enabled_(enabled), t_end_(t_end) {}
+  void update(double t, const SolverCounters& c) {
+    if (!enabled_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(200)) return;
+    last_ = now;
+    const double frac = t_end_ > 0 ? std::log1p(t) / std::log1p(t_end_) : 1.0;
+    fmt::print(stderr, "\r  t = {:<10.4g} ({:5.1f}% of log(1+t_end))  steps {:>9}  rhs {:>10}   ", t, 100 * frac,
+               c.accepted, c.rhs_evals);
+    shown_ = true;
+  }
+  void clear() {
+    if (shown_) fmt::print(stderr, "\r{:80}\r", "");
+  }
+
+ private:
+  bool enabled_, shown_ = false;
+  double t_end_;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+}  // namespace
+
+RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
+  const Dataset data = make_dataset(spec.data);
+  const bool relu = spec.network.activation == Activation::relu && !spec.network.hidden.empty();
+  if (relu && spec.dynamics.kinks == KinkMode::events)
+    throw SpecError("dynamics.kinks = \"events\": event-driven kink handling is not available in this build yet; "
+                    "set dynamics.kinks = \"ignore\" (plain integration, stops with a status at a stalled kink)");
+  Network net(network_widths(spec, data.dim()), spec.network.activation);
+  Flow flow(net, data, spec.loss.kind, spec.flow.kind, spec.flow.rho);
+  const Vec theta0 = initial_weights(spec, net);
+  const Vec y0 = flow.initial_state(theta0);
+  const SolverOptions solver = resolve_solver(spec, flow);
+  const Index K = net.num_layers(), P = net.num_params();
+
+  RunReport report;
+  report.output_path = spec.output.path;
+  report.num_params = P;
+  report.state_size = flow.state_size();
+  report.network = net.describe();
+  report.flow = to_string(spec.flow.kind);
+  report.loss = to_string(spec.loss.kind);
+
+  RunMetadata meta;
+  meta.model_toml = spec.resolved_toml;
+  meta.model_name = spec.name;
+  meta.string_attrs = {{"flow", report.flow},
+                       {"loss", report.loss},
+                       {"activation", to_string(net.activation())},
+                       {"method", to_string(solver.method)},
+                       {"clock", to_string(solver.clock)},
+                       {"theta_layout", "W_1..W_K, each row-major (d_k x d_{k-1}), concatenated"},
+                       {"relu_derivative_at_zero", "0"}};
+  meta.int_attrs = {{"K", K}, {"P", P}, {"n", data.n()}, {"data_seed", std::int64_t(spec.data.seed)},
+                    {"network_seed", std::int64_t(spec.network.seed)}};
+  meta.double_attrs = {{"t_end", spec.time.t_end}, {"rtol", solver.rtol}, {"atol", solver.atol}};
+  if (spec.flow.kind == FlowKind::fixed_rho) meta.double_attrs["rho"] = spec.flow.rho;
+  for (Index w : net.widths()) meta.widths.push_back(w);
+
+  std::vector<std::string> layer_names;
+  for (Index k = 1; k <= K; ++k) layer_names.push_back(fmt::format("rho_{}", k));
+  std::vector<ObservableDef> defs{
+      {"theta", P, "weights W_1..W_K (theta layout); fixed_rho: V_k scaled to rho_k = rho^(1/K)", {}},
+      {"direction", P, "normalized weights V_k = W_k/||W_k||, concatenated", {}},
+      {"rho", K, "per-layer Frobenius norms rho_k = ||W_k||", layer_names},
+      {"log_loss", 0, "log L(W), L = sum_n l(y_n f(x_n))", {}},
+      {"margin", 0, "normalized margin min_n y_n f(V; x_n)", {}},
+      {"grad_norm", 0, "||grad_W L|| (fixed_rho: Riemannian gradient norm)", {}},
+      {"balance", 0, "Lemma 2 drift: max_k |(rho_k^2 - rho_1^2)(t) - (rho_k^2 - rho_1^2)(0)|", {}},
+  };
+  Recorder recorder(spec.output.path, defs, meta, {spec.output.flush_interval, spec.output.swmr});
+
+  const Vec rho0_sq = flow.layer_norms(y0).array().square();
+  auto balance_of = [&](const Vec& rho) {
+    double drift = 0;
+    const Vec r2 = rho.array().square();
+    for (Index k = 1; k < K; ++k) drift = std::max(drift, std::abs((r2[k] - r2[0]) - (rho0_sq[k] - rho0_sq[0])));
+    return drift;
+  };
+  auto observe = [&](std::int64_t step, double t, const Vec& y) {
+    const Vec theta = flow.theta(y), direction = flow.direction(y), rho = flow.layer_norms(y);
+    const FlowDiagnostics d = flow.diagnostics(y);
+    const double balance = balance_of(rho);
+    report.balance_drift = std::max(report.balance_drift, balance);
+    ++report.samples;
+    recorder.append(step, t,
+                    {{theta.data(), std::size_t(P)}, {direction.data(), std::size_t(P)},
+                     {rho.data(), std::size_t(K)}, {&d.log_loss, 1}, {&d.margin, 1}, {&d.grad_norm, 1}, {&balance, 1}});
+  };
+  ProgressLine progress(options.progress, spec.time.t_end);
+  auto monitor = [&](double t, const Vec&, const SolverCounters& c) {
+    progress.update(t, c);
+    return !(options.stop_requested && options.stop_requested->load());
+  };
+  const auto times = log_spaced_times(spec.time.t_first, spec.time.t_end, spec.time.samples_per_decade);
+  report.result = integrate(to_ode_problem(flow), y0, times, solver, observe, monitor);
+  progress.clear();
+
+  const Vec& yf = report.result.y_final;
+  report.rho = flow.layer_norms(yf);
+  report.final = flow.diagnostics(yf);
+  const Vec theta_final = flow.theta(yf);
+  std::map<std::string, std::vector<double>> extra{
+      {"initial/theta", std::vector<double>(theta0.data(), theta0.data() + P)},
+      {"final/theta", std::vector<double>(theta_final.data(), theta_final.data() + P)},
+      {"data/y", std::vector<double>(data.y.data(), data.y.data() + data.n())},
+  };
+  const RowMat X = data.X;
+  extra["data/X_rowmajor"] = std::vector<double>(X.data(), X.data() + X.size());
+  recorder.finish(report.result, extra);
+  return report;
+}
+
+void print_summary(std::ostream& out, const RunReport& r) {
+  const auto& s = r.result;
+  const auto& c = s.counters;
+  std::string rho;
+  for (Index k = 0; k < r.rho.size(); ++k) rho += fmt::format("{}{:.6g}", k ? ", " : "", r.rho[k]);
+  fmt::print(out, "\n");
+  fmt::print(out, "  {:<22} {}\n", "status", fmt::format("{} ({})", status_name(s.status), s.message));
+  fmt::print(out, "  {:<22} {} (P = {}), {} loss, {} flow\n", "model", r.network, r.num_params, r.loss, r.flow);
+  fmt::print(out, "  {:<22} {} in the {} clock\n", "solver", s.method, s.clock);
+  fmt::print(out, "  {:<22} {:.6g}\n", "final t", s.t_final);
+  fmt::print(out, "  {:<22} {}\n", "rho_k", rho);
+  fmt::print(out, "  {:<22} {:.6g}\n", "rho = prod rho_k", r.rho.prod());
+  fmt::print(out, "  {:<22} {:.10g}\n", "log loss", r.final.log_loss);
+  fmt::print(out, "  {:<22} {:.10g}\n", "normalized margin", r.final.margin);
+  fmt::print(out, "  {:<22} {:.3e}\n", "gradient norm", r.final.grad_norm);
+  fmt::print(out, "  {:<22} {:.3e}\n", "balance drift", r.balance_drift);
+  fmt::print(out, "  {:<22} {} accepted, {} rejected\n", "steps", c.accepted, c.rejected);
+  fmt::print(out, "  {:<22} {} rhs, {} jacobians, {} LU\n", "evaluations", c.rhs_evals, c.jacobian_evals,
+             c.lu_decompositions);
+  fmt::print(out, "  {:<22} {:.3f} s\n", "wall time", c.wall_seconds);
+  fmt::print(out, "  {:<22} {} ({} samples)\n", "output", r.output_path, r.samples);
+}
+
+}  // namespace gfsim

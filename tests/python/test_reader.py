@@ -1,0 +1,154 @@
+"""gfsim_io.load on files written by tests/tools/recorder_stress: exact round trip, rejection of
+foreign or newer files, and a writer killed with SIGKILL (every sample it reported flushed must
+be readable, exactly). Run by ctest with GFSIM_RECORDER_STRESS and PYTHONPATH=analysis set."""
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import unittest
+
+import h5py
+import numpy as np
+
+import gfsim_io
+
+
+def stress_tool():
+    path = os.environ.get("GFSIM_RECORDER_STRESS")
+    if not path:
+        raise RuntimeError("GFSIM_RECORDER_STRESS is not set: run this test through ctest")
+    return path
+
+
+def expected_samples(count, width):
+    """The contents recorder_stress writes for samples 0..count-1 (see its header comment)."""
+    i = np.arange(count, dtype=np.int64)
+    return {
+        "step": i,
+        "time": i * 1e-3,
+        "theta": i[:, None] + np.arange(width)[None, :] * 0.125,
+        "loss": 1.0 / (i + 1.0),
+        "eig": -(i[:, None] + np.arange(3)[None, :]).astype(np.float64),
+    }
+
+
+class ReaderTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="gfsim_reader_")
+        self.addCleanup(shutil.rmtree, self.dir)
+
+    def record(self, name, *args):
+        path = os.path.join(self.dir, name)
+        subprocess.run([stress_tool(), path, *args], check=True, stdout=subprocess.DEVNULL)
+        return path
+
+    def assert_samples(self, run, count, width):
+        """The first `count` samples of every observable are exactly the expected ones."""
+        expected = expected_samples(count, width)
+        for name in ("theta", "loss", "eig"):
+            observable = run.observables[name]
+            self.assertGreaterEqual(len(observable["step"]), count, name)
+            self.assertEqual(observable["step"].dtype, np.int64)
+            self.assertEqual(observable["value"].dtype, np.float64)
+            np.testing.assert_array_equal(observable["step"][:count], expected["step"], name)
+            np.testing.assert_array_equal(observable["time"][:count], expected["time"], name)
+            np.testing.assert_array_equal(observable["value"][:count], expected[name], name)
+
+    def test_round_trip_is_exact(self):
+        for swmr_args in ([], ["--no-swmr"]):
+            with self.subTest(swmr_args=swmr_args):
+                path = self.record("run.h5", "--samples", "3000", "--width", "7", *swmr_args)
+                run = gfsim_io.load(path)
+                self.assertTrue(run.complete)
+                self.assertTrue(run.clean_close)
+                for name in ("theta", "loss", "eig"):
+                    self.assertEqual(len(run.observables[name]["step"]), 3000)
+                self.assert_samples(run, 3000, 7)
+                self.assertEqual(run.observables["eig"]["column_names"],
+                                 ["lambda_1", "lambda_2", "lambda_3"])
+                self.assertIsNone(run.observables["loss"]["column_names"])
+                self.assertEqual(run.observables["loss"]["description"], "1 / (i + 1)")
+
+                meta = run.metadata
+                self.assertEqual(meta["file_type"], "gfsim-trajectory")
+                self.assertIs(type(meta["format_version"]), int)
+                self.assertEqual(meta["format_version"], 1)
+                self.assertEqual(meta["model_name"], "recorder_stress")
+                self.assertEqual(meta["widths"], [7, 1])
+                self.assertEqual(meta["P"], 7)
+                self.assertIs(type(meta["time_per_step"]), float)
+                self.assertEqual(meta["time_per_step"], 1e-3)
+                self.assertIs(type(meta["flow"]), str)
+
+                self.assertEqual(run.solver["status"], "success")
+                self.assertEqual(run.solver["steps"], 3000)
+                self.assertEqual(run.solver["t_final"], 2999 * 1e-3)
+                np.testing.assert_array_equal(run.extra["final/theta"],
+                                              expected_samples(3000, 7)["theta"][-1])
+                self.assertIn("status: success", gfsim_io.summary(run))
+
+    def test_rejects_other_format_versions_and_foreign_files(self):
+        path = self.record("run.h5", "--samples", "10")
+        with h5py.File(path, "r+") as f:
+            f.attrs["format_version"] = np.int64(2)
+        with self.assertRaisesRegex(ValueError, "format_version 2 is not supported"):
+            gfsim_io.load(path)
+
+        with h5py.File(path, "r+") as f:
+            f.attrs["format_version"] = np.int64(1)
+            f.attrs["file_type"] = "something-else"
+        with self.assertRaisesRegex(ValueError, "file_type 'something-else'"):
+            gfsim_io.load(path)
+
+        foreign = os.path.join(self.dir, "foreign.h5")
+        with h5py.File(foreign, "w") as f:
+            f["observables/x/value"] = np.zeros(3)
+        with self.assertRaisesRegex(ValueError, "no file_type attribute"):
+            gfsim_io.load(foreign)
+
+    def run_and_kill(self, path, min_flushed):
+        """Starts an endless recording, SIGKILLs it once it reported >= min_flushed samples
+        flushed, and returns the last count it reported."""
+        writer = subprocess.Popen([stress_tool(), path, "--width", "20"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        watchdog = threading.Timer(60, writer.kill)
+        watchdog.start()
+        reported = 0
+        try:
+            for line in writer.stdout:
+                reported = int(line.split()[1])
+                if reported >= min_flushed:
+                    writer.send_signal(signal.SIGKILL)
+                    break
+        finally:
+            watchdog.cancel()
+            writer.kill()
+            _, stderr = writer.communicate()
+        self.assertEqual(writer.returncode, -signal.SIGKILL, f"writer stderr: {stderr}")
+        self.assertGreaterEqual(reported, min_flushed, f"writer stderr: {stderr}")
+        return reported
+
+    def test_killed_writer_keeps_every_flushed_sample(self):
+        for min_flushed in (1, 2000, 20000):
+            with self.subTest(min_flushed=min_flushed):
+                path = os.path.join(self.dir, f"killed_{min_flushed}.h5")
+                reported = self.run_and_kill(path, min_flushed)
+                with self.assertRaises(OSError):  # the "open for write" flag is still set
+                    h5py.File(path, "r")
+                run = gfsim_io.load(path)
+                self.assertFalse(run.complete)
+                self.assertFalse(run.clean_close)
+                self.assertIsNone(run.solver)
+                self.assertEqual(run.extra, {})
+                self.assert_samples(run, reported, 20)
+
+                if shutil.which("h5clear"):
+                    subprocess.run(["h5clear", "-s", path], check=True)
+                    h5py.File(path, "r").close()
+                    self.assertTrue(gfsim_io.load(path).clean_close)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)  # exits non-zero on failure

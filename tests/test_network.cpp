@@ -1,0 +1,188 @@
+// Gradients and Hessian-vector products against central differences, for every network shape,
+// activation and loss; Euler's homogeneity identity; flow Jacobian-vector products against
+// differences of the right-hand side.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "gfsim/flow.hpp"
+#include "test_util.hpp"
+
+namespace gfsim {
+namespace {
+
+struct Case {
+  std::vector<Index> widths;
+  Activation act;
+  LossKind loss;
+};
+
+std::vector<Case> all_cases() {
+  std::vector<Case> cases;
+  for (auto act : {Activation::linear, Activation::relu})
+    for (auto loss : {LossKind::exp, LossKind::logistic, LossKind::square})
+      for (auto w : std::vector<std::vector<Index>>{{3, 1}, {3, 4, 1}, {3, 4, 5, 1}}) cases.push_back({w, act, loss});
+  return cases;
+}
+
+std::string name(const Case& c) {
+  return fmt::format("{} {} {}", Network(c.widths, c.act).describe(), to_string(c.loss), c.widths.size() - 1);
+}
+
+double loss_value(const Flow& flow, const Vec& theta) {
+  // L = sum_n l(u_n) from the log-form pieces: exp(log_total).
+  return std::exp(flow.diagnostics(theta).log_loss);
+}
+
+TEST(Network, GradientMatchesCentralDifferences) {
+  for (const auto& c : all_cases()) {
+    const Dataset data = test::separable_data(7, 3, 11);
+    Flow flow(Network(c.widths, c.act), data, c.loss, FlowKind::gd);
+    const Vec theta = test::random_vector(flow.num_params(), 5, 0.7);
+    Vec grad;
+    flow.loss_gradient(theta, grad);
+    const double h = 1e-6;
+    for (Index i = 0; i < theta.size(); ++i) {
+      Vec tp = theta, tm = theta;
+      tp[i] += h;
+      tm[i] -= h;
+      const double fd = (loss_value(flow, tp) - loss_value(flow, tm)) / (2 * h);
+      EXPECT_NEAR(grad[i], fd, 1e-6 * (1 + std::abs(fd))) << name(c) << " component " << i;
+    }
+  }
+}
+
+TEST(Network, HessianVectorProductMatchesDifferencesOfGradient) {
+  for (const auto& c : all_cases()) {
+    const Dataset data = test::separable_data(7, 3, 12);
+    Flow flow(Network(c.widths, c.act), data, c.loss, FlowKind::gd);
+    const Vec theta = test::random_vector(flow.num_params(), 6, 0.7);
+    const Vec v = test::random_vector(flow.num_params(), 7);
+    Vec hv, gp, gm;
+    flow.loss_hvp(theta, v, hv);
+    const double h = 1e-5;
+    flow.loss_gradient(theta + h * v, gp);
+    flow.loss_gradient(theta - h * v, gm);
+    const Vec fd = (gp - gm) / (2 * h);
+    EXPECT_LT((hv - fd).norm(), 1e-7 * (1 + fd.norm())) << name(c);
+  }
+}
+
+TEST(Network, HessianIsSymmetric) {
+  const Dataset data = test::separable_data(9, 3, 13);
+  Flow flow(Network({3, 4, 5, 1}, Activation::relu), data, LossKind::logistic, FlowKind::gd);
+  const Vec theta = test::random_vector(flow.num_params(), 8);
+  const Vec v = test::random_vector(flow.num_params(), 9), w = test::random_vector(flow.num_params(), 10);
+  Vec hv, hw;
+  flow.loss_hvp(theta, v, hv);
+  flow.loss_hvp(theta, w, hw);
+  EXPECT_NEAR(w.dot(hv), v.dot(hw), 1e-12 * (std::abs(w.dot(hv)) + 1));
+}
+
+TEST(Network, EulerIdentityPerLayer) {
+  // <W_k, df_n/dW_k> = f_n for every layer k and point n (positive 1-homogeneity, exact for ReLU).
+  for (auto act : {Activation::linear, Activation::relu}) {
+    Network net({4, 6, 5, 1}, act);
+    const Dataset data = test::separable_data(5, 4, 14);
+    const Mat XT = data.X.transpose();
+    const Vec theta = test::random_vector(net.num_params(), 15);
+    Network::Workspace ws;
+    net.forward(theta, XT, ws);
+    const Vec f = ws.f;
+    Vec grad(net.num_params());
+    for (Index n = 0; n < data.n(); ++n) {
+      net.backward(theta, Vec::Unit(data.n(), n), XT, ws, grad);
+      for (Index k = 0; k < net.num_layers(); ++k) {
+        const double inner = theta.segment(net.layer_offset(k), net.layer_size(k))
+                                 .dot(grad.segment(net.layer_offset(k), net.layer_size(k)));
+        EXPECT_NEAR(inner, f[n], 1e-12 * (1 + std::abs(f[n])));
+      }
+    }
+  }
+}
+
+TEST(Flow, JacobianVectorProductMatchesDifferencesOfRhs) {
+  for (auto kind : {FlowKind::gd, FlowKind::gd_polar, FlowKind::wn, FlowKind::fixed_rho})
+    for (const auto& c : all_cases()) {
+      const Dataset data = test::separable_data(6, 3, 16);
+      Flow flow(Network(c.widths, c.act), data, c.loss, kind, 1.7);
+      const Vec theta = test::random_vector(flow.num_params(), 17, 0.8);
+      const Vec y = flow.initial_state(theta);
+      const Vec v = test::random_vector(flow.state_size(), 18);
+      for (double log_scale : {0.0, 2.5}) {
+        Vec jv, fp, fm;
+        flow.jvp(y, log_scale, v, jv);
+        const double h = 1e-6;
+        flow.rhs(y + h * v, log_scale, fp);
+        flow.rhs(y - h * v, log_scale, fm);
+        const Vec fd = (fp - fm) / (2 * h);
+        EXPECT_LT((jv - fd).norm(), 1e-6 * (1 + fd.norm())) << to_string(kind) << " " << name(c);
+      }
+    }
+}
+
+TEST(Flow, LogScaleMultipliesTheRhs) {
+  const Dataset data = test::separable_data(6, 3, 19);
+  for (auto kind : {FlowKind::gd, FlowKind::gd_polar, FlowKind::wn, FlowKind::fixed_rho}) {
+    Flow flow(Network({3, 4, 1}, Activation::relu), data, LossKind::logistic, kind, 2.0);
+    const Vec y = flow.initial_state(test::random_vector(flow.num_params(), 20));
+    Vec d0, d1;
+    flow.rhs(y, 0.0, d0);
+    flow.rhs(y, 3.0, d1);
+    EXPECT_LT((d1 - std::exp(3.0) * d0).norm(), 1e-13 * d1.norm()) << to_string(kind);
+  }
+}
+
+TEST(Flow, PolarRhsIsTangentToTheSpheres) {
+  const Dataset data = test::separable_data(8, 3, 21);
+  for (auto kind : {FlowKind::gd_polar, FlowKind::wn, FlowKind::fixed_rho}) {
+    Flow flow(Network({3, 4, 5, 1}, Activation::relu), data, LossKind::exp, kind, 2.0);
+    const Vec y = flow.initial_state(test::random_vector(flow.num_params(), 22));
+    Vec dy;
+    flow.rhs(y, 0.0, dy);
+    const Index off = flow.is_polar() ? flow.num_layers() : 0;
+    for (Index k = 0; k < flow.num_layers(); ++k) {
+      const auto& net = flow.network();
+      const double radial = y.segment(off + net.layer_offset(k), net.layer_size(k))
+                                .dot(dy.segment(off + net.layer_offset(k), net.layer_size(k)));
+      EXPECT_NEAR(radial, 0.0, 1e-13 * dy.norm()) << to_string(kind);
+    }
+  }
+}
+
+TEST(Flow, PolarRefusesZeroLayer) {
+  const Dataset data = test::separable_data(4, 3, 23);
+  Flow flow(Network({3, 1}, Activation::linear), data, LossKind::exp, FlowKind::wn);
+  EXPECT_THROW(flow.initial_state(Vec::Zero(3)), SpecError);
+  Flow gd(Network({3, 1}, Activation::linear), data, LossKind::exp, FlowKind::gd);
+  EXPECT_NO_THROW(gd.initial_state(Vec::Zero(3)));
+}
+
+TEST(Loss, LogFormsAgreeWithDirectFormulas) {
+  for (double u : {-30.0, -2.0, -0.3, 0.0, 0.7, 5.0, 40.0}) {
+    Loss e(LossKind::exp), l(LossKind::logistic), s(LossKind::square);
+    EXPECT_NEAR(e.log_value(u), -u, 1e-15);
+    EXPECT_NEAR(std::exp(l.log_value(u)), std::log1p(std::exp(-u)), 1e-15 * std::log1p(std::exp(-u)) + 1e-300);
+    EXPECT_NEAR(l.weight(u), 1.0 / (1.0 + std::exp(u)), 1e-15);
+    EXPECT_NEAR(l.curvature(u), std::exp(u) / std::pow(1.0 + std::exp(u), 2), 1e-15);
+    EXPECT_NEAR(s.weight(u), 2 * (1 - u), 1e-13 * (1 + std::abs(u)));
+    EXPECT_NEAR(s.curvature(u), 2.0, 1e-15);
+  }
+}
+
+TEST(Loss, NoOverflowAtAstronomicalTimes) {
+  // At t = 1e300 (s = 690.8) margins are ~ s: e^s e^{-u} must be formed as exp(s - u).
+  const double s = std::log1p(1e300), u = s + 1.5;
+  for (auto kind : {LossKind::exp, LossKind::logistic}) {
+    Loss loss(kind);
+    EXPECT_NEAR(loss.weight(u, s), std::exp(-1.5), 1e-12) << to_string(kind);
+    EXPECT_NEAR(loss.curvature(u, s), std::exp(-1.5), 1e-12) << to_string(kind);
+    const std::vector<double> margins{u, u + 1000.0, 2000.0};
+    EXPECT_NEAR(loss.log_total(margins), -u, 1e-12 * u) << to_string(kind);
+  }
+}
+
+}  // namespace
+}  // namespace gfsim

@@ -1,0 +1,37 @@
+#pragma once
+// Small helpers shared by the C++ tests: seeded random data and parameters.
+#include <random>
+
+#include "gfsim/dataset.hpp"
+#include "gfsim/network.hpp"
+
+namespace gfsim::test {
+
+inline Vec random_vector(Index n, std::uint64_t seed, double scale = 1.0) {
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<double> normal;
+  Vec v(n);
+  for (Index i = 0; i < n; ++i) v[i] = scale * normal(gen);
+  return v;
+}
+
+/// Linearly separable data through the origin: labels from a random direction, margin pushed.
+inline Dataset separable_data(Index n, Index dim, std::uint64_t seed, double margin = 0.2) {
+  Dataset d;
+  const Vec w = random_vector(dim, seed + 1000).normalized();
+  d.X = Eigen::Map<const Mat>(random_vector(n * dim, seed).data(), n, dim);
+  d.y.resize(n);
+  for (Index i = 0; i < n; ++i) {
+    const double s = d.X.row(i).dot(w);
+    d.y[i] = s >= 0 ? 1.0 : -1.0;
+    d.X.row(i) += (d.y[i] * margin) * w.transpose();
+  }
+  return d;
+}
+
+/// Weighted error of SUNDIALS examples: max_i |a_i - b_i| / (rtol |b_i| + atol).
+inline double weighted_error(const Vec& a, const Vec& b, double rtol, double atol) {
+  return ((a - b).array().abs() / (rtol * b.array().abs() + atol)).maxCoeff();
+}
+
+}  // namespace gfsim::test
