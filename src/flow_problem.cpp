@@ -11,6 +11,7 @@ OdeProblem to_ode_problem(const Flow& flow) {
   p.size = flow.state_size();
   p.rhs = [&flow](const Vec& y, double log_scale, Vec& dy) { flow.rhs(y, log_scale, dy); };
   p.jacobian = [&flow](const Vec& y, double log_scale, Mat& J) { flow.jacobian(y, log_scale, J); };
+  p.jvp = [&flow](const Vec& y, double log_scale, const Vec& v, Vec& jv) { flow.jvp(y, log_scale, v, jv); };
   p.explain_stall = [&flow](const Vec& y, bool& at_kink) -> std::string {
     const auto kink = flow.nearest_kink(y);
     if (kink.layer < 0) return {};

@@ -26,6 +26,8 @@ struct OdeProblem {
   std::function<void(const Vec& y, double log_scale, Vec& dy)> rhs;
   /// J = d rhs / dy (dense); required by rosenbrock4
   std::function<void(const Vec& y, double log_scale, Mat& J)> jacobian;
+  /// Jv = (d rhs / dy) v, exact; used by matrix-free stiff solvers (CVODE + Krylov)
+  std::function<void(const Vec& y, double log_scale, const Vec& v, Vec& Jv)> jvp;
   /// Optional: explains a stall (e.g. "pre-activation of layer 1 unit 3 at point 17 is 2e-12").
   /// Returns an empty string when the stall has no known cause; `at_kink` says a kink is the cause.
   std::function<std::string(const Vec& y, bool& at_kink)> explain_stall;
