@@ -1,7 +1,10 @@
 #include "gfsim/flow.hpp"
 
+#include <Eigen/LU>
+
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -42,6 +45,11 @@ struct Projection {
 }  // namespace
 
 void Flow::rhs(const Vec& y, double log_scale, Vec& dy) const {
+  if (!sliding_.empty()) return sliding_rhs(y, log_scale, dy);
+  smooth_rhs(y, log_scale, dy);
+}
+
+void Flow::smooth_rhs(const Vec& y, double log_scale, Vec& dy) const {
   const Index K = num_layers(), P = num_params();
   dy.resize(state_size());
   if (kind_ == FlowKind::gd) {
@@ -73,6 +81,16 @@ void Flow::rhs(const Vec& y, double log_scale, Vec& dy) const {
 }
 
 void Flow::jvp(const Vec& y, double log_scale, const Vec& v, Vec& jv) const {
+  if (!sliding_.empty()) {
+    // The sliding field's masks depend on y through a linear solve: central differences of the
+    // sliding right-hand side (second-order accurate; used only while sliding).
+    const double h = 1e-7 * (1.0 + y.norm()) / std::max(v.norm(), 1e-300);
+    Vec fp, fm;
+    sliding_rhs(y + h * v, log_scale, fp);
+    sliding_rhs(y - h * v, log_scale, fm);
+    jv = (fp - fm) / (2 * h);
+    return;
+  }
   const Index K = num_layers(), P = num_params(), n = y_.size();
   jv.resize(state_size());
   if (kind_ == FlowKind::gd) {
@@ -130,6 +148,15 @@ void Flow::jvp(const Vec& y, double log_scale, const Vec& v, Vec& jv) const {
 
 void Flow::jacobian(const Vec& y, double log_scale, Mat& J) const {
   const Index m = state_size();
+  if (kind_ == FlowKind::gd && num_layers() == 1) {
+    // Linear model: J = -sum_n e^{log_scale} l''(u_n) x_n x_n^T, one rank-n update.
+    net_.forward(y, XT_, ws_);
+    margins_and_weights(1.0, log_scale, a_);
+    for (Index i = 0; i < y_.size(); ++i) da_[i] = std::sqrt(loss_.curvature(u_[i], log_scale));
+    const Mat scaled = XT_ * da_.asDiagonal();
+    J.noalias() = -scaled * scaled.transpose();
+    return;
+  }
   J.resize(m, m);
   Vec e = Vec::Zero(m), col(m);
   for (Index j = 0; j < m; ++j) {
@@ -249,6 +276,151 @@ Flow::NearestKink Flow::nearest_kink(const Vec& y) const {
         }
   }
   return best;
+}
+
+}  // namespace gfsim
+
+namespace gfsim {
+
+Index Flow::num_preactivations() const {
+  Index count = 0;
+  if (net_.activation() != Activation::relu) return 0;
+  for (Index k = 0; k + 1 < num_layers(); ++k) count += net_.layer_rows(k) * y_.size();
+  return count;
+}
+
+Vec Flow::preactivations(const Vec& y) const {
+  Vec h(num_preactivations());
+  if (h.size() == 0) return h;
+  const Vec theta = this->theta(y);
+  net_.forward(theta, XT_, ws_);
+  Index o = 0;
+  for (Index k = 0; k + 1 < num_layers(); ++k) {
+    h.segment(o, ws_.pre[k].size()) = Eigen::Map<const Vec>(ws_.pre[k].data(), ws_.pre[k].size());
+    o += ws_.pre[k].size();
+  }
+  return h;
+}
+
+Index Flow::freeze_pattern(const Vec& y) {
+  clear_pattern();
+  const Vec theta = this->theta(y);
+  net_.forward(theta, XT_, ws_);
+  pattern_.resize(std::size_t(std::max<Index>(num_layers() - 1, 0)));
+  Index active = 0;
+  for (Index k = 0; k + 1 < num_layers(); ++k) {
+    pattern_[k] = (ws_.pre[k].array() > 0.0).cast<double>();
+    active += Index(pattern_[k].sum());
+  }
+  ws_.pattern = &pattern_;
+  return active;
+}
+
+namespace {
+// Locate entry j of the concatenated (layer, column-major d_k x n) pre-activation vector.
+std::pair<Index, Index> locate(const Network& net, Index n, Index j) {
+  for (Index k = 0; k + 1 < net.num_layers(); ++k) {
+    const Index size = net.layer_rows(k) * n;
+    if (j < size) return {k, j};
+    j -= size;
+  }
+  throw std::out_of_range("pre-activation index out of range");
+}
+}  // namespace
+
+void Flow::event_values(const Vec& y, Vec& g) const {
+  Vec masks;
+  if (!sliding_.empty()) {
+    Vec dy;
+    sliding_rhs(y, 0.0, dy, &masks);
+  }
+  g = preactivations(y);
+  Index o = 0;
+  for (const Mat& m : pattern_)
+    for (Index i = 0; i < m.size(); ++i, ++o)
+      if (m.data()[i] < 0.5) g[o] = -g[o];
+  // A sliding entry's event is its mask value leaving [0,1].
+  for (std::size_t s = 0; s < sliding_.size(); ++s) g[sliding_[s]] = std::min(masks[Index(s)], 1.0 - masks[Index(s)]);
+}
+
+double& Flow::pattern_entry(Index j) const {
+  const auto [k, i] = locate(net_, y_.size(), j);
+  return const_cast<Mat&>(pattern_.at(std::size_t(k))).data()[i];
+}
+
+bool Flow::start_sliding(Index j) {
+  if (kind_ != FlowKind::gd || pattern_.empty()) return false;
+  if (std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end()) return false;  // already sliding
+  sliding_.push_back(j);
+  return true;
+}
+
+void Flow::stop_sliding(Index j, bool active) {
+  sliding_.erase(std::remove(sliding_.begin(), sliding_.end(), j), sliding_.end());
+  pattern_entry(j) = active ? 1.0 : 0.0;
+}
+
+Vec Flow::sliding_masks(const Vec& y) const {
+  Vec dy, masks;
+  sliding_rhs(y, 0.0, dy, &masks);
+  return masks;
+}
+
+void Flow::sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks) const {
+  // On the kink surfaces the field is affine in the sliding mask values m (pre-activation 0
+  // there, so the outputs do not depend on m): F(m) = F0 + sum_l m_l D_l. Choose m with
+  // dh_j/dt = <grad h_j, F(m)> = 0 for every sliding entry j.
+  const Index S = Index(sliding_.size());
+  auto rates = [&](const Vec& velocity) {  // dh_j/dt along a velocity, for the sliding entries
+    net_.forward(y, XT_, ws_);
+    net_.forward_tangent(y, velocity, XT_, ws_);
+    Vec r(S);
+    for (Index s = 0; s < S; ++s) {
+      const auto [k, i] = locate(net_, y_.size(), sliding_[s]);
+      r[s] = ws_.dpre[k].data()[i];
+    }
+    return r;
+  };
+  for (Index j : sliding_) pattern_entry(j) = 0.0;
+  Vec F0;
+  smooth_rhs(y, log_scale, F0);
+  const Vec c = rates(F0);
+  Mat D(F0.size(), S), C(S, S);
+  Vec Fl;
+  for (Index l = 0; l < S; ++l) {
+    pattern_entry(sliding_[l]) = 1.0;
+    smooth_rhs(y, log_scale, Fl);
+    pattern_entry(sliding_[l]) = 0.0;
+    D.col(l) = Fl - F0;
+    C.col(l) = rates(D.col(l));
+  }
+  const Vec m = C.fullPivLu().solve(-c);
+  for (Index l = 0; l < S; ++l) pattern_entry(sliding_[l]) = m[l];
+  dy = F0 + D * m;
+  if (masks) *masks = m;
+}
+
+void Flow::flip_pattern(Index j) {
+  const auto [k, i] = locate(net_, y_.size(), j);
+  double& m = pattern_.at(std::size_t(k)).data()[i];
+  m = 1.0 - m;
+}
+
+double Flow::pattern_value(Index j) const {
+  if (!ws_.pattern) return -1.0;
+  const auto [k, i] = locate(net_, y_.size(), j);
+  return pattern_[std::size_t(k)].data()[i];
+}
+
+void Flow::clear_pattern() {
+  ws_.pattern = nullptr;
+  pattern_.clear();
+}
+
+Flow::NearestKink Flow::kink_of(Index j) const {
+  const auto [k, i] = locate(net_, y_.size(), j);
+  const Index rows = net_.layer_rows(k);
+  return {k + 1, i % rows, i / rows, 0.0};
 }
 
 }  // namespace gfsim

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace gfsim {
@@ -24,6 +25,40 @@ OdeProblem to_ode_problem(const Flow& flow) {
                        "integrate across kinks with dynamics.kinks = \"events\")",
                        at_kink ? "" : "no kink reached; nearest ", kink.layer, kink.unit, kink.point,
                        kink.preactivation);
+  };
+  return p;
+}
+
+OdeProblem to_event_problem(Flow& flow, const Vec& y0, KinkEventSink on_event) {
+  OdeProblem p = to_ode_problem(flow);
+  if (flow.num_preactivations() == 0) return p;
+  flow.freeze_pattern(y0);
+  auto report = [&flow, on_event](double t, Index j, KinkEvent kind) {
+    if (!on_event) return;
+    const auto k = flow.kink_of(j);
+    on_event(t, k.layer, k.unit, k.point, kind);
+  };
+  p.events.values = [&flow](const Vec& y, Vec& g) { flow.event_values(y, g); };
+  p.events.cross = [&flow, report](double t, const Vec& y, Index j) {
+    const auto& sliding = flow.sliding();
+    const auto it = std::find(sliding.begin(), sliding.end(), j);
+    if (it == sliding.end()) {
+      flow.flip_pattern(j);
+      return report(t, j, KinkEvent::crossing);
+    }
+    // Leaving a sliding mode: onto the side through which its mask value left [0,1].
+    const double m = flow.sliding_masks(y)[it - sliding.begin()];
+    flow.stop_sliding(j, m > 0.5);
+    report(t, j, KinkEvent::sliding_exit);
+  };
+  p.events.slide = [&flow, report](double t, const Vec&, Index j) {
+    if (!flow.start_sliding(j)) return false;
+    report(t, j, KinkEvent::sliding_entry);
+    return true;
+  };
+  p.events.describe = [&flow](Index j) {
+    const auto k = flow.kink_of(j);
+    return fmt::format("layer {} unit {} at data point {}", k.layer, k.unit, k.point);
   };
   return p;
 }

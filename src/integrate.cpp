@@ -5,10 +5,12 @@
 // Compiled as C++17 (see CMakeLists.txt): Boost 1.74's uBLAS, which rosenbrock4 needs, uses
 // std::allocator::construct, removed in C++20.
 #include "gfsim/integrate.hpp"
+#include "gfsim/cvode_solver.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <boost/math/tools/toms748_solve.hpp>
 #include <boost/numeric/odeint.hpp>
 #include <boost/numeric/odeint/external/eigen/eigen.hpp>
 #include <chrono>
@@ -275,6 +277,7 @@ std::vector<double> log_spaced_times(double t_first, double t_end, int samples_p
 
 SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vector<double>& times,
                       const SolverOptions& o, const SampleObserver& observe, const StepMonitor& monitor) {
+  if (o.method == Method::cvode) return integrate_cvode(problem, y0, times, o, observe, monitor);
   using steady = std::chrono::steady_clock;
   const auto start = steady::now();
   SolveResult r;
@@ -296,6 +299,16 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
                                  : initial_step(sys, x, tau, tau_end - tau, method_order(o.method), o.atol, o.rtol);
   observe(0, times.front(), x);
   std::size_t next = 1;
+  // Event-driven integration state.
+  const bool events = bool(problem.events.values);
+  if (events && !stepper->has_dense_output())
+    throw std::invalid_argument(fmt::format("event-driven integration needs dense output; method {} has none",
+                                            to_string(o.method)));
+  Vec g, g_tmp, x_out, y_before;
+  std::vector<Index> violated;
+  double last_event_tau = -std::numeric_limits<double>::infinity();
+  int zero_length_restarts = 0;
+  constexpr int kMaxZeroLengthRestarts = 8;
   std::vector<double> recent(std::size_t(std::max<std::int64_t>(o.stall_window, 1)), tau);
   double last_good_t = times.front();
 
@@ -346,6 +359,7 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
     const double target = stepper->has_dense_output() ? tau_end : taus[next];
     dt = std::min(dt, target - tau);
     const double tau_before = tau;
+    if (events) y_before = x;
     const bool ok = stepper->try_step(x, tau, dt);
     ++c.steps;
     if (!ok) {
@@ -364,12 +378,84 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
     ++c.accepted;
     if (!x.allFinite()) {
       tau = tau_before;
+      x = y_before;
       return finish(Status::non_finite,
                     fmt::format("the state became non-finite (NaN or Inf) in the step from t = {:.6g}",
                                 clock.time(tau_before)));
     }
     // Snap round-off residues onto the output grid.
     if (std::abs(target - tau) <= 8 * kEps * std::max(std::abs(target), 1.0)) tau = target;
+    if (events) {
+      problem.events.values(x, g);
+      violated.clear();
+      for (Index j = 0; j < g.size(); ++j)
+        if (g[j] < 0) violated.push_back(j);
+      if (!violated.empty()) {
+        // Earliest crossing on the dense output, by TOMS 748 on each violated event function.
+        double tau_star = tau;
+        std::vector<std::pair<double, Index>> roots;
+        for (Index j : violated) {
+          auto gj = [&](double s) {
+            stepper->interpolate(s, sample);
+            problem.events.values(sample, g_tmp);
+            return g_tmp[j];
+          };
+          const double ga = gj(tau_before), gb = gj(tau);
+          double right = tau;
+          if (ga > 0 && gb < 0) {
+            std::uintmax_t iters = 100;
+            const auto bracket = boost::math::tools::toms748_solve(
+                gj, tau_before, tau, ga, gb, boost::math::tools::eps_tolerance<double>(48), iters);
+            right = bracket.second;
+          } else if (ga <= 0) {
+            right = tau_before;  // already on the surface when the step began
+          }
+          roots.emplace_back(right, j);
+          tau_star = std::min(tau_star, right);
+        }
+        const double tol_tau = 1e-12 * std::max(1.0, std::abs(tau_star));
+        stepper->interpolate(tau_star, sample);
+        while (next < taus.size() && taus[next] < tau_star) {
+          stepper->interpolate(taus[next], x_out);
+          observe(c.accepted, times[next], x_out);
+          ++next;
+        }
+        x = sample;
+        // An event right at the restart point of the previous one: the field on both sides
+        // points into the surface (a Filippov sliding mode).
+        const bool zeno = tau_star - last_event_tau <= tol_tau;
+        zero_length_restarts = zeno ? zero_length_restarts + 1 : 0;
+        for (const auto& [root, j] : roots) {
+          if (root > tau_star + tol_tau) continue;
+          // Crossed j and the field on the new side sends the state straight back: both sides
+          // point into the surface, a Filippov sliding mode.
+          const bool bounced = zeno && zero_length_restarts <= kMaxZeroLengthRestarts;
+          if (bounced && problem.events.slide && problem.events.slide(clock.time(tau_star), x, j)) {
+            ++c.sliding_entries;
+            continue;
+          }
+          if (zeno && !bounced) {
+            tau = tau_star;
+            last_good_t = clock.time(tau);
+            return finish(Status::stalled_at_kink,
+                          fmt::format("kink {} at t = {:.6g}: {} zero-length restarts in a row (the state "
+                                      "chatters between crossing, sliding and leaving this surface)",
+                                      problem.events.describe ? problem.events.describe(j) : std::to_string(j),
+                                      clock.time(tau_star), zero_length_restarts));
+          }
+          // Not a new sliding mode: a plain crossing, or the end of a sliding mode on j.
+          problem.events.cross(clock.time(tau_star), x, j);
+          ++c.events;
+        }
+        last_event_tau = tau_star;
+        tau = tau_star;
+        last_good_t = clock.time(tau);
+        if (next < taus.size() && taus[next] == tau) observe(c.accepted, times[next++], x);
+        // Restart the stepper from the event: the right-hand side changed discontinuously.
+        stepper = make_adapter(problem, clock, c, o, x, tau);
+        continue;
+      }
+    }
     last_good_t = clock.time(tau);
     while (next < taus.size() && taus[next] <= tau) {
       const double t_out = times[next];

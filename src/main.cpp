@@ -12,6 +12,8 @@
 #include "gfsim/model_spec.hpp"
 #include "gfsim/recorder.hpp"
 #include "gfsim/run.hpp"
+#include "gfsim/stationary.hpp"
+#include "gfsim/verify.hpp"
 #include "gfsim/version.hpp"
 
 namespace {
@@ -42,6 +44,37 @@ int run_command(const std::string& model, const std::vector<std::string>& sets, 
   return gfsim::exit_code(report.result.status);
 }
 
+// `gfsim verify`: GD and WN flows from the same start, the section 6 laws, a verdict table.
+// Exit 0 when both runs succeeded (whatever the verdicts), 1 on a numerical failure, 2 bad input.
+int verify_command(const std::string& model, const std::vector<std::string>& sets, const std::string& t_end,
+                   const std::string& output, bool quiet) {
+  std::vector<std::string> overrides{"time.t_end=1e100"};  // default horizon (log clock by "auto")
+  overrides.insert(overrides.end(), sets.begin(), sets.end());
+  if (!t_end.empty()) overrides.push_back(fmt::format("time.t_end={}", t_end));
+  const gfsim::ModelSpec spec = gfsim::load_model_spec(model, overrides);
+  if (!quiet) fmt::print("# gfsim {} ({}) verify {}\n", gfsim::kVersion, gfsim::kGitCommit, model);
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  gfsim::VerifyOptions options;
+  options.output = output;
+  options.progress = !quiet && isatty(STDERR_FILENO);
+  options.stop_requested = &g_stop_requested;
+  const auto report = gfsim::verify_model(spec, options);
+  gfsim::print_verify(std::cout, report);
+  return std::max(gfsim::exit_code(report.gd.run.result.status), gfsim::exit_code(report.wn.run.result.status));
+}
+
+// `gfsim stationary`: stationary point of the fixed-rho flow, tangent Hessian spectrum, verdict.
+// Exit 0 when Newton converged, 1 otherwise, 2 bad input.
+int stationary_command(const std::string& model, const std::vector<std::string>& sets,
+                       const gfsim::StationaryCliOptions& options, bool quiet) {
+  const gfsim::ModelSpec spec = gfsim::load_model_spec(model, sets);
+  if (!quiet) fmt::print("# gfsim {} ({}) stationary {}\n", gfsim::kVersion, gfsim::kGitCommit, model);
+  const auto report = gfsim::stationary_model(spec, options);
+  gfsim::print_stationary_summary(std::cout, report);
+  return report.result.newton_converged ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -59,9 +92,34 @@ int main(int argc, char** argv) {
   run->add_option("-o,--output", output, "output file (overrides output.path)");
   run->add_flag("-q,--quiet", quiet, "no configuration echo and no progress line");
 
+  auto* verify = app.add_subcommand("verify", "run the GD and WN flows and check the asymptotic laws (equations.md 6)");
+  std::string t_end;
+  verify->add_option("MODEL", model, "model file (TOML), see models/README.md")->required();
+  verify->add_option("--t-end", t_end, "horizon (default 1e100)");
+  verify->add_option("--set", sets, "override a key: --set section.key=value (TOML value; repeatable)");
+  verify->add_option("-o,--output", output, "FILE: writes FILE-stem_gd.h5, _wn.h5 and FILE-stem.json");
+  verify->add_flag("-q,--quiet", quiet, "no progress line");
+
+  auto* stationary = app.add_subcommand(
+      "stationary", "stationary point of the fixed-rho flow, tangent Hessian spectrum, hyperbolicity verdict");
+  gfsim::StationaryCliOptions stat_options;
+  stationary->add_option("MODEL", model, "model file (TOML), see models/README.md")->required();
+  stationary->add_option("--rho", stat_options.rho, "fixed rho (default: the model's flow.rho)");
+  stationary->add_option("--rho-sweep", stat_options.rho_sweep, "a:b:n log-spaced continuation in rho");
+  stationary->add_option("--set", sets, "override a key: --set section.key=value (TOML value; repeatable)");
+  stationary->add_option("-o,--output", stat_options.output, "output file (default: <output.path stem>_stationary.h5)");
+  stationary->add_option("--flow-tol", stat_options.numerics.flow_tol, "flow phase ends at |grad| <= tol * rho L");
+  stationary->add_option("--newton-tol", stat_options.numerics.newton_tol, "Newton ends at |grad| <= tol * rho L");
+  stationary->add_option("--nev", stat_options.numerics.nev, "Spectra: eigenvalues at each end");
+  stationary->add_option("--dense-max", stat_options.numerics.dense_max, "dense spectrum up to this tangent dim");
+  stationary->add_option("--zero-rel", stat_options.numerics.zero_rel, "|lambda| <= zero_rel * max|lambda| is zero");
+  stationary->add_flag("-q,--quiet", quiet, "no header line");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (run->parsed()) return run_command(model, sets, output, quiet);
+    if (verify->parsed()) return verify_command(model, sets, t_end, output, quiet);
+    if (stationary->parsed()) return stationary_command(model, sets, stat_options, quiet);
   } catch (const gfsim::SpecError& e) {
     fmt::print(stderr, "gfsim: error: {}\n", e.what());
     return 2;

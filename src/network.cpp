@@ -36,7 +36,10 @@ void Network::forward(const Eigen::Ref<const Vec>& theta, const Mat& XT, Workspa
     const Mat& input = k == 0 ? XT : ws.post[k - 1];
     ws.pre[k].noalias() = W * input;
     if (k + 1 < K) {
-      if (activation_ == Activation::relu) {
+      if (activation_ == Activation::relu && ws.pattern) {
+        ws.mask[k] = (*ws.pattern)[k];
+        ws.post[k] = ws.pre[k].cwiseProduct(ws.mask[k]);
+      } else if (activation_ == Activation::relu) {
         ws.mask[k] = (ws.pre[k].array() > 0.0).cast<double>();
         ws.post[k] = ws.pre[k].cwiseProduct(ws.mask[k]);
       } else {

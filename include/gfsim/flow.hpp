@@ -35,6 +35,9 @@ struct FlowDiagnostics {
 class Flow {
  public:
   Flow(Network network, const Dataset& data, LossKind loss, FlowKind kind, double fixed_rho = 1.0);
+  // The workspace points at the flow's own activation pattern: no copies.
+  Flow(const Flow&) = delete;
+  Flow& operator=(const Flow&) = delete;
 
   FlowKind kind() const { return kind_; }
   const Network& network() const { return net_; }
@@ -73,6 +76,36 @@ class Flow {
   };
   NearestKink nearest_kink(const Vec& y) const;
 
+  // ---- ReLU activation pattern as a discrete state (event-driven integration) ----------------
+  /// Number of (hidden unit, data point) pre-activations: the event functions.
+  Index num_preactivations() const;
+  /// All hidden pre-activations at y, layer by layer, each d_k x n column-major.
+  Vec preactivations(const Vec& y) const;
+  /// Fix the activation pattern to the signs of the pre-activations at y (h > 0 active); from
+  /// now on rhs/jvp/jacobian use it instead of the sign of h. Returns the number of active entries.
+  Index freeze_pattern(const Vec& y);
+  /// Event functions for the frozen pattern: g_j = h_j where active, -h_j where inactive.
+  void event_values(const Vec& y, Vec& g) const;
+  /// Flip pattern entry j (index into preactivations()).
+  void flip_pattern(Index j);
+  // ---- Filippov sliding (gd flow) ------------------------------------------------------------
+  /// Put entry j into sliding mode: the trajectory stays on h_j = 0 with the mask value m_j in
+  /// [0,1] chosen so that dh_j/dt = 0 for every sliding entry (equivalent control; on the kink
+  /// surface the gd field is affine in these mask values, so this is the Filippov convex
+  /// combination, and for several surfaces the element of the Clarke subdifferential tangent to all).
+  /// Returns false if the flow kind does not support sliding.
+  bool start_sliding(Index j);
+  /// Leave sliding for entry j onto the side its mask value left [0,1] through.
+  void stop_sliding(Index j, bool active);
+  const std::vector<Index>& sliding() const { return sliding_; }
+  /// Current sliding mask values m_j at y (same order as sliding()).
+  Vec sliding_masks(const Vec& y) const;
+  /// Pattern value (1 or 0) of entry j; -1 when no pattern is frozen.
+  double pattern_value(Index j) const;
+  void clear_pattern();
+  /// (layer 1-based, unit, point) of pre-activation index j.
+  NearestKink kink_of(Index j) const;
+
  private:
   // Shared evaluation of the loss weights at V (or theta) scaled by rho.
   void margins_and_weights(double rho, double log_scale, Vec& a) const;
@@ -85,6 +118,12 @@ class Flow {
   double fixed_rho_;
   // Scratch space: flows are not thread-safe; use one Flow per thread.
   mutable Network::Workspace ws_;
+  std::vector<Mat> pattern_;
+  std::vector<Index> sliding_;
+  void smooth_rhs(const Vec& y, double log_scale, Vec& dy) const;
+  double& pattern_entry(Index j) const;
+  /// Sliding field at y: solves for the sliding masks (stored in the pattern) and writes dy.
+  void sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks = nullptr) const;
   mutable Vec u_, a_, da_, du_, grad_, dgrad_;
 };
 

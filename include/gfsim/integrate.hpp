@@ -20,6 +20,20 @@
 
 namespace gfsim {
 
+/// Discrete-state events of a piecewise-smooth flow (ReLU kinks). Each event function g_j has
+/// g_j > 0 on the side the current discrete state assumes; a sign change ends the smooth piece.
+struct EventHooks {
+  /// g = all event functions at y (size fixed)
+  std::function<void(const Vec& y, Vec& g)> values;
+  /// Switch the discrete state for event j at state y (the trajectory has crossed g_j = 0).
+  std::function<void(double t, const Vec& y, Index j)> cross;
+  /// Optional: the field on both sides of surface j points into it (an event right at the restart
+  /// after crossing j): enter Filippov sliding on it. Returns false if unsupported (run stops).
+  std::function<bool(double t, const Vec& y, Index j)> slide;
+  /// Optional: a one-line description of event j ("layer 1 unit 3 point 17").
+  std::function<std::string(Index j)> describe;
+};
+
 struct OdeProblem {
   Index size = 0;
   /// dy = e^{log_scale} F(y)
@@ -31,6 +45,8 @@ struct OdeProblem {
   /// Optional: explains a stall (e.g. "pre-activation of layer 1 unit 3 at point 17 is 2e-12").
   /// Returns an empty string when the stall has no known cause; `at_kink` says a kink is the cause.
   std::function<std::string(const Vec& y, bool& at_kink)> explain_stall;
+  /// Optional: event-driven integration (needs a method with dense output: dopri5, rosenbrock4).
+  EventHooks events;
 };
 
 struct SolverOptions {

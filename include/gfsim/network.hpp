@@ -31,6 +31,10 @@ class Network {
     std::vector<Mat> dpre, dpost;        ///< tangents of H_k, A_k
     std::vector<Mat> delta, ddelta;      ///< backprop signals and their tangents
     Vec f, df;               ///< outputs f_n and their tangents
+    /// Event-driven ReLU integration: when set, s'(H_k) is this fixed activation pattern
+    /// (entries 1 active, 0 inactive) instead of the sign of H_k, so the flow is smooth between
+    /// kink crossings. Index k-1 for hidden layer k, each d_k x n.
+    const std::vector<Mat>* pattern = nullptr;
   };
 
   Index num_layers() const { return Index(widths_.size()) - 1; }  ///< K

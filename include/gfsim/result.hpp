@@ -31,7 +31,8 @@ struct SolverCounters {
   std::int64_t jacobian_evals = 0;
   std::int64_t jvp_evals = 0;       ///< Jacobian-vector products (matrix-free solvers)
   std::int64_t lu_decompositions = 0;
-  std::int64_t events = 0;          ///< kink crossings located (event-driven ReLU integration)
+  std::int64_t events = 0;          ///< kink events located (event-driven ReLU integration)
+  std::int64_t sliding_entries = 0; ///< Filippov sliding modes entered
   double wall_seconds = 0.0;
 };
 

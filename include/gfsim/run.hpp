@@ -7,6 +7,7 @@
 //   RunReport report = run_model(spec, {.progress = isatty(2)});
 //   print_summary(std::cout, report);
 #include <atomic>
+#include <functional>
 #include <iosfwd>
 #include <string>
 
@@ -21,6 +22,9 @@ namespace gfsim {
 struct RunOptions {
   bool progress = false;                          ///< a \r progress line on stderr
   const std::atomic<bool>* stop_requested = nullptr;  ///< set by a signal handler: stop cleanly
+  /// Optional in-memory sink, called at every recorded sample (after it is appended to the file):
+  /// time, theta (theta layout), per-layer norms rho_k, normalized margin. Used by `gfsim verify`.
+  std::function<void(double t, const Vec& theta, const Vec& rho, double margin)> on_sample;
 };
 
 struct RunReport {
@@ -33,6 +37,9 @@ struct RunReport {
   Index num_params = 0, state_size = 0;
   std::string network;      ///< e.g. "10-16-1 relu"
   std::string flow, loss;
+  bool uses_events = false;         ///< ReLU network integrated with kink events
+  std::int64_t kink_crossings = 0, sliding_entries = 0, sliding_exits = 0;
+  double sliding_time = 0;          ///< summed over sliding (unit, point) pairs, physical time
 };
 
 /// Network widths {d_0, hidden..., 1} for a spec and data dimension.

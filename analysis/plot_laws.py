@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Figures of the asymptotic laws checked by `gfsim verify` (docs/equations.md section 6).
+
+    /usr/bin/python3 analysis/plot_laws.py RUN_gd.h5 [RUN_wn.h5] [--out DIR]
+
+RUN_gd.h5 is the GD file written by `gfsim verify` (it holds the /verify group: gamma, v*, the
+verdicts); RUN_wn.h5 defaults to the sibling file with _gd replaced by _wn. Writes DIR/STEM_laws.png
+and .pdf (DIR defaults to the folder of RUN_gd.h5), four panels:
+  rho against log t with the 1/gamma slope line; eps = ||v - v*|| against 1/log t for GD and WN;
+  normalized margin against log t with gamma; the layer norms rho_k against log t.
+Without a /verify group (a plain `gfsim run` file, K = 1) gamma and v* are recomputed from the stored
+data (data/X_rowmajor, data/y) with scipy's SLSQP on the hard-margin SVM.
+"""
+import argparse
+import os
+import sys
+
+import h5py
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gfsim_io  # noqa: E402
+
+
+def reference(path, traj):
+    """(gamma, v_star) from the /verify group, or recomputed from the stored data (K = 1)."""
+    with h5py.File(path, "r") as f:
+        if "verify" in f and "v_star" in f["verify"]:
+            return float(f["verify"].attrs["gamma"]), f["verify/v_star"][()]
+    if traj.metadata.get("K", 1) != 1 or "data/X_rowmajor" not in traj.extra:
+        return None, None
+    from scipy.optimize import minimize
+    y = traj.extra["data/y"]
+    X = traj.extra["data/X_rowmajor"].reshape(len(y), -1)
+    Z = y[:, None] * X
+    w0 = traj.observables["theta"]["value"][-1]
+    w0 = w0 / np.min(Z @ w0)
+    res = minimize(lambda w: 0.5 * w @ w, w0, jac=lambda w: w, method="SLSQP",
+                   constraints=[{"type": "ineq", "fun": lambda w: Z @ w - 1, "jac": lambda w: Z}])
+    w = res.x
+    return 1 / np.linalg.norm(w), w / np.linalg.norm(w)
+
+
+def series(traj, v_star):
+    t = traj.observables["rho"]["time"]
+    keep = t > 1.0
+    log_t = np.log(t[keep])
+    rho_k = np.abs(np.atleast_2d(traj.observables["rho"]["value"].reshape(len(t), -1)))[keep]
+    margin = traj.observables["margin"]["value"][keep]
+    eps = None
+    if v_star is not None:
+        theta = traj.observables["theta"]["value"][keep]
+        v = theta / np.linalg.norm(theta, axis=1, keepdims=True)
+        eps = np.linalg.norm(v - v_star, axis=1)
+    return log_t, rho_k, margin, eps
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("gd", help="RUN_gd.h5 written by gfsim verify (or any K = 1 gfsim run file)")
+    ap.add_argument("wn", nargs="?", help="RUN_wn.h5 (default: sibling of the GD file)")
+    ap.add_argument("--out", help="output folder (default: the GD file's folder)")
+    args = ap.parse_args(argv)
+
+    gd = gfsim_io.load(args.gd)
+    wn_path = args.wn
+    if wn_path is None and args.gd.endswith("_gd.h5"):
+        candidate = args.gd[: -len("_gd.h5")] + "_wn.h5"
+        wn_path = candidate if os.path.exists(candidate) else None
+    wn = gfsim_io.load(wn_path) if wn_path else None
+    gamma, v_star = reference(args.gd, gd)
+
+    runs = [("GD", gd, "C0")] + ([("WN", wn, "C3")] if wn is not None else [])
+    data = {name: series(traj, v_star) for name, traj, _ in runs}
+    xlabel = "log t  (natural log of time; t = 1e100 is 230)"
+
+    fig, ax = plt.subplots(2, 2, figsize=(12, 9))
+    a = ax[0, 0]
+    for name, _, color in runs:
+        log_t, rho_k, _, _ = data[name]
+        a.plot(log_t, np.prod(rho_k, axis=1), color=color, label=f"rho(t), {name}")
+    if gamma:
+        log_t, rho_k, _, _ = data["GD"]
+        rho = np.prod(rho_k, axis=1)
+        a.plot(log_t, rho[-1] + (log_t - log_t[-1]) / gamma, "k--", lw=1,
+               label=f"slope 1/gamma = {1 / gamma:.4g}")
+    a.set_xlabel(xlabel)
+    a.set_ylabel("rho = prod_k ||W_k||")
+    a.set_title("rho grows like (1/gamma) log t")
+    a.legend()
+
+    a = ax[0, 1]
+    if v_star is not None:
+        for name, _, color in runs:
+            log_t, _, _, eps = data[name]
+            late = log_t >= 2.0  # t >= e^2: the asymptotic range, 1/log t <= 0.5
+            a.plot(1 / log_t[late], eps[late], color=color, label=f"eps(t), {name}")
+        a.set_xlim(0, 0.5)
+        a.set_ylim(bottom=0)
+        a.set_xlabel("1 / log t  (t -> infinity at 0)")
+        a.set_ylabel("eps = ||v(t) - v*||")
+        a.set_title("direction error: a line through 0 means eps ~ C / log t")
+        a.legend()
+    else:
+        a.text(0.5, 0.5, "no max-margin reference (K > 1)", ha="center", transform=a.transAxes)
+
+    a = ax[1, 0]
+    for name, _, color in runs:
+        log_t, _, margin, _ = data[name]
+        a.plot(log_t, margin, color=color, label=f"normalized margin, {name}")
+    if gamma:
+        a.axhline(gamma, color="k", ls="--", lw=1, label=f"gamma = {gamma:.6g}")
+        lo = min(np.min(data[n][2][len(data[n][2]) // 5:]) for n in data)
+        a.set_ylim(lo - 0.05 * (gamma - lo), gamma + 0.1 * (gamma - lo))
+    a.set_xlabel(xlabel)
+    a.set_ylabel("min_n y_n f(V; x_n)")
+    a.set_title("normalized margin -> gamma")
+    a.legend()
+
+    a = ax[1, 1]
+    for name, _, color in runs:
+        log_t, rho_k, _, _ = data[name]
+        for k in range(rho_k.shape[1]):
+            a.plot(log_t, rho_k[:, k], color=color, ls=["-", "--", ":", "-."][k % 4],
+                   label=f"rho_{k + 1}, {name}")
+    a.set_xlabel(xlabel)
+    a.set_ylabel("||W_k||")
+    a.set_title("layer norms")
+    a.legend()
+
+    name = gd.metadata.get("model_name", "run")
+    fig.suptitle(f"{name}: asymptotic laws" + (f" (gamma = {gamma:.6g})" if gamma else ""))
+    fig.tight_layout()
+    out = args.out or os.path.dirname(os.path.abspath(args.gd))
+    os.makedirs(out, exist_ok=True)
+    stem = os.path.basename(args.gd)
+    stem = stem[: -len("_gd.h5")] if stem.endswith("_gd.h5") else os.path.splitext(stem)[0]
+    written = []
+    for ext in ("png", "pdf"):
+        path = os.path.join(out, f"{stem}_laws.{ext}")
+        fig.savefig(path, dpi=110)
+        written.append(path)
+    print("\n".join(written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+// bench_rhs MODEL.toml [--set k=v ...]: times one right-hand side, one Jacobian-vector product and
+// one dense Jacobian of the model's flow at its initial state and at a late state (log clock,
+// s = log(1 + 1e12)), and the largest stable step of discrete gradient descent at the initial
+// point (2 / lambda_max of the loss Hessian). Prints "key value" lines for bench/run_bench.py.
+#include <fmt/format.h>
+
+#include <Eigen/Eigenvalues>
+#include <chrono>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "gfsim/flow.hpp"
+#include "gfsim/model_spec.hpp"
+#include "gfsim/run.hpp"
+
+using namespace gfsim;
+
+template <class F>
+double time_per_call(F&& f, double min_seconds = 0.2) {
+  using clk = std::chrono::steady_clock;
+  f();  // warm up
+  long reps = 1;
+  for (;;) {
+    const auto t0 = clk::now();
+    for (long i = 0; i < reps; ++i) f();
+    const double dt = std::chrono::duration<double>(clk::now() - t0).count();
+    if (dt >= min_seconds) return dt / double(reps);
+    reps *= 2;
+  }
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fmt::print(stderr, "usage: bench_rhs MODEL.toml [--set key=value ...]\n");
+    return 2;
+  }
+  std::vector<std::string> overrides;
+  for (int i = 2; i + 1 < argc; i += 2)
+    if (std::string(argv[i]) == "--set") overrides.push_back(argv[i + 1]);
+  const ModelSpec spec = load_model_spec(argv[1], overrides);
+  const Dataset data = make_dataset(spec.data);
+  Network net(network_widths(spec, data.dim()), spec.network.activation);
+  Flow flow(net, data, spec.loss.kind, spec.flow.kind, spec.flow.rho);
+  const Vec theta0 = initial_weights(spec, net);
+  const Vec y0 = flow.initial_state(theta0);
+  const Index n = flow.state_size();
+  Vec dy(n), jv(n);
+  const Vec v = Vec::Ones(n) / std::sqrt(double(n));
+  Mat J;
+  const double s_late = std::log1p(1e12);
+  fmt::print("state_size {}\n", n);
+  fmt::print("rhs_seconds {:.6g}\n", time_per_call([&] { flow.rhs(y0, s_late, dy); }));
+  fmt::print("jvp_seconds {:.6g}\n", time_per_call([&] { flow.jvp(y0, s_late, v, jv); }));
+  if (n <= 2000) {
+    fmt::print("jacobian_seconds {:.6g}\n", time_per_call([&] { flow.jacobian(y0, s_late, J); }));
+    Mat M = Mat::Random(n, n);
+    fmt::print("lu_seconds {:.6g}\n", time_per_call([&] { Eigen::PartialPivLU<Mat> lu(M); }));
+    // Gradient descent theta <- theta - eta grad L is stable while eta < 2 / lambda_max(Hessian);
+    // the Hessian is largest at the start (the loss only decreases).
+    flow.jacobian(y0, 0.0, J);  // J = -Hessian of L for the gd flow
+    Eigen::SelfAdjointEigenSolver<Mat> eig(-0.5 * (J + J.transpose()), Eigen::EigenvaluesOnly);
+    const double lmax = eig.eigenvalues().maxCoeff();
+    fmt::print("hessian_lambda_max {:.6g}\n", lmax);
+    fmt::print("gd_max_stable_step {:.6g}\n", 2.0 / lmax);
+    fmt::print("gd_step_seconds {:.6g}\n", time_per_call([&] { flow.rhs(y0, 0.0, dy); }));
+  }
+  return 0;
+}

@@ -1,0 +1,908 @@
+#include "gfsim/stationary.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <limits>
+#include <ostream>
+
+#include "gfsim/dataset.hpp"
+#include "gfsim/flow_problem.hpp"
+#include "gfsim/hdf5_file.hpp"
+#include "gfsim/integrate.hpp"
+#include "gfsim/recorder.hpp"
+#include "gfsim/run.hpp"
+#include "gfsim/spectrum.hpp"
+#include "gfsim/version.hpp"
+
+namespace gfsim {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double layer_scale(const Flow& flow) { return std::pow(flow.fixed_rho(), 1.0 / double(flow.num_layers())); }
+
+}  // namespace
+
+// ---- SphereProblem -----------------------------------------------------------------------------
+
+SphereProblem::SphereProblem(const Flow& flow) : flow_(flow) {
+  if (flow.kind() != FlowKind::fixed_rho)
+    throw std::invalid_argument("SphereProblem: the flow must have kind fixed_rho");
+}
+
+Vec SphereProblem::project(const Vec& V, const Vec& X) const {
+  const Network& net = flow_.network();
+  Vec out = X;
+  for (Index k = 0; k < net.num_layers(); ++k) {
+    const Index o = net.layer_offset(k), m = net.layer_size(k);
+    const auto Vk = V.segment(o, m);
+    out.segment(o, m) -= Vk * (Vk.dot(X.segment(o, m)) / Vk.squaredNorm());
+  }
+  return out;
+}
+
+Vec SphereProblem::normalize(const Vec& V) const {
+  const Network& net = flow_.network();
+  Vec out = V;
+  for (Index k = 0; k < net.num_layers(); ++k) {
+    auto seg = out.segment(net.layer_offset(k), net.layer_size(k));
+    const double r = seg.norm();
+    if (!(r > 0)) throw SpecError(fmt::format("stationary: layer {} of the start direction is zero", k + 1));
+    seg /= r;
+  }
+  return out;
+}
+
+Vec SphereProblem::retract(const Vec& V, const Vec& xi) const { return normalize(V + xi); }
+
+double SphereProblem::log_loss(const Vec& V) const { return flow_.diagnostics(V).log_loss; }
+
+double SphereProblem::loss_scale(const Vec& V) const {
+  return std::max(rho() * std::exp(log_loss(V)), std::numeric_limits<double>::min());
+}
+
+Vec SphereProblem::euclidean_gradient(const Vec& V) const {
+  const double c = layer_scale(flow_);
+  Vec g;
+  flow_.loss_gradient(c * V, g);
+  return c * g;
+}
+
+Vec SphereProblem::euclidean_hvp(const Vec& V, const Vec& x) const {
+  const double c = layer_scale(flow_);
+  Vec h;
+  flow_.loss_hvp(c * V, x, h);
+  return (c * c) * h;
+}
+
+Vec SphereProblem::gradient(const Vec& V) const { return project(V, euclidean_gradient(V)); }
+
+Vec SphereProblem::hessian(const Vec& V, const Vec& xi) const {
+  const Network& net = flow_.network();
+  const Vec t = project(V, xi);
+  const Vec eg = euclidean_gradient(V);
+  Vec h = project(V, euclidean_hvp(V, t));
+  for (Index k = 0; k < net.num_layers(); ++k) {
+    const Index o = net.layer_offset(k), m = net.layer_size(k);
+    const double a = V.segment(o, m).dot(eg.segment(o, m)) / V.segment(o, m).squaredNorm();
+    h.segment(o, m) -= a * t.segment(o, m);
+  }
+  return h;
+}
+
+Vec SphereProblem::hessian_from_jvp(const Vec& V, const Vec& xi) const {
+  Vec jv;
+  flow_.jvp(V, 0.0, project(V, xi), jv);
+  return -project(V, jv);
+}
+
+// ---- TangentBasis ------------------------------------------------------------------------------
+
+TangentBasis::TangentBasis(const Network& net, const Vec& V) : P_(net.num_params()) {
+  for (Index k = 0; k < net.num_layers(); ++k) {
+    const Index o = net.layer_offset(k), m = net.layer_size(k);
+    Vec v = V.segment(o, m).normalized();
+    const double s = v[0] >= 0 ? 1.0 : -1.0;
+    v[0] += s;  // w = v + sign(v_0) e_1: Q e_1 = -sign(v_0) v
+    offsets_.push_back(o);
+    sizes_.push_back(m);
+    w_.push_back(v);
+  }
+}
+
+Vec TangentBasis::apply(const Vec& y) const {
+  Vec x(P_);
+  Index j = 0;
+  for (std::size_t k = 0; k < w_.size(); ++k) {
+    const Index o = offsets_[k], m = sizes_[k];
+    Vec z(m);
+    z[0] = 0;
+    z.tail(m - 1) = y.segment(j, m - 1);
+    j += m - 1;
+    x.segment(o, m) = z - w_[k] * (2.0 * w_[k].dot(z) / w_[k].squaredNorm());
+  }
+  return x;
+}
+
+Vec TangentBasis::apply_transpose(const Vec& x) const {
+  Vec y(cols());
+  Index j = 0;
+  for (std::size_t k = 0; k < w_.size(); ++k) {
+    const Index o = offsets_[k], m = sizes_[k];
+    const auto xs = x.segment(o, m);
+    const Vec z = xs - w_[k] * (2.0 * w_[k].dot(xs) / w_[k].squaredNorm());
+    y.segment(j, m - 1) = z.tail(m - 1);
+    j += m - 1;
+  }
+  return y;
+}
+
+Mat TangentBasis::dense() const {
+  Mat B(P_, cols());
+  Vec e = Vec::Zero(cols());
+  for (Index j = 0; j < cols(); ++j) {
+    e[j] = 1;
+    B.col(j) = apply(e);
+    e[j] = 0;
+  }
+  return B;
+}
+
+// ---- Newton ------------------------------------------------------------------------------------
+
+namespace {
+
+// CG on the tangent space for Hess xi = b (b tangent). Stops at negative curvature.
+Vec tangent_cg(const SphereProblem& sp, const Vec& V, const Vec& b, int max_iter, double rel_tol, int& iters) {
+  Vec x = Vec::Zero(b.size()), r = b, p = r;
+  double rr = r.squaredNorm();
+  const double stop = rel_tol * rel_tol * rr;
+  iters = 0;
+  for (; iters < max_iter && rr > stop; ++iters) {
+    const Vec Hp = sp.hessian(V, p);
+    const double pHp = p.dot(Hp);
+    if (!(pHp > 0)) {
+      if (iters == 0) x = b;  // negative curvature at once: gradient direction
+      break;
+    }
+    const double alpha = rr / pHp;
+    x += alpha * p;
+    r -= alpha * Hp;
+    const double rr_new = r.squaredNorm();
+    p = r + (rr_new / rr) * p;
+    rr = rr_new;
+  }
+  return x;
+}
+
+}  // namespace
+
+void newton_polish(const SphereProblem& sp, StationaryResult& r, const StationaryOptions& o) {
+  Vec V = sp.normalize(r.V);
+  Vec g = sp.gradient(V);
+  double gn = g.norm();
+  double scale = sp.loss_scale(V);
+  r.grad_norms.push_back(gn);
+  const Network& net = sp.flow().network();
+  r.newton_converged = false;
+  for (int it = 0; it < o.max_newton; ++it) {
+    if (gn <= o.newton_tol * scale) {
+      r.newton_converged = true;
+      break;
+    }
+    Vec xi;
+    int inner = 0;
+    if (sp.tangent_dim() <= o.dense_newton_max) {
+      const TangentBasis B(net, V);
+      const Mat Bd = B.dense();
+      Mat HB(Bd.rows(), Bd.cols());
+      for (Index j = 0; j < Bd.cols(); ++j) HB.col(j) = sp.hessian(V, Bd.col(j));
+      Mat Ht = Bd.transpose() * HB;
+      Ht = 0.5 * (Ht + Ht.transpose()).eval();
+      Eigen::SelfAdjointEigenSolver<Mat> es(Ht);
+      const Vec& lam = es.eigenvalues();
+      const double thr = o.zero_rel * lam.cwiseAbs().maxCoeff();
+      const Vec gt = es.eigenvectors().transpose() * (Bd.transpose() * g);
+      Vec y = Vec::Zero(lam.size());
+      for (Index i = 0; i < lam.size(); ++i)
+        // Pseudo-inverse with |lambda| (saddle-free Newton: the same step at a minimum, a descent
+        // step near a saddle); zero modes are left alone.
+        if (std::abs(lam[i]) > thr) y[i] = -gt[i] / std::abs(lam[i]);
+      xi = Bd * (es.eigenvectors() * y);
+      inner = int(Bd.cols());
+    } else {
+      xi = tangent_cg(sp, V, -g, 2000, 1e-12, inner);
+    }
+    // Safeguard: accept the first step length (1, 1/2, ...) that decreases ||grad||.
+    double t = 1.0;
+    bool accepted = false;
+    Vec Vn, gnew;
+    for (int ls = 0; ls < 12; ++ls, t *= 0.5) {
+      Vn = sp.retract(V, t * xi);
+      gnew = sp.gradient(Vn);
+      if (gnew.norm() < gn) {
+        accepted = true;
+        break;
+      }
+    }
+    if (!accepted) break;  // stagnation: round-off reached
+    V = Vn;
+    g = gnew;
+    gn = g.norm();
+    scale = sp.loss_scale(V);
+    r.step_norms.push_back(t * xi.norm());
+    r.inner_iterations.push_back(inner);
+    r.grad_norms.push_back(gn);
+  }
+  if (gn <= o.newton_tol * scale) r.newton_converged = true;
+  // Stagnation at round-off also counts: relative gradient below 1e-11.
+  if (!r.newton_converged && gn <= 1e-11 * scale) r.newton_converged = true;
+  r.V = V;
+}
+
+// ---- Analytic null vectors ---------------------------------------------------------------------
+
+Mat orthogonal_symmetry_vectors(const Network& net, const Vec& V) {
+  // W_{k+1} -> W_{k+1} exp(A)^T, W_k -> exp(A) W_k (A antisymmetric, d_k x d_k) keeps f and every
+  // ||W_k||: xi_k = A V_k, xi_{k+1} = -V_{k+1} A (linear hidden layer k).
+  std::vector<Vec> cols;
+  if (net.activation() != Activation::linear) return Mat(net.num_params(), 0);
+  for (Index k = 0; k + 1 < net.num_layers(); ++k) {
+    const Index d = net.layer_rows(k);
+    const auto Vk = net.layer(V, k);
+    const auto Vn = net.layer(V, k + 1);
+    for (Index i = 0; i < d; ++i)
+      for (Index j = i + 1; j < d; ++j) {
+        Vec x = Vec::Zero(net.num_params());
+        Eigen::Map<RowMat> Xk(x.data() + net.layer_offset(k), d, net.layer_cols(k));
+        Eigen::Map<RowMat> Xn(x.data() + net.layer_offset(k + 1), net.layer_rows(k + 1), d);
+        // A = E_ij - E_ji: (A V_k) row i = V_k row j, row j = -V_k row i
+        Xk.row(i) = Vk.row(j);
+        Xk.row(j) = -Vk.row(i);
+        // -V_{k+1} A: column j gets -V col i, column i gets +V col j
+        Xn.col(j) = -Vn.col(i);
+        Xn.col(i) = Vn.col(j);
+        cols.push_back(std::move(x));
+      }
+  }
+  Mat M(net.num_params(), Index(cols.size()));
+  for (std::size_t j = 0; j < cols.size(); ++j) M.col(Index(j)) = cols[j];
+  return M;
+}
+
+Mat relu_group_vectors(const Network& net, const Vec& V, double tol) {
+  // Hidden units i in a group with parallel incoming rows r_i = a_i u (a_i > 0) and parallel
+  // outgoing columns c_i = b_i c (any sign) contribute (sum_i a_i b_i) c relu(u.h). Moving (a, b)
+  // with a.da = 0, b.db = 0, a.db + b.da = 0 keeps f and both layer norms: 2m - 3 directions.
+  std::vector<Vec> cols;
+  if (net.activation() != Activation::relu) return Mat(net.num_params(), 0);
+  for (Index k = 0; k + 1 < net.num_layers(); ++k) {
+    const Index d = net.layer_rows(k);
+    const auto Vk = net.layer(V, k);
+    const auto Vn = net.layer(V, k + 1);
+    const double rmax = Vk.rowwise().norm().maxCoeff(), cmax = Vn.colwise().norm().maxCoeff();
+    std::vector<bool> used(std::size_t(d), false);
+    for (Index i = 0; i < d; ++i) {
+      if (used[i] || Vk.row(i).norm() <= tol * rmax || Vn.col(i).norm() <= tol * cmax) continue;
+      const Vec u = Vk.row(i).transpose().normalized();
+      const Vec c = Vn.col(i).normalized();
+      std::vector<Index> group{i};
+      for (Index j = i + 1; j < d; ++j) {
+        if (used[j] || Vk.row(j).norm() <= tol * rmax || Vn.col(j).norm() <= tol * cmax) continue;
+        const Vec uj = Vk.row(j).transpose().normalized();
+        const Vec cj = Vn.col(j).normalized();
+        if ((uj - u).norm() <= tol && std::abs(std::abs(cj.dot(c)) - 1.0) <= tol * tol) group.push_back(j);
+      }
+      if (group.size() < 2) continue;
+      for (Index j : group) used[j] = true;
+      const Index m = Index(group.size());
+      Vec a(m), b(m);
+      for (Index q = 0; q < m; ++q) {
+        a[q] = Vk.row(group[q]).norm();
+        b[q] = Vn.col(group[q]).dot(c);
+      }
+      Mat C = Mat::Zero(3, 2 * m);
+      C.block(0, 0, 1, m) = a.transpose();
+      C.block(1, m, 1, m) = b.transpose();
+      C.block(2, 0, 1, m) = b.transpose();
+      C.block(2, m, 1, m) = a.transpose();
+      Eigen::FullPivLU<Mat> lu(C);
+      lu.setThreshold(1e-10);
+      const Mat N = lu.kernel();
+      if (lu.rank() == 2 * m) continue;
+      for (Index col = 0; col < N.cols(); ++col) {
+        Vec x = Vec::Zero(net.num_params());
+        Eigen::Map<RowMat> Xk(x.data() + net.layer_offset(k), d, net.layer_cols(k));
+        Eigen::Map<RowMat> Xn(x.data() + net.layer_offset(k + 1), net.layer_rows(k + 1), d);
+        for (Index q = 0; q < m; ++q) {
+          Xk.row(group[q]) = N(q, col) * u.transpose();
+          Xn.col(group[q]) = N(m + q, col) * c;
+        }
+        cols.push_back(std::move(x));
+      }
+    }
+  }
+  Mat M(net.num_params(), Index(cols.size()));
+  for (std::size_t j = 0; j < cols.size(); ++j) M.col(Index(j)) = cols[j];
+  return M;
+}
+
+Mat vanished_unit_vectors(const SphereProblem& sp, const Vec& V, double tol) {
+  // A hidden unit with zero outgoing column (or zero incoming row, or a dead ReLU unit: negative
+  // pre-activation on every point) does not feel rotations of its incoming row (resp. outgoing
+  // column) orthogonal to that row (column): they keep f and the layer norms.
+  const Network& net = sp.flow().network();
+  std::vector<Vec> cols;
+  const Vec h = sp.flow().preactivations(V);  // relu only; theta-scaled
+  const Index n = net.num_layers() > 1 && h.size() ? h.size() / [&] {
+    Index units = 0;
+    for (Index k = 0; k + 1 < net.num_layers(); ++k) units += net.layer_rows(k);
+    return units;
+  }() : 0;
+  const double hmax = h.size() ? h.cwiseAbs().maxCoeff() : 0.0;
+  Index hoff = 0;
+  auto add_rotations = [&](Index layer, bool row, Index unit) {
+    const Index rows = net.layer_rows(layer), colsn = net.layer_cols(layer);
+    const auto W = net.layer(V, layer);
+    const Vec w = row ? Vec(W.row(unit).transpose()) : Vec(W.col(unit));
+    const double w2 = w.squaredNorm();
+    for (Index j = 0; j < w.size(); ++j) {
+      Vec e = Vec::Zero(w.size());
+      e[j] = 1;
+      if (w2 > 0) e -= w * (w[j] / w2);
+      if (e.norm() < 1e-12) continue;
+      Vec x = Vec::Zero(net.num_params());
+      Eigen::Map<RowMat> X(x.data() + net.layer_offset(layer), rows, colsn);
+      if (row) X.row(unit) = e.transpose();
+      else X.col(unit) = e;
+      cols.push_back(std::move(x));
+    }
+  };
+  for (Index k = 0; k + 1 < net.num_layers(); ++k) {
+    const Index d = net.layer_rows(k);
+    const auto Vk = net.layer(V, k);
+    const auto Vn = net.layer(V, k + 1);
+    const double rmax = Vk.rowwise().norm().maxCoeff(), cmax = Vn.colwise().norm().maxCoeff();
+    for (Index i = 0; i < d; ++i) {
+      const bool zero_out = Vn.col(i).norm() <= tol * cmax;
+      const bool zero_in = Vk.row(i).norm() <= tol * rmax;
+      bool dead = false;
+      if (n > 0 && net.activation() == Activation::relu) {
+        dead = true;
+        for (Index p = 0; p < n && dead; ++p) dead = h[hoff + p * d + i] < -1e-9 * hmax;
+      }
+      if (zero_out || dead) add_rotations(k, true, i);
+      if (zero_in || dead) add_rotations(k + 1, false, i);
+    }
+    if (n > 0) hoff += d * n;
+  }
+  Mat M(net.num_params(), Index(cols.size()));
+  for (std::size_t j = 0; j < cols.size(); ++j) M.col(Index(j)) = cols[j];
+  return M;
+}
+
+// ---- Analysis ----------------------------------------------------------------------------------
+
+namespace {
+
+// Orthonormal basis of the column span of M (rank-revealing QR).
+Mat orthonormal_span(const Mat& M, double rel_tol = 1e-8) {
+  if (M.cols() == 0) return Mat(M.rows(), 0);
+  Eigen::ColPivHouseholderQR<Mat> qr(M);
+  qr.setThreshold(rel_tol);
+  const Index r = qr.rank();
+  Mat Q = qr.householderQ() * Mat::Identity(M.rows(), r);
+  return Q;
+}
+
+// Dimension of the part of span(N) (orthonormal columns) lying inside span(Q) (orthonormal).
+Index subspace_overlap(const Mat& N, const Mat& Q) {
+  if (N.cols() == 0 || Q.cols() == 0) return 0;
+  const Mat C = N.transpose() * Q;
+  Eigen::JacobiSVD<Mat> svd(C);
+  Index count = 0;
+  for (Index i = 0; i < svd.singularValues().size(); ++i)
+    if (svd.singularValues()[i] > 0.99) ++count;
+  return count;
+}
+
+}  // namespace
+
+void analyse_stationary(const SphereProblem& sp, StationaryResult& r, const StationaryOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const Flow& flow = sp.flow();
+  const Network& net = flow.network();
+  const Vec& V = r.V;
+  const Index P = sp.dim(), m = sp.tangent_dim();
+  const TangentBasis B(net, V);
+  Mat X;  // P-space eigenvectors matching r.eigenvalues
+  if (m >= 1 && (m <= o.dense_max && !(o.force_spectra && m > 2 * o.nev + 2))) {
+    r.spectrum_method = "dense";
+    const Mat Bd = B.dense();
+    Mat HB(P, m);
+    for (Index j = 0; j < m; ++j) HB.col(j) = sp.hessian(V, Bd.col(j));
+    r.hvps += m;
+    Mat Ht = Bd.transpose() * HB;
+    Ht = 0.5 * (Ht + Ht.transpose()).eval();
+    Eigen::SelfAdjointEigenSolver<Mat> es(Ht);
+    r.eigenvalues = es.eigenvalues();
+    X = Bd * es.eigenvectors();
+    const Mat R = HB * es.eigenvectors() - X * r.eigenvalues.asDiagonal();
+    r.residuals = R.colwise().norm().transpose();
+  } else if (m >= 1) {
+    r.spectrum_method = "spectra";
+    SymOperator op{m, [&](const double* in, double* out) {
+                     const Vec y = Eigen::Map<const Vec>(in, m);
+                     Eigen::Map<Vec>(out, m) = B.apply_transpose(sp.hessian(V, B.apply(y)));
+                   }};
+    const Index nev = std::min(o.nev, m - 2);
+    const ExtremeEigs e = extreme_eigenvalues(op, nev, {.tol = o.spectra_tol});
+    r.hvps += e.matvecs;
+    r.info_smallest = e.info_smallest;
+    r.info_largest = e.info_largest;
+    const Index ns = e.smallest.size(), nl = e.largest.size();
+    r.eigenvalues.resize(ns + nl);
+    r.eigenvalues << e.smallest, e.largest;
+    X.resize(P, ns + nl);
+    for (Index j = 0; j < ns; ++j) X.col(j) = B.apply(e.smallest_vectors.col(j));
+    for (Index j = 0; j < nl; ++j) X.col(ns + j) = B.apply(e.largest_vectors.col(j));
+    r.residuals.resize(ns + nl);
+    for (Index j = 0; j < ns + nl; ++j) r.residuals[j] = (sp.hessian(V, X.col(j)) - r.eigenvalues[j] * X.col(j)).norm();
+    r.hvps += ns + nl;
+  }
+  const double lmax = r.eigenvalues.size() ? r.eigenvalues.cwiseAbs().maxCoeff() : 0.0;
+  r.zero_threshold = o.zero_rel * lmax;
+  r.n_negative = r.n_zero = r.n_positive = 0;
+  std::vector<Index> zero_idx;
+  for (Index i = 0; i < r.eigenvalues.size(); ++i) {
+    const double l = r.eigenvalues[i];
+    if (std::abs(l) <= r.zero_threshold) {
+      ++r.n_zero;
+      zero_idx.push_back(i);
+    } else if (l < 0) {
+      ++r.n_negative;
+    } else {
+      ++r.n_positive;
+    }
+  }
+  // Keep the null space (and, if none, the lowest eigenvector) as the stored eigenvectors.
+  Mat N(P, Index(zero_idx.size()));
+  for (std::size_t j = 0; j < zero_idx.size(); ++j) N.col(Index(j)) = X.col(zero_idx[j]);
+  r.null_dim = N.cols();
+  const Index keep = std::min<Index>(X.cols(), std::max<Index>(r.null_dim, std::min<Index>(o.nev, X.cols())));
+  r.eigenvectors = X.leftCols(keep);
+  r.spectrum_seconds = seconds_since(t0);
+
+  // Zero modes: analytic vectors per mechanism, checked against the Hessian, then projected.
+  r.mechanisms.clear();
+  std::vector<std::pair<std::string, Mat>> cands;
+  if (net.num_layers() >= 2) {
+    cands.emplace_back("orthogonal", orthogonal_symmetry_vectors(net, V));
+    cands.emplace_back("relu_group", relu_group_vectors(net, V));
+    cands.emplace_back("vanished", vanished_unit_vectors(sp, V));
+  }
+  std::vector<Vec> all;
+  for (auto& [name, C] : cands) {
+    ZeroModeMechanism mech;
+    mech.name = name;
+    mech.candidates = C.cols();
+    std::vector<Vec> ok;
+    for (Index j = 0; j < C.cols(); ++j) {
+      Vec v = sp.project(V, C.col(j));
+      const double nv = v.norm();
+      if (!(nv > 1e-12)) continue;
+      v /= nv;
+      const double res = sp.hessian(V, v).norm();
+      ++r.hvps;
+      if (res <= o.verify_rel * lmax) {
+        ok.push_back(v);
+        mech.max_residual = std::max(mech.max_residual, res);
+      }
+    }
+    mech.verified = Index(ok.size());
+    Mat S(P, Index(ok.size()));
+    for (std::size_t j = 0; j < ok.size(); ++j) S.col(Index(j)) = ok[j];
+    const Mat Q = orthonormal_span(S);
+    mech.span_dim = Q.cols();
+    mech.explained = subspace_overlap(N, Q);
+    for (auto& v : ok) all.push_back(std::move(v));
+    r.mechanisms.push_back(mech);
+  }
+  Mat S(P, Index(all.size()));
+  for (std::size_t j = 0; j < all.size(); ++j) S.col(Index(j)) = all[j];
+  r.explained_total = subspace_overlap(N, orthonormal_span(S));
+  r.unexplained = r.null_dim - r.explained_total;
+
+  // ReLU kinks.
+  r.kinks.clear();
+  r.kink_preactivations.clear();
+  const Vec h = flow.preactivations(V);
+  if (h.size()) {
+    const double hmax = h.cwiseAbs().maxCoeff();
+    for (Index j = 0; j < h.size(); ++j)
+      if (std::abs(h[j]) <= o.kink_rel * hmax) {
+        const auto kk = flow.kink_of(j);
+        r.kinks.push_back({kk.layer, kk.unit, kk.point});
+        r.kink_preactivations.push_back(h[j]);
+      }
+  }
+
+  // Verdict.
+  std::string expl;
+  for (const auto& mech : r.mechanisms) expl += fmt::format("{} {}, ", mech.explained, mech.name);
+  expl += fmt::format("{} unexplained", r.unexplained);
+  const bool partial = r.spectrum_method == "spectra";
+  const std::string atleast = partial ? "at least " : "";
+  if (r.n_negative > 0) {
+    r.verdict = fmt::format("not a minimum: {}{} negative modes", atleast, r.n_negative);
+    if (r.n_zero > 0) r.verdict += fmt::format(", {}{} zero modes (explained: {})", atleast, r.n_zero, expl);
+  } else if (r.n_zero > 0) {
+    r.verdict = fmt::format("not hyperbolic: {}{} zero modes (explained: {})", atleast, r.n_zero, expl);
+  } else {
+    r.verdict = "hyperbolic";
+  }
+  const double rel_grad = r.grad_norms.empty() ? 0.0 : r.grad_norms.back() / sp.loss_scale(V);
+  if (!r.newton_converged)
+    r.verdict = fmt::format("undetermined: not a stationary point (relative |grad| = {:.2e}); at this point: {}",
+                            rel_grad, r.verdict);
+  std::vector<std::string> notes;
+  if (r.newton_converged && r.verdict != "hyperbolic")
+    notes.push_back(fmt::format(
+        "CONTRADICTS the paper's claim (Lemma 1, Theorem 3.1) that the fixed-rho flow converges to hyperbolic minima "
+        "at every finite rho: at rho = {:.6g} the stationary point found is {}",
+        r.rho, r.verdict));
+  if (partial)
+    notes.push_back(fmt::format("spectrum from Spectra: only the {} smallest and {} largest eigenvalues; inertia counts "
+                                "those only",
+                                o.nev, o.nev));
+  if (!r.kinks.empty())
+    notes.push_back(fmt::format("{} (unit, point) pairs sit on ReLU kinks (|h| <= {:.1e} max|h|): the spectrum is the "
+                                "plain one (ReLU'(0) = 0); the kink-aware spectrum on the active kink surfaces is not "
+                                "implemented yet",
+                                r.kinks.size(), o.kink_rel));
+  if (!r.newton_converged)
+    notes.push_back("Newton did not reach round-off: the point is approximate, spectrum accordingly");
+  r.notes.clear();
+  for (std::size_t i = 0; i < notes.size(); ++i) r.notes += (i ? "; " : "") + notes[i];
+}
+
+StationaryResult find_stationary(const Flow& flow, const Vec& V0, const StationaryOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const SphereProblem sp(flow);
+  StationaryResult r;
+  r.rho = flow.fixed_rho();
+  Vec V = sp.normalize(V0);
+  r.flow_grad = sp.gradient(V).norm();
+  if (!o.skip_flow && r.flow_grad > o.flow_tol * sp.loss_scale(V)) {
+    SolverOptions so;
+    so.method = flow.state_size() <= 400 ? Method::rosenbrock4 : Method::dopri5;
+    so.clock = ClockKind::log;
+    so.rtol = 1e-9;
+    so.atol = 1e-12;
+    so.max_steps = o.flow_max_steps;
+    bool reached = false;
+    auto monitor = [&](double t, const Vec& y, const SolverCounters& c) {
+      const FlowDiagnostics d = flow.diagnostics(y);
+      r.flow_t = t;
+      r.flow_steps = c.accepted;
+      r.flow_grad = d.grad_norm;
+      reached = d.grad_norm <= o.flow_tol * std::max(r.rho * std::exp(d.log_loss), std::numeric_limits<double>::min());
+      return !reached;
+    };
+    // The path of flow (d) in a normalized time: dV/dtau = rhs(V) / (rho L(V)). Same trajectory,
+    // but O(1) speed whatever the loss scale (a start with L ~ e^30 is otherwise too stiff to leave).
+    const OdeProblem base = to_ode_problem(flow);
+    OdeProblem scaled = base;
+    scaled.rhs = [&](const Vec& y, double ls, Vec& dy) {
+      base.rhs(y, ls, dy);
+      dy /= sp.loss_scale(y);
+    };
+    scaled.jacobian = [&](const Vec& y, double ls, Mat& J) {
+      base.jacobian(y, ls, J);
+      Vec dy;
+      base.rhs(y, ls, dy);
+      const double ls_scale = sp.loss_scale(y);
+      const Vec dlogL = sp.euclidean_gradient(y) / std::exp(sp.log_loss(y));
+      J = (J - dy * dlogL.transpose()) / ls_scale;
+    };
+    scaled.jvp = {};
+    const SolveResult res = integrate(scaled, V, {0.0, o.flow_t_end}, so,
+                                    [](std::int64_t, double, const Vec&) {}, monitor);
+    r.flow_status = reached ? "converged" : std::string(status_name(res.status));
+    V = sp.normalize(res.y_final);
+  } else {
+    r.flow_status = o.skip_flow ? "skipped" : "converged";
+  }
+  r.V = V;
+  newton_polish(sp, r, o);
+  const FlowDiagnostics d = flow.diagnostics(r.V);
+  r.log_loss = d.log_loss;
+  r.margin = d.margin;
+  r.loss_scale = sp.loss_scale(r.V);
+  analyse_stationary(sp, r, o);
+  r.total_seconds = seconds_since(t0);
+  return r;
+}
+
+// ---- CLI level ---------------------------------------------------------------------------------
+
+namespace {
+
+std::vector<double> parse_sweep(const std::string& s) {
+  double a = 0, b = 0;
+  long n = 0;
+  char c1 = 0, c2 = 0;
+  std::istringstream in(s);
+  if (!(in >> a >> c1 >> b >> c2 >> n) || c1 != ':' || c2 != ':' || !(a > 0) || !(b > 0) || n < 1 || !in.eof())
+    throw SpecError(fmt::format("--rho-sweep \"{}\": expected a:b:n with a, b > 0 and n >= 1 (log-spaced)", s));
+  std::vector<double> rhos;
+  for (long i = 0; i < n; ++i)
+    rhos.push_back(n == 1 ? a : std::exp(std::log(a) + (std::log(b) - std::log(a)) * double(i) / double(n - 1)));
+  return rhos;
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+SweepPoint sweep_point(const StationaryResult& r) {
+  SweepPoint p;
+  p.rho = r.rho;
+  p.lambda_min = r.eigenvalues.size() ? r.eigenvalues.minCoeff() : 0;
+  p.lambda_max = r.eigenvalues.size() ? r.eigenvalues.maxCoeff() : 0;
+  p.lambda_min_nonzero = std::numeric_limits<double>::quiet_NaN();
+  for (Index i = 0; i < r.eigenvalues.size(); ++i)
+    if (r.eigenvalues[i] > r.zero_threshold) {
+      p.lambda_min_nonzero = r.eigenvalues[i];
+      break;
+    }
+  p.margin = r.margin;
+  p.grad = r.grad_norms.empty() ? 0 : r.grad_norms.back();
+  p.n_zero = r.n_zero;
+  p.n_negative = r.n_negative;
+  p.verdict = r.verdict;
+  return p;
+}
+
+// Least-squares fit of log lambda = a + p log rho - q rho; reports p, q and the rms residual.
+std::string fit_decay(const std::vector<SweepPoint>& sweep) {
+  std::vector<std::pair<double, double>> pts;
+  for (const auto& s : sweep)
+    if (std::isfinite(s.lambda_min_nonzero) && s.lambda_min_nonzero > 0) pts.push_back({s.rho, s.lambda_min_nonzero});
+  if (pts.size() < 3) return "fewer than 3 points with a positive smallest nonzero eigenvalue: no fit";
+  const bool three = pts.size() >= 4;
+  Mat A(Index(pts.size()), three ? 3 : 2);
+  Vec y(Index(pts.size()));
+  for (std::size_t i = 0; i < pts.size(); ++i) {
+    A(Index(i), 0) = 1;
+    A(Index(i), 1) = std::log(pts[i].first);
+    if (three) A(Index(i), 2) = -pts[i].first;
+    y[Index(i)] = std::log(pts[i].second);
+  }
+  const Vec c = A.colPivHouseholderQr().solve(y);
+  const double rms = std::sqrt((A * c - y).squaredNorm() / double(pts.size()));
+  // Pure power law for comparison.
+  const Vec c2 = A.leftCols(2).colPivHouseholderQr().solve(y);
+  const double rms2 = std::sqrt((A.leftCols(2) * c2 - y).squaredNorm() / double(pts.size()));
+  std::string s = fmt::format("power law lambda_min ~ {:.4g} rho^{:.4f} (rms log residual {:.2e})", std::exp(c2[0]),
+                              c2[1], rms2);
+  if (three)
+    s += fmt::format("; lambda_min ~ {:.4g} rho^{:.4f} exp(-{:.5g} rho) (rms log residual {:.2e})", std::exp(c[0]), c[1],
+                     c[2], rms);
+  return s;
+}
+
+void write_stationary_file(const std::string& path, const ModelSpec& spec, const StationaryReport& rep,
+                           const StationaryOptions& o) {
+  auto file = h5::File::create(path, h5::FileFormat::earliest);
+  file.set_string_attr("file_type", "gfsim-stationary");
+  file.set_int64_attr("format_version", kFormatVersion);
+  file.set_string_attr("gfsim_version", kVersion);
+  file.set_string_attr("git_commit", kGitCommit);
+  file.set_string_attr("created", utc_now());
+  file.set_string_attr("model_toml", spec.resolved_toml);
+  file.set_string_attr("model_name", spec.name);
+  file.set_string_attr("loss", rep.loss);
+  file.set_string_attr("network", rep.network);
+  file.set_string_attr("theta_layout", "W_1..W_K, each row-major (d_k x d_{k-1}), concatenated");
+  file.set_int64_attr("K", rep.K);
+  file.set_int64_attr("P", rep.P);
+  file.set_int64_attr("n", rep.n);
+  const StationaryResult& r = rep.result;
+  auto g = file.create_group("stationary");
+  g.set_double_attr("rho", r.rho);
+  g.set_string_attr("verdict", r.verdict);
+  g.set_string_attr("notes", r.notes);
+  g.set_string_attr("flow_status", r.flow_status);
+  g.set_double_attr("flow_t", r.flow_t);
+  g.set_int64_attr("flow_steps", r.flow_steps);
+  g.set_int64_attr("newton_converged", r.newton_converged ? 1 : 0);
+  g.set_int64_attr("newton_steps", std::int64_t(r.step_norms.size()));
+  g.set_double_attr("loss_scale", r.loss_scale);
+  g.set_double_attr("log_loss", r.log_loss);
+  g.set_double_attr("margin", r.margin);
+  g.set_string_attr("spectrum_method", r.spectrum_method);
+  g.set_string_attr("spectra_info_smallest", r.info_smallest);
+  g.set_string_attr("spectra_info_largest", r.info_largest);
+  g.set_int64_attr("hessian_vector_products", r.hvps);
+  g.set_double_attr("spectrum_seconds", r.spectrum_seconds);
+  g.set_double_attr("zero_rel", o.zero_rel);
+  g.set_double_attr("zero_threshold", r.zero_threshold);
+  g.set_string_attr("zero_rule", "|lambda| <= zero_rel * max|lambda| counts as zero");
+  g.set_int64_array_attr("inertia", std::vector<std::int64_t>{r.n_negative, r.n_zero, r.n_positive});
+  g.set_string_attr("inertia_order", "negative, zero, positive");
+  auto span = [](const Vec& v) { return std::span<const double>(v.data(), std::size_t(v.size())); };
+  g.write_dataset("direction", span(r.V));
+  g.write_dataset("grad_norms", r.grad_norms);
+  g.write_dataset("step_norms", r.step_norms);
+  g.write_dataset("eigenvalues", span(r.eigenvalues));
+  g.write_dataset("residuals", span(r.residuals));
+  {
+    auto ev = g.write_dataset("eigenvectors", std::span<const double>(r.eigenvectors.data(),
+                                                                        std::size_t(r.eigenvectors.size())));
+    ev.set_int64_array_attr("shape", std::vector<std::int64_t>{r.eigenvectors.cols(), r.eigenvectors.rows()});
+    ev.set_string_attr("description", "unit eigenvectors (rows, theta layout) of the lowest eigenvalues, "
+                                      "the whole null space included");
+  }
+  auto z = g.create_group("zero_modes");
+  z.set_int64_attr("null_dim", r.null_dim);
+  z.set_int64_attr("explained_total", r.explained_total);
+  z.set_int64_attr("unexplained", r.unexplained);
+  std::vector<std::string> names;
+  std::vector<std::int64_t> cand, ver, spn, expl;
+  std::vector<double> res;
+  for (const auto& m : r.mechanisms) {
+    names.push_back(m.name);
+    cand.push_back(m.candidates);
+    ver.push_back(m.verified);
+    spn.push_back(m.span_dim);
+    expl.push_back(m.explained);
+    res.push_back(m.max_residual);
+  }
+  z.set_string_array_attr("mechanisms", names);
+  z.set_int64_array_attr("candidates", cand);
+  z.set_int64_array_attr("verified", ver);
+  z.set_int64_array_attr("span_dim", spn);
+  z.set_int64_array_attr("explained", expl);
+  z.set_double_array_attr("max_residual", res);
+  auto kg = g.create_group("kinks");
+  kg.set_int64_attr("count", std::int64_t(r.kinks.size()));
+  kg.set_string_attr("kink_aware_spectrum", "not implemented");
+  std::vector<double> kl, ku, kp;
+  for (const auto& k : r.kinks) {
+    kl.push_back(double(k[0]));
+    ku.push_back(double(k[1]));
+    kp.push_back(double(k[2]));
+  }
+  kg.write_dataset("layer", kl);
+  kg.write_dataset("unit", ku);
+  kg.write_dataset("point", kp);
+  kg.write_dataset("preactivation", r.kink_preactivations);
+  if (!rep.sweep.empty()) {
+    auto s = g.create_group("sweep");
+    std::vector<double> rho, lmin, lmax, lnz, marg, grad, nz, nn;
+    for (const auto& p : rep.sweep) {
+      rho.push_back(p.rho);
+      lmin.push_back(p.lambda_min);
+      lmax.push_back(p.lambda_max);
+      lnz.push_back(p.lambda_min_nonzero);
+      marg.push_back(p.margin);
+      grad.push_back(p.grad);
+      nz.push_back(double(p.n_zero));
+      nn.push_back(double(p.n_negative));
+    }
+    s.write_dataset("rho", rho);
+    s.write_dataset("lambda_min", lmin);
+    s.write_dataset("lambda_max", lmax);
+    s.write_dataset("lambda_min_nonzero", lnz);
+    s.write_dataset("margin", marg);
+    s.write_dataset("grad_norm", grad);
+    s.write_dataset("n_zero", nz);
+    s.write_dataset("n_negative", nn);
+    s.set_string_attr("fit", rep.sweep_fit);
+  }
+  file.close();
+}
+
+}  // namespace
+
+StationaryReport stationary_model(const ModelSpec& spec, const StationaryCliOptions& options) {
+  const Dataset data = make_dataset(spec.data);
+  Network net(network_widths(spec, data.dim()), spec.network.activation);
+  const Vec theta0 = initial_weights(spec, net);
+  StationaryReport rep;
+  rep.network = net.describe();
+  rep.loss = to_string(spec.loss.kind);
+  rep.P = net.num_params();
+  rep.K = net.num_layers();
+  rep.n = data.n();
+  if (options.output.empty()) {
+    std::filesystem::path p(spec.output.path);
+    rep.output_path = (p.parent_path() / (p.stem().string() + "_stationary.h5")).string();
+  } else {
+    rep.output_path = options.output;
+  }
+  std::vector<double> rhos;
+  if (!options.rho_sweep.empty()) rhos = parse_sweep(options.rho_sweep);
+  else rhos = {options.rho > 0 ? options.rho : spec.flow.rho};
+  Vec V;
+  for (double rho : rhos) {
+    if (!(rho > 0)) throw SpecError(fmt::format("--rho = {}: must be > 0", rho));
+    Flow flow(net, data, spec.loss.kind, FlowKind::fixed_rho, rho);
+    if (V.size() == 0) V = flow.initial_state(theta0);
+    rep.result = find_stationary(flow, V, options.numerics);
+    V = rep.result.V;
+    if (rhos.size() > 1) rep.sweep.push_back(sweep_point(rep.result));
+  }
+  if (!rep.sweep.empty()) rep.sweep_fit = fit_decay(rep.sweep);
+  write_stationary_file(rep.output_path, spec, rep, options.numerics);
+  return rep;
+}
+
+void print_stationary_summary(std::ostream& out, const StationaryReport& rep) {
+  const StationaryResult& r = rep.result;
+  auto line = [&](const std::string& k, const std::string& v) { fmt::print(out, "  {:<24} {}\n", k, v); };
+  fmt::print(out, "\n");
+  line("model", fmt::format("{} (P = {}, K = {}), {} loss, n = {}", rep.network, rep.P, rep.K, rep.loss, rep.n));
+  line("rho", fmt::format("{:.6g}", r.rho));
+  line("flow phase", fmt::format("{} (t = {:.3g}, {} steps, |grad| = {:.3e})", r.flow_status, r.flow_t, r.flow_steps,
+                                 r.flow_grad));
+  std::string gn;
+  for (std::size_t i = 0; i < r.grad_norms.size(); ++i) gn += fmt::format("{}{:.2e}", i ? " " : "", r.grad_norms[i]);
+  line("Newton |grad| per step", gn);
+  line("Newton", fmt::format("{} steps, {} (loss scale rho*L = {:.3e}, relative |grad| = {:.2e})",
+                             r.step_norms.size(), r.newton_converged ? "converged" : "NOT converged", r.loss_scale,
+                             r.grad_norms.empty() ? 0.0 : r.grad_norms.back() / r.loss_scale));
+  line("log loss / margin", fmt::format("{:.10g} / {:.10g}", r.log_loss, r.margin));
+  line("spectrum", fmt::format("{} on the tangent space (dim {}), {} eigenvalues, {} HVPs, {:.3f} s", r.spectrum_method,
+                               rep.P - rep.K, r.eigenvalues.size(), r.hvps, r.spectrum_seconds));
+  if (r.spectrum_method == "spectra")
+    line("Spectra CompInfo", fmt::format("smallest {}, largest {}", r.info_smallest, r.info_largest));
+  const Index show = std::min<Index>(r.eigenvalues.size(), 6);
+  std::string lo, hi;
+  for (Index i = 0; i < show; ++i) lo += fmt::format("{}{:.6e}", i ? " " : "", r.eigenvalues[i]);
+  for (Index i = r.eigenvalues.size() - show; i < r.eigenvalues.size(); ++i)
+    hi += fmt::format("{}{:.6e}", i > r.eigenvalues.size() - show ? " " : "", r.eigenvalues[i]);
+  line("smallest eigenvalues", lo);
+  line("largest eigenvalues", hi);
+  line("max residual", fmt::format("{:.2e}", r.residuals.size() ? r.residuals.maxCoeff() : 0.0));
+  line("inertia (-, 0, +)", fmt::format("{}, {}, {} (zero: |lambda| <= {:.3e})", r.n_negative, r.n_zero, r.n_positive,
+                                        r.zero_threshold));
+  for (const auto& m : r.mechanisms)
+    line("zero modes: " + m.name, fmt::format("{} candidates, {} verified (max |Hv| {:.1e}), span {}, explains {}",
+                                              m.candidates, m.verified, m.max_residual, m.span_dim, m.explained));
+  line("zero modes", fmt::format("{} in the null space: {} explained, {} unexplained", r.null_dim, r.explained_total,
+                                 r.unexplained));
+  std::string kinks = fmt::format("{} (unit, point) pairs", r.kinks.size());
+  for (std::size_t i = 0; i < std::min<std::size_t>(r.kinks.size(), 5); ++i)
+    kinks += fmt::format("{} (layer {}, unit {}, point {})", i ? "," : ":", r.kinks[i][0], r.kinks[i][1], r.kinks[i][2]);
+  line("ReLU kinks", kinks);
+  line("verdict", r.verdict);
+  if (!r.notes.empty()) line("notes", r.notes);
+  if (!rep.sweep.empty()) {
+    fmt::print(out, "\n  {:>12} {:>14} {:>14} {:>14} {:>12} {:>7} {:>5}\n", "rho", "lambda_min", "lambda_min_nz",
+               "lambda_max", "margin", "zero", "neg");
+    for (const auto& p : rep.sweep)
+      fmt::print(out, "  {:>12.5g} {:>14.6e} {:>14.6e} {:>14.6e} {:>12.8f} {:>7} {:>5}\n", p.rho, p.lambda_min,
+                 p.lambda_min_nonzero, p.lambda_max, p.margin, p.n_zero, p.n_negative);
+    line("decay fit", rep.sweep_fit);
+  }
+  line("output", rep.output_path);
+}
+
+}  // namespace gfsim

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""CLI test of `gfsim verify` on the closed-form example, and of analysis/plot_laws.py."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+EXE = os.environ.get("GFSIM_EXE", "build/gfsim")
+SRC = os.environ.get("GFSIM_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+class VerifyCli(unittest.TestCase):
+    def test_closed_form_verify_and_plots(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "cf.h5")
+            proc = subprocess.run([EXE, "verify", os.path.join(SRC, "models", "verify_closed_form.toml"),
+                                   "--t-end", "1e100", "-o", out, "-q"], capture_output=True, text=True, timeout=120)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertIn("rho_slope_gd", proc.stdout)
+            with open(os.path.join(tmp, "cf.json")) as f:
+                report = json.load(f)
+            self.assertAlmostEqual(report["gamma"], 1.0, places=10)
+            laws = {law["law"]: law for law in report["laws"]}
+            self.assertEqual(laws["rho_slope_gd"]["verdict"], "holds")
+            self.assertLess(laws["rho_slope_gd"]["rel_error"], 1e-3)
+            self.assertEqual(laws["direction_gd"]["verdict"], "holds")
+            self.assertLess(laws["direction_gd"]["rel_error"], 0.01)
+            for name in ("cf_gd.h5", "cf_wn.h5"):
+                self.assertTrue(os.path.exists(os.path.join(tmp, name)))
+            import h5py
+            with h5py.File(os.path.join(tmp, "cf_gd.h5"), "r") as f:
+                self.assertEqual(f["verify/laws/rho_slope_gd"].attrs["verdict"], "holds")
+            figs = os.path.join(tmp, "figs")
+            proc = subprocess.run([sys.executable, os.path.join(SRC, "analysis", "plot_laws.py"),
+                                   os.path.join(tmp, "cf_gd.h5"), "--out", figs],
+                                  capture_output=True, text=True, timeout=120)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            for ext in ("png", "pdf"):
+                path = os.path.join(figs, f"cf_laws.{ext}")
+                self.assertTrue(os.path.getsize(path) > 1000, path)
+
+    def test_non_separable_exit_2(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "d.csv"), "w") as f:
+                f.write("1,1,0\n-1,1,0\n")
+            model = os.path.join(tmp, "m.toml")
+            with open(model, "w") as f:
+                f.write('[data]\nkind = "csv"\npath = "d.csv"\n')
+            proc = subprocess.run([EXE, "verify", model, "--t-end", "1e6", "-o", os.path.join(tmp, "x.h5")],
+                                  capture_output=True, text=True, timeout=60)
+            self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
+            self.assertIn("separable", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

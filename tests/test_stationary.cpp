@@ -1,0 +1,257 @@
+// Stationary points of the fixed-rho flow and the tangent-space Hessian spectrum (issue 6).
+#include <gtest/gtest.h>
+
+#include <Eigen/Dense>
+#include <cmath>
+#include <filesystem>
+
+#include "gfsim/hdf5_file.hpp"
+#include "gfsim/spectrum.hpp"
+#include "gfsim/stationary.hpp"
+#include "test_util.hpp"
+
+namespace gfsim {
+namespace {
+
+Vec random_direction(const Network& net, std::uint64_t seed) {
+  Vec V = test::random_vector(net.num_params(), seed);
+  for (Index k = 0; k < net.num_layers(); ++k) V.segment(net.layer_offset(k), net.layer_size(k)).normalize();
+  return V;
+}
+
+// Riemannian Hessian vs finite differences of the Riemannian gradient along the retraction
+// V(h) = R_V(h xi): Hess[xi] = P_V d/dh grad(V(h)) at h = 0 (Levi-Civita connection of the
+// embedded product of spheres), at a generic (non-stationary) point; and vs the Flow::jvp form.
+TEST(Stationary, RiemannianHessianMatchesFiniteDifferences) {
+  for (Activation act : {Activation::linear, Activation::relu}) {
+    const Dataset data = test::separable_data(30, 4, 11);
+    Network net({4, 5, 3, 1}, act);
+    Flow flow(net, data, LossKind::exp, FlowKind::fixed_rho, 3.0);
+    SphereProblem sp(flow);
+    const Vec V = random_direction(net, 5);
+    const Vec xi = sp.project(V, test::random_vector(net.num_params(), 6));
+    const Vec H = sp.hessian(V, xi);
+    const double h = 1e-5;
+    const Vec fd = sp.project(V, (sp.gradient(sp.retract(V, h * xi)) - sp.gradient(sp.retract(V, -h * xi))) / (2 * h));
+    EXPECT_LT((H - fd).norm(), 1e-6 * H.norm()) << to_string(act);
+    EXPECT_LT((H - sp.hessian_from_jvp(V, xi)).norm(), 1e-11 * H.norm()) << to_string(act);
+    // Tangent and symmetric.
+    const Vec eta = sp.project(V, test::random_vector(net.num_params(), 7));
+    EXPECT_NEAR(eta.dot(H), xi.dot(sp.hessian(V, eta)), 1e-11 * H.norm() * eta.norm());
+    EXPECT_LT(sp.project(V, H).norm() - H.norm(), 1e-12 * H.norm());
+    // Riemannian gradient = -rhs of the fixed-rho flow.
+    Vec dy;
+    flow.rhs(V, 0.0, dy);
+    EXPECT_LT((sp.gradient(V) + dy).norm(), 1e-12 * dy.norm());
+  }
+}
+
+TEST(Stationary, TangentBasisIsOrthonormalAndTangent) {
+  Network net({4, 3, 1}, Activation::linear);
+  const Vec V = random_direction(net, 9);
+  TangentBasis B(net, V);
+  const Mat Bd = B.dense();
+  EXPECT_EQ(Bd.cols(), net.num_params() - 2);
+  EXPECT_LT((Bd.transpose() * Bd - Mat::Identity(Bd.cols(), Bd.cols())).norm(), 1e-13);
+  for (Index k = 0; k < 2; ++k)
+    EXPECT_LT((V.segment(net.layer_offset(k), net.layer_size(k)).transpose() *
+               Bd.middleRows(net.layer_offset(k), net.layer_size(k)))
+                  .norm(),
+              1e-13);
+  const Vec y = test::random_vector(Bd.cols(), 3);
+  EXPECT_LT((B.apply_transpose(B.apply(y)) - y).norm(), 1e-13);
+}
+
+// Independent minimizer for K = 1, exp loss: projected gradient descent on the sphere, written
+// from the data alone (no Flow): F(v) = sum_n exp(-rho v.z_n).
+Vec projected_descent(const Dataset& data, double rho, Vec v, int steps, double eta) {
+  const Mat Z = data.signed_points();
+  for (int i = 0; i < steps; ++i) {
+    const Vec w = (-rho * (Z * v).array()).exp().matrix();
+    Vec g = -rho * Z.transpose() * w;
+    g -= v * v.dot(g);
+    v = (v - eta * g).normalized();
+  }
+  return v;
+}
+
+TEST(Stationary, LinearK1IsHyperbolicFixedPointAndNewtonIsQuadratic) {
+  const Dataset data = test::separable_data(40, 5, 21);
+  Network net({5, 1}, Activation::linear);
+  const double rho = 4.0;
+  Flow flow(net, data, LossKind::exp, FlowKind::fixed_rho, rho);
+  StationaryOptions o;
+  o.flow_tol = 1e-2;  // leave work for Newton so its convergence order is visible
+  const StationaryResult r = find_stationary(flow, random_direction(net, 1), o);
+  ASSERT_TRUE(r.newton_converged);
+  EXPECT_EQ(r.verdict, "hyperbolic");
+  EXPECT_EQ(r.n_negative, 0);
+  EXPECT_EQ(r.n_zero, 0);
+  EXPECT_EQ(r.n_positive, 4);
+  EXPECT_GT(r.eigenvalues.minCoeff(), 0.0);
+  EXPECT_LT(r.residuals.maxCoeff(), 1e-10 * r.eigenvalues.maxCoeff());
+  // Fixed-point condition: v = G/||G||, G = sum_n e^{-rho v.z_n} z_n.
+  const Mat Z = data.signed_points();
+  const Vec G = Z.transpose() * (-rho * (Z * r.V).array()).exp().matrix();
+  EXPECT_LT((r.V - G.normalized()).norm(), 1e-12);
+  // Independent minimization.
+  const double eta = 0.5 / r.eigenvalues.maxCoeff();
+  const Vec v_start = Z.colwise().sum().transpose().normalized();  // a reasonable start, from the data
+  const Vec v_pgd = projected_descent(data, rho, v_start, 20000, eta);
+  EXPECT_LT((r.V - v_pgd).norm(), 1e-8);
+  // Quadratic convergence: e_{k+1} <= C e_k^2 while above round-off (relative gradients).
+  ASSERT_GE(r.grad_norms.size(), 3u);
+  const double s = r.loss_scale;
+  int quadratic_steps = 0;
+  for (std::size_t i = 0; i + 1 < r.grad_norms.size(); ++i) {
+    const double e0 = r.grad_norms[i] / s, e1 = r.grad_norms[i + 1] / s;
+    if (e1 < 1e-13) break;
+    EXPECT_LT(e1, 50.0 * e0 * e0) << "step " << i;
+    ++quadratic_steps;
+  }
+  EXPECT_GE(quadratic_steps, 1);
+  EXPECT_LT(r.grad_norms.back() / s, 1e-13);
+}
+
+// 2-layer deep linear net d_0 - d_1 - 1 at fixed rho: F depends on V only through w = V_2 V_1,
+// and ||V_2 V_1|| <= 1 with equality iff V_1 = V_2^T b^T. The minimum is V_2 = a^T, V_1 = a b*^T
+// with b* the K = 1 minimizer and a free on S^{d_1 - 1}: a manifold of dimension d_1 - 1, generated
+// by the orthogonal transformations A (A a spans a^perp; generators fixing a act trivially).
+// Transversally the Hessian is positive. So: null space dimension d_1 - 1, all explained.
+TEST(Stationary, DeepLinearNullSpaceIsOrthogonalSymmetry) {
+  const Dataset data = test::separable_data(30, 4, 31);
+  for (Index d1 : {2, 3, 5}) {
+    Network net({4, d1, 1}, Activation::linear);
+    Flow flow(net, data, LossKind::exp, FlowKind::fixed_rho, 3.0);
+    const StationaryResult r = find_stationary(flow, random_direction(net, 40 + std::uint64_t(d1)), {});
+    ASSERT_TRUE(r.newton_converged) << d1;
+    EXPECT_EQ(r.n_negative, 0) << d1;
+    EXPECT_EQ(r.null_dim, d1 - 1) << d1;
+    EXPECT_EQ(r.explained_total, d1 - 1) << d1;
+    EXPECT_EQ(r.unexplained, 0) << d1;
+    ASSERT_EQ(r.mechanisms.front().name, "orthogonal");
+    EXPECT_EQ(r.mechanisms.front().explained, d1 - 1) << d1;
+    EXPECT_EQ(r.mechanisms.front().span_dim, d1 - 1) << d1;
+    // The analytic vectors are null vectors of the Hessian.
+    SphereProblem sp(flow);
+    const Mat A = orthogonal_symmetry_vectors(net, r.V);
+    for (Index j = 0; j < A.cols(); ++j) {
+      const Vec v = sp.project(r.V, A.col(j));
+      if (v.norm() < 1e-10) continue;
+      EXPECT_LT(sp.hessian(r.V, v).norm(), 1e-9 * r.eigenvalues.maxCoeff() * v.norm());
+    }
+    EXPECT_NE(r.verdict.find("not hyperbolic: " + std::to_string(d1 - 1) + " zero modes"), std::string::npos)
+        << r.verdict;
+    // Rank-one structure of the minimum: ||V_2 V_1|| = 1.
+    EXPECT_NEAR((net.layer(r.V, 1) * net.layer(r.V, 0)).norm(), 1.0, 1e-10);
+  }
+}
+
+TEST(Stationary, SpectraMatchesDense) {
+  // Medium problem (tangent dim 218) at a generic point of a ReLU net: no symmetry-induced
+  // repeated eigenvalues (the orthogonal symmetry of linear nets makes multiple eigenvalues, which
+  // single-vector Lanczos does not resolve).
+  const Dataset data = test::separable_data(60, 10, 51);
+  Network net({10, 20, 1}, Activation::relu);
+  Flow flow(net, data, LossKind::exp, FlowKind::fixed_rho, 2.0);
+  SphereProblem sp(flow);
+  StationaryResult dense, sparse;
+  dense.V = sparse.V = random_direction(net, 52);
+  dense.newton_converged = sparse.newton_converged = true;
+  StationaryOptions o;
+  o.nev = 6;
+  analyse_stationary(sp, dense, o);
+  o.force_spectra = true;
+  analyse_stationary(sp, sparse, o);
+  ASSERT_EQ(dense.spectrum_method, "dense");
+  ASSERT_EQ(sparse.spectrum_method, "spectra");
+  EXPECT_EQ(sparse.info_smallest, "successful");
+  EXPECT_EQ(sparse.info_largest, "successful");
+  ASSERT_EQ(sparse.eigenvalues.size(), 12);
+  const Index m = dense.eigenvalues.size();
+  ASSERT_EQ(m, net.num_params() - 2);
+  const double scale = dense.eigenvalues.cwiseAbs().maxCoeff();
+  for (Index i = 0; i < 6; ++i) {
+    EXPECT_NEAR(sparse.eigenvalues[i], dense.eigenvalues[i], 1e-8 * scale) << i;
+    EXPECT_NEAR(sparse.eigenvalues[6 + i], dense.eigenvalues[m - 6 + i], 1e-8 * scale) << i;
+  }
+  EXPECT_LT(sparse.residuals.maxCoeff(), 1e-6 * scale);
+  EXPECT_LT(dense.residuals.maxCoeff(), 1e-10 * scale);
+}
+
+TEST(Stationary, ExtremeEigenvaluesOfKnownMatrix) {
+  const Index n = 100;
+  Vec d(n);
+  for (Index i = 0; i < n; ++i) d[i] = double(i) - 10.0;
+  const Mat Q = Eigen::HouseholderQR<Mat>(Eigen::Map<const Mat>(test::random_vector(n * n, 3).data(), n, n))
+                    .householderQ();
+  const Mat A = Q * d.asDiagonal() * Q.transpose();
+  SymOperator op{n, [&](const double* in, double* out) {
+                   Eigen::Map<Vec>(out, n) = A * Eigen::Map<const Vec>(in, n);
+                 }};
+  const ExtremeEigs e = extreme_eigenvalues(op, 4);
+  ASSERT_EQ(e.smallest.size(), 4);
+  for (Index i = 0; i < 4; ++i) {
+    EXPECT_NEAR(e.smallest[i], d[i], 1e-9);
+    EXPECT_NEAR(e.largest[i], d[n - 4 + i], 1e-9);
+  }
+  EXPECT_GT(e.matvecs, 0);
+}
+
+TEST(Stationary, ReluGroupVectorsKeepTheFunction) {
+  // Two hidden units with parallel rows and same-sign outputs, one unit alone: one group direction.
+  Network net({3, 3, 1}, Activation::relu);
+  Vec V(12);
+  V << 1, 2, 0.5, 2, 4, 1, -1, 0.3, 0.2, 0.7, 1.1, -0.4;
+  V.head(9).normalize();
+  V.tail(3).normalize();
+  const Mat G = relu_group_vectors(net, V);
+  ASSERT_EQ(G.cols(), 1);  // 2m - 3 = 1
+  const Dataset data = test::separable_data(20, 3, 61);
+  Flow flow(net, data, LossKind::exp, FlowKind::fixed_rho, 1.0);
+  SphereProblem sp(flow);
+  const Vec v = sp.project(V, G.col(0));
+  EXPECT_LT((v - G.col(0)).norm(), 1e-12);  // already tangent
+  // f~ unchanged to second order along the retraction: loss changes by O(h^2) only... and the
+  // exact invariance: f~ is constant along the group family, so the loss change is O(h^2) tiny.
+  const double h = 1e-4;
+  const double l0 = sp.log_loss(V), l1 = sp.log_loss(sp.retract(V, h * v));
+  EXPECT_LT(std::abs(l1 - l0), 1e-6);
+}
+
+TEST(Stationary, ModelToFile) {
+  const std::string toml = R"(
+[data]
+kind = "gaussian"
+n = 30
+dim = 3
+[network]
+activation = "linear"
+hidden = [3]
+init_scale = 0.5
+[flow]
+rho = 2.0
+)";
+  const auto dir = std::filesystem::temp_directory_path() / "gfsim_test_stationary";
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "stat.h5").string();
+  const ModelSpec spec = parse_model_spec(toml, "stat.toml");
+  StationaryCliOptions o;
+  o.output = path;
+  o.rho_sweep = "1:4:3";
+  const StationaryReport rep = stationary_model(spec, o);
+  ASSERT_EQ(rep.sweep.size(), 3u);
+  EXPECT_NEAR(rep.sweep[1].rho, 2.0, 1e-12);
+  for (const auto& p : rep.sweep) EXPECT_EQ(p.n_zero, 2) << p.rho;
+  auto file = h5::File::open(path, h5::Access::read_only);
+  EXPECT_EQ(file.string_attr("file_type"), "gfsim-stationary");
+  auto g = file.open_group("stationary");
+  EXPECT_EQ(g.string_attr("verdict"), rep.result.verdict);
+  EXPECT_NEAR(g.double_attr("rho"), 4.0, 1e-12);
+  EXPECT_EQ(g.open_dataset("eigenvalues").read_doubles().size(), std::size_t(rep.P - rep.K));
+  EXPECT_EQ(g.open_dataset("sweep/rho").read_doubles().size(), 3u);
+  EXPECT_EQ(g.int64_array_attr("inertia").size(), 3u);
+}
+
+}  // namespace
+}  // namespace gfsim
