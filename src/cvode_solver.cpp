@@ -5,6 +5,7 @@
 // A non-finite right-hand side, Jacobian or J v is reported to CVODE as a recoverable failure
 // (it then cuts the step) and ends the run with Status::non_finite if CVODE gives up.
 #include "gfsim/cvode_solver.hpp"
+#include "gfsim/clock.hpp"
 
 #include <cvode/cvode.h>
 #include <cvode/cvode_ls.h>
@@ -35,13 +36,6 @@ const char* to_string(CvodeLinearSolver ls) {
 namespace {
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();
-
-struct Clock {
-  ClockKind kind;
-  double tau(double t) const { return kind == ClockKind::log ? std::log1p(t) : t; }
-  double time(double tau) const { return kind == ClockKind::log ? std::expm1(tau) : tau; }
-  double log_scale(double tau) const { return kind == ClockKind::log ? tau : 0.0; }
-};
 
 // What the CVODE callbacks see (user_data). Work vectors are allocated once: no heap allocation
 // in the RHS / J v path.

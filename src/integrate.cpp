@@ -6,6 +6,7 @@
 // std::allocator::construct, removed in C++20.
 #include "gfsim/integrate.hpp"
 #include "gfsim/cvode_solver.hpp"
+#include "gfsim/clock.hpp"
 
 #include <fmt/format.h>
 
@@ -25,13 +26,6 @@ namespace odeint = boost::numeric::odeint;
 namespace {
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();
-
-struct Clock {
-  ClockKind kind;
-  double tau(double t) const { return kind == ClockKind::log ? std::log1p(t) : t; }
-  double time(double tau) const { return kind == ClockKind::log ? std::expm1(tau) : tau; }
-  double log_scale(double tau) const { return kind == ClockKind::log ? tau : 0.0; }
-};
 
 // The ODE in the clock variable, with counters.
 struct ClockedSystem {
