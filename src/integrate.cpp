@@ -353,7 +353,7 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
     const double target = stepper->has_dense_output() ? tau_end : taus[next];
     dt = std::min(dt, target - tau);
     const double tau_before = tau;
-    if (events) y_before = x;
+    y_before = x;  // the last finite state, restored if the step goes non-finite
     const bool ok = stepper->try_step(x, tau, dt);
     ++c.steps;
     if (!ok) {

@@ -332,6 +332,8 @@ TEST(StopConditions, NaNRightHandSideStopsWithNonFinite) {
     auto r = integrate(p, Vec::Zero(1), {0.0, 10.0}, tight(m), [](std::int64_t, double, const Vec&) {});
     EXPECT_EQ(r.status, Status::non_finite) << to_string(m) << ": " << r.message;
     EXPECT_LT(r.t_final, 2.5);
+    ASSERT_EQ(r.y_final.size(), 1) << to_string(m);  // the last finite state, not an empty one
+    EXPECT_TRUE(r.y_final.allFinite()) << to_string(m);
   }
 }
 
