@@ -295,14 +295,9 @@ SolveResult integrate_cvode(const OdeProblem& problem, const Vec& y0, const std:
   auto xmap = as_eigen(sd.y);
 
   while (next < taus.size()) {
-    if (c.steps >= o.max_steps)
-      return finish(Status::max_steps,
-                    fmt::format("stopped at t = {:.6g}: solver.max_steps = {} step attempts reached before "
-                                "t_end = {:.6g}", clock.time(tau), o.max_steps, times.back()));
-    if (o.max_wall_seconds > 0 &&
-        std::chrono::duration<double>(steady::now() - start).count() > o.max_wall_seconds)
-      return finish(Status::wall_clock, fmt::format("stopped at t = {:.6g}: solver.max_wall_seconds = {} exceeded",
-                                                    clock.time(tau), o.max_wall_seconds));
+    if (auto limit = limit_reached(o, c, clock.time(tau), times.back(),
+                                   std::chrono::duration<double>(steady::now() - start).count()))
+      return finish(limit->first, std::move(limit->second));
     double tret = tau;
     cb.non_finite = false;
     const int flag = CVode(sd.mem, tau_end, sd.y, &tret, CV_ONE_STEP);

@@ -257,6 +257,18 @@ int method_order(Method m) {
   }
 }
 
+std::optional<std::pair<Status, std::string>> limit_reached(const SolverOptions& o, const SolverCounters& c,
+                                                            double t, double t_end, double elapsed_seconds) {
+  if (c.steps >= o.max_steps)
+    return std::make_pair(Status::max_steps,
+                          fmt::format("stopped at t = {:.6g}: solver.max_steps = {} step attempts reached before "
+                                      "t_end = {:.6g}", t, o.max_steps, t_end));
+  if (o.max_wall_seconds > 0 && elapsed_seconds > o.max_wall_seconds)
+    return std::make_pair(Status::wall_clock, fmt::format("stopped at t = {:.6g}: solver.max_wall_seconds = {} "
+                                                          "exceeded", t, o.max_wall_seconds));
+  return std::nullopt;
+}
+
 std::vector<double> log_spaced_times(double t_first, double t_end, int samples_per_decade) {
   std::vector<double> times{0.0};
   const double spd = samples_per_decade;
@@ -342,14 +354,9 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
   }
 
   while (next < taus.size()) {
-    if (c.steps >= o.max_steps)
-      return finish(Status::max_steps,
-                    fmt::format("stopped at t = {:.6g}: solver.max_steps = {} step attempts reached before "
-                                "t_end = {:.6g}", clock.time(tau), o.max_steps, times.back()));
-    if (o.max_wall_seconds > 0 &&
-        std::chrono::duration<double>(steady::now() - start).count() > o.max_wall_seconds)
-      return finish(Status::wall_clock, fmt::format("stopped at t = {:.6g}: solver.max_wall_seconds = {} exceeded",
-                                                    clock.time(tau), o.max_wall_seconds));
+    if (auto limit = limit_reached(o, c, clock.time(tau), times.back(),
+                                   std::chrono::duration<double>(steady::now() - start).count()))
+      return finish(limit->first, std::move(limit->second));
     const double target = stepper->has_dense_output() ? tau_end : taus[next];
     dt = std::min(dt, target - tau);
     const double tau_before = tau;

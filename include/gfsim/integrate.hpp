@@ -11,6 +11,8 @@
 //   auto result = integrate(p, y0, times, o, [&](std::int64_t step, double t, const Vec& y) {...});
 //   if (result.status != Status::success) std::cerr << result.message;
 #include <functional>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -76,6 +78,11 @@ using StepMonitor = std::function<bool(double t, const Vec& y, const SolverCount
 SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vector<double>& times,
                       const SolverOptions& options, const SampleObserver& observe,
                       const StepMonitor& monitor = {});
+
+/// The step-count and wall-clock limits shared by every solver driver: the status and message
+/// to stop with, or nothing to go on. `t` is the physical time reached.
+std::optional<std::pair<Status, std::string>> limit_reached(const SolverOptions& options, const SolverCounters& c,
+                                                            double t, double t_end, double elapsed_seconds);
 
 /// Log-spaced output times: t0 = 0, then 10^(j/samples_per_decade) for t_first <= t < t_end, then t_end.
 std::vector<double> log_spaced_times(double t_first, double t_end, int samples_per_decade);
