@@ -349,7 +349,7 @@ double& Flow::pattern_entry(Index j) const {
 }
 
 bool Flow::start_sliding(Index j) {
-  if (kind_ != FlowKind::gd || pattern_.empty()) return false;
+  if (pattern_.empty()) return false;
   if (std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end()) return false;  // already sliding
   sliding_.push_back(j);
   return true;
@@ -366,14 +366,34 @@ Vec Flow::sliding_masks(const Vec& y) const {
   return masks;
 }
 
+Vec Flow::theta_tangent(const Vec& y, const Vec& v) const {
+  // d theta(y + e v)/de at e = 0: W_k = rho_k V_k (polar), rho^(1/K) V_k (fixed_rho).
+  if (kind_ == FlowKind::gd) return v;
+  const Index K = num_layers(), off = is_polar() ? K : 0;
+  Vec dtheta = v.segment(off, num_params());
+  const double equal_rho = std::pow(fixed_rho_, 1.0 / double(K));
+  for (Index k = 0; k < K; ++k) {
+    const Index o = net_.layer_offset(k), m = net_.layer_size(k);
+    if (is_polar())
+      dtheta.segment(o, m) = v[k] * y.segment(off + o, m) + y[k] * v.segment(off + o, m);
+    else
+      dtheta.segment(o, m) *= equal_rho;
+  }
+  return dtheta;
+}
+
 void Flow::sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks) const {
-  // On the kink surfaces the field is affine in the sliding mask values m (pre-activation 0
-  // there, so the outputs do not depend on m): F(m) = F0 + sum_l m_l D_l. Choose m with
-  // dh_j/dt = <grad h_j, F(m)> = 0 for every sliding entry j.
+  // On the kink surfaces the field depends on the sliding mask values m only through the
+  // backward pass (the pre-activation is 0 there, so the outputs do not depend on m), and it is
+  // affine in each m_l separately: F(m) = F(m, m_l = 0) + m_l D_l(m). For one hidden layer it is
+  // jointly affine and the tangency conditions r(m) = (dh_j/dt along F(m))_j = 0 are a linear
+  // system; deeper nets (masks of several layers multiply) take a few Newton steps, with the
+  // exact Jacobian dr/dm_l = rates(D_l(m)).
   const Index S = Index(sliding_.size());
-  auto rates = [&](const Vec& velocity) {  // dh_j/dt along a velocity, for the sliding entries
-    net_.forward(y, XT_, ws_);
-    net_.forward_tangent(y, velocity, XT_, ws_);
+  const Vec theta = this->theta(y);
+  auto rates = [&](const Vec& velocity) {  // dh_j/dt along a state velocity, for the sliding entries
+    net_.forward(theta, XT_, ws_);
+    net_.forward_tangent(theta, theta_tangent(y, velocity), XT_, ws_);
     Vec r(S);
     for (Index s = 0; s < S; ++s) {
       const auto [k, i] = locate(net_, y_.size(), sliding_[s]);
@@ -381,22 +401,43 @@ void Flow::sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks) cons
     }
     return r;
   };
-  for (Index j : sliding_) pattern_entry(j) = 0.0;
-  Vec F0;
-  smooth_rhs(y, log_scale, F0);
-  const Vec c = rates(F0);
-  Mat D(F0.size(), S), C(S, S);
-  Vec Fl;
-  for (Index l = 0; l < S; ++l) {
-    pattern_entry(sliding_[l]) = 1.0;
-    smooth_rhs(y, log_scale, Fl);
-    pattern_entry(sliding_[l]) = 0.0;
-    D.col(l) = Fl - F0;
-    C.col(l) = rates(D.col(l));
+  auto set_masks = [&](const Vec& m) {
+    for (Index l = 0; l < S; ++l) pattern_entry(sliding_[l]) = m[l];
+  };
+  const bool jointly_affine = num_layers() <= 2;
+  Vec m = Vec::Zero(S), F, Fl, Fm, step;
+  Mat D(state_size(), S), C(S, S);
+  for (int newton = 0; newton < 20; ++newton) {
+    set_masks(m);
+    smooth_rhs(y, log_scale, F);
+    const Vec r = rates(F);
+    for (Index l = 0; l < S; ++l) {
+      Vec ml = m;
+      ml[l] = 1.0;
+      set_masks(ml);
+      smooth_rhs(y, log_scale, Fl);
+      if (m[l] == 0.0) {
+        D.col(l) = Fl - F;
+      } else {  // D_l = F(m_l = 1) - F(m_l = 0)
+        ml[l] = 0.0;
+        set_masks(ml);
+        smooth_rhs(y, log_scale, Fm);
+        D.col(l) = Fl - Fm;
+      }
+      C.col(l) = rates(D.col(l));
+    }
+    step = C.fullPivLu().solve(-r);
+    m += step;
+    if (jointly_affine) {
+      set_masks(m);
+      dy = F + D * step;  // exact: F is affine in m
+      if (masks) *masks = m;
+      return;
+    }
+    if (step.lpNorm<Eigen::Infinity>() <= 1e-14 * (1.0 + m.lpNorm<Eigen::Infinity>())) break;
   }
-  const Vec m = C.fullPivLu().solve(-c);
-  for (Index l = 0; l < S; ++l) pattern_entry(sliding_[l]) = m[l];
-  dy = F0 + D * m;
+  set_masks(m);
+  smooth_rhs(y, log_scale, dy);
   if (masks) *masks = m;
 }
 

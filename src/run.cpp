@@ -147,7 +147,7 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
                        {"relu_derivative_at_zero", "0"},
                        {"kinks", use_events ? "events: activation pattern switched at located crossings (TOMS 748 on "
                                               "dense output); Filippov sliding by equivalent control, mask values "
-                                              "m in [0,1] with dh/dt = 0 on every sliding surface (gd flow)"
+                                              "m in [0,1] with dh/dt = 0 on every sliding surface"
                                             : (relu ? "ignore: ReLU'(0) = 0, plain integration" : "none")}};
   meta.int_attrs = {{"K", K}, {"P", P}, {"n", data.n()}, {"data_seed", std::int64_t(spec.data.seed)},
                     {"network_seed", std::int64_t(spec.network.seed)}};

@@ -88,12 +88,13 @@ class Flow {
   void event_values(const Vec& y, Vec& g) const;
   /// Flip pattern entry j (index into preactivations()).
   void flip_pattern(Index j);
-  // ---- Filippov sliding (gd flow) ------------------------------------------------------------
+  // ---- Filippov sliding (every flow kind) ------------------------------------------------------
   /// Put entry j into sliding mode: the trajectory stays on h_j = 0 with the mask value m_j in
-  /// [0,1] chosen so that dh_j/dt = 0 for every sliding entry (equivalent control; on the kink
-  /// surface the gd field is affine in these mask values, so this is the Filippov convex
-  /// combination, and for several surfaces the element of the Clarke subdifferential tangent to all).
-  /// Returns false if the flow kind does not support sliding.
+  /// [0,1] chosen so that dh_j/dt = 0 for every sliding entry (equivalent control). On the kink
+  /// surfaces every flow's field is affine in each mask value (jointly affine with one hidden
+  /// layer), so this is the Filippov convex combination of the neighbouring fields, and for several
+  /// surfaces the one tangent to all of them (unique when the surfaces are transversal).
+  /// Returns false if no pattern is frozen or j is already sliding.
   bool start_sliding(Index j);
   /// Leave sliding for entry j onto the side its mask value left [0,1] through.
   void stop_sliding(Index j, bool active);
@@ -124,6 +125,8 @@ class Flow {
   double& pattern_entry(Index j) const;
   /// Sliding field at y: solves for the sliding masks (stored in the pattern) and writes dy.
   void sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks = nullptr) const;
+  /// d theta(y + e v)/de at e = 0 (state velocity -> weight velocity).
+  Vec theta_tangent(const Vec& y, const Vec& v) const;
   mutable Vec u_, a_, da_, du_, grad_, dgrad_;
 };
 

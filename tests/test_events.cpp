@@ -1,0 +1,284 @@
+// Event-driven integration of piecewise-smooth flows (ReLU kinks): crossings located on the dense
+// output, Filippov sliding by equivalent control, and the checks the ReLU-events issue asks for:
+// a scalar Filippov toy with a known sliding solution, a closed-form first crossing time,
+// invariants across events, events == ignore where no kink is crossed, and convergence.
+#include <gtest/gtest.h>
+
+#include <boost/math/quadrature/gauss_kronrod.hpp>
+#include <cmath>
+
+#include "gfsim/flow_problem.hpp"
+#include "test_util.hpp"
+
+namespace gfsim {
+namespace {
+
+SolverOptions options(Method m, double rtol, ClockKind clock = ClockKind::t) {
+  SolverOptions o;
+  o.method = m;
+  o.clock = clock;
+  o.rtol = rtol;
+  o.atol = rtol * 1e-2;
+  return o;
+}
+
+// ---- a scalar Filippov toy -------------------------------------------------------------------
+// State (t, z, w); m = 1 on z > 0, m = 0 on z < 0:
+//   t' = 1,   z' = -(2m - 1) + t/T,   w' = m.
+// From z0 > 0 the state reaches z = 0 at t1 = T (1 - sqrt(1 - 2 z0/T)); there both sides point
+// into the surface (z' = -1 + t/T < 0 above, 1 + t/T > 0 below), so it slides with the equivalent
+// control m = (1 + t/T)/2 until m reaches 1 at t = T, then leaves upwards: z = (t - T)^2 / (2T).
+struct FilippovToy {
+  double T = 10.0, z0 = 0.1;
+  double m_side = 1.0;  // discrete state: the side's mask value
+  bool sliding = false;
+
+  double mask(const Vec& y) const { return sliding ? 0.5 * (1.0 + y[0] / T) : m_side; }
+  OdeProblem problem() {
+    OdeProblem p;
+    p.size = 3;
+    p.rhs = [this](const Vec& y, double, Vec& dy) {
+      const double m = mask(y);
+      dy.resize(3);
+      dy << 1.0, -(2.0 * m - 1.0) + y[0] / T, m;
+    };
+    p.events.values = [this](const Vec& y, Vec& g) {
+      g.resize(1);
+      const double m = mask(y);
+      g[0] = sliding ? std::min(m, 1.0 - m) : (m_side > 0.5 ? y[1] : -y[1]);
+    };
+    p.events.cross = [this](double, const Vec& y, Index) {
+      if (sliding) {
+        m_side = mask(y) > 0.5 ? 1.0 : 0.0;
+        sliding = false;
+      } else {
+        m_side = 1.0 - m_side;
+      }
+    };
+    p.events.slide = [this](double, const Vec&, Index) { return sliding = true; };
+    return p;
+  }
+  double t1() const { return T * (1.0 - std::sqrt(1.0 - 2.0 * z0 / T)); }
+  Vec exact(double t) const {
+    const double a = t1();
+    if (t <= a) return (Vec(3) << t, z0 - t + t * t / (2 * T), t).finished();
+    auto w_slide = [&](double s) { return a + 0.5 * (s - a) + (s * s - a * a) / (4 * T); };
+    if (t <= T) return (Vec(3) << t, 0.0, w_slide(t)).finished();
+    return (Vec(3) << t, (t - T) * (t - T) / (2 * T), w_slide(T) + (t - T)).finished();
+  }
+};
+
+TEST(FilippovToy, SlidingSolutionWithEntryAndExit) {
+  for (Method method : {Method::dopri5, Method::rosenbrock4}) {
+    FilippovToy toy;
+    OdeProblem p = toy.problem();
+    p.jacobian = [&toy](const Vec&, double, Mat& J) {  // the mask is constant within a piece ...
+      J = Mat::Zero(3, 3);
+      if (toy.sliding) J(2, 0) = 0.5 / toy.T;  // ... except the sliding control m(t)
+      J(1, 0) = 1.0 / toy.T - (toy.sliding ? 1.0 / toy.T : 0.0);
+    };
+    std::vector<double> times{0.0, 0.05, 0.5, 3.0, 9.0, 10.5, 14.0};
+    std::vector<Vec> got;
+    const auto r = integrate(p, (Vec(3) << 0.0, toy.z0, 0.0).finished(), times, options(method, 1e-10),
+                             [&](std::int64_t, double, const Vec& y) { got.push_back(y); });
+    ASSERT_EQ(r.status, Status::success) << to_string(method) << ": " << r.message;
+    EXPECT_EQ(r.counters.sliding_entries, 1) << to_string(method);
+    EXPECT_EQ(r.counters.events, 2) << to_string(method) << " (the crossing into z < 0, the exit at t = T)";
+    ASSERT_EQ(got.size(), times.size());
+    for (std::size_t i = 0; i < times.size(); ++i) {
+      const Vec e = toy.exact(times[i]);
+      EXPECT_LT(test::weighted_error(got[i], e, 1e-8, 1e-9), 1.0)
+          << to_string(method) << " t = " << times[i] << "\n got " << got[i].transpose() << "\n exact "
+          << e.transpose();
+    }
+  }
+}
+
+// ---- a 2-layer ReLU net with one data point: the first crossing in closed form ------------------
+// f = a relu(h), h = w.x, exp loss, label +1. While the unit is active, in the time tau with
+// dtau = e^{-f} dt: h' = s^2 a, a' = h (s = ||x||), so
+//   h = h0 cosh(s tau) + s a0 sinh(s tau),  a = a0 cosh(s tau) + (h0/s) sinh(s tau).
+// With a0 < 0 and h0 < s|a0| the pre-activation reaches 0 at tanh(s tau*) = -h0/(s a0), i.e. at
+// t* = int_0^tau* e^{a h} dtau (one smooth quadrature). The unit is then dead: the state stops at
+// w* = w0 - (h0/s^2) x, a* = a(tau*).
+TEST(ReluEvents, FirstCrossingTimeInClosedForm) {
+  Dataset data;
+  data.X = (Mat(1, 2) << 1.2, 0.5).finished();
+  data.y = Vec::Ones(1);
+  const Vec x = data.X.row(0).transpose();
+  const double s = x.norm();
+  const Vec w0 = (Vec(2) << 0.3, 0.1).finished();
+  const double a0 = -1.0, h0 = w0.dot(x);
+  const double tau_star = std::atanh(-h0 / (s * a0)) / s;
+  auto h_of = [&](double tau) { return h0 * std::cosh(s * tau) + s * a0 * std::sinh(s * tau); };
+  auto a_of = [&](double tau) { return a0 * std::cosh(s * tau) + h0 / s * std::sinh(s * tau); };
+  const double t_star = boost::math::quadrature::gauss_kronrod<double, 61>::integrate(
+      [&](double tau) { return std::exp(a_of(tau) * h_of(tau)); }, 0.0, tau_star, 15, 1e-15);
+  ASSERT_GT(t_star, 0.1);
+  Vec theta_star(3);
+  theta_star << w0 - (h0 / (s * s)) * x, a_of(tau_star);
+  const Vec theta0 = (Vec(3) << w0, a0).finished();
+
+  for (FlowKind kind : {FlowKind::gd, FlowKind::gd_polar}) {
+    for (Method method : {Method::dopri5, Method::rosenbrock4}) {
+      Flow flow(Network({2, 1, 1}, Activation::relu), data, LossKind::exp, kind);
+      std::vector<double> event_times;
+      const Vec y0 = flow.initial_state(theta0);
+      const OdeProblem p = to_event_problem(flow, y0, [&](double t, Index layer, Index unit, Index point, KinkEvent e) {
+        EXPECT_EQ(layer, 1);
+        EXPECT_EQ(unit, 0);
+        EXPECT_EQ(point, 0);
+        EXPECT_EQ(e, KinkEvent::crossing);
+        event_times.push_back(t);
+      });
+      const auto r = integrate(p, y0, {0.0, 0.5 * t_star, 2.0 * t_star}, options(method, 1e-12),
+                               [](std::int64_t, double, const Vec&) {});
+      const std::string what = std::string(to_string(kind)) + " " + to_string(method);
+      ASSERT_EQ(r.status, Status::success) << what << ": " << r.message;
+      ASSERT_EQ(event_times.size(), 1u) << what;
+      EXPECT_NEAR(event_times[0], t_star, 1e-10 * t_star) << what;
+      const Vec theta = flow.theta(r.y_final);
+      EXPECT_LT((theta - theta_star).norm(), 1e-10 * theta_star.norm()) << what << "\n" << theta.transpose()
+                                                                         << "\n" << theta_star.transpose();
+    }
+  }
+}
+
+// ---- trajectories with many crossings and sliding modes --------------------------------------
+
+struct Traced {
+  std::vector<Vec> theta;
+  std::vector<double> kink_gap;  // max |h_j| over the sliding entries, at each sample
+  SolveResult result;
+  Index crossings = 0, entries = 0, exits = 0;
+  double first_event_t = -1;
+};
+
+// A 2-layer ReLU net on separable data whose flow crosses kinks and slides along them.
+struct ReluCase {
+  Dataset data = test::separable_data(30, 4, 7, 0.1);
+  Vec theta0;
+  ReluCase() {
+    Network net({4, 8, 1}, Activation::relu);
+    theta0 = test::random_vector(net.num_params(), 8, 0.5);
+  }
+  Traced run(FlowKind kind, Method method, double rtol, double t_end, KinkMode kinks = KinkMode::events,
+             double rho = 1.0) const {
+    Flow flow(Network({4, 8, 1}, Activation::relu), data, LossKind::exp, kind, rho);
+    Traced out;
+    Vec y0 = flow.initial_state(theta0);
+    OdeProblem p = to_ode_problem(flow);
+    if (kinks == KinkMode::events)
+      p = to_event_problem(flow, y0, [&](double t, Index, Index, Index, KinkEvent e) {
+        if (out.first_event_t < 0) out.first_event_t = t;
+        out.crossings += e == KinkEvent::crossing;
+        out.entries += e == KinkEvent::sliding_entry;
+        out.exits += e == KinkEvent::sliding_exit;
+      });
+    out.result = integrate(p, y0, log_spaced_times(1e-2, t_end, 10), options(method, rtol),
+                           [&](std::int64_t, double, const Vec& y) {
+                             out.theta.push_back(flow.theta(y));
+                             double gap = 0;
+                             if (!flow.sliding().empty()) {
+                               const Vec h = flow.preactivations(y);
+                               for (Index j : flow.sliding()) gap = std::max(gap, std::abs(h[j]));
+                             }
+                             out.kink_gap.push_back(gap);
+                           });
+    return out;
+  }
+};
+
+TEST(ReluEvents, InvariantsHoldAcrossCrossingsAndSliding) {
+  // Per-neuron balance ||w_i||^2 - a_i^2 and Lemma 2 (rho_1^2 - rho_2^2) are conserved by the
+  // gradient flow, also on the kink surfaces (there relu(h) = h m = 0 whatever the mask m).
+  const ReluCase c;
+  Network net({4, 8, 1}, Activation::relu);
+  auto per_unit = [&](const Vec& th) -> Vec {
+    const Mat W1 = net.layer(th, 0), W2 = net.layer(th, 1);
+    return W1.rowwise().squaredNorm() - W2.colwise().squaredNorm().transpose();
+  };
+  for (FlowKind kind : {FlowKind::gd, FlowKind::gd_polar}) {
+    const Traced tr = c.run(kind, Method::dopri5, 1e-10, 100.0);
+    ASSERT_EQ(tr.result.status, Status::success) << tr.result.message;
+    EXPECT_GT(tr.crossings, 3) << to_string(kind);
+    EXPECT_GT(tr.entries, 0) << to_string(kind) << ": this trajectory must exercise sliding";
+    const Vec c0 = per_unit(c.theta0);
+    double drift = 0, gap = 0, scale = 0;
+    for (std::size_t i = 0; i < tr.theta.size(); ++i) {
+      drift = std::max(drift, (per_unit(tr.theta[i]) - c0).cwiseAbs().maxCoeff());
+      gap = std::max(gap, tr.kink_gap[i]);
+      scale = std::max(scale, tr.theta[i].squaredNorm());
+    }
+    EXPECT_LT(drift, 1e-8 * scale) << to_string(kind) << " per-neuron balance";
+    // Sliding keeps the state on its surfaces (the equivalent control makes dh/dt = 0 exactly;
+    // the integrator drifts by its local error only).
+    EXPECT_LT(gap, 1e-8 * std::sqrt(scale)) << to_string(kind) << " distance from the sliding surfaces";
+  }
+}
+
+TEST(ReluEvents, EventsEqualIgnoreWhereNoKinkIsCrossed) {
+  // Before the first crossing the frozen pattern equals the sign pattern: the same steps and the
+  // same numbers, bit for bit.
+  const ReluCase c;
+  const Traced long_run = c.run(FlowKind::gd, Method::dopri5, 1e-9, 100.0);
+  ASSERT_GT(long_run.crossings, 0) << "the comparison would be vacuous";
+  const double horizon = 0.9 * long_run.first_event_t;
+  const Traced ev = c.run(FlowKind::gd, Method::dopri5, 1e-9, horizon);
+  const Traced ig = c.run(FlowKind::gd, Method::dopri5, 1e-9, horizon, KinkMode::ignore);
+  ASSERT_EQ(ev.result.status, Status::success);
+  ASSERT_EQ(ig.result.status, Status::success);
+  ASSERT_EQ(ev.crossings + ev.entries, 0) << "the horizon must end before the first kink";
+  EXPECT_EQ(ev.result.counters.rhs_evals, ig.result.counters.rhs_evals);
+  ASSERT_EQ(ev.theta.size(), ig.theta.size());
+  for (std::size_t i = 0; i < ev.theta.size(); ++i) EXPECT_EQ((ev.theta[i] - ig.theta[i]).norm(), 0.0) << i;
+  EXPECT_GT((ev.theta.back() - c.theta0).norm(), 1e-3) << "the weights moved";
+}
+
+TEST(ReluEvents, EndStateConvergesWithTheToleranceAtSmoothCost) {
+  // Across kinks the end state converges like a smooth problem's: differences between tolerances
+  // shrink with the tolerance, and the work grows well under 3x per decade.
+  const ReluCase c;
+  std::vector<Vec> end;
+  std::vector<double> work;
+  for (double rtol : {1e-7, 1e-9, 1e-11}) {
+    const Traced tr = c.run(FlowKind::gd, Method::dopri5, rtol, 100.0);
+    ASSERT_EQ(tr.result.status, Status::success) << rtol << ": " << tr.result.message;
+    end.push_back(tr.theta.back());
+    work.push_back(double(tr.result.counters.rhs_evals));
+  }
+  const double d1 = (end[0] - end[2]).norm() / end[2].norm(), d2 = (end[1] - end[2]).norm() / end[2].norm();
+  EXPECT_LT(d1, 1e-5);
+  EXPECT_LT(d2, 1e-7);
+  EXPECT_LT(d2, 0.1 * d1) << "the end state must converge with the tolerance";
+  EXPECT_LT(work[2] / work[0], 9.0) << "work grows like a discontinuous problem's";
+}
+
+TEST(ReluEvents, EveryFlowKindSlides) {
+  // gd_polar is the same flow as gd in other coordinates: the same events, the same end state.
+  // wn and fixed_rho have their own fields; their sliding keeps them on the surfaces and on the
+  // spheres ||V_k|| = 1.
+  const ReluCase c;
+  const Traced gd = c.run(FlowKind::gd, Method::dopri5, 1e-10, 100.0);
+  const Traced polar = c.run(FlowKind::gd_polar, Method::dopri5, 1e-10, 100.0);
+  ASSERT_EQ(polar.result.status, Status::success) << polar.result.message;
+  EXPECT_EQ(polar.crossings, gd.crossings);
+  EXPECT_EQ(polar.entries, gd.entries);
+  EXPECT_LT((polar.theta.back() - gd.theta.back()).norm(), 1e-7 * gd.theta.back().norm());
+
+  Network net({4, 8, 1}, Activation::relu);
+  for (FlowKind kind : {FlowKind::wn, FlowKind::fixed_rho}) {
+    const Traced tr = c.run(kind, Method::dopri5, 1e-10, 100.0, KinkMode::events, 3.0);
+    ASSERT_EQ(tr.result.status, Status::success) << to_string(kind) << ": " << tr.result.message;
+    EXPECT_GT(tr.crossings, 0) << to_string(kind);
+    EXPECT_GT(tr.entries, 0) << to_string(kind);
+    double gap = 0;
+    for (double g : tr.kink_gap) gap = std::max(gap, g);
+    EXPECT_LT(gap, 1e-7) << to_string(kind);
+    const Vec rho = net.layer_norms(tr.theta.back());
+    if (kind == FlowKind::fixed_rho) EXPECT_NEAR(rho.prod(), 3.0, 1e-9);
+  }
+}
+
+}  // namespace
+}  // namespace gfsim
