@@ -389,6 +389,7 @@ void Flow::sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks) cons
   // jointly affine and the tangency conditions r(m) = (dh_j/dt along F(m))_j = 0 are a linear
   // system; deeper nets (masks of several layers multiply) take a few Newton steps, with the
   // exact Jacobian dr/dm_l = rates(D_l(m)).
+  if (num_layers() == 2) return sliding_rhs_one_hidden_layer(y, log_scale, dy, masks);
   const Index S = Index(sliding_.size());
   const Vec theta = this->theta(y);
   auto rates = [&](const Vec& velocity) {  // dh_j/dt along a state velocity, for the sliding entries
@@ -438,6 +439,61 @@ void Flow::sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks) cons
   }
   set_masks(m);
   smooth_rhs(y, log_scale, dy);
+  if (masks) *masks = m;
+}
+
+void Flow::sliding_rhs_one_hidden_layer(const Vec& y, double log_scale, Vec& dy, Vec* masks) const {
+  // The same equivalent control in closed form for one hidden layer, at the cost of ~2 RHS instead
+  // of S + 1. Mask m_l of sliding entry l = (unit i, point n) adds to the loss gradient in the
+  // flow's coordinates the single row dG_l = a_n W2_i x_n^T in row i of layer 1 (a_n the loss
+  // weight, W2 the output layer of theta for gd, of V otherwise); the outputs do not depend on m.
+  // The flow maps it to the state velocity D_l = alpha (dG_l - c_l V_1), c_l = <V_1, dG_l>/|V_1|^2
+  // (gd: alpha = 1, no projection), and the rates dh_j/dt = s1 (D_l row i_j) . x_{n_j}, with
+  // s1 = d theta_1 / d V_1 (1, rho_1 or rho^(1/2)).
+  const Index S = Index(sliding_.size()), d0 = net_.layer_cols(0), rows = net_.layer_rows(0);
+  const bool projected = kind_ != FlowKind::gd;
+  const Index off = is_polar() ? 2 : 0;
+  for (Index j : sliding_) pattern_entry(j) = 0.0;
+  smooth_rhs(y, log_scale, dy);  // F(m = 0); leaves the loss weights in a_ and V's forward pass in ws_
+  const auto V1 = net_.layer(y.segment(off, num_params()), 0);
+  const auto W2 = y.segment(off + net_.layer_offset(1), net_.layer_size(1));
+  double rho = fixed_rho_, alpha = 1.0, s1 = 1.0;
+  if (is_polar()) rho = y[0] * y[1];
+  if (kind_ == FlowKind::gd_polar) alpha = rho / (y[0] * y[0]);
+  if (kind_ == FlowKind::wn || kind_ == FlowKind::fixed_rho) alpha = rho;
+  if (is_polar()) s1 = y[0];
+  if (kind_ == FlowKind::fixed_rho) s1 = std::sqrt(fixed_rho_);
+  const double v1_norm2 = projected ? V1.squaredNorm() : 1.0;
+  std::vector<Index> unit(std::size_t(S), 0), point(std::size_t(S), 0);
+  Vec coef(S), c(S), hv(S);  // dG_l = coef_l x_{n_l} in row unit_l
+  for (Index l = 0; l < S; ++l) {
+    const auto [k, e] = locate(net_, y_.size(), sliding_[l]);
+    unit[l] = e % rows;
+    point[l] = e / rows;
+    coef[l] = a_[point[l]] * W2[unit[l]];
+    hv[l] = V1.row(unit[l]).dot(XT_.col(point[l]));  // pre-activation of V (0 on the surface)
+    c[l] = projected ? coef[l] * hv[l] / v1_norm2 : 0.0;
+  }
+  // Rates along F(0): one tangent forward pass.
+  const Vec theta = this->theta(y);
+  net_.forward(theta, XT_, ws_);
+  net_.forward_tangent(theta, theta_tangent(y, dy), XT_, ws_);
+  Vec r(S);
+  Mat C(S, S);
+  for (Index j = 0; j < S; ++j) {
+    r[j] = ws_.dpre[0](unit[j], point[j]);
+    for (Index l = 0; l < S; ++l) {
+      const double same_unit = unit[j] == unit[l] ? coef[l] * XT_.col(point[l]).dot(XT_.col(point[j])) : 0.0;
+      C(j, l) = s1 * alpha * (same_unit - c[l] * hv[j]);
+    }
+  }
+  const Vec m = C.fullPivLu().solve(-r);
+  for (Index l = 0; l < S; ++l) {
+    pattern_entry(sliding_[l]) = m[l];
+    auto row = dy.segment(off + unit[l] * d0, d0);
+    row += (alpha * m[l] * coef[l]) * XT_.col(point[l]);
+  }
+  if (projected) dy.segment(off, net_.layer_size(0)) -= (alpha * m.dot(c)) * y.segment(off, net_.layer_size(0));
   if (masks) *masks = m;
 }
 

@@ -4,6 +4,7 @@
 // invariants across events, events == ignore where no kink is crossed, and convergence.
 #include <gtest/gtest.h>
 
+#include <Eigen/Cholesky>
 #include <boost/math/quadrature/gauss_kronrod.hpp>
 #include <cmath>
 
@@ -140,6 +141,70 @@ TEST(ReluEvents, FirstCrossingTimeInClosedForm) {
       const Vec theta = flow.theta(r.y_final);
       EXPECT_LT((theta - theta_star).norm(), 1e-10 * theta_star.norm()) << what << "\n" << theta.transpose()
                                                                          << "\n" << theta_star.transpose();
+    }
+  }
+}
+
+// ---- the sliding field at a point on several kink surfaces --------------------------------------
+// Checks the definition directly: (1) the field is tangent to every sliding surface (dh_j/dt = 0,
+// by central differences of the pre-activations along it), (2) it is the combination
+// F(0) + sum_l m_l (F(e_l) - F(0)) of the one-sided fields with the returned mask values.
+TEST(ReluEvents, SlidingFieldIsTangentAndTheFilippovCombination) {
+  const Dataset data = test::separable_data(12, 3, 21, 0.1);
+  for (const std::vector<Index>& widths : {std::vector<Index>{3, 5, 1}, std::vector<Index>{3, 4, 3, 1}}) {
+    for (FlowKind kind : {FlowKind::gd, FlowKind::gd_polar, FlowKind::wn, FlowKind::fixed_rho}) {
+      Flow flow(Network(widths, Activation::relu), data, LossKind::exp, kind, 2.0);
+      const Network& net = flow.network();
+      Vec theta = test::random_vector(net.num_params(), 22, 0.8);
+      // K = 3: W_2 > 0 keeps every layer-2 unit active, so each layer-1 mask reaches the output
+      // (otherwise a mask can be irrelevant and that surface admits no sliding mode).
+      if (widths.size() == 4)
+        theta.segment(net.layer_offset(1), net.layer_size(1)) = theta.segment(net.layer_offset(1), net.layer_size(1)).cwiseAbs();
+      // Put (unit 1, points 0 and 3) and (unit 2, point 5) of layer 1 on their kinks: project
+      // rows of W_1 onto the orthogonal complement of those points.
+      const std::vector<std::pair<Index, std::vector<Index>>> on_kink{{1, {0, 3}}, {2, {5}}};
+      Eigen::Map<RowMat> W1(theta.data(), widths[1], widths[0]);
+      for (const auto& [unit, points] : on_kink) {
+        Mat Xs(widths[0], Index(points.size()));
+        for (std::size_t q = 0; q < points.size(); ++q) Xs.col(Index(q)) = data.X.row(points[q]).transpose();
+        const Vec w = W1.row(unit).transpose();
+        W1.row(unit) = (w - Xs * (Xs.transpose() * Xs).ldlt().solve(Xs.transpose() * w)).transpose();
+      }
+      const Vec y = flow.initial_state(theta);
+      flow.freeze_pattern(y);
+      std::vector<Index> entries;
+      for (const auto& [unit, points] : on_kink)
+        for (Index n : points) entries.push_back(unit + n * widths[1]);
+      for (Index j : entries) ASSERT_TRUE(flow.start_sliding(j));
+      Vec F;
+      flow.rhs(y, 0.3, F);
+      const Vec m = flow.sliding_masks(y);
+      const std::string what = std::string(to_string(kind)) + " K = " + std::to_string(widths.size() - 1);
+      // (1) tangency
+      const double e = 1e-6 / F.norm();
+      const Vec dh = (flow.preactivations(y + e * F) - flow.preactivations(y - e * F)) / (2 * e);
+      const Vec h_all = flow.preactivations(y);
+      double rate_scale = 0;
+      for (Index j = 0; j < dh.size(); ++j) rate_scale = std::max(rate_scale, std::abs(dh[j]));
+      for (Index j : entries) EXPECT_LT(std::abs(dh[j]), 1e-7 * rate_scale) << what << " entry " << j;
+      // (2) the combination of one-sided fields (exact for one hidden layer, where F is jointly
+      // affine in the masks; deeper nets are multi-affine, so only (1) defines the field there)
+      if (widths.size() != 3) continue;
+      auto one_sided = [&](const std::vector<bool>& active) {
+        for (std::size_t l = 0; l < entries.size(); ++l) flow.stop_sliding(entries[l], active[l]);
+        Vec Fs;
+        flow.rhs(y, 0.3, Fs);
+        for (Index j : entries) flow.start_sliding(j);
+        return Fs;
+      };
+      const Vec F0 = one_sided(std::vector<bool>(entries.size(), false));
+      Vec combination = F0;
+      for (std::size_t l = 0; l < entries.size(); ++l) {
+        std::vector<bool> active(entries.size(), false);
+        active[l] = true;
+        combination += m[Index(l)] * (one_sided(active) - F0);
+      }
+      EXPECT_LT((F - combination).norm(), 1e-12 * F.norm()) << what;
     }
   }
 }

@@ -125,6 +125,7 @@ class Flow {
   double& pattern_entry(Index j) const;
   /// Sliding field at y: solves for the sliding masks (stored in the pattern) and writes dy.
   void sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks = nullptr) const;
+  void sliding_rhs_one_hidden_layer(const Vec& y, double log_scale, Vec& dy, Vec* masks) const;
   /// d theta(y + e v)/de at e = 0 (state velocity -> weight velocity).
   Vec theta_tangent(const Vec& y, const Vec& v) const;
   mutable Vec u_, a_, da_, du_, grad_, dgrad_;
