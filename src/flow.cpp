@@ -474,20 +474,45 @@ void Flow::sliding_rhs_one_hidden_layer(const Vec& y, double log_scale, Vec& dy,
     hv[l] = V1.row(unit[l]).dot(XT_.col(point[l]));  // pre-activation of V (0 on the surface)
     c[l] = projected ? coef[l] * hv[l] / v1_norm2 : 0.0;
   }
-  // Rates along F(0): one tangent forward pass.
-  const Vec theta = this->theta(y);
-  net_.forward(theta, XT_, ws_);
-  net_.forward_tangent(theta, theta_tangent(y, dy), XT_, ws_);
+  // Rates along F(0): h_j = (W_1 x_{n_j})_{i_j} is linear in theta_1, so dh_j/dt = (dtheta_1 row i_j) . x_{n_j}.
+  const Vec dtheta = theta_tangent(y, dy);
+  const auto dW1 = net_.layer(dtheta, 0);
   Vec r(S);
-  Mat C(S, S);
-  for (Index j = 0; j < S; ++j) {
-    r[j] = ws_.dpre[0](unit[j], point[j]);
-    for (Index l = 0; l < S; ++l) {
-      const double same_unit = unit[j] == unit[l] ? coef[l] * XT_.col(point[l]).dot(XT_.col(point[j])) : 0.0;
-      C(j, l) = s1 * alpha * (same_unit - c[l] * hv[j]);
+  for (Index j = 0; j < S; ++j) r[j] = dW1.row(unit[j]).dot(XT_.col(point[j]));
+  // C = B - s1 alpha hv c^T: B is block diagonal (entries couple only within a unit), the
+  // projection adds a rank-one term (hv = 0 on the surfaces up to the integrator's drift).
+  // Solve B by unit blocks and the rank-one term by Sherman-Morrison.
+  std::vector<Index> order(static_cast<std::size_t>(S));
+  for (Index l = 0; l < S; ++l) order[l] = l;
+  std::stable_sort(order.begin(), order.end(), [&](Index p, Index q) { return unit[p] < unit[q]; });
+  auto solve_blocks = [&](const Vec& rhs) {
+    Vec x(S);
+    for (std::size_t b = 0; b < order.size();) {
+      std::size_t e = b;
+      while (e < order.size() && unit[order[e]] == unit[order[b]]) ++e;
+      const Index nb = Index(e - b);
+      Mat Bk(nb, nb);
+      Vec rk(nb);
+      for (Index p = 0; p < nb; ++p) {
+        const Index j = order[b + p];
+        rk[p] = rhs[j];
+        for (Index q = 0; q < nb; ++q) {
+          const Index l = order[b + q];
+          Bk(p, q) = s1 * alpha * coef[l] * XT_.col(point[l]).dot(XT_.col(point[j]));
+        }
+      }
+      const Vec xk = Bk.fullPivLu().solve(rk);
+      for (Index p = 0; p < nb; ++p) x[order[b + p]] = xk[p];
+      b = e;
     }
+    return x;
+  };
+  Vec m = solve_blocks(-r);
+  if (projected) {
+    const Vec u = -s1 * alpha * hv;  // C = B + u c^T
+    const Vec Binv_u = solve_blocks(u);
+    m -= Binv_u * (c.dot(m) / (1.0 + c.dot(Binv_u)));
   }
-  const Vec m = C.fullPivLu().solve(-r);
   for (Index l = 0; l < S; ++l) {
     pattern_entry(sliding_[l]) = m[l];
     auto row = dy.segment(off + unit[l] * d0, d0);

@@ -392,27 +392,46 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
       for (Index j = 0; j < g.size(); ++j)
         if (g[j] < 0) violated.push_back(j);
       if (!violated.empty()) {
-        // Earliest crossing on the dense output, by TOMS 748 on each violated event function.
+        // Earliest crossing on the dense output: TOMS 748 on phi(s) = min_j g_j(s) over the
+        // violated functions (one root search per step however many changed sign: phi > 0 until
+        // the first of them crosses). Functions already on their surface when the step began
+        // (g_j <= 0 there) are events at the step's start.
         double tau_star = tau;
         std::vector<std::pair<double, Index>> roots;
+        problem.events.values(y_before, g_tmp);
+        std::vector<Index> crossing;
         for (Index j : violated) {
-          auto gj = [&](double s) {
+          if (g_tmp[j] <= 0) {
+            roots.emplace_back(tau_before, j);
+            tau_star = tau_before;
+          } else {
+            crossing.push_back(j);
+          }
+        }
+        if (tau_star > tau_before && !crossing.empty()) {
+          auto phi = [&](double s) {
             stepper->interpolate(s, sample);
             problem.events.values(sample, g_tmp);
-            return g_tmp[j];
+            double m = std::numeric_limits<double>::infinity();
+            for (Index j : crossing) m = std::min(m, g_tmp[j]);
+            return m;
           };
-          const double ga = gj(tau_before), gb = gj(tau);
+          double pa = std::numeric_limits<double>::infinity();
+          for (Index j : crossing) pa = std::min(pa, g_tmp[j]);  // g_tmp holds g(tau_before) here
+          const double pb = phi(tau);
           double right = tau;
-          if (ga > 0 && gb < 0) {
+          if (pb < 0) {
             std::uintmax_t iters = 100;
             const auto bracket = boost::math::tools::toms748_solve(
-                gj, tau_before, tau, ga, gb, boost::math::tools::eps_tolerance<double>(48), iters);
+                phi, tau_before, tau, pa, pb, boost::math::tools::eps_tolerance<double>(48), iters);
             right = bracket.second;
-          } else if (ga <= 0) {
-            right = tau_before;  // already on the surface when the step began
           }
-          roots.emplace_back(right, j);
-          tau_star = std::min(tau_star, right);
+          tau_star = right;
+          // Every violated function that is non-positive at the root crosses there.
+          phi(right);
+          for (Index j : crossing)
+            if (g_tmp[j] <= 0) roots.emplace_back(right, j);
+          if (roots.empty()) roots.emplace_back(right, crossing.front());
         }
         const double tol_tau = 1e-12 * std::max(1.0, std::abs(tau_star));
         stepper->interpolate(tau_star, sample);
