@@ -94,6 +94,89 @@ TEST(Verify, ClosedFormExampleHolds) {
   EXPECT_TRUE(std::filesystem::exists(r.wn_path));
 }
 
+LawVerdict find_law(const VerifyReport& r, const std::string& name) {
+  for (const auto& l : r.laws)
+    if (l.law == name) return l;
+  ADD_FAILURE() << "no law " << name;
+  return LawVerdict{};
+}
+
+// The fixed-rho optimum on the closed-form data, independently: v = (cos a, sin a) minimizing
+// F(a) = sum_n exp(-rho z_n . v), from F'(a) = 0 by bisection on a in (-0.7, 0.7) (F' changes sign once
+// there at large rho; the derivative, unlike F, is resolved to round-off near the minimum).
+double fixed_rho_angle(double rho) {
+  const double z[3][2] = {{1, 1}, {1, -2}, {2, 0.5}};
+  auto dF = [&](double a) {
+    double s = 0;
+    for (const auto& p : z)  // scaled by e^rho against overflow
+      s += -rho * (-p[0] * std::sin(a) + p[1] * std::cos(a)) *
+           std::exp(-rho * (p[0] * std::cos(a) + p[1] * std::sin(a) - 1.0));
+    return s;
+  };
+  double lo = -0.7, hi = 0.7;
+  EXPECT_LT(dF(lo), 0);
+  EXPECT_GT(dF(hi), 0);
+  for (int i = 0; i < 200; ++i) (dF(0.5 * (lo + hi)) < 0 ? lo : hi) = 0.5 * (lo + hi);
+  return 0.5 * (lo + hi);
+}
+
+TEST(Verify, FixedRhoStationaryDirectionOnTheClosedForm) {
+  const auto spec = load_model_spec(std::string(GFSIM_SOURCE_DIR) + "/models/verify_closed_form.toml",
+                                    {"time.t_end=1e100"});
+  const VerifyReport r = verify_model(spec, {.output = temp_dir("closed_form_rho") + "/cf.h5"});
+  for (const FlowLaws* f : {&r.gd, &r.wn}) {
+    ASSERT_EQ(f->stationary.size(), 4u) << f->flow;
+    for (const auto& d : f->stationary) {
+      EXPECT_TRUE(d.converged);
+      const double a = fixed_rho_angle(d.rho);
+      EXPECT_NEAR(d.optimum_to_reference, 2 * std::sin(std::abs(a) / 2), 1e-9) << "rho " << d.rho;
+    }
+  }
+  // WN sits on the fixed-rho optimum; what is left of eps is the optimum's own distance to v* (~ 1/rho).
+  EXPECT_LT(r.wn.stationary.back().distance, 1e-8);
+  EXPECT_NEAR(r.wn.stationary.back().optimum_to_reference, r.wn.eps_end, 1e-6);
+  EXPECT_EQ(find_law(r, "fixed_rho_wn").verdict, "holds");
+  // GD lags behind it, by much more.
+  EXPECT_GT(r.gd.stationary.back().distance, 100 * r.wn.stationary.back().distance);
+}
+
+TEST(Verify, DeepLinearKktResidualFallsAndTheEndToEndVectorAligns) {
+  // K = 2 linear net on the closed-form data: the parameter-space KKT points are balanced rank-1
+  // factorizations of the SVM direction (tests/test_kkt.cpp); the Lyu-Li residual must fall to ~0.
+  const auto spec = load_model_spec(std::string(GFSIM_SOURCE_DIR) + "/models/verify_closed_form.toml",
+                                    {"time.t_end=1e100", "network.hidden=[3]", "network.init_scale=0.5"});
+  const VerifyReport r = verify_model(spec, {.output = temp_dir("deep_linear") + "/dl.h5"});
+  ASSERT_EQ(r.K, 2);
+  ASSERT_TRUE(r.has_reference);
+  for (const FlowLaws* f : {&r.gd, &r.wn}) {
+    ASSERT_GT(f->kkt_log_t.size(), 100u);
+    EXPECT_GT(std::max(f->kkt_stationarity.front(), f->kkt_complementarity.front()), 0.1) << f->flow;
+    EXPECT_LT(f->kkt_end, 1e-2) << f->flow;
+    EXPECT_LT(f->kkt_trend.slope, -0.3) << f->flow;  // falls like a power of 1/log t
+    EXPECT_LT(f->eps_end, 2e-3) << f->flow;          // end-to-end vector -> v*
+    EXPECT_EQ(find_law(r, "kkt_" + f->flow).verdict, "holds");
+    EXPECT_EQ(find_law(r, "balance_" + f->flow).verdict, "holds");
+    EXPECT_EQ(find_law(r, "rho_slope_" + f->flow).verdict, "holds");
+  }
+}
+
+TEST(Verify, IrisSetosaVersicolorHasAReferenceAndVersicolorVirginicaFailsClearly) {
+  const std::string models = std::string(GFSIM_SOURCE_DIR) + "/models/";
+  const auto spec = load_model_spec(models + "verify_iris.toml", {"time.t_end=1e30"});
+  const VerifyReport r = verify_model(spec, {.output = temp_dir("iris") + "/iris.h5"});
+  ASSERT_TRUE(r.has_reference);
+  EXPECT_LT(r.mm.kkt.max_residual(), 1e-10);
+  EXPECT_EQ(r.mm.w_hat.size(), 5);  // 4 measurements + the bias feature
+  EXPECT_EQ(find_law(r, "rho_slope_gd").verdict, "holds");
+  const auto bad = load_model_spec(models + "verify_iris_nonseparable.toml");
+  try {
+    verify_model(bad, {.output = temp_dir("iris_bad") + "/bad.h5"});
+    FAIL() << "expected SpecError";
+  } catch (const SpecError& e) {
+    EXPECT_NE(std::string(e.what()).find("not linearly separable"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Verify, NonSeparableDataFailsClearly) {
   const auto dir = temp_dir("nonsep");
   {

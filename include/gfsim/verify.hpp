@@ -59,6 +59,12 @@ struct VerifyThresholds {
   double wn_exponent_tolerance = 0.25;  ///< WN law holds: fitted p within 2 +- 0.25 and r2 > 0.98
   double near_support_fraction = 0.05;  ///< near-support: z_n.v* <= (1 + 5%) gamma
   double eps_floor_over_rtol = 100.0;   ///< eps below 100 rtol is solver noise: excluded from fits
+  double kkt_active_gap = 0.05;         ///< KKT residual uses points with q_n <= (1 + 5%) q_min
+  double kkt_residual = 0.05;           ///< KKT law holds: residual(t_end) < 5% and falling over the last half
+  double stationary_tracking = 0.10;    ///< tracking holds: ||V(t_end) - V_rho|| < 10% of the start-to-end
+                                        ///< distance scale (eps(t_end) with a reference, else 1e-2 absolute)
+  int stationary_samples = 4;           ///< fixed-rho stationary directions at 4 log-spaced sample times
+  int kkt_max_samples = 300;            ///< KKT residual at <= 300 samples (evenly spaced in the sample list)
 };
 inline constexpr VerifyThresholds kVerifyThresholds{};
 
@@ -84,6 +90,21 @@ struct FlowLaws {
   double eps_end = std::numeric_limits<double>::quiet_NaN();
   double margin_end = 0, margin_monotone_from = 0;  ///< first t after which the margin is non-decreasing
   std::vector<double> layer_exponents;  ///< K > 1: d log rho_k / d log log t on the last 20%
+  // Lyu-Li KKT residual (gfsim/kkt.hpp) at a subset of the samples with q_min > 0.
+  std::vector<double> kkt_log_t, kkt_stationarity, kkt_complementarity, kkt_active;
+  LineFit kkt_trend;                   ///< log residual vs log log t on the last half of the KKT samples
+  double kkt_end = std::numeric_limits<double>::quiet_NaN();
+  // Distance to the fixed-rho stationary direction V_rho at rho = rho(t) (gfsim/stationary.hpp).
+  struct StationaryDistance {
+    double t = 0, rho = 0;
+    double distance = 0;          ///< ||V(t) - V_rho||, V = per-layer unit directions concatenated
+    double optimum_to_reference = std::numeric_limits<double>::quiet_NaN();  ///< ||dir(V_rho) - v*||
+    double grad_rel = 0;          ///< final Riemannian gradient / loss scale
+    bool converged = false;
+    std::string method;           ///< "newton from V(t)" or "flow + newton"
+  };
+  std::vector<StationaryDistance> stationary;
+  bool stopped_early = false;          ///< the run did not reach t_end (status != success)
   RunReport run;
 };
 
@@ -91,7 +112,9 @@ struct VerifyReport {
   std::string model_name, gd_path, wn_path, json_path;
   Index K = 1;
   std::string loss;
-  bool has_reference = false;  ///< K = 1: max-margin reference computed
+  std::string activation;
+  bool has_reference = false;  ///< linear network (any K): max-margin SVM of the z_n computed; for K > 1
+                               ///< eps and margins refer to the end-to-end vector W_K ... W_1
   MaxMarginResult mm;
   std::vector<Index> near_support;        ///< z_n.v* within 5% of gamma (support vectors included)
   std::vector<double> near_margins, near_exponents;  ///< z_n.v*, and m_n/gamma - 1
