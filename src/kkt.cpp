@@ -107,20 +107,75 @@ Vec end_to_end(const Network& net, const Vec& theta) {
   return ws.f;
 }
 
-KktResidual kkt_residual(const Network& net, const Dataset& data, const Vec& theta, double active_gap) {
+KktResidual kkt_residual(const Network& net, const Dataset& data, const Vec& theta, double active_gap,
+                         double kink_rel) {
   KktResidual r;
   const Vec q = point_margins(net, data, theta);
   r.q_min = q.minCoeff();
   if (!(r.q_min > 0) || !std::isfinite(r.q_min)) return r;
   r.defined = true;
-  const double K = double(net.num_layers());
-  r.theta_tilde = theta / std::pow(r.q_min, 1.0 / K);
+  const Index K = net.num_layers();
+  r.theta_tilde = theta / std::pow(r.q_min, 1.0 / double(K));
   const Vec qt = q / r.q_min;  // margins at theta~ (degree-K homogeneity): min 1
   for (Index n = 0; n < qt.size(); ++n)
     if (qt[n] <= 1 + active_gap) r.active.push_back(n);
-  const Mat G = margin_gradients(net, data, r.theta_tilde, r.active);
-  const NnlsResult fit = nnls(G.transpose(), r.theta_tilde);
-  r.lambda = fit.x;
+
+  // Columns of the NNLS: the margin gradient of each near-active point, or for a ReLU point on kinks the
+  // vertices of its Clarke subdifferential (masks in {0, 1} on the kink entries; the gradient is affine in
+  // each mask, so these vertices span the hull).
+  const bool relu = net.activation() == Activation::relu && K > 1;
+  std::vector<double> layer_scale(std::size_t(std::max<Index>(K - 1, 0)), 0.0);
+  Network::Workspace ws;
+  if (relu) {
+    net.forward(r.theta_tilde, data.X.transpose(), ws);
+    for (Index k = 0; k + 1 < K; ++k) layer_scale[std::size_t(k)] = ws.pre[std::size_t(k)].cwiseAbs().maxCoeff();
+  }
+  std::vector<Vec> columns;
+  std::vector<std::size_t> owner;  // active-set position of each column
+  Vec a(1), g(net.num_params());
+  for (std::size_t i = 0; i < r.active.size(); ++i) {
+    const Index n = r.active[i];
+    const Mat XT = data.X.row(n).transpose();
+    net.forward(r.theta_tilde, XT, ws);
+    a[0] = data.y[n];
+    std::vector<std::pair<std::size_t, Index>> kinks;  // (layer, unit)
+    if (relu)
+      for (Index k = 0; k + 1 < K; ++k)
+        for (Index u = 0; u < ws.pre[std::size_t(k)].rows(); ++u)
+          if (std::abs(ws.pre[std::size_t(k)](u, 0)) <= kink_rel * layer_scale[std::size_t(k)])
+            kinks.emplace_back(std::size_t(k), u);
+    if (!kinks.empty()) ++r.kink_points;
+    // All 2^k vertices for up to 4 kinks; beyond, the two constant masks and the single flips from 0.
+    std::vector<std::vector<int>> masks;
+    const std::size_t nk = kinks.size();
+    if (nk <= 4) {
+      for (unsigned m = 0; m < (1u << nk); ++m) {
+        std::vector<int> bits(nk);
+        for (std::size_t j = 0; j < nk; ++j) bits[j] = (m >> j) & 1u;
+        masks.push_back(bits);
+      }
+    } else {
+      masks.push_back(std::vector<int>(nk, 0));
+      masks.push_back(std::vector<int>(nk, 1));
+      for (std::size_t j = 0; j < nk; ++j) {
+        std::vector<int> bits(nk, 0);
+        bits[j] = 1;
+        masks.push_back(bits);
+      }
+    }
+    for (const auto& bits : masks) {
+      for (std::size_t j = 0; j < nk; ++j) ws.mask[kinks[j].first](kinks[j].second, 0) = bits[j];
+      net.backward(r.theta_tilde, a, XT, ws, g);
+      columns.push_back(g);
+      owner.push_back(i);
+    }
+  }
+  Mat A(net.num_params(), Index(columns.size()));
+  for (std::size_t j = 0; j < columns.size(); ++j) A.col(Index(j)) = columns[j];
+  r.columns = Index(columns.size());
+  const NnlsResult fit = nnls(A, r.theta_tilde);
+  r.lambda = Vec::Zero(Index(r.active.size()));
+  for (std::size_t j = 0; j < owner.size(); ++j) r.lambda[Index(owner[j])] += fit.x[Index(j)];
   r.stationarity = fit.residual / r.theta_tilde.norm();
   double slack = 0, total = 0;
   for (std::size_t i = 0; i < r.active.size(); ++i) {

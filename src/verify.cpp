@@ -218,6 +218,7 @@ void measure_kkt(FlowLaws& f, const Collected& c, const Problem& pb) {
     f.kkt_stationarity.push_back(r.stationarity);
     f.kkt_complementarity.push_back(r.complementarity);
     f.kkt_active.push_back(double(r.active.size()));
+    f.kkt_kink_points.push_back(double(r.kink_points));
   }
   if (f.kkt_log_t.empty()) return;
   f.kkt_end = std::max(f.kkt_stationarity.back(), f.kkt_complementarity.back());
@@ -252,6 +253,23 @@ void measure_stationary(FlowLaws& f, const Collected& c, const Problem& pb, cons
     StationaryOptions so;
     FlowLaws::StationaryDistance d;
     d.t = c.t[i], d.rho = rho;
+    if (pb.net.activation() == Activation::relu && pb.net.num_layers() > 1) {
+      // A gd trajectory that slides on kinks (Filippov) sits where the fixed-rho objective is not
+      // differentiable: Newton does not apply, and a smooth stationary point need not exist nearby.
+      Network::Workspace ws;
+      pb.net.forward(V, pb.data.X.transpose(), ws);
+      Index on_kink = 0;
+      for (Index k = 0; k + 1 < pb.net.num_layers(); ++k) {
+        const Mat& h = ws.pre[std::size_t(k)];
+        on_kink += (h.array().abs() <= so.kink_rel * h.cwiseAbs().maxCoeff()).count();
+      }
+      if (on_kink > 0) {
+        d.method = fmt::format("skipped: V(t) on {} ReLU kinks", on_kink);
+        d.distance = d.grad_rel = kNaN;
+        f.stationary.push_back(d);
+        continue;
+      }
+    }
     // Newton from V(t) first (cheap, and V(t) is close to V_rho late in the run); the full pipeline
     // (flow (d) to near-stationarity, then Newton) when Newton alone does not converge.
     StationaryResult r;
@@ -262,7 +280,7 @@ void measure_stationary(FlowLaws& f, const Collected& c, const Problem& pb, cons
     double grad = sp.gradient(r.V).norm();
     d.method = "newton from V(t)";
     if (!(grad <= 1e-10 * scale) || !r.V.allFinite()) {
-      so.flow_max_steps = 20000;
+      so.flow_max_steps = 2000;
       r = find_stationary(flow, V, so);
       grad = sp.gradient(r.V).norm();
       d.method = "flow + newton";
@@ -464,10 +482,11 @@ LawVerdict kkt_law(const FlowLaws& f) {
   v.rel_error = f.kkt_end;
   const double first = std::max(f.kkt_stationarity.front(), f.kkt_complementarity.front());
   v.measured = fmt::format("residual {:.3e} at t = {:.3g} -> {:.3e} at t = {:.3g} (stationarity {:.3e}, "
-                           "complementarity {:.3e}, {} near-active points); last half: residual ~ (log t)^{:.3f}",
+                           "complementarity {:.3e}, {} near-active points, {} of them on ReLU kinks); last half: residual ~ "
+                           "(log t)^{:.3f}",
                            first, std::exp(f.kkt_log_t.front()), f.kkt_end, std::exp(f.kkt_log_t.back()),
                            f.kkt_stationarity.back(), f.kkt_complementarity.back(), f.kkt_active.back(),
-                           f.kkt_trend.slope);
+                           f.kkt_kink_points.back(), f.kkt_trend.slope);
   const bool falling = f.kkt_trend.points >= 3 && f.kkt_trend.slope < 0;
   if (f.kkt_end < th.kkt_residual && (falling || f.kkt_end < 1e-6))
     v.verdict = "holds";
@@ -493,12 +512,20 @@ LawVerdict tracking_law(const FlowLaws& f, bool reference) {
     return v;
   }
   for (const auto& d : f.stationary)
-    v.measured += fmt::format("{}t = {:.3g} (rho {:.4g}): ||V - V_rho|| = {:.3e}{}{}", v.measured.empty() ? "" : "; ",
-                              d.t, d.rho, d.distance,
-                              std::isfinite(d.optimum_to_reference)
-                                  ? fmt::format(", ||V_rho - v*|| = {:.3e}", d.optimum_to_reference) : "",
-                              d.converged ? "" : fmt::format(" (not converged: grad/scale {:.1e})", d.grad_rel));
+    if (d.method.rfind("skipped", 0) == 0)
+      v.measured += fmt::format("{}t = {:.3g} (rho {:.4g}): {}", v.measured.empty() ? "" : "; ", d.t, d.rho, d.method);
+    else
+      v.measured += fmt::format("{}t = {:.3g} (rho {:.4g}): ||V - V_rho|| = {:.3e}{}{}", v.measured.empty() ? "" : "; ",
+                                d.t, d.rho, d.distance,
+                                std::isfinite(d.optimum_to_reference)
+                                    ? fmt::format(", ||V_rho - v*|| = {:.3e}", d.optimum_to_reference) : "",
+                                d.converged ? "" : fmt::format(" (not converged: grad/scale {:.1e})", d.grad_rel));
   const auto& last = f.stationary.back();
+  if (last.method.rfind("skipped", 0) == 0) {
+    v.verdict = fmt::format("not measured ({} (Filippov sliding): the fixed-rho objective is not differentiable "
+                            "there, Newton does not apply)", last.method.substr(9));
+    return v;
+  }
   if (!last.converged) {
     v.verdict = "not measured (the stationary-point solve did not converge at t_end)";
     return v;
@@ -653,7 +680,18 @@ VerifyReport verify_model(const ModelSpec& spec, const VerifyOptions& options) {
   for (const FlowLaws* f : {&r.gd, &r.wn}) {
     std::vector<LawVerdict> laws;
     if (f->t.size() < 4) {
-      r.notes.push_back(fmt::format("{} flow: fewer than 4 samples with t > 0: no law measured", f->flow));
+      // Nothing to fit: every law of this flow is listed as not measured, with the reason.
+      std::vector<std::string> names{"rho_slope", r.has_reference ? (f == &r.gd ? "direction" : "direction") : "",
+                                     "margin"};
+      if (r.K > 1) names.insert(names.end(), {"balance", "deep_rho", "kkt"});
+      names.push_back("fixed_rho");
+      for (const auto& n : names) {
+        if (n.empty()) continue;
+        LawVerdict l{n + "_" + f->flow, "see the other flow's entry", "", fmt::format("{} samples", f->t.size()), kNaN,
+                     fmt::format("not measured (fewer than 4 samples with t > 0, t_final = {:.3g})",
+                                 f->run.result.t_final)};
+        r.laws.push_back(f->stopped_early ? not_measured(l, *f) : l);
+      }
       continue;
     }
     if (r.has_reference) {

@@ -8,6 +8,7 @@
 //   lambda = argmin_{lambda >= 0} || theta~ - sum_n lambda_n grad q_n(theta~) ||,
 //   stationarity    = that minimum / ||theta~||,
 //   complementarity = sum_n lambda_n (q_n - 1) / sum_n lambda_n q_n      (0 when all used points are active).
+// For ReLU points on a kink grad q_n is replaced by the Clarke subdifferential (see kkt_residual).
 // Both vanish exactly at a KKT point whose support lies in the band; Lyu-Li show that gradient flow
 // directions of homogeneous nets approach KKT points, so both tend to 0 along the trajectory.
 //
@@ -52,10 +53,17 @@ struct KktResidual {
   std::vector<Index> active;      ///< the near-active points used (q_n(theta~) <= 1 + active_gap)
   Vec lambda;                     ///< their multipliers (same order)
   Vec theta_tilde;                ///< theta / q_min^(1/K)
+  Index kink_points = 0;          ///< ReLU: near-active points with a hidden pre-activation on a kink
+  Index columns = 0;              ///< NNLS columns (gradients, or Clarke vertices for kink points)
   double residual() const { return std::max(stationarity, complementarity); }
 };
 
-/// `active_gap` >= 0: width of the near-active band in units of the minimum margin.
-KktResidual kkt_residual(const Network& net, const Dataset& data, const Vec& theta, double active_gap);
+/// `active_gap` >= 0: width of the near-active band in units of the minimum margin. ReLU nets: a hidden
+/// pre-activation with |h| <= kink_rel max_data |h| (same layer) is on a kink (gradient flows slide there,
+/// Filippov): the point's margin is not differentiable, and its Clarke subdifferential enters the fit
+/// through the vertices of its mask box (every vertex for up to 4 kinks of one point; beyond that the
+/// all-0 and all-1 masks and the single flips, a subset of the hull, so the residual is then an upper bound).
+KktResidual kkt_residual(const Network& net, const Dataset& data, const Vec& theta, double active_gap,
+                         double kink_rel = 1e-9);
 
 }  // namespace gfsim

@@ -91,7 +91,7 @@ struct FlowLaws {
   double margin_end = 0, margin_monotone_from = 0;  ///< first t after which the margin is non-decreasing
   std::vector<double> layer_exponents;  ///< K > 1: d log rho_k / d log log t on the last 20%
   // Lyu-Li KKT residual (gfsim/kkt.hpp) at a subset of the samples with q_min > 0.
-  std::vector<double> kkt_log_t, kkt_stationarity, kkt_complementarity, kkt_active;
+  std::vector<double> kkt_log_t, kkt_stationarity, kkt_complementarity, kkt_active, kkt_kink_points;
   LineFit kkt_trend;                   ///< log residual vs log log t on the last half of the KKT samples
   double kkt_end = std::numeric_limits<double>::quiet_NaN();
   // Distance to the fixed-rho stationary direction V_rho at rho = rho(t) (gfsim/stationary.hpp).
