@@ -490,9 +490,12 @@ LawVerdict kkt_law(const FlowLaws& f) {
   const bool falling = f.kkt_trend.points >= 3 && f.kkt_trend.slope < 0;
   if (f.kkt_end < th.kkt_residual && (falling || f.kkt_end < 1e-6))
     v.verdict = "holds";
-  else if (falling)
+  else if (falling && f.kkt_end < 5 * th.kkt_residual)
     v.verdict = fmt::format("holds with correction (residual {} at t_end, still falling like (log t)^{:.2f})",
                             fmt_pct(f.kkt_end), f.kkt_trend.slope);
+  else if (falling)
+    v.verdict = fmt::format("fails (residual {} at t_end; it falls like (log t)^{:.2f}, too slowly to reach a KKT point "
+                            "within this horizon)", fmt_pct(f.kkt_end), f.kkt_trend.slope);
   else
     v.verdict = fmt::format("fails (residual {} at t_end and not falling)", fmt_pct(f.kkt_end));
   return v;

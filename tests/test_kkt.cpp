@@ -168,6 +168,34 @@ TEST(KktResidual, DeepLinearBalancedFactorizationOfTheSvmIsAKktPoint) {
   }
 }
 
+TEST(KktResidual, ReluKktPointOnAKinkNeedsTheClarkeSubdifferential) {
+  // x_p = (1, 0), x_n = (-1, 1), both y = +1; f = a_1 relu(w_1.x) + a_2 relu(w_2.x) with
+  // w_1 = s (1/2, 1/2) (orthogonal to x_n: on a kink there), w_2 = beta (-1, 1) (inactive on x_p).
+  // Stationarity theta = lambda_p g_p + lambda_n g_n(m), m in [0, 1] the mask of unit 1 at x_n, gives
+  // lambda_p = sqrt 2, lambda_n = 1/sqrt 2, a_1 = s/sqrt 2, a_2 = sqrt 2 beta and m = 1 (not the ReLU'(0) = 0
+  // convention); both margins equal 1 for s^2 = 2 sqrt 2, beta^2 = 1/(2 sqrt 2).
+  Dataset data;
+  data.X = (Mat(2, 2) << 1, 0, -1, 1).finished();
+  data.y = Vec::Ones(2);
+  const Network net({2, 2, 1}, Activation::relu);
+  const double s = std::sqrt(2 * std::sqrt(2.0)), beta = 1 / std::sqrt(2 * std::sqrt(2.0));
+  const Vec theta = (Vec(6) << 0.5 * s, 0.5 * s, -beta, beta, s / std::sqrt(2.0), std::sqrt(2.0) * beta).finished();
+  const Vec q = point_margins(net, data, theta);
+  EXPECT_NEAR(q[0], 1.0, 1e-14);
+  EXPECT_NEAR(q[1], 1.0, 1e-14);
+  const KktResidual r = kkt_residual(net, data, theta, 0.05);
+  ASSERT_TRUE(r.defined);
+  EXPECT_EQ(r.kink_points, 1);
+  EXPECT_EQ(r.columns, 3);  // x_p, and x_n with m = 0 and m = 1
+  EXPECT_LT(r.stationarity, 1e-13);
+  EXPECT_NEAR(r.lambda[0], std::sqrt(2.0), 1e-12);
+  EXPECT_NEAR(r.lambda[1], 1 / std::sqrt(2.0), 1e-12);
+  // With the kink ignored (ReLU'(0) = 0 only) the same point looks far from KKT.
+  const KktResidual plain = kkt_residual(net, data, theta, 0.05, -1.0);
+  EXPECT_EQ(plain.kink_points, 0);
+  EXPECT_GT(plain.stationarity, 0.1);
+}
+
 TEST(KktResidual, UndefinedBeforeSeparation) {
   const Dataset data = closed_form_data();
   const Network net({2, 1}, Activation::linear);

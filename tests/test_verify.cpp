@@ -177,6 +177,30 @@ TEST(Verify, IrisSetosaVersicolorHasAReferenceAndVersicolorVirginicaFailsClearly
   }
 }
 
+TEST(Verify, ReluNetLawsAndAStoppedFlowIsNotMeasured) {
+  const auto spec = load_model_spec(std::string(GFSIM_SOURCE_DIR) + "/models/verify_relu.toml",
+                                    {"time.t_end=1e6", "data.n=60"});
+  const VerifyReport r = verify_model(spec, {.output = temp_dir("relu") + "/relu.h5"});
+  ASSERT_EQ(r.K, 2);
+  EXPECT_FALSE(r.has_reference);
+  EXPECT_EQ(find_law(r, "balance_gd").verdict, "holds");
+  EXPECT_FALSE(r.gd.kkt_log_t.empty());
+  for (const FlowLaws* f : {&r.gd, &r.wn}) {
+    Index listed = 0;
+    for (const auto& l : r.laws) {
+      if (l.law.size() < 3 || l.law.substr(l.law.size() - 3) != "_" + f->flow) continue;
+      ++listed;
+      // A flow that stopped before t_end (the wn flow may stall at a kink: it does not slide yet) has
+      // every law listed as not measured, naming its status; nothing is measured on a cut trajectory.
+      if (f->run.result.status != Status::success) {
+        EXPECT_EQ(l.verdict.rfind("not measured", 0), 0u) << l.law << ": " << l.verdict;
+        EXPECT_NE(l.verdict.find(status_name(f->run.result.status)), std::string::npos) << l.verdict;
+      }
+    }
+    EXPECT_GE(listed, 5) << f->flow;  // rho slope, margin, balance, deep rho, kkt, fixed rho
+  }
+}
+
 TEST(Verify, NonSeparableDataFailsClearly) {
   const auto dir = temp_dir("nonsep");
   {

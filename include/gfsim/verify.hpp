@@ -60,7 +60,8 @@ struct VerifyThresholds {
   double near_support_fraction = 0.05;  ///< near-support: z_n.v* <= (1 + 5%) gamma
   double eps_floor_over_rtol = 100.0;   ///< eps below 100 rtol is solver noise: excluded from fits
   double kkt_active_gap = 0.05;         ///< KKT residual uses points with q_n <= (1 + 5%) q_min
-  double kkt_residual = 0.05;           ///< KKT law holds: residual(t_end) < 5% and falling over the last half
+  double kkt_residual = 0.05;           ///< KKT law holds: residual(t_end) < 5% and falling over the last half;
+                                        ///< with correction: < 25% and falling
   double stationary_tracking = 0.10;    ///< tracking holds: ||V(t_end) - V_rho|| < 10% of the start-to-end
                                         ///< distance scale (eps(t_end) with a reference, else 1e-2 absolute)
   int stationary_samples = 4;           ///< fixed-rho stationary directions at 4 log-spaced sample times
