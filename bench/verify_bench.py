@@ -19,7 +19,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("GFSIM_BUILD", os.path.join(ROOT, "build"))
 GFSIM = os.path.join(BUILD, "gfsim")
-MODELS = ["verify_closed_form", "verify_gaussian", "verify_gaussian_logistic", "verify_relu", "verify_iris"]
+MODELS = ["verify_closed_form", "verify_gaussian", "verify_gaussian_logistic", "verify_deep_linear",
+          "verify_relu", "verify_iris"]
 
 
 def md_escape(text):
