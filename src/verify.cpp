@@ -684,7 +684,7 @@ VerifyReport verify_model(const ModelSpec& spec, const VerifyOptions& options) {
     std::vector<LawVerdict> laws;
     if (f->t.size() < 4) {
       // Nothing to fit: every law of this flow is listed as not measured, with the reason.
-      std::vector<std::string> names{"rho_slope", r.has_reference ? (f == &r.gd ? "direction" : "direction") : "",
+      std::vector<std::string> names{"rho_slope", r.has_reference ? "direction" : "",
                                      "margin"};
       if (r.K > 1) names.insert(names.end(), {"balance", "deep_rho", "kkt"});
       names.push_back("fixed_rho");

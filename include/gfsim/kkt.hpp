@@ -33,7 +33,8 @@ struct NnlsResult {
 
 /// Lawson-Hanson active-set NNLS (Lawson & Hanson 1974, ch. 23): finite, each outer step adds the column
 /// with the largest positive dual entry and solves least squares on the passive set (column-pivoted QR).
-/// `tol` <= 0 picks 10 eps ||A||_1 max(rows, cols).
+/// `tol` <= 0 picks 10 eps ||A||_1 max(rows, cols). Hand-written because Debian's Eigen 3.4.0 has no
+/// unsupported/Eigen/NNLS (it arrived after 3.4); tests/test_kkt.cpp checks it against brute force.
 NnlsResult nnls(const Mat& A, const Vec& b, double tol = 0);
 
 /// Margins q_n = y_n f(x_n; theta) of every point.

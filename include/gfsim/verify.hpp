@@ -2,8 +2,11 @@
 // `gfsim verify`: the asymptotic laws of docs/equations.md section 6, measured on one model.
 // Runs the GD flow and the WN flow from the same start (run_model on copies of the spec, outputs
 // STEM_gd.h5 and STEM_wn.h5), computes the max-margin reference independently of the trajectories
-// (K = 1: gfsim::max_margin on the signed points), measures each law on the recorded samples and
-// gives a verdict with fixed, documented thresholds (kVerifyThresholds below, models/README.md).
+// (linear nets of any depth: gfsim::max_margin on the signed points, compared with the end-to-end
+// vector), measures each law on the recorded samples, and for K > 1 the Lyu-Li KKT residual
+// (gfsim/kkt.hpp); at a few sample times it solves for the fixed-rho stationary direction at rho(t)
+// (gfsim/stationary.hpp). Each law gets a verdict with fixed, documented thresholds
+// (kVerifyThresholds below, models/README.md).
 // The verdict table is printed, written as /verify into STEM_gd.h5 and as JSON to STEM.json.
 //
 //   auto spec = load_model_spec("models/verify_closed_form.toml", {"time.t_end=1e100"});
