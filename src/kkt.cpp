@@ -8,6 +8,12 @@ namespace gfsim {
 
 NnlsResult nnls(const Mat& A, const Vec& b, double tol) {
   const Index m = A.rows(), n = A.cols();
+  if (n == 0) {
+    NnlsResult r;
+    r.residual = b.norm();
+    r.converged = true;
+    return r;
+  }
   if (tol <= 0) tol = 10 * std::numeric_limits<double>::epsilon() * A.cwiseAbs().colwise().sum().maxCoeff() *
                       double(std::max<Index>(std::max<Index>(m, n), 1));
   NnlsResult r;

@@ -70,9 +70,13 @@ TEST(Nnls, ExactNonnegativeCombinationAndDuplicatedColumns) {
   EXPECT_NEAR(r.x[0], 0.5, 1e-12);
   EXPECT_NEAR(r.x[1] + r.x[3], 2.0, 1e-12);
   EXPECT_NEAR(r.x[2], 0.0, 1e-12);
-  // A target in the negative cone gets x = 0.
+  // A target in the negative cone gets x = 0; so do a zero target and no columns at all.
   const NnlsResult z = nnls(A, -A * Vec::Ones(4));
   EXPECT_TRUE(z.x.isZero());
+  EXPECT_TRUE(nnls(A, Vec::Zero(6)).x.isZero());
+  const NnlsResult none = nnls(Mat(6, 0), Vec::Ones(6));
+  EXPECT_EQ(none.x.size(), 0);
+  EXPECT_NEAR(none.residual, std::sqrt(6.0), 1e-15);
 }
 
 Dataset closed_form_data() {
