@@ -11,6 +11,8 @@
 #include <iostream>
 #include <numeric>
 
+#include <Eigen/SVD>
+
 #include "gfsim/dataset.hpp"
 #include "gfsim/hdf5_file.hpp"
 #include "gfsim/kkt.hpp"
@@ -182,6 +184,32 @@ PowerLogFit fit_power_log(const std::vector<double>& log_t, const std::vector<do
   return fit;
 }
 
+double orthogonal_orbit_distance(const Network& net, const Vec& A, const Vec& B, int sweeps) {
+  const Index K = net.num_layers();
+  auto layer = [&](const Vec& x, Index k) { return Mat(net.layer(x, k)); };
+  std::vector<Mat> a, b, Q(std::size_t(K + 1));
+  for (Index k = 0; k < K; ++k) a.push_back(layer(A, k)), b.push_back(layer(B, k));
+  for (Index k = 0; k <= K; ++k) Q[std::size_t(k)] = Mat::Identity(net.widths()[std::size_t(k)], net.widths()[std::size_t(k)]);
+  auto distance = [&] {
+    double d2 = 0;
+    for (Index k = 0; k < K; ++k)
+      d2 += (Q[std::size_t(k + 1)] * a[std::size_t(k)] * Q[std::size_t(k)].transpose() - b[std::size_t(k)]).squaredNorm();
+    return std::sqrt(d2);
+  };
+  if (K < 2) return distance();
+  for (int s = 0; s < sweeps; ++s) {
+    for (Index j = 1; j < K; ++j) {
+      const std::size_t u = std::size_t(j);
+      // Terms with Q_j: ||Q_j A_{j-1} Q_{j-1}^T - B_{j-1}||^2 + ||Q_{j+1} A_j Q_j^T - B_j||^2; maximize tr(Q_j M).
+      const Mat M = a[u - 1] * Q[u - 1].transpose() * b[u - 1].transpose() +
+                    a[u].transpose() * Q[u + 1].transpose() * b[u];
+      Eigen::JacobiSVD<Mat> svd(M, Eigen::ComputeFullU | Eigen::ComputeFullV);
+      Q[u] = svd.matrixV() * svd.matrixU().transpose();
+    }
+  }
+  return std::min(distance(), (A - B).norm());
+}
+
 // ---- measurement on one flow -----------------------------------------------------------------------
 
 namespace {
@@ -265,7 +293,7 @@ void measure_stationary(FlowLaws& f, const Collected& c, const Problem& pb, cons
       }
       if (on_kink > 0) {
         d.method = fmt::format("skipped: V(t) on {} ReLU kinks", on_kink);
-        d.distance = d.grad_rel = kNaN;
+        d.distance = d.raw_distance = d.grad_rel = kNaN;
         f.stationary.push_back(d);
         continue;
       }
@@ -287,7 +315,10 @@ void measure_stationary(FlowLaws& f, const Collected& c, const Problem& pb, cons
     }
     d.grad_rel = grad / sp.loss_scale(r.V);
     d.converged = d.grad_rel <= 1e-8;
-    d.distance = (r.V - V).norm();
+    d.raw_distance = (r.V - V).norm();
+    d.distance = pb.net.activation() == Activation::linear && pb.net.num_layers() > 1
+                     ? orthogonal_orbit_distance(pb.net, r.V, V)
+                     : d.raw_distance;
     if (mm) d.optimum_to_reference = (reference_direction(pb, r.V) - mm->direction).norm();
     f.stationary.push_back(d);
   }
@@ -518,8 +549,11 @@ LawVerdict tracking_law(const FlowLaws& f, bool reference) {
     if (d.method.rfind("skipped", 0) == 0)
       v.measured += fmt::format("{}t = {:.3g} (rho {:.4g}): {}", v.measured.empty() ? "" : "; ", d.t, d.rho, d.method);
     else
-      v.measured += fmt::format("{}t = {:.3g} (rho {:.4g}): ||V - V_rho|| = {:.3e}{}{}", v.measured.empty() ? "" : "; ",
+      v.measured += fmt::format("{}t = {:.3g} (rho {:.4g}): ||V - V_rho|| = {:.3e}{}{}{}", v.measured.empty() ? "" : "; ",
                                 d.t, d.rho, d.distance,
+                                d.raw_distance > d.distance * (1 + 1e-6)
+                                    ? fmt::format(" modulo hidden-layer rotations ({:.3e} without)", d.raw_distance)
+                                    : "",
                                 std::isfinite(d.optimum_to_reference)
                                     ? fmt::format(", ||V_rho - v*|| = {:.3e}", d.optimum_to_reference) : "",
                                 d.converged ? "" : fmt::format(" (not converged: grad/scale {:.1e})", d.grad_rel));
@@ -589,9 +623,11 @@ void write_h5(const VerifyReport& r, const std::string& json) {
         g.write_dataset(f->flow + "/kkt/active", f->kkt_active);
       }
       if (!f->stationary.empty()) {
-        std::vector<double> t, rho, dist, opt;
+        std::vector<double> t, rho, dist, raw, opt;
         for (const auto& d : f->stationary)
-          t.push_back(d.t), rho.push_back(d.rho), dist.push_back(d.distance), opt.push_back(d.optimum_to_reference);
+          t.push_back(d.t), rho.push_back(d.rho), dist.push_back(d.distance), raw.push_back(d.raw_distance),
+              opt.push_back(d.optimum_to_reference);
+        g.write_dataset(f->flow + "/stationary/raw_distance", raw);
         g.write_dataset(f->flow + "/stationary/t", t);
         g.write_dataset(f->flow + "/stationary/rho", rho);
         g.write_dataset(f->flow + "/stationary/distance", dist);
@@ -782,19 +818,22 @@ std::string verify_json(const VerifyReport& r) {
                      json_array(f->layer_exponents));
     s.pop_back(), s.pop_back(), s.pop_back();  // reopen the flow object: "},\n"
     std::vector<std::vector<double>> st(7);
+    std::string methods;
     for (const auto& d : f->stationary) {
       st[0].push_back(d.t), st[1].push_back(d.rho), st[2].push_back(d.distance);
       st[3].push_back(d.optimum_to_reference), st[4].push_back(d.grad_rel), st[5].push_back(d.converged);
+      st[6].push_back(d.raw_distance);
+      methods += fmt::format("{}\"{}\"", methods.empty() ? "" : ", ", escape_json(d.method));
     }
     s += fmt::format(", \"stopped_early\": {}, \"kkt\": {{\"log_t\": {}, \"stationarity\": {}, \"complementarity\": {}, "
                      "\"active\": {}, \"residual_end\": {}, \"trend_exponent_log_t\": {}}}, ",
                      f->stopped_early ? "true" : "false", json_array(f->kkt_log_t), json_array(f->kkt_stationarity),
                      json_array(f->kkt_complementarity), json_array(f->kkt_active), json_number(f->kkt_end),
                      json_number(f->kkt_trend.slope));
-    s += fmt::format("\"stationary\": {{\"t\": {}, \"rho\": {}, \"distance\": {}, \"optimum_to_reference\": {}, "
-                     "\"grad_rel\": {}, \"converged\": {}}}}},\n",
-                     json_array(st[0]), json_array(st[1]), json_array(st[2]), json_array(st[3]), json_array(st[4]),
-                     json_array(st[5]));
+    s += fmt::format("\"stationary\": {{\"t\": {}, \"rho\": {}, \"distance\": {}, \"raw_distance\": {}, "
+                     "\"optimum_to_reference\": {}, \"grad_rel\": {}, \"converged\": {}, \"method\": [{}]}}}},\n",
+                     json_array(st[0]), json_array(st[1]), json_array(st[2]), json_array(st[6]), json_array(st[3]),
+                     json_array(st[4]), json_array(st[5]), methods);
   }
   s += "  \"notes\": [";
   for (std::size_t i = 0; i < r.notes.size(); ++i) s += fmt::format("{}\"{}\"", i ? ", " : "", escape_json(r.notes[i]));

@@ -6,7 +6,10 @@
 #include <fstream>
 #include <random>
 
+#include <Eigen/QR>
+
 #include "gfsim/model_spec.hpp"
+#include "gfsim/network.hpp"
 #include "gfsim/verify.hpp"
 
 namespace {
@@ -64,6 +67,36 @@ TEST(VerifyEstimators, PowerLogFitRecoversThePaperLaw) {
   EXPECT_NEAR(f.p, 2.0, 1e-4);
   EXPECT_NEAR(f.c, -0.5, 1e-4);
   EXPECT_NEAR(f.a, 0.3, 1e-3);
+}
+
+TEST(VerifyEstimators, OrthogonalOrbitDistanceSeesThroughHiddenRotations) {
+  std::mt19937_64 gen(21);
+  std::normal_distribution<double> normal;
+  auto random_mat = [&](Index r, Index c) {
+    Mat M(r, c);
+    for (Index i = 0; i < r; ++i)
+      for (Index j = 0; j < c; ++j) M(i, j) = normal(gen);
+    return M;
+  };
+  const Network net({5, 4, 3, 1}, Activation::linear);
+  Vec A(net.num_params());
+  for (Index i = 0; i < A.size(); ++i) A[i] = normal(gen);
+  // B = the same network with hidden layers rotated: W_1 -> Q_1 W_1, W_2 -> Q_2 W_2 Q_1^T, W_3 -> W_3 Q_2^T.
+  const Mat Q1 = random_mat(4, 4).householderQr().householderQ(), Q2 = random_mat(3, 3).householderQr().householderQ();
+  Vec B(A.size());
+  auto put = [&](Index k, const Mat& W) { Eigen::Map<RowMat>(B.data() + net.layer_offset(k), W.rows(), W.cols()) = W; };
+  put(0, Q1 * Mat(net.layer(A, 0)));
+  put(1, Q2 * Mat(net.layer(A, 1)) * Q1.transpose());
+  put(2, Mat(net.layer(A, 2)) * Q2.transpose());
+  EXPECT_GT((A - B).norm(), 0.5);
+  EXPECT_LT(orthogonal_orbit_distance(net, A, B), 1e-8);
+  // Off the orbit: never more than the plain distance, and not zero.
+  Vec C = B;
+  for (Index i = 0; i < C.size(); ++i) C[i] += 0.1 * normal(gen);
+  const double d = orthogonal_orbit_distance(net, A, C);
+  EXPECT_LE(d, (A - C).norm());
+  EXPECT_GT(d, 0.05);
+  EXPECT_LE(d, (B - C).norm() + 1e-8);  // B is on the orbit
 }
 
 TEST(Verify, ClosedFormExampleHolds) {

@@ -20,6 +20,7 @@
 
 #include "gfsim/max_margin.hpp"
 #include "gfsim/model_spec.hpp"
+#include "gfsim/network.hpp"
 #include "gfsim/run.hpp"
 #include "gfsim/types.hpp"
 
@@ -50,6 +51,13 @@ struct PowerLogFit {
   Index points = 0;
 };
 PowerLogFit fit_power_log(const std::vector<double>& log_t, const std::vector<double>& log_eps);
+
+/// Deep linear nets (K > 1): f is invariant under W_k -> Q_k W_k Q_{k-1}^T for orthogonal Q_k on every hidden
+/// layer (Q_0 = I, Q_K = 1), and so is every fixed-rho stationary set. Distance from B to the orbit of A:
+/// min over the Q_k of ||(Q_k A_k Q_{k-1}^T)_k - B||, by alternating orthogonal Procrustes (each Q_k given
+/// the others: Q_k = V U^T from the SVD U S V^T of its coupling matrix), `sweeps` sweeps from Q_k = I.
+/// The result is <= ||A - B|| and is 0 on the orbit (up to the convergence of the sweeps).
+double orthogonal_orbit_distance(const Network& net, const Vec& A, const Vec& B, int sweeps = 50);
 
 // ---- verify ----------------------------------------------------------------------------------------
 
@@ -101,7 +109,9 @@ struct FlowLaws {
   // Distance to the fixed-rho stationary direction V_rho at rho = rho(t) (gfsim/stationary.hpp).
   struct StationaryDistance {
     double t = 0, rho = 0;
-    double distance = 0;          ///< ||V(t) - V_rho||, V = per-layer unit directions concatenated
+    double distance = 0;          ///< ||V(t) - V_rho||, V = per-layer unit directions concatenated; deep
+                                  ///< linear nets: to the orbit of V_rho under hidden-layer rotations
+    double raw_distance = 0;      ///< ||V(t) - V_rho|| without the symmetry reduction
     double optimum_to_reference = std::numeric_limits<double>::quiet_NaN();  ///< ||dir(V_rho) - v*||
     double grad_rel = 0;          ///< final Riemannian gradient / loss scale
     bool converged = false;
