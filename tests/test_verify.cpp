@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <string>
+
+#include <unistd.h>
 
 #include <Eigen/QR>
 
@@ -17,7 +20,9 @@ namespace {
 using namespace gfsim;
 
 std::string temp_dir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("gfsim_test_verify_" + name);
+  // Per process: /tmp is shared with other checkouts running the same tests at the same time.
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("gfsim_test_verify_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   return dir.string();
 }
