@@ -11,9 +11,14 @@
 #include <iostream>
 #include <numeric>
 
+#include <Eigen/SVD>
+
 #include "gfsim/dataset.hpp"
 #include "gfsim/hdf5_file.hpp"
+#include "gfsim/kkt.hpp"
+#include "gfsim/network.hpp"
 #include "gfsim/recorder.hpp"
+#include "gfsim/stationary.hpp"
 
 namespace gfsim {
 
@@ -179,6 +184,32 @@ PowerLogFit fit_power_log(const std::vector<double>& log_t, const std::vector<do
   return fit;
 }
 
+double orthogonal_orbit_distance(const Network& net, const Vec& A, const Vec& B, int sweeps) {
+  const Index K = net.num_layers();
+  auto layer = [&](const Vec& x, Index k) { return Mat(net.layer(x, k)); };
+  std::vector<Mat> a, b, Q(std::size_t(K + 1));
+  for (Index k = 0; k < K; ++k) a.push_back(layer(A, k)), b.push_back(layer(B, k));
+  for (Index k = 0; k <= K; ++k) Q[std::size_t(k)] = Mat::Identity(net.widths()[std::size_t(k)], net.widths()[std::size_t(k)]);
+  auto distance = [&] {
+    double d2 = 0;
+    for (Index k = 0; k < K; ++k)
+      d2 += (Q[std::size_t(k + 1)] * a[std::size_t(k)] * Q[std::size_t(k)].transpose() - b[std::size_t(k)]).squaredNorm();
+    return std::sqrt(d2);
+  };
+  if (K < 2) return distance();
+  for (int s = 0; s < sweeps; ++s) {
+    for (Index j = 1; j < K; ++j) {
+      const std::size_t u = std::size_t(j);
+      // Terms with Q_j: ||Q_j A_{j-1} Q_{j-1}^T - B_{j-1}||^2 + ||Q_{j+1} A_j Q_j^T - B_j||^2; maximize tr(Q_j M).
+      const Mat M = a[u - 1] * Q[u - 1].transpose() * b[u - 1].transpose() +
+                    a[u].transpose() * Q[u + 1].transpose() * b[u];
+      Eigen::JacobiSVD<Mat> svd(M, Eigen::ComputeFullU | Eigen::ComputeFullV);
+      Q[u] = svd.matrixV() * svd.matrixU().transpose();
+    }
+  }
+  return std::min(distance(), (A - B).norm());
+}
+
 // ---- measurement on one flow -----------------------------------------------------------------------
 
 namespace {
@@ -188,15 +219,121 @@ struct Collected {
   std::vector<Vec> theta, rho;
 };
 
-void analyze(FlowLaws& f, const Collected& c, const MaxMarginResult* mm, double rtol, Index K) {
+struct Problem {
+  const Network& net;
+  const Dataset& data;
+  LossKind loss;
+};
+
+// Direction compared with v*: theta itself for K = 1, the end-to-end vector of a deep linear net.
+Vec reference_direction(const Problem& pb, const Vec& theta) {
+  const Vec beta = pb.net.num_layers() == 1 ? theta : end_to_end(pb.net, theta);
+  return beta / beta.norm();
+}
+
+void measure_kkt(FlowLaws& f, const Collected& c, const Problem& pb) {
   const VerifyThresholds& th = kVerifyThresholds;
+  std::vector<std::size_t> idx;
+  for (std::size_t i = 0; i < c.t.size(); ++i)
+    if (c.t[i] >= 1.0 && c.margin[i] > 0) idx.push_back(i);
+  const std::size_t stride = std::max<std::size_t>(1, (idx.size() + th.kkt_max_samples - 1) / th.kkt_max_samples);
+  for (std::size_t j = 0; j < idx.size(); ++j) {
+    if (j % stride != 0 && j + 1 != idx.size()) continue;
+    const std::size_t i = idx[j];
+    const KktResidual r = kkt_residual(pb.net, pb.data, c.theta[i], th.kkt_active_gap);
+    if (!r.defined) continue;
+    f.kkt_log_t.push_back(std::log(c.t[i]));
+    f.kkt_stationarity.push_back(r.stationarity);
+    f.kkt_complementarity.push_back(r.complementarity);
+    f.kkt_active.push_back(double(r.active.size()));
+    f.kkt_kink_points.push_back(double(r.kink_points));
+  }
+  if (f.kkt_log_t.empty()) return;
+  f.kkt_end = std::max(f.kkt_stationarity.back(), f.kkt_complementarity.back());
+  std::vector<double> x, y;
+  for (std::size_t i = f.kkt_log_t.size() / 2; i < f.kkt_log_t.size(); ++i) {
+    const double res = std::max(f.kkt_stationarity[i], f.kkt_complementarity[i]);
+    if (f.kkt_log_t[i] > 1.0 && res > 0) x.push_back(std::log(f.kkt_log_t[i])), y.push_back(std::log(res));
+  }
+  f.kkt_trend = fit_line(x, y);
+}
+
+void measure_stationary(FlowLaws& f, const Collected& c, const Problem& pb, const MaxMarginResult* mm) {
+  const VerifyThresholds& th = kVerifyThresholds;
+  std::vector<std::size_t> idx;
+  for (std::size_t i = 0; i < c.t.size(); ++i)
+    if (c.t[i] >= 1.0 && c.margin[i] > 0) idx.push_back(i);
+  if (idx.empty()) return;
+  const double L0 = std::log(c.t[idx.front()]), L1 = std::log(c.t[idx.back()]);
+  std::vector<std::size_t> picks;
+  for (int k = 1; k <= th.stationary_samples; ++k) {
+    const double target = L0 + (L1 - L0) * double(k) / th.stationary_samples;
+    std::size_t best = idx.front();
+    for (std::size_t i : idx)
+      if (std::abs(std::log(c.t[i]) - target) < std::abs(std::log(c.t[best]) - target)) best = i;
+    if (picks.empty() || picks.back() != best) picks.push_back(best);
+  }
+  for (std::size_t i : picks) {
+    const double rho = c.rho[i].cwiseAbs().prod();
+    const Flow flow(pb.net, pb.data, pb.loss, FlowKind::fixed_rho, rho);
+    const SphereProblem sp(flow);
+    const Vec V = sp.normalize(c.theta[i]);
+    StationaryOptions so;
+    FlowLaws::StationaryDistance d;
+    d.t = c.t[i], d.rho = rho;
+    if (pb.net.activation() == Activation::relu && pb.net.num_layers() > 1) {
+      // A gd trajectory that slides on kinks (Filippov) sits where the fixed-rho objective is not
+      // differentiable: Newton does not apply, and a smooth stationary point need not exist nearby.
+      Network::Workspace ws;
+      pb.net.forward(V, pb.data.X.transpose(), ws);
+      Index on_kink = 0;
+      for (Index k = 0; k + 1 < pb.net.num_layers(); ++k) {
+        const Mat& h = ws.pre[std::size_t(k)];
+        on_kink += (h.array().abs() <= so.kink_rel * h.cwiseAbs().maxCoeff()).count();
+      }
+      if (on_kink > 0) {
+        d.method = fmt::format("skipped: V(t) on {} ReLU kinks", on_kink);
+        d.distance = d.raw_distance = d.grad_rel = kNaN;
+        f.stationary.push_back(d);
+        continue;
+      }
+    }
+    // Newton from V(t) first (cheap, and V(t) is close to V_rho late in the run); the full pipeline
+    // (flow (d) to near-stationarity, then Newton) when Newton alone does not converge.
+    StationaryResult r;
+    r.rho = rho;
+    r.V = V;
+    newton_polish(sp, r, so);
+    const double scale = sp.loss_scale(r.V);
+    double grad = sp.gradient(r.V).norm();
+    d.method = "newton from V(t)";
+    if (!(grad <= 1e-10 * scale) || !r.V.allFinite()) {
+      so.flow_max_steps = 2000;
+      r = find_stationary(flow, V, so);
+      grad = sp.gradient(r.V).norm();
+      d.method = "flow + newton";
+    }
+    d.grad_rel = grad / sp.loss_scale(r.V);
+    d.converged = d.grad_rel <= 1e-8;
+    d.raw_distance = (r.V - V).norm();
+    d.distance = pb.net.activation() == Activation::linear && pb.net.num_layers() > 1
+                     ? orthogonal_orbit_distance(pb.net, r.V, V)
+                     : d.raw_distance;
+    if (mm) d.optimum_to_reference = (reference_direction(pb, r.V) - mm->direction).norm();
+    f.stationary.push_back(d);
+  }
+}
+
+void analyze(FlowLaws& f, const Collected& c, const MaxMarginResult* mm, double rtol, const Problem& pb) {
+  const VerifyThresholds& th = kVerifyThresholds;
+  const Index K = pb.net.num_layers();
   for (std::size_t i = 0; i < c.t.size(); ++i) {
     if (!(c.t[i] > 0)) continue;
     f.t.push_back(c.t[i]);
     f.log_t.push_back(std::log(c.t[i]));
     f.rho.push_back(c.rho[i].cwiseAbs().prod());  // WN: rho_k may turn negative (v -> -v)
     f.margin.push_back(c.margin[i]);
-    if (mm) f.eps.push_back((c.theta[i] / c.theta[i].norm() - mm->direction).norm());
+    if (mm) f.eps.push_back((reference_direction(pb, c.theta[i]) - mm->direction).norm());
   }
   f.rho_k.assign(std::size_t(K), {});
   for (std::size_t i = 0; i < c.t.size(); ++i)
@@ -213,14 +350,18 @@ void analyze(FlowLaws& f, const Collected& c, const MaxMarginResult* mm, double 
   std::vector<double> xs, ys;
   select(L - 0.2 * span, L, f.rho, xs, ys);
   f.slope_fit = fit_line(xs, ys);
-  if (mm) {
+  // Without a reference (ReLU) the slope is compared with 1/margin(t_end): the normalized margin converges.
+  const double gamma_ref = mm ? mm->gamma : f.margin.back();
+  if (gamma_ref > 0) {
     for (int w = 0; w < 5; ++w) {
       const double lo = L - 0.5 * span + 0.1 * w * span;
       select(lo, lo + 0.1 * span, f.rho, xs, ys);
       const LineFit lf = fit_line(xs, ys);
       f.window_log_t.push_back(lo + 0.05 * span);
-      f.window_slope_rel_error.push_back(std::abs(lf.slope * mm->gamma - 1.0));
+      f.window_slope_rel_error.push_back(std::abs(lf.slope * gamma_ref - 1.0));
     }
+  }
+  if (mm) {
     // eps fits: log t in [L0 + 10% of the range, L], eps above the solver floor.
     const double floor = th.eps_floor_over_rtol * rtol;
     auto eps_range = [&](double lo, std::vector<double>& lt, std::vector<double>& e) {
@@ -257,11 +398,16 @@ void analyze(FlowLaws& f, const Collected& c, const MaxMarginResult* mm, double 
       f.layer_exponents.push_back(fit_line(x, y).slope);
     }
   }
+  measure_kkt(f, c, pb);
+  measure_stationary(f, c, pb, mm);
 }
 
-LawVerdict slope_law(const FlowLaws& f, double gamma) {
+LawVerdict slope_law(const FlowLaws& f, double gamma, bool reference) {
   const VerifyThresholds& th = kVerifyThresholds;
-  LawVerdict v{"rho_slope_" + f.flow, fmt::format("{}: rho = (1/gamma) log t + O(1), d rho/d log t -> 1/gamma", f.flow),
+  LawVerdict v{"rho_slope_" + f.flow,
+               reference ? fmt::format("{}: rho = (1/gamma) log t + O(1), d rho/d log t -> 1/gamma", f.flow)
+                         : fmt::format("{}: rho = (1/gamma) log t + O(1), gamma = limit of the normalized margin "
+                                       "(no reference: margin(t_end) used)", f.flow),
                fmt::format("{:.6g}", 1 / gamma), fmt::format("{:.6g} (last 20% of log t)", f.slope_fit.slope), kNaN, ""};
   v.rel_error = std::abs(f.slope_fit.slope * gamma - 1);
   const auto& w = f.window_slope_rel_error;
@@ -353,6 +499,95 @@ LawVerdict margin_law(const FlowLaws& f, double gamma, bool have_gamma) {
   return v;
 }
 
+LawVerdict kkt_law(const FlowLaws& f) {
+  const VerifyThresholds& th = kVerifyThresholds;
+  LawVerdict v{"kkt_" + f.flow,
+               f.flow + ": the direction tends to a KKT point of min ||theta||^2 s.t. y_n f(x_n; theta) >= 1 (Lyu-Li); "
+                        "residual = max(stationarity, complementarity) by NNLS on points within 5% of q_min",
+               fmt::format("-> 0 (< {} at t_end, falling)", fmt_pct(th.kkt_residual)), "", kNaN, ""};
+  if (f.kkt_log_t.empty()) {
+    v.measured = "no sample with all points classified correctly (q_min > 0)";
+    v.verdict = "not measured (the data are never separated on this trajectory)";
+    return v;
+  }
+  v.rel_error = f.kkt_end;
+  const double first = std::max(f.kkt_stationarity.front(), f.kkt_complementarity.front());
+  v.measured = fmt::format("residual {:.3e} at t = {:.3g} -> {:.3e} at t = {:.3g} (stationarity {:.3e}, "
+                           "complementarity {:.3e}, {} near-active points, {} of them on ReLU kinks); last half: residual ~ "
+                           "(log t)^{:.3f}",
+                           first, std::exp(f.kkt_log_t.front()), f.kkt_end, std::exp(f.kkt_log_t.back()),
+                           f.kkt_stationarity.back(), f.kkt_complementarity.back(), f.kkt_active.back(),
+                           f.kkt_kink_points.back(), f.kkt_trend.slope);
+  const bool falling = f.kkt_trend.points >= 3 && f.kkt_trend.slope < 0;
+  if (f.kkt_end < th.kkt_residual && (falling || f.kkt_end < 1e-6))
+    v.verdict = "holds";
+  else if (falling && f.kkt_end < 5 * th.kkt_residual)
+    v.verdict = fmt::format("holds with correction (residual {} at t_end, still falling like (log t)^{:.2f})",
+                            fmt_pct(f.kkt_end), f.kkt_trend.slope);
+  else if (falling)
+    v.verdict = fmt::format("fails (residual {} at t_end; it falls like (log t)^{:.2f}, too slowly to reach a KKT point "
+                            "within this horizon)", fmt_pct(f.kkt_end), f.kkt_trend.slope);
+  else
+    v.verdict = fmt::format("fails (residual {} at t_end and not falling)", fmt_pct(f.kkt_end));
+  return v;
+}
+
+LawVerdict tracking_law(const FlowLaws& f, bool reference) {
+  const VerifyThresholds& th = kVerifyThresholds;
+  LawVerdict v{"fixed_rho_" + f.flow,
+               f.flow + ": V(t) tracks the fixed-rho stationary direction V_rho at rho = rho(t) (gfsim stationary); "
+                        "||V_rho - v*|| is the part of eps the flow cannot remove at that rho",
+               reference ? fmt::format("||V - V_rho|| < {} of eps(t_end)", fmt_pct(th.stationary_tracking))
+                         : "||V - V_rho|| < 1e-2 at t_end",
+               "", kNaN, ""};
+  if (f.stationary.empty()) {
+    v.measured = "no sample with all points classified correctly";
+    v.verdict = "not measured (the data are never separated on this trajectory)";
+    return v;
+  }
+  for (const auto& d : f.stationary)
+    if (d.method.rfind("skipped", 0) == 0)
+      v.measured += fmt::format("{}t = {:.3g} (rho {:.4g}): {}", v.measured.empty() ? "" : "; ", d.t, d.rho, d.method);
+    else
+      v.measured += fmt::format("{}t = {:.3g} (rho {:.4g}): ||V - V_rho|| = {:.3e}{}{}{}", v.measured.empty() ? "" : "; ",
+                                d.t, d.rho, d.distance,
+                                d.raw_distance > d.distance * (1 + 1e-6)
+                                    ? fmt::format(" modulo hidden-layer rotations ({:.3e} without)", d.raw_distance)
+                                    : "",
+                                std::isfinite(d.optimum_to_reference)
+                                    ? fmt::format(", ||V_rho - v*|| = {:.3e}", d.optimum_to_reference) : "",
+                                d.converged ? "" : fmt::format(" (not converged: grad/scale {:.1e})", d.grad_rel));
+  const auto& last = f.stationary.back();
+  if (last.method.rfind("skipped", 0) == 0) {
+    v.verdict = fmt::format("not measured ({} (Filippov sliding): the fixed-rho objective is not differentiable "
+                            "there, Newton does not apply)", last.method.substr(9));
+    return v;
+  }
+  if (!last.converged) {
+    v.verdict = "not measured (the stationary-point solve did not converge at t_end)";
+    return v;
+  }
+  const double bound = reference ? th.stationary_tracking * f.eps_end : 1e-2;
+  v.rel_error = reference ? last.distance / f.eps_end : last.distance;
+  bool falling = f.stationary.size() >= 2;
+  for (std::size_t i = 1; i < f.stationary.size(); ++i) falling = falling && f.stationary[i].distance <= f.stationary[i - 1].distance;
+  if (last.distance < bound)
+    v.verdict = "holds";
+  else if (falling)
+    v.verdict = fmt::format("holds with correction (||V - V_rho|| falls to {:.2e}, not yet below {:.2e})", last.distance, bound);
+  else
+    v.verdict = fmt::format("fails (||V - V_rho|| = {:.2e} at t_end, not falling)", last.distance);
+  return v;
+}
+
+LawVerdict not_measured(LawVerdict v, const FlowLaws& f) {
+  v.verdict = fmt::format("not measured ({} flow stopped with status {} at t = {:.3g}: {})", f.flow,
+                          status_name(f.run.result.status), f.run.result.t_final, f.run.result.message);
+  v.measured = "(on the samples before the stop) " + v.measured;
+  v.rel_error = kNaN;
+  return v;
+}
+
 void write_h5(const VerifyReport& r, const std::string& json) {
   auto file = h5::File::open(r.gd_path, h5::Access::read_write);
   {
@@ -380,6 +615,24 @@ void write_h5(const VerifyReport& r, const std::string& json) {
       g.write_dataset(f->flow + "/rho", f->rho);
       g.write_dataset(f->flow + "/margin", f->margin);
       if (!f->eps.empty()) g.write_dataset(f->flow + "/eps", f->eps);
+      for (std::size_t k = 0; k < f->rho_k.size(); ++k) g.write_dataset(fmt::format("{}/rho_{}", f->flow, k + 1), f->rho_k[k]);
+      if (!f->kkt_log_t.empty()) {
+        g.write_dataset(f->flow + "/kkt/log_t", f->kkt_log_t);
+        g.write_dataset(f->flow + "/kkt/stationarity", f->kkt_stationarity);
+        g.write_dataset(f->flow + "/kkt/complementarity", f->kkt_complementarity);
+        g.write_dataset(f->flow + "/kkt/active", f->kkt_active);
+      }
+      if (!f->stationary.empty()) {
+        std::vector<double> t, rho, dist, raw, opt;
+        for (const auto& d : f->stationary)
+          t.push_back(d.t), rho.push_back(d.rho), dist.push_back(d.distance), raw.push_back(d.raw_distance),
+              opt.push_back(d.optimum_to_reference);
+        g.write_dataset(f->flow + "/stationary/raw_distance", raw);
+        g.write_dataset(f->flow + "/stationary/t", t);
+        g.write_dataset(f->flow + "/stationary/rho", rho);
+        g.write_dataset(f->flow + "/stationary/distance", dist);
+        g.write_dataset(f->flow + "/stationary/optimum_to_reference", opt);
+      }
     }
     for (const auto& law : r.laws) {
       auto lg = g.create_group("laws/" + law.law);
@@ -413,8 +666,12 @@ VerifyReport verify_model(const ModelSpec& spec, const VerifyOptions& options) {
 
   const Dataset data = make_dataset(spec.data);
   r.K = Index(spec.network.hidden.size()) + 1;
-  if (r.K == 1) {
-    // Independent reference: throws SpecError for non-separable data (with the certificate).
+  r.activation = to_string(spec.network.activation);
+  const Network net(network_widths(spec, data.dim()), spec.network.activation);
+  if (spec.network.activation == Activation::linear) {
+    // Independent reference: throws SpecError for non-separable data (with the certificate). For a deep
+    // linear net f = beta(theta) . x, and the max-margin problem in parameter space is solved by balanced
+    // rank-1 factorizations of the SVM direction: the same reference for the end-to-end vector beta.
     try {
       r.mm = max_margin(data.signed_points());
     } catch (const SpecError& e) {
@@ -428,11 +685,13 @@ VerifyReport verify_model(const ModelSpec& spec, const VerifyOptions& options) {
         r.near_margins.push_back(r.mm.margins[n]);
         r.near_exponents.push_back(r.mm.margins[n] / gamma - 1);
       }
+    if (r.K > 1)
+      r.notes.push_back("deep linear net: v(t), eps and the margin refer to the end-to-end vector W_K ... W_1");
   } else {
-    r.notes.push_back("K > 1: no max-margin reference (the Lyu-Li KKT residual is not implemented yet): rho slope, "
-                      "direction and margin-vs-gamma laws are not measured");
+    r.notes.push_back("ReLU net: no independent max-margin reference (non-convex); the rho slope is compared with "
+                      "1/margin(t_end), and convergence in direction with the Lyu-Li KKT residual");
   }
-  r.notes.push_back("distance to the fixed-rho stationary direction (gfsim stationary) is not measured yet");
+  const Problem pb{net, data, spec.loss.kind};
 
   for (FlowLaws* f : {&r.gd, &r.wn}) {
     f->flow = f == &r.gd ? "gd" : "wn";
@@ -449,33 +708,46 @@ VerifyReport verify_model(const ModelSpec& spec, const VerifyOptions& options) {
       c.t.push_back(t), c.theta.push_back(theta), c.rho.push_back(rho), c.margin.push_back(margin);
     };
     f->run = run_model(s, ro);
-    if (f->run.result.status != Status::success)
-      r.notes.push_back(fmt::format("{} flow ended with status {} ({}): laws measured up to t = {:.3g}", f->flow,
-                                    status_name(f->run.result.status), f->run.result.message, f->run.result.t_final));
-    analyze(*f, c, r.has_reference ? &r.mm : nullptr, s.solver.rtol, r.K);
+    f->stopped_early = f->run.result.status != Status::success;
+    if (f->stopped_early)
+      r.notes.push_back(fmt::format("{} flow ended with status {} at t = {:.3g} ({}): its laws are not measured", f->flow,
+                                    status_name(f->run.result.status), f->run.result.t_final, f->run.result.message));
+    analyze(*f, c, r.has_reference ? &r.mm : nullptr, s.solver.rtol, pb);
   }
 
   const double rtol = spec.solver.rtol;
-  if (r.has_reference) {
-    const double gamma = r.mm.gamma;
-    r.laws.push_back(slope_law(r.gd, gamma));
-    r.laws.push_back(slope_law(r.wn, gamma));
-    r.laws.push_back(direction_gd_law(r.gd, rtol));
-    r.laws.push_back(direction_wn_law(r.wn, rtol));
-    r.laws.push_back(margin_law(r.gd, gamma, true));
-    r.laws.push_back(margin_law(r.wn, gamma, true));
-    r.laws.push_back({"balance", "||W_k||^2 - ||W_j||^2 constant (Lemma 2)", "0", "K = 1: nothing to compare", kNaN,
-                      "not applicable (K = 1)"});
-  } else {
-    if (r.gd.t.size() >= 4) r.laws.push_back(margin_law(r.gd, 0, false));
-    if (r.wn.t.size() >= 4) r.laws.push_back(margin_law(r.wn, 0, false));
-    for (const FlowLaws* f : {&r.gd, &r.wn}) {
+  for (const FlowLaws* f : {&r.gd, &r.wn}) {
+    std::vector<LawVerdict> laws;
+    if (f->t.size() < 4) {
+      // Nothing to fit: every law of this flow is listed as not measured, with the reason.
+      std::vector<std::string> names{"rho_slope", r.has_reference ? "direction" : "",
+                                     "margin"};
+      if (r.K > 1) names.insert(names.end(), {"balance", "deep_rho", "kkt"});
+      names.push_back("fixed_rho");
+      for (const auto& n : names) {
+        if (n.empty()) continue;
+        LawVerdict l{n + "_" + f->flow, "see the other flow's entry", "", fmt::format("{} samples", f->t.size()), kNaN,
+                     fmt::format("not measured (fewer than 4 samples with t > 0, t_final = {:.3g})",
+                                 f->run.result.t_final)};
+        r.laws.push_back(f->stopped_early ? not_measured(l, *f) : l);
+      }
+      continue;
+    }
+    if (r.has_reference) {
+      laws.push_back(slope_law(*f, r.mm.gamma, true));
+      laws.push_back(f == &r.gd ? direction_gd_law(*f, rtol) : direction_wn_law(*f, rtol));
+      laws.push_back(margin_law(*f, r.mm.gamma, true));
+    } else {
+      if (f->margin_end > 0) laws.push_back(slope_law(*f, f->margin_end, false));
+      laws.push_back(margin_law(*f, 0, false));
+    }
+    if (r.K > 1) {
       const double scale = 1.0 + (f->run.rho.size() ? f->run.rho.array().square().maxCoeff() : 0.0);
       LawVerdict b{"balance_" + f->flow, f->flow + ": ||W_k||^2 - ||W_1||^2 constant (Lemma 2)", "0",
                    fmt::format("max drift {:.3e} (max_k rho_k^2 = {:.3g})", f->run.balance_drift, scale - 1),
                    f->run.balance_drift / scale, ""};
       b.verdict = b.rel_error < 1e3 * rtol ? "holds" : "fails";
-      r.laws.push_back(b);
+      laws.push_back(b);
       std::string exps;
       double worst = 0;
       for (double e : f->layer_exponents) {
@@ -484,13 +756,19 @@ VerifyReport verify_model(const ModelSpec& spec, const VerifyOptions& options) {
       }
       LawVerdict d{"deep_rho_" + f->flow, f->flow + ": each rho_k grows like (log t)^(1/K)",
                    fmt::format("exponent 1/K = {:.3f}", 1.0 / double(r.K)),
-                   fmt::format("d log rho_k / d log log t = {}", exps), worst, ""};
+                   fmt::format("d log rho_k / d log log t = {} (last 20% of log t)", exps), worst, ""};
       d.verdict = worst < 0.1   ? "holds"
                   : worst < 0.3 ? "holds with correction (log log t terms)"
                                 : "fails";
-      r.laws.push_back(d);
+      laws.push_back(d);
+      laws.push_back(kkt_law(*f));
     }
+    laws.push_back(tracking_law(*f, r.has_reference));
+    for (auto& l : laws) r.laws.push_back(f->stopped_early ? not_measured(l, *f) : l);
   }
+  if (r.K == 1)
+    r.laws.push_back({"balance", "||W_k||^2 - ||W_j||^2 constant (Lemma 2)", "0", "K = 1: nothing to compare", kNaN,
+                      "not applicable (K = 1)"});
   r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const std::string json = verify_json(r);
   {
@@ -507,6 +785,7 @@ std::string verify_json(const VerifyReport& r) {
   auto str = [&](const char* key, const std::string& v) { s += fmt::format("  \"{}\": \"{}\",\n", key, escape_json(v)); };
   str("model", r.model_name);
   str("loss", r.loss);
+  str("activation", r.activation);
   str("gd_file", r.gd_path);
   str("wn_file", r.wn_path);
   s += fmt::format("  \"K\": {},\n  \"wall_seconds\": {},\n", r.K, json_number(r.wall_seconds));
@@ -537,6 +816,24 @@ std::string verify_json(const VerifyReport& r) {
                      json_number(f->fit_log_t_min), json_number(f->fit_log_t_max), json_number(f->margin_end),
                      json_number(f->margin_monotone_from), json_number(f->run.balance_drift),
                      json_array(f->layer_exponents));
+    s.pop_back(), s.pop_back(), s.pop_back();  // reopen the flow object: "},\n"
+    std::vector<std::vector<double>> st(7);
+    std::string methods;
+    for (const auto& d : f->stationary) {
+      st[0].push_back(d.t), st[1].push_back(d.rho), st[2].push_back(d.distance);
+      st[3].push_back(d.optimum_to_reference), st[4].push_back(d.grad_rel), st[5].push_back(d.converged);
+      st[6].push_back(d.raw_distance);
+      methods += fmt::format("{}\"{}\"", methods.empty() ? "" : ", ", escape_json(d.method));
+    }
+    s += fmt::format(", \"stopped_early\": {}, \"kkt\": {{\"log_t\": {}, \"stationarity\": {}, \"complementarity\": {}, "
+                     "\"active\": {}, \"residual_end\": {}, \"trend_exponent_log_t\": {}}}, ",
+                     f->stopped_early ? "true" : "false", json_array(f->kkt_log_t), json_array(f->kkt_stationarity),
+                     json_array(f->kkt_complementarity), json_array(f->kkt_active), json_number(f->kkt_end),
+                     json_number(f->kkt_trend.slope));
+    s += fmt::format("\"stationary\": {{\"t\": {}, \"rho\": {}, \"distance\": {}, \"raw_distance\": {}, "
+                     "\"optimum_to_reference\": {}, \"grad_rel\": {}, \"converged\": {}, \"method\": [{}]}}}},\n",
+                     json_array(st[0]), json_array(st[1]), json_array(st[2]), json_array(st[6]), json_array(st[3]),
+                     json_array(st[4]), json_array(st[5]), methods);
   }
   s += "  \"notes\": [";
   for (std::size_t i = 0; i < r.notes.size(); ++i) s += fmt::format("{}\"{}\"", i ? ", " : "", escape_json(r.notes[i]));
@@ -553,7 +850,7 @@ std::string verify_json(const VerifyReport& r) {
 }
 
 void print_verify(std::ostream& out, const VerifyReport& r) {
-  fmt::print(out, "\n  verify {} (K = {}, {} loss)\n", r.model_name, r.K, r.loss);
+  fmt::print(out, "\n  verify {} (K = {}, {}, {} loss)\n", r.model_name, r.K, r.activation, r.loss);
   if (r.has_reference) {
     fmt::print(out, "  max-margin reference: gamma = {:.10g}, 1/gamma = {:.10g}, {} support vectors, KKT max residual "
                     "{:.1e}\n", r.mm.gamma, 1 / r.mm.gamma, r.mm.support.size(), r.mm.kkt.max_residual());

@@ -5,8 +5,14 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <string>
+
+#include <unistd.h>
+
+#include <Eigen/QR>
 
 #include "gfsim/model_spec.hpp"
+#include "gfsim/network.hpp"
 #include "gfsim/verify.hpp"
 
 namespace {
@@ -14,7 +20,9 @@ namespace {
 using namespace gfsim;
 
 std::string temp_dir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("gfsim_test_verify_" + name);
+  // Per process: /tmp is shared with other checkouts running the same tests at the same time.
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("gfsim_test_verify_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   return dir.string();
 }
@@ -66,6 +74,36 @@ TEST(VerifyEstimators, PowerLogFitRecoversThePaperLaw) {
   EXPECT_NEAR(f.a, 0.3, 1e-3);
 }
 
+TEST(VerifyEstimators, OrthogonalOrbitDistanceSeesThroughHiddenRotations) {
+  std::mt19937_64 gen(21);
+  std::normal_distribution<double> normal;
+  auto random_mat = [&](Index r, Index c) {
+    Mat M(r, c);
+    for (Index i = 0; i < r; ++i)
+      for (Index j = 0; j < c; ++j) M(i, j) = normal(gen);
+    return M;
+  };
+  const Network net({5, 4, 3, 1}, Activation::linear);
+  Vec A(net.num_params());
+  for (Index i = 0; i < A.size(); ++i) A[i] = normal(gen);
+  // B = the same network with hidden layers rotated: W_1 -> Q_1 W_1, W_2 -> Q_2 W_2 Q_1^T, W_3 -> W_3 Q_2^T.
+  const Mat Q1 = random_mat(4, 4).householderQr().householderQ(), Q2 = random_mat(3, 3).householderQr().householderQ();
+  Vec B(A.size());
+  auto put = [&](Index k, const Mat& W) { Eigen::Map<RowMat>(B.data() + net.layer_offset(k), W.rows(), W.cols()) = W; };
+  put(0, Q1 * Mat(net.layer(A, 0)));
+  put(1, Q2 * Mat(net.layer(A, 1)) * Q1.transpose());
+  put(2, Mat(net.layer(A, 2)) * Q2.transpose());
+  EXPECT_GT((A - B).norm(), 0.5);
+  EXPECT_LT(orthogonal_orbit_distance(net, A, B), 1e-8);
+  // Off the orbit: never more than the plain distance, and not zero.
+  Vec C = B;
+  for (Index i = 0; i < C.size(); ++i) C[i] += 0.1 * normal(gen);
+  const double d = orthogonal_orbit_distance(net, A, C);
+  EXPECT_LE(d, (A - C).norm());
+  EXPECT_GT(d, 0.05);
+  EXPECT_LE(d, (B - C).norm() + 1e-8);  // B is on the orbit
+}
+
 TEST(Verify, ClosedFormExampleHolds) {
   const auto spec = load_model_spec(std::string(GFSIM_SOURCE_DIR) + "/models/verify_closed_form.toml",
                                     {"time.t_end=1e100"});
@@ -92,6 +130,113 @@ TEST(Verify, ClosedFormExampleHolds) {
   EXPECT_TRUE(std::filesystem::exists(r.json_path));
   EXPECT_TRUE(std::filesystem::exists(r.gd_path));
   EXPECT_TRUE(std::filesystem::exists(r.wn_path));
+}
+
+LawVerdict find_law(const VerifyReport& r, const std::string& name) {
+  for (const auto& l : r.laws)
+    if (l.law == name) return l;
+  ADD_FAILURE() << "no law " << name;
+  return LawVerdict{};
+}
+
+// The fixed-rho optimum on the closed-form data, independently: v = (cos a, sin a) minimizing
+// F(a) = sum_n exp(-rho z_n . v), from F'(a) = 0 by bisection on a in (-0.7, 0.7) (F' changes sign once
+// there at large rho; the derivative, unlike F, is resolved to round-off near the minimum).
+double fixed_rho_angle(double rho) {
+  const double z[3][2] = {{1, 1}, {1, -2}, {2, 0.5}};
+  auto dF = [&](double a) {
+    double s = 0;
+    for (const auto& p : z)  // scaled by e^rho against overflow
+      s += -rho * (-p[0] * std::sin(a) + p[1] * std::cos(a)) *
+           std::exp(-rho * (p[0] * std::cos(a) + p[1] * std::sin(a) - 1.0));
+    return s;
+  };
+  double lo = -0.7, hi = 0.7;
+  EXPECT_LT(dF(lo), 0);
+  EXPECT_GT(dF(hi), 0);
+  for (int i = 0; i < 200; ++i) (dF(0.5 * (lo + hi)) < 0 ? lo : hi) = 0.5 * (lo + hi);
+  return 0.5 * (lo + hi);
+}
+
+TEST(Verify, FixedRhoStationaryDirectionOnTheClosedForm) {
+  const auto spec = load_model_spec(std::string(GFSIM_SOURCE_DIR) + "/models/verify_closed_form.toml",
+                                    {"time.t_end=1e100"});
+  const VerifyReport r = verify_model(spec, {.output = temp_dir("closed_form_rho") + "/cf.h5"});
+  for (const FlowLaws* f : {&r.gd, &r.wn}) {
+    ASSERT_EQ(f->stationary.size(), 4u) << f->flow;
+    for (const auto& d : f->stationary) {
+      EXPECT_TRUE(d.converged);
+      const double a = fixed_rho_angle(d.rho);
+      EXPECT_NEAR(d.optimum_to_reference, 2 * std::sin(std::abs(a) / 2), 1e-9) << "rho " << d.rho;
+    }
+  }
+  // WN sits on the fixed-rho optimum; what is left of eps is the optimum's own distance to v* (~ 1/rho).
+  EXPECT_LT(r.wn.stationary.back().distance, 1e-8);
+  EXPECT_NEAR(r.wn.stationary.back().optimum_to_reference, r.wn.eps_end, 1e-6);
+  EXPECT_EQ(find_law(r, "fixed_rho_wn").verdict, "holds");
+  // GD lags behind it, by much more.
+  EXPECT_GT(r.gd.stationary.back().distance, 100 * r.wn.stationary.back().distance);
+}
+
+TEST(Verify, DeepLinearKktResidualFallsAndTheEndToEndVectorAligns) {
+  // K = 2 linear net on the closed-form data: the parameter-space KKT points are balanced rank-1
+  // factorizations of the SVM direction (tests/test_kkt.cpp); the Lyu-Li residual must fall to ~0.
+  const auto spec = load_model_spec(std::string(GFSIM_SOURCE_DIR) + "/models/verify_closed_form.toml",
+                                    {"time.t_end=1e100", "network.hidden=[3]", "network.init_scale=0.5"});
+  const VerifyReport r = verify_model(spec, {.output = temp_dir("deep_linear") + "/dl.h5"});
+  ASSERT_EQ(r.K, 2);
+  ASSERT_TRUE(r.has_reference);
+  for (const FlowLaws* f : {&r.gd, &r.wn}) {
+    ASSERT_GT(f->kkt_log_t.size(), 100u);
+    EXPECT_GT(std::max(f->kkt_stationarity.front(), f->kkt_complementarity.front()), 0.1) << f->flow;
+    EXPECT_LT(f->kkt_end, 1e-2) << f->flow;
+    EXPECT_LT(f->kkt_trend.slope, -0.3) << f->flow;  // falls like a power of 1/log t
+    EXPECT_LT(f->eps_end, 2e-3) << f->flow;          // end-to-end vector -> v*
+    EXPECT_EQ(find_law(r, "kkt_" + f->flow).verdict, "holds");
+    EXPECT_EQ(find_law(r, "balance_" + f->flow).verdict, "holds");
+    EXPECT_EQ(find_law(r, "rho_slope_" + f->flow).verdict, "holds");
+  }
+}
+
+TEST(Verify, IrisSetosaVersicolorHasAReferenceAndVersicolorVirginicaFailsClearly) {
+  const std::string models = std::string(GFSIM_SOURCE_DIR) + "/models/";
+  const auto spec = load_model_spec(models + "verify_iris.toml", {"time.t_end=1e30"});
+  const VerifyReport r = verify_model(spec, {.output = temp_dir("iris") + "/iris.h5"});
+  ASSERT_TRUE(r.has_reference);
+  EXPECT_LT(r.mm.kkt.max_residual(), 1e-10);
+  EXPECT_EQ(r.mm.w_hat.size(), 5);  // 4 measurements + the bias feature
+  EXPECT_EQ(find_law(r, "rho_slope_gd").verdict, "holds");
+  const auto bad = load_model_spec(models + "verify_iris_nonseparable.toml");
+  try {
+    verify_model(bad, {.output = temp_dir("iris_bad") + "/bad.h5"});
+    FAIL() << "expected SpecError";
+  } catch (const SpecError& e) {
+    EXPECT_NE(std::string(e.what()).find("not linearly separable"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Verify, ReluNetLawsAndAStoppedFlowIsNotMeasured) {
+  const auto spec = load_model_spec(std::string(GFSIM_SOURCE_DIR) + "/models/verify_relu.toml",
+                                    {"time.t_end=1e6", "data.n=60"});
+  const VerifyReport r = verify_model(spec, {.output = temp_dir("relu") + "/relu.h5"});
+  ASSERT_EQ(r.K, 2);
+  EXPECT_FALSE(r.has_reference);
+  EXPECT_EQ(find_law(r, "balance_gd").verdict, "holds");
+  EXPECT_FALSE(r.gd.kkt_log_t.empty());
+  for (const FlowLaws* f : {&r.gd, &r.wn}) {
+    Index listed = 0;
+    for (const auto& l : r.laws) {
+      if (l.law.size() < 3 || l.law.substr(l.law.size() - 3) != "_" + f->flow) continue;
+      ++listed;
+      // A flow that stopped before t_end (the wn flow may stall at a kink: it does not slide yet) has
+      // every law listed as not measured, naming its status; nothing is measured on a cut trajectory.
+      if (f->run.result.status != Status::success) {
+        EXPECT_EQ(l.verdict.rfind("not measured", 0), 0u) << l.law << ": " << l.verdict;
+        EXPECT_NE(l.verdict.find(status_name(f->run.result.status)), std::string::npos) << l.verdict;
+      }
+    }
+    EXPECT_GE(listed, 5) << f->flow;  // rho slope, margin, balance, deep rho, kkt, fixed rho
+  }
 }
 
 TEST(Verify, NonSeparableDataFailsClearly) {

@@ -2,8 +2,11 @@
 // `gfsim verify`: the asymptotic laws of docs/equations.md section 6, measured on one model.
 // Runs the GD flow and the WN flow from the same start (run_model on copies of the spec, outputs
 // STEM_gd.h5 and STEM_wn.h5), computes the max-margin reference independently of the trajectories
-// (K = 1: gfsim::max_margin on the signed points), measures each law on the recorded samples and
-// gives a verdict with fixed, documented thresholds (kVerifyThresholds below, models/README.md).
+// (linear nets of any depth: gfsim::max_margin on the signed points, compared with the end-to-end
+// vector), measures each law on the recorded samples, and for K > 1 the Lyu-Li KKT residual
+// (gfsim/kkt.hpp); at a few sample times it solves for the fixed-rho stationary direction at rho(t)
+// (gfsim/stationary.hpp). Each law gets a verdict with fixed, documented thresholds
+// (kVerifyThresholds below, models/README.md).
 // The verdict table is printed, written as /verify into STEM_gd.h5 and as JSON to STEM.json.
 //
 //   auto spec = load_model_spec("models/verify_closed_form.toml", {"time.t_end=1e100"});
@@ -17,6 +20,7 @@
 
 #include "gfsim/max_margin.hpp"
 #include "gfsim/model_spec.hpp"
+#include "gfsim/network.hpp"
 #include "gfsim/run.hpp"
 #include "gfsim/types.hpp"
 
@@ -48,6 +52,13 @@ struct PowerLogFit {
 };
 PowerLogFit fit_power_log(const std::vector<double>& log_t, const std::vector<double>& log_eps);
 
+/// Deep linear nets (K > 1): f is invariant under W_k -> Q_k W_k Q_{k-1}^T for orthogonal Q_k on every hidden
+/// layer (Q_0 = I, Q_K = 1), and so is every fixed-rho stationary set. Distance from B to the orbit of A:
+/// min over the Q_k of ||(Q_k A_k Q_{k-1}^T)_k - B||, by alternating orthogonal Procrustes (each Q_k given
+/// the others: Q_k = V U^T from the SVD U S V^T of its coupling matrix), `sweeps` sweeps from Q_k = I.
+/// The result is <= ||A - B|| and is 0 on the orbit (up to the convergence of the sweeps).
+double orthogonal_orbit_distance(const Network& net, const Vec& A, const Vec& B, int sweeps = 50);
+
 // ---- verify ----------------------------------------------------------------------------------------
 
 /// Fixed verdict thresholds (not tuned per data set).
@@ -59,6 +70,13 @@ struct VerifyThresholds {
   double wn_exponent_tolerance = 0.25;  ///< WN law holds: fitted p within 2 +- 0.25 and r2 > 0.98
   double near_support_fraction = 0.05;  ///< near-support: z_n.v* <= (1 + 5%) gamma
   double eps_floor_over_rtol = 100.0;   ///< eps below 100 rtol is solver noise: excluded from fits
+  double kkt_active_gap = 0.05;         ///< KKT residual uses points with q_n <= (1 + 5%) q_min
+  double kkt_residual = 0.05;           ///< KKT law holds: residual(t_end) < 5% and falling over the last half;
+                                        ///< with correction: < 25% and falling
+  double stationary_tracking = 0.10;    ///< tracking holds: ||V(t_end) - V_rho|| < 10% of the start-to-end
+                                        ///< distance scale (eps(t_end) with a reference, else 1e-2 absolute)
+  int stationary_samples = 4;           ///< fixed-rho stationary directions at 4 log-spaced sample times
+  int kkt_max_samples = 300;            ///< KKT residual at <= 300 samples (evenly spaced in the sample list)
 };
 inline constexpr VerifyThresholds kVerifyThresholds{};
 
@@ -84,6 +102,23 @@ struct FlowLaws {
   double eps_end = std::numeric_limits<double>::quiet_NaN();
   double margin_end = 0, margin_monotone_from = 0;  ///< first t after which the margin is non-decreasing
   std::vector<double> layer_exponents;  ///< K > 1: d log rho_k / d log log t on the last 20%
+  // Lyu-Li KKT residual (gfsim/kkt.hpp) at a subset of the samples with q_min > 0.
+  std::vector<double> kkt_log_t, kkt_stationarity, kkt_complementarity, kkt_active, kkt_kink_points;
+  LineFit kkt_trend;                   ///< log residual vs log log t on the last half of the KKT samples
+  double kkt_end = std::numeric_limits<double>::quiet_NaN();
+  // Distance to the fixed-rho stationary direction V_rho at rho = rho(t) (gfsim/stationary.hpp).
+  struct StationaryDistance {
+    double t = 0, rho = 0;
+    double distance = 0;          ///< ||V(t) - V_rho||, V = per-layer unit directions concatenated; deep
+                                  ///< linear nets: to the orbit of V_rho under hidden-layer rotations
+    double raw_distance = 0;      ///< ||V(t) - V_rho|| without the symmetry reduction
+    double optimum_to_reference = std::numeric_limits<double>::quiet_NaN();  ///< ||dir(V_rho) - v*||
+    double grad_rel = 0;          ///< final Riemannian gradient / loss scale
+    bool converged = false;
+    std::string method;           ///< "newton from V(t)" or "flow + newton"
+  };
+  std::vector<StationaryDistance> stationary;
+  bool stopped_early = false;          ///< the run did not reach t_end (status != success)
   RunReport run;
 };
 
@@ -91,7 +126,9 @@ struct VerifyReport {
   std::string model_name, gd_path, wn_path, json_path;
   Index K = 1;
   std::string loss;
-  bool has_reference = false;  ///< K = 1: max-margin reference computed
+  std::string activation;
+  bool has_reference = false;  ///< linear network (any K): max-margin SVM of the z_n computed; for K > 1
+                               ///< eps and margins refer to the end-to-end vector W_K ... W_1
   MaxMarginResult mm;
   std::vector<Index> near_support;        ///< z_n.v* within 5% of gamma (support vectors included)
   std::vector<double> near_margins, near_exponents;  ///< z_n.v*, and m_n/gamma - 1
