@@ -113,6 +113,8 @@ class ProgressLine {
 }  // namespace
 
 RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
+  // Eigen parallelises its large matrix products (GEMM) with OpenMP; 1 thread unless asked.
+  configure_kernels(spec.solver.threads);
   const Dataset data = make_dataset(spec.data);
   const bool relu = spec.network.activation == Activation::relu && !spec.network.hidden.empty();
   const bool use_events = relu && spec.dynamics.kinks == KinkMode::events;
