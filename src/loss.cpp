@@ -86,6 +86,12 @@ void Loss::curvatures(const Vec& u, double log_scale, Vec& c) const {
 }
 
 double Loss::log_total(std::span<const double> margins) const {
+  if (kind_ == LossKind::exp && !margins.empty()) {  // log sum e^{-u}, vectorised (sample recording)
+    const Eigen::Map<const Eigen::ArrayXd> u(margins.data(), Index(margins.size()));
+    const double top = -u.minCoeff();
+    if (!std::isfinite(top)) return top;
+    return top + std::log((-u - top).exp().sum());
+  }
   double top = kMinusInf;
   for (double u : margins) top = std::max(top, log_value(u));
   if (!std::isfinite(top)) return top;
