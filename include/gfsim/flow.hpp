@@ -125,7 +125,7 @@ class Flow {
   /// Sliding field at y: solves for the sliding masks (stored in the pattern) and writes dy.
   void sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks = nullptr) const;
   mutable Vec u_, a_, da_, du_, grad_, dgrad_;
-  mutable Mat jac_scaled_;  // K = 1 Jacobian: X^T diag(sqrt(l''(u)))
+  mutable Mat jac_scaled_;  // K = 1 Jacobian: a block of X^T diag(sqrt(l''(u)))
 };
 
 }  // namespace gfsim
