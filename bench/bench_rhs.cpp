@@ -1,4 +1,4 @@
-// bench_rhs MODEL.toml [--set k=v ...]: times one right-hand side, one Jacobian-vector product and
+// bench_rhs MODEL.toml [--set k=v ...] (solver.threads sets Eigen's thread count): times one right-hand side, one Jacobian-vector product and
 // one dense Jacobian of the model's flow at its initial state and at a late state (log clock,
 // s = log(1 + 1e12)), and the largest stable step of discrete gradient descent at the initial
 // point (2 / lambda_max of the loss Hessian). Prints "key value" lines for bench/run_bench.py.
@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "gfsim/flow.hpp"
+#include "gfsim/flow_problem.hpp"
+#include "gfsim/integrate.hpp"
 #include "gfsim/model_spec.hpp"
 #include "gfsim/run.hpp"
 
@@ -39,6 +41,8 @@ int main(int argc, char** argv) {
   for (int i = 2; i + 1 < argc; i += 2)
     if (std::string(argv[i]) == "--set") overrides.push_back(argv[i + 1]);
   const ModelSpec spec = load_model_spec(argv[1], overrides);
+  configure_kernels(spec.solver.threads);
+  fmt::print("threads {}\n", Eigen::nbThreads());
   const Dataset data = make_dataset(spec.data);
   Network net(network_widths(spec, data.dim()), spec.network.activation);
   Flow flow(net, data, spec.loss.kind, spec.flow.kind, spec.flow.rho);
@@ -52,6 +56,14 @@ int main(int argc, char** argv) {
   fmt::print("state_size {}\n", n);
   fmt::print("rhs_seconds {:.6g}\n", time_per_call([&] { flow.rhs(y0, s_late, dy); }));
   fmt::print("jvp_seconds {:.6g}\n", time_per_call([&] { flow.jvp(y0, s_late, v, jv); }));
+  if (n <= 2000) {
+    // The cost of one RHS along the trajectory: at the state reached at time.t_end (the default
+    // solver, log clock), where most loss weights are tiny. This is the RHS time of the floor.
+    const SolverOptions o = resolve_solver(spec, flow);
+    const auto r = integrate(to_ode_problem(flow), y0, {0.0, spec.time.t_end}, o, [](auto, auto, const auto&) {});
+    const double s_end = std::log1p(spec.time.t_end);
+    fmt::print("rhs_seconds_final {:.6g}\n", time_per_call([&] { flow.rhs(r.y_final, s_end, dy); }));
+  }
   if (n <= 2000) {
     fmt::print("jacobian_seconds {:.6g}\n", time_per_call([&] { flow.jacobian(y0, s_late, J); }));
     Mat M = Mat::Random(n, n);

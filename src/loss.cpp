@@ -57,7 +57,41 @@ double Loss::curvature(double u, double log_scale) const {
   return 0.0;
 }
 
+void Loss::weights(const Vec& u, double log_scale, Vec& w) const {
+  switch (kind_) {
+    case LossKind::exp:
+      w.array() = (log_scale - u.array()).exp();
+      return;
+    case LossKind::logistic:  // softplus(u) = max(u, 0) + log1p(e^{-|u|}), exact for all finite u
+      w.array() = (log_scale - u.array().max(0.0) - (-u.array().abs()).exp().log1p()).exp();
+      return;
+    case LossKind::square:
+      for (Index i = 0; i < u.size(); ++i) w[i] = weight(u[i], log_scale);
+      return;
+  }
+}
+
+void Loss::curvatures(const Vec& u, double log_scale, Vec& c) const {
+  switch (kind_) {
+    case LossKind::exp:
+      c.array() = (log_scale - u.array()).exp();
+      return;
+    case LossKind::logistic:  // softplus(u) + softplus(-u) = |u| + 2 log1p(e^{-|u|})
+      c.array() = (log_scale - u.array().abs() - 2.0 * (-u.array().abs()).exp().log1p()).exp();
+      return;
+    case LossKind::square:
+      c.setConstant(std::exp(log_scale + std::log(2.0)));
+      return;
+  }
+}
+
 double Loss::log_total(std::span<const double> margins) const {
+  if (kind_ == LossKind::exp && !margins.empty()) {  // log sum e^{-u}, vectorised (sample recording)
+    const Eigen::Map<const Eigen::ArrayXd> u(margins.data(), Index(margins.size()));
+    const double top = -u.minCoeff();
+    if (!std::isfinite(top)) return top;
+    return top + std::log((-u - top).exp().sum());
+  }
   double top = kMinusInf;
   for (double u : margins) top = std::max(top, log_value(u));
   if (!std::isfinite(top)) return top;

@@ -78,6 +78,7 @@ int stationary_command(const std::string& model, const std::vector<std::string>&
 }  // namespace
 
 int main(int argc, char** argv) {
+  gfsim::configure_kernels(1);  // OpenMP GEMM threads: solver.threads raises it for gfsim run
   CLI::App app{"gfsim: gradient-flow simulator for neural-network training dynamics"};
   app.set_version_flag("--version", fmt::format("gfsim {} (git {}, file format {})", gfsim::kVersion,
                                                 gfsim::kGitCommit, gfsim::kFormatVersion));

@@ -3,8 +3,19 @@
 #include <fmt/format.h>
 
 #include <stdexcept>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace gfsim {
+
+void configure_kernels(int threads) {
+  Eigen::setNbThreads(threads);
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+#endif
+}
 
 namespace {
 using MapRow = Eigen::Map<RowMat>;

@@ -129,6 +129,7 @@ class Flow {
   /// d theta(y + e v)/de at e = 0 (state velocity -> weight velocity).
   Vec theta_tangent(const Vec& y, const Vec& v) const;
   mutable Vec u_, a_, da_, du_, grad_, dgrad_;
+  mutable Mat jac_scaled_;  // K = 1 Jacobian: a block of X^T diag(sqrt(l''(u)))
 };
 
 }  // namespace gfsim

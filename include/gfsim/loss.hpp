@@ -8,6 +8,7 @@
 #include <span>
 
 #include "gfsim/enums.hpp"
+#include "gfsim/types.hpp"
 
 namespace gfsim {
 
@@ -25,6 +26,10 @@ class Loss {
   double weight(double u, double log_scale = 0.0) const;
   /// e^{log_scale} * l''(u) = -e^{log_scale} g'(u).
   double curvature(double u, double log_scale = 0.0) const;
+  /// Vectorised weight()/curvature() over all margins (the flows' hot path: Eigen's SIMD exp,
+  /// no allocation; w and c must already have u's size).
+  void weights(const Vec& u, double log_scale, Vec& w) const;
+  void curvatures(const Vec& u, double log_scale, Vec& c) const;
   /// log sum_n l(u_n), by log-sum-exp.
   double log_total(std::span<const double> margins) const;
 

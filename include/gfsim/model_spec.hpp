@@ -65,6 +65,7 @@ struct SolverSpec {
   ClockKind clock = ClockKind::auto_select;  ///< auto: log when t_end > 1e3, else t
   std::int64_t max_steps = 1000000;
   double max_wall_seconds = 0.0;             ///< 0 = no limit
+  int threads = 1;                           ///< threads for Eigen's matrix products (OpenMP)
 
   bool operator==(const SolverSpec&) const = default;
 };

@@ -19,6 +19,12 @@
 
 namespace gfsim {
 
+/// Process-wide kernel settings, called once before integrating: Eigen's OpenMP thread count for
+/// its matrix products (GEMM) and, with glibc, an allocator that keeps freed blocks instead of
+/// returning them to the kernel (Eigen heap-allocates its GEMM packing buffers above 128 KB; with
+/// glibc's default mmap threshold every large product paid ~100 page faults).
+void configure_kernels(int threads);
+
 class Network {
  public:
   /// widths = {d_0, d_1, ..., d_K} with d_K = 1 (checked).
