@@ -6,10 +6,11 @@
 //   ExtremeEigs e = extreme_eigenvalues(op, 10, {.tol = 1e-12});
 //   e.smallest / e.largest (ascending), e.info_smallest == "successful"
 //
-// The smallest eigenvalues are found as the largest of (sigma I - H) with sigma the largest
-// eigenvalue of H (spectrum shift: no inverse needed, one matvec per Lanczos step). This is slow
-// when the smallest eigenvalues are tightly clustered relative to the spectral width (e.g. many
-// zero modes); the iteration count and CompInfo are always reported.
+// The smallest eigenvalues: first estimated as the largest of (lambda_max I - H) (no inverse, one
+// matvec per Lanczos step, but slow when the low end is clustered relative to the spectral width,
+// e.g. blocks of zero modes); then by default refined by shift-invert, Lanczos on
+// (H - sigma I)^{-1} with sigma just below that estimate and MINRES inner solves. The iteration
+// counts, products and CompInfo are always reported.
 #include <functional>
 #include <string>
 
@@ -22,10 +23,18 @@ struct SymOperator {
   std::function<void(const double* in, double* out)> apply;  ///< out = H in (H symmetric)
 };
 
+enum class SmallestMethod {
+  flip,          ///< Lanczos on sigma I - H (one product per step; slow for clustered low ends)
+  shift_invert,  ///< Lanczos on (H - sigma I)^{-1}, inner MINRES solves (robust to clusters)
+};
+
 struct ExtremeEigsOptions {
   double tol = 1e-12;      ///< Spectra's relative convergence tolerance
   Index max_iterations = 5000;
   Index ncv = 0;           ///< Krylov dimension; 0 = max(2 nev + 1, 40), capped at n
+  SmallestMethod smallest = SmallestMethod::shift_invert;
+  double shift_offset = 1e-3;  ///< shift-invert: sigma = (estimated lambda_min) - shift_offset * max|lambda|
+  double inner_rtol = 1e-13;   ///< shift-invert: relative residual of the inner MINRES solves
 };
 
 struct ExtremeEigs {
@@ -34,7 +43,9 @@ struct ExtremeEigs {
   std::string info_smallest, info_largest;  ///< Spectra CompInfo: successful, not_converging, ...
   Index iterations_smallest = 0, iterations_largest = 0;
   Index matvecs = 0;              ///< products with H (both solves)
-  double shift = 0;               ///< sigma used for the smallest end
+  double shift = 0;               ///< sigma of the flipped operator sigma I - H (= lambda_max)
+  double sigma = 0;               ///< shift-invert: the shift (NaN-free only when used)
+  Index inner_solves = 0;         ///< shift-invert: MINRES solves (their products are in matvecs)
 };
 
 /// nev smallest and nev largest eigenpairs of op (requires 2 <= nev < n - 1).
