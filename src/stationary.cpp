@@ -336,6 +336,30 @@ void newton_polish(const SphereProblem& sp, StationaryResult& r, const Stationar
   r.V = V;
 }
 
+Vec tangent_extreme_eigenvalues(const SphereProblem& sp, const Vec& V0, Index k, Index dense_max, Index* hvps) {
+  const Vec V = sp.normalize(V0);
+  const Index m = sp.tangent_dim();
+  Vec out = Vec::Constant(2 * k, std::numeric_limits<double>::quiet_NaN());
+  const TangentBasis B(sp.flow().network(), V);
+  if (m <= dense_max || k >= m - 2) {
+    const Mat Ht = projected_hessian(sp, V, B.dense());
+    if (hvps) *hvps += m;
+    const Vec lam = Eigen::SelfAdjointEigenSolver<Mat>(Ht, Eigen::EigenvaluesOnly).eigenvalues();
+    for (Index i = 0; i < k && i < m; ++i) out[i] = lam[i];
+    for (Index i = 0; i < k; ++i)
+      if (m - k + i >= 0) out[k + i] = lam[m - k + i];
+    return out;
+  }
+  SymOperator op{m, [&](const double* in, double* o) {
+                   Eigen::Map<Vec>(o, m) = B.apply_transpose(sp.hessian(V, B.apply(Eigen::Map<const Vec>(in, m))));
+                 }};
+  const ExtremeEigs e = extreme_eigenvalues(op, k);
+  if (hvps) *hvps += e.matvecs;
+  for (Index i = 0; i < e.smallest.size(); ++i) out[i] = e.smallest[i];
+  for (Index i = 0; i < e.largest.size(); ++i) out[k + i] = e.largest[i];
+  return out;
+}
+
 // ---- Analytic null vectors ---------------------------------------------------------------------
 
 Mat orthogonal_symmetry_vectors(const Network& net, const Vec& V) {

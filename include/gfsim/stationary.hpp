@@ -179,6 +179,12 @@ std::vector<Index> kink_indices(const Flow& flow, const Vec& V, double rel);
 /// h_j = 0, j in `kinks`; `rank` = rank of the kink normals on the sphere tangent space.
 Mat kink_surface_basis(const SphereProblem& sp, const Vec& V, const std::vector<Index>& kinks, Index* rank = nullptr);
 
+/// The k smallest then the k largest eigenvalues (ascending within each end) of the Riemannian
+/// Hessian on the tangent space at V (any V, stationary or not): dense up to tangent dimension
+/// dense_max, else Spectra (shift-invert low end). NaN where the tangent dimension is below k.
+Vec tangent_extreme_eigenvalues(const SphereProblem& sp, const Vec& V, Index k, Index dense_max = 2000,
+                                Index* hvps = nullptr);
+
 /// Analytic candidate null vectors (columns, tangent at V) of one mechanism.
 Mat orthogonal_symmetry_vectors(const Network& net, const Vec& V);
 Mat relu_group_vectors(const Network& net, const Vec& V, double tol = 1e-7);
