@@ -877,6 +877,7 @@ SweepPoint sweep_point(const StationaryResult& r) {
   p.n_zero = r.n_zero;
   p.n_negative = r.n_negative;
   p.verdict = r.verdict;
+  p.eigenvalues = r.eigenvalues;
   return p;
 }
 
@@ -1033,6 +1034,16 @@ void write_stationary_file(const std::string& path, const ModelSpec& spec, const
     s.write_dataset("n_zero", nz);
     s.write_dataset("n_negative", nn);
     s.set_string_attr("fit", rep.sweep_fit);
+    // [n_rho, width]: every rho's spectrum (same width for all: same method at every rho).
+    Index width = rep.sweep.front().eigenvalues.size();
+    for (const auto& p : rep.sweep) width = std::min(width, p.eigenvalues.size());
+    if (width > 0) {
+      std::vector<double> rows;
+      for (const auto& p : rep.sweep) rows.insert(rows.end(), p.eigenvalues.data(), p.eigenvalues.data() + width);
+      auto ev = s.create_extendible_dataset("eigenvalues", h5::ElementType::float64, width, 64);
+      ev.append_rows(std::span<const double>(rows));
+      ev.set_string_attr("description", "tangent-space Hessian eigenvalues (ascending) per rho, one row per sweep rho");
+    }
   }
   file.close();
 }

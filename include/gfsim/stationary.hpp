@@ -202,6 +202,7 @@ struct SweepPoint {
   double rho = 0, lambda_min = 0, lambda_max = 0, lambda_min_nonzero = 0, margin = 0, grad = 0;
   Index n_zero = 0, n_negative = 0;
   std::string verdict;
+  Vec eigenvalues;  ///< the tangent spectrum at this rho (dense: all; Spectra: the extremes)
 };
 
 struct StationaryReport {
