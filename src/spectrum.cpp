@@ -104,10 +104,10 @@ ExtremeEigs extreme_eigenvalues(const SymOperator& op, Index nev, const ExtremeE
   ShiftedOp flipped(op, -1.0, lmax, r.matvecs);
   Spectra::SymEigsSolver<ShiftedOp> bottom(flipped, nev, ncv);
   bottom.init();
-  const bool invert = options.smallest == SmallestMethod::shift_invert;
-  // With shift-invert only a rough lower end is needed here (it fixes sigma).
-  bottom.compute(Spectra::SortRule::LargestAlge, invert ? std::min<Index>(options.max_iterations, 50) : options.max_iterations,
-                 invert ? std::max(options.tol, 1e-6) : options.tol, Spectra::SortRule::LargestAlge);
+  const bool forced = options.smallest == SmallestMethod::shift_invert;
+  // Forced shift-invert needs only a rough lower end here (it fixes sigma).
+  bottom.compute(Spectra::SortRule::LargestAlge, forced ? std::min<Index>(options.max_iterations, 50) : options.max_iterations,
+                 forced ? std::max(options.tol, 1e-6) : options.tol, Spectra::SortRule::LargestAlge);
   r.info_smallest = info_name(bottom.info());
   r.iterations_smallest = bottom.num_iterations();
   if (bottom.eigenvalues().size() > 0) {
@@ -115,7 +115,11 @@ ExtremeEigs extreme_eigenvalues(const SymOperator& op, Index nev, const ExtremeE
     r.smallest = (lmax - bottom.eigenvalues().array()).matrix();
     r.smallest_vectors = bottom.eigenvectors();
   }
-  if (!invert) return r;
+  // automatic: shift-invert only where the flipped Lanczos did not converge.
+  if (options.smallest == SmallestMethod::flip ||
+      (options.smallest == SmallestMethod::automatic && bottom.info() == Spectra::CompInfo::Successful))
+    return r;
+  r.used_shift_invert = true;
 
   // Shift-invert: the eigenvalues of H nearest sigma, just below the estimated lower end, become
   // the largest of (H - sigma I)^{-1}, separated by their distance to sigma relative to the gap,
