@@ -115,9 +115,14 @@ ExtremeEigs extreme_eigenvalues(const SymOperator& op, Index nev, const ExtremeE
     r.smallest = (lmax - bottom.eigenvalues().array()).matrix();
     r.smallest_vectors = bottom.eigenvectors();
   }
-  // automatic: shift-invert only where the flipped Lanczos did not converge.
+  // automatic: shift-invert where the flipped Lanczos did not converge, or where it found a
+  // repeated eigenvalue (two values within cluster_rel * max|lambda|): single-vector Lanczos may
+  // have missed further copies of it.
+  bool cluster = false;
+  for (Index i = 0; i + 1 < r.smallest.size(); ++i)
+    cluster = cluster || std::abs(r.smallest[i + 1] - r.smallest[i]) <= options.cluster_rel * lscale;
   if (options.smallest == SmallestMethod::flip ||
-      (options.smallest == SmallestMethod::automatic && bottom.info() == Spectra::CompInfo::Successful))
+      (options.smallest == SmallestMethod::automatic && bottom.info() == Spectra::CompInfo::Successful && !cluster))
     return r;
   r.used_shift_invert = true;
 

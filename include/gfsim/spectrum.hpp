@@ -9,9 +9,10 @@
 // The smallest eigenvalues: first estimated as the largest of (lambda_max I - H) (no inverse, one
 // matvec per Lanczos step; but it may report success while missing copies of an exactly repeated
 // eigenvalue, measured: 2 of 8 zero copies of a 12-fold zero block, and it is slow when the low end
-// is clustered relative to the spectral width); then, by default, shift-invert: Lanczos on
-// (H - sigma I)^{-1}, sigma just below that estimate, MINRES inner solves, which finds the
-// multiplicities. The iteration counts, products and CompInfo are always reported.
+// is clustered relative to the spectral width). By default (automatic) that result stands unless
+// it did not converge or holds a repeated value; then shift-invert: Lanczos on (H - sigma I)^{-1},
+// sigma just below that estimate, MINRES inner solves, which finds the multiplicities (about 15x
+// the products at P = 10500 without clusters: 11042 vs 783). Counts and CompInfo always reported.
 #include <functional>
 #include <string>
 
@@ -25,7 +26,7 @@ struct SymOperator {
 };
 
 enum class SmallestMethod {
-  automatic,     ///< flip; shift_invert where it does not converge
+  automatic,     ///< flip; then shift_invert if it did not converge or found a repeated eigenvalue
   flip,          ///< Lanczos on sigma I - H (one product per step; slow for clustered low ends)
   shift_invert,  ///< Lanczos on (H - sigma I)^{-1}, inner MINRES solves (robust to clusters)
 };
@@ -34,7 +35,8 @@ struct ExtremeEigsOptions {
   double tol = 1e-12;      ///< Spectra's relative convergence tolerance
   Index max_iterations = 5000;
   Index ncv = 0;           ///< Krylov dimension; 0 = max(2 nev + 1, 40), capped at n
-  SmallestMethod smallest = SmallestMethod::shift_invert;
+  SmallestMethod smallest = SmallestMethod::automatic;
+  double cluster_rel = 1e-8;   ///< automatic: |lambda_i+1 - lambda_i| <= cluster_rel * max|lambda| is a repeat
   double shift_offset = 1e-3;  ///< shift-invert: sigma = (estimated lambda_min) - shift_offset * max|lambda|
   double inner_rtol = 1e-13;   ///< shift-invert: relative residual of the inner MINRES solves
 };
