@@ -307,7 +307,12 @@ void newton_polish(const SphereProblem& sp, StationaryResult& r, const Stationar
       xi = dense_newton_step(sp, V, g, W, o.zero_rel);
       inner = int(W.cols());
     } else {
-      xi = newton_step(sp, V, g, sp.tangent_dim() <= o.dense_newton_max, o, inner);
+      // Inexact Newton for MINRES: relative residual ~ relative gradient (forcing term; keeps the
+      // quadratic rate) and not tighter, so near-null directions (zero modes at 1e-15) are not
+      // amplified by an over-solved singular system.
+      StationaryOptions oi = o;
+      oi.minres_rtol = std::clamp(gn / scale, o.minres_rtol, 1e-2);
+      xi = newton_step(sp, V, g, sp.tangent_dim() <= o.dense_newton_max, oi, inner);
     }
     // Safeguard: accept the first step length (1, 1/2, ...) that decreases ||grad||.
     double t = 1.0;
