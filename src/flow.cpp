@@ -309,6 +309,19 @@ Vec Flow::preactivations(const Vec& y) const {
   return h;
 }
 
+Vec Flow::preactivation_tangent(const Vec& theta, const Vec& dtheta) const {
+  Vec dh(num_preactivations());
+  if (dh.size() == 0) return dh;
+  net_.forward(theta, XT_, ws_);
+  net_.forward_tangent(theta, dtheta, XT_, ws_);
+  Index o = 0;
+  for (Index k = 0; k + 1 < num_layers(); ++k) {
+    dh.segment(o, ws_.dpre[k].size()) = Eigen::Map<const Vec>(ws_.dpre[k].data(), ws_.dpre[k].size());
+    o += ws_.dpre[k].size();
+  }
+  return dh;
+}
+
 Index Flow::freeze_pattern(const Vec& y) {
   clear_pattern();
   const Vec theta = this->theta(y);

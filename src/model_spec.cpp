@@ -115,6 +115,7 @@ const std::vector<SectionKeys>& schema() {
       {"time", {"t_end", "t_first", "samples_per_decade"}},
       {"dynamics", {"kinks"}},
       {"output", {"path", "flush_interval", "swmr"}},
+      {"spectrum", {"times", "samples_per_decade", "k"}},
   };
   return sections;
 }
@@ -324,6 +325,22 @@ class SpecReader {
     return widths;
   }
 
+  /// An array of reals (integers accepted); empty if the key is absent.
+  std::vector<double> reals(std::string_view section, std::string_view key, std::string_view rule) const {
+    const toml::node* node = find(section, key).node;
+    if (!node) return {};
+    const auto* array = node->as_array();
+    if (!array || array->empty()) fail(section, key, rule);
+    std::vector<double> values;
+    for (const toml::node& element : *array) {
+      if (const auto* v = element.as_floating_point()) values.push_back(v->get());
+      else if (const auto* i = element.as_integer()) values.push_back(double(i->get()));
+      else fail(section, key, rule);
+    }
+    return values;
+  }
+  bool given(std::string_view section, std::string_view key) const { return find(section, key).node != nullptr; }
+
   /// Throws SpecError for `section.key`; `default_text` is shown when the key was not given.
   [[noreturn]] void fail(std::string_view section, std::string_view key, std::string_view rule,
                          std::string_view default_text = {}) const {
@@ -441,6 +458,17 @@ std::string canonical_toml(const ModelSpec& spec) {
   line("path", toml_string(spec.output.path));
   line("flush_interval", toml_float(spec.output.flush_interval));
   line("swmr", boolean(spec.output.swmr));
+  if (spec.spectrum.enabled()) {
+    section("spectrum");
+    if (spec.spectrum.samples_per_decade > 0) {
+      line("samples_per_decade", fmt::format("{}", spec.spectrum.samples_per_decade));
+    } else {
+      std::vector<std::string> t;
+      for (double v : spec.spectrum.times) t.push_back(toml_float(v));
+      line("times", fmt::format("[{}]", fmt::join(t, ", ")));
+    }
+    line("k", fmt::format("{}", spec.spectrum.k));
+  }
   return out;
 }
 
@@ -523,6 +551,20 @@ ModelSpec parse_model_spec(const std::string& toml_text, const std::string& sour
   output.flush_interval =
       read.real("output", "flush_interval", output.flush_interval, positive, kPositive);
   output.swmr = read.boolean("output", "swmr", output.swmr);
+
+  SpectrumSpec& spectrum = spec.spectrum;
+  const std::string times_rule = "must be a non-empty array of times in (0, time.t_end], strictly increasing";
+  spectrum.times = read.reals("spectrum", "times", times_rule);
+  for (std::size_t i = 0; i < spectrum.times.size(); ++i)
+    if (!(spectrum.times[i] > 0) || spectrum.times[i] > spec.time.t_end ||
+        (i > 0 && !(spectrum.times[i] > spectrum.times[i - 1])))
+      read.fail("spectrum", "times", times_rule);
+  spectrum.samples_per_decade = read.small_integer("spectrum", "samples_per_decade", 0, 1, 1000);
+  if (spectrum.samples_per_decade > 0 && !spectrum.times.empty())
+    read.fail("spectrum", "samples_per_decade", "give spectrum.times or spectrum.samples_per_decade, not both");
+  spectrum.k = read.small_integer("spectrum", "k", spectrum.k, 1, 1000);
+  if (read.given("spectrum", "k") && !spectrum.enabled())
+    read.fail("spectrum", "k", "needs spectrum.times or spectrum.samples_per_decade");
 
   spec.resolved_toml = canonical_toml(spec);
   return spec;

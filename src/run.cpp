@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -13,7 +14,9 @@
 #include <tuple>
 
 #include "gfsim/flow_problem.hpp"
+#include "gfsim/hdf5_file.hpp"
 #include "gfsim/recorder.hpp"
+#include "gfsim/stationary.hpp"
 
 namespace gfsim {
 
@@ -177,9 +180,33 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
     for (Index k = 1; k < K; ++k) drift = std::max(drift, std::abs((r2[k] - r2[0]) - (rho0_sq[k] - rho0_sq[0])));
     return drift;
   };
+  // [spectrum]: tangent-space Hessian eigenvalues at the current direction and rho(t); its sample
+  // times are added to the output grid.
+  std::vector<double> spectrum_times, spectrum_done_t, spectrum_values;
+  std::vector<std::int64_t> spectrum_steps;
+  const Index spectrum_k = spec.spectrum.k;
+  if (spec.spectrum.enabled())
+    spectrum_times = spec.spectrum.samples_per_decade > 0
+                         ? log_spaced_times(spec.time.t_first, spec.time.t_end, spec.spectrum.samples_per_decade)
+                         : spec.spectrum.times;
+  std::size_t spectrum_next = 0;
+  auto sample_spectrum = [&](std::int64_t step, double t, const Vec& y) {
+    const double tol = 1e-9 * std::max(1.0, t);
+    while (spectrum_next < spectrum_times.size() && spectrum_times[spectrum_next] < t - tol) ++spectrum_next;
+    if (spectrum_next >= spectrum_times.size() || std::abs(spectrum_times[spectrum_next] - t) > tol) return;
+    ++spectrum_next;
+    // rho from the weights W_k themselves (polar states may carry |V_k| != 1 within tolerance).
+    const Vec V = flow.direction(y);
+    Flow at_rho(net, data, spec.loss.kind, FlowKind::fixed_rho, net.layer_norms(flow.theta(y)).prod());
+    const Vec eig = tangent_extreme_eigenvalues(SphereProblem(at_rho), V, spectrum_k);
+    spectrum_done_t.push_back(t);
+    spectrum_steps.push_back(step);
+    spectrum_values.insert(spectrum_values.end(), eig.data(), eig.data() + eig.size());
+  };
   double observe_seconds = 0;  // sample recording (diagnostics + HDF5), inside the solver's wall time
   auto observe = [&](std::int64_t step, double t, const Vec& y) {
     const auto observe_start = std::chrono::steady_clock::now();
+    if (!spectrum_times.empty()) sample_spectrum(step, t, y);
     const Vec theta = flow.theta(y), direction = flow.direction(y), rho = flow.layer_norms(y);
     const FlowDiagnostics d = flow.diagnostics(y);
     const double balance = balance_of(rho);
@@ -196,7 +223,14 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
     progress.update(t, c);
     return !(options.stop_requested && options.stop_requested->load());
   };
-  const auto times = log_spaced_times(spec.time.t_first, spec.time.t_end, spec.time.samples_per_decade);
+  std::vector<double> times = log_spaced_times(spec.time.t_first, spec.time.t_end, spec.time.samples_per_decade);
+  if (!spectrum_times.empty()) {
+    times.insert(times.end(), spectrum_times.begin(), spectrum_times.end());
+    std::sort(times.begin(), times.end());
+    times.erase(std::unique(times.begin(), times.end(),
+                            [](double a, double b) { return std::abs(a - b) <= 1e-12 * std::max(1.0, std::abs(b)); }),
+                times.end());
+  }
   std::vector<double> event_t, event_layer, event_unit, event_point, event_kind;
   double sliding_since = 0;
   std::map<std::tuple<Index, Index, Index>, double> sliding_start;
@@ -248,6 +282,24 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   const RowMat X = data.X;
   extra["data/X_rowmajor"] = std::vector<double>(X.data(), X.data() + X.size());
   recorder.finish(report.result, extra);
+  if (!spectrum_times.empty()) {
+    // Its own time axis: a subset of the output samples, [T, 2k] values.
+    auto file = h5::File::open(spec.output.path, h5::Access::read_write);
+    {
+    auto g = file.create_group("observables/hessian_eigs");
+    g.set_string_attr("description",
+                      "k smallest then k largest eigenvalues (ascending) of the Riemannian Hessian of "
+                      "V -> L(rho f~(V)) on the tangent space of the product of unit spheres, at V(t) and "
+                      "rho(t) = prod_k rho_k (equations.md section 7); NaN where the tangent dimension < k");
+    g.set_int64_attr("k", spectrum_k);
+    g.create_extendible_dataset("time", h5::ElementType::float64, 0, 64).append_rows(std::span<const double>(spectrum_done_t));
+    g.create_extendible_dataset("step", h5::ElementType::int64, 0, 64).append_rows(std::span<const std::int64_t>(spectrum_steps));
+    g.create_extendible_dataset("value", h5::ElementType::float64, 2 * spectrum_k, 64)
+        .append_rows(std::span<const double>(spectrum_values));
+    }
+    file.close();
+  }
+  report.spectrum_samples = Index(spectrum_done_t.size());
   return report;
 }
 

@@ -16,6 +16,7 @@
 #include "gfsim/flow_problem.hpp"
 #include "gfsim/hdf5_file.hpp"
 #include "gfsim/integrate.hpp"
+#include "gfsim/minres.hpp"
 #include "gfsim/recorder.hpp"
 #include "gfsim/run.hpp"
 #include "gfsim/spectrum.hpp"
@@ -158,42 +159,141 @@ Mat TangentBasis::dense() const {
   return B;
 }
 
-// ---- Newton ------------------------------------------------------------------------------------
+// ---- Kink surfaces -----------------------------------------------------------------------------
+
+std::vector<Index> kink_indices(const Flow& flow, const Vec& V, double rel) {
+  std::vector<Index> J;
+  const Vec h = flow.preactivations(V);
+  if (h.size() == 0) return J;
+  const double hmax = h.cwiseAbs().maxCoeff();
+  for (Index j = 0; j < h.size(); ++j)
+    if (std::abs(h[j]) <= rel * hmax) J.push_back(j);
+  return J;
+}
 
 namespace {
 
-// CG on the tangent space for Hess xi = b (b tangent). Stops at negative curvature.
-Vec tangent_cg(const SphereProblem& sp, const Vec& V, const Vec& b, int max_iter, double rel_tol, int& iters) {
-  Vec x = Vec::Zero(b.size()), r = b, p = r;
-  double rr = r.squaredNorm();
-  const double stop = rel_tol * rel_tol * rr;
-  iters = 0;
-  for (; iters < max_iter && rr > stop; ++iters) {
-    const Vec Hp = sp.hessian(V, p);
-    const double pHp = p.dot(Hp);
-    if (!(pHp > 0)) {
-      if (iters == 0) x = b;  // negative curvature at once: gradient direction
-      break;
-    }
-    const double alpha = rr / pHp;
-    x += alpha * p;
-    r -= alpha * Hp;
-    const double rr_new = r.squaredNorm();
-    p = r + (rr_new / rr) * p;
-    rr = rr_new;
+// Rows: d h_j / dV applied to the columns of T (P x m), j in kinks. theta = c V, so
+// dh = preactivation_tangent(c V, c xi). ReLU'(0) = 0 for the kinked entries themselves.
+Mat kink_rows(const SphereProblem& sp, const Vec& V, const std::vector<Index>& kinks, const Mat& T) {
+  const double c = layer_scale(sp.flow());
+  Mat C(Index(kinks.size()), T.cols());
+  const Vec theta = c * V;
+  for (Index j = 0; j < T.cols(); ++j) {
+    const Vec dh = sp.flow().preactivation_tangent(theta, c * T.col(j));
+    for (std::size_t q = 0; q < kinks.size(); ++q) C(Index(q), j) = dh[kinks[q]];
   }
-  return x;
+  return C;
+}
+
+// Orthonormal basis of the null space of A (k x m) as m x (m - rank) columns.
+Mat null_space(const Mat& A, Index& rank) {
+  const Index m = A.cols();
+  if (A.rows() == 0) {
+    rank = 0;
+    return Mat::Identity(m, m);
+  }
+  Eigen::JacobiSVD<Mat> svd(A, Eigen::ComputeFullV);
+  const Vec& sv = svd.singularValues();
+  const double tol = 1e-10 * std::max(sv.size() ? sv[0] : 0.0, 1e-300);
+  rank = 0;
+  for (Index i = 0; i < sv.size(); ++i)
+    if (sv[i] > tol) ++rank;
+  return svd.matrixV().rightCols(m - rank);
+}
+
+// Pull V back onto h_j = 0 (j in kinks) after a Newton step: minimum-norm Gauss-Newton corrections
+// on the sphere tangent space, then the retraction. For first-layer kinks h is linear in V_1 and
+// the normalization keeps h = 0, so one correction is exact.
+Vec restore_kinks(const SphereProblem& sp, Vec V, const std::vector<Index>& kinks) {
+  if (kinks.empty()) return V;
+  const double c = layer_scale(sp.flow());
+  for (int it = 0; it < 5; ++it) {
+    const Vec h = sp.flow().preactivations(V);
+    Vec hJ(Index(kinks.size()));
+    for (std::size_t q = 0; q < kinks.size(); ++q) hJ[Index(q)] = h[kinks[q]] / c;  // per unit V
+    const double hmax = h.cwiseAbs().maxCoeff() / c;
+    if (hJ.norm() <= 1e-15 * hmax) break;
+    const Mat Bd = TangentBasis(sp.flow().network(), V).dense();
+    const Mat C = kink_rows(sp, V, kinks, Bd) / c;
+    const Vec d = C.completeOrthogonalDecomposition().solve(-hJ);
+    V = sp.retract(V, Bd * d);
+  }
+  return V;
+}
+
+// Dense Riemannian Hessian on the columns of an orthonormal tangent basis W: W^T H W.
+Mat projected_hessian(const SphereProblem& sp, const Vec& V, const Mat& W, Mat* HW = nullptr) {
+  Mat HWl(W.rows(), W.cols());
+  for (Index j = 0; j < W.cols(); ++j) HWl.col(j) = sp.hessian(V, W.col(j));
+  Mat Ht = W.transpose() * HWl;
+  Ht = 0.5 * (Ht + Ht.transpose()).eval();
+  if (HW) *HW = std::move(HWl);
+  return Ht;
 }
 
 }  // namespace
 
+Mat kink_surface_basis(const SphereProblem& sp, const Vec& V, const std::vector<Index>& kinks, Index* rank) {
+  const Mat Bd = TangentBasis(sp.flow().network(), V).dense();
+  Index r = 0;
+  const Mat Z = null_space(kink_rows(sp, V, kinks, Bd), r);
+  if (rank) *rank = r;
+  return Bd * Z;
+}
+
+// ---- Newton ------------------------------------------------------------------------------------
+
+namespace {
+
+// Saddle-free Newton step in an orthonormal basis W of the search space: pseudo-inverse of W^T H W
+// with |lambda|; zero modes are left alone.
+Vec dense_newton_step(const SphereProblem& sp, const Vec& V, const Vec& g, const Mat& W, double zero_rel) {
+  const Mat Ht = projected_hessian(sp, V, W);
+  Eigen::SelfAdjointEigenSolver<Mat> es(Ht);
+  const Vec& lam = es.eigenvalues();
+  const double thr = zero_rel * std::max(lam.cwiseAbs().maxCoeff(), 1e-300);
+  const Vec gt = es.eigenvectors().transpose() * (W.transpose() * g);
+  Vec y = Vec::Zero(lam.size());
+  for (Index i = 0; i < lam.size(); ++i)
+    if (std::abs(lam[i]) > thr) y[i] = -gt[i] / std::abs(lam[i]);
+  return W * (es.eigenvectors() * y);
+}
+
+}  // namespace
+
+Vec newton_step(const SphereProblem& sp, const Vec& V, const Vec& g, bool dense, const StationaryOptions& o,
+                int& inner) {
+  if (dense) {
+    const Mat Bd = TangentBasis(sp.flow().network(), V).dense();
+    inner = int(Bd.cols());
+    return dense_newton_step(sp, V, g, Bd, o.zero_rel);
+  }
+  // MINRES on the tangent space: Hess maps tangent vectors to tangent vectors and is symmetric
+  // there; -grad is tangent, so every Krylov vector is.
+  const MinresResult m = minres([&](const Vec& v, Vec& Hv) { Hv = sp.hessian(V, v); }, -sp.project(V, g),
+                                {.rtol = o.minres_rtol, .max_iterations = 4 * sp.tangent_dim()});
+  inner = int(m.iterations);
+  return sp.project(V, m.x);
+}
+
 void newton_polish(const SphereProblem& sp, StationaryResult& r, const StationaryOptions& o) {
   Vec V = sp.normalize(r.V);
-  Vec g = sp.gradient(V);
+  const std::vector<Index>& kinks = r.newton_kinks;
+  const bool on_kinks = !kinks.empty();
+  if (on_kinks) V = restore_kinks(sp, V, kinks);
+  // On a kink surface the stationarity condition is the gradient projected onto its tangent space.
+  Mat W;
+  auto surface_gradient = [&](const Vec& X) {
+    const Vec g = sp.gradient(X);
+    if (!on_kinks) return g;
+    W = kink_surface_basis(sp, X, kinks);
+    return Vec(W * (W.transpose() * g));
+  };
+  Vec g = surface_gradient(V);
   double gn = g.norm();
   double scale = sp.loss_scale(V);
   r.grad_norms.push_back(gn);
-  const Network& net = sp.flow().network();
   r.newton_converged = false;
   for (int it = 0; it < o.max_newton; ++it) {
     if (gn <= o.newton_tol * scale) {
@@ -202,34 +302,25 @@ void newton_polish(const SphereProblem& sp, StationaryResult& r, const Stationar
     }
     Vec xi;
     int inner = 0;
-    if (sp.tangent_dim() <= o.dense_newton_max) {
-      const TangentBasis B(net, V);
-      const Mat Bd = B.dense();
-      Mat HB(Bd.rows(), Bd.cols());
-      for (Index j = 0; j < Bd.cols(); ++j) HB.col(j) = sp.hessian(V, Bd.col(j));
-      Mat Ht = Bd.transpose() * HB;
-      Ht = 0.5 * (Ht + Ht.transpose()).eval();
-      Eigen::SelfAdjointEigenSolver<Mat> es(Ht);
-      const Vec& lam = es.eigenvalues();
-      const double thr = o.zero_rel * lam.cwiseAbs().maxCoeff();
-      const Vec gt = es.eigenvectors().transpose() * (Bd.transpose() * g);
-      Vec y = Vec::Zero(lam.size());
-      for (Index i = 0; i < lam.size(); ++i)
-        // Pseudo-inverse with |lambda| (saddle-free Newton: the same step at a minimum, a descent
-        // step near a saddle); zero modes are left alone.
-        if (std::abs(lam[i]) > thr) y[i] = -gt[i] / std::abs(lam[i]);
-      xi = Bd * (es.eigenvectors() * y);
-      inner = int(Bd.cols());
+    if (on_kinks) {
+      if (sp.tangent_dim() > o.dense_newton_max) break;  // kink-surface Newton is dense only
+      xi = dense_newton_step(sp, V, g, W, o.zero_rel);
+      inner = int(W.cols());
     } else {
-      xi = tangent_cg(sp, V, -g, 2000, 1e-12, inner);
+      // Inexact Newton for MINRES: relative residual ~ relative gradient (forcing term; keeps the
+      // quadratic rate) and not tighter, so near-null directions (zero modes at 1e-15) are not
+      // amplified by an over-solved singular system.
+      StationaryOptions oi = o;
+      oi.minres_rtol = std::clamp(gn / scale, o.minres_rtol, 1e-2);
+      xi = newton_step(sp, V, g, sp.tangent_dim() <= o.dense_newton_max, oi, inner);
     }
     // Safeguard: accept the first step length (1, 1/2, ...) that decreases ||grad||.
     double t = 1.0;
     bool accepted = false;
     Vec Vn, gnew;
     for (int ls = 0; ls < 12; ++ls, t *= 0.5) {
-      Vn = sp.retract(V, t * xi);
-      gnew = sp.gradient(Vn);
+      Vn = restore_kinks(sp, sp.retract(V, t * xi), kinks);
+      gnew = surface_gradient(Vn);
       if (gnew.norm() < gn) {
         accepted = true;
         break;
@@ -248,6 +339,30 @@ void newton_polish(const SphereProblem& sp, StationaryResult& r, const Stationar
   // Stagnation at round-off also counts: relative gradient below 1e-11.
   if (!r.newton_converged && gn <= 1e-11 * scale) r.newton_converged = true;
   r.V = V;
+}
+
+Vec tangent_extreme_eigenvalues(const SphereProblem& sp, const Vec& V0, Index k, Index dense_max, Index* hvps) {
+  const Vec V = sp.normalize(V0);
+  const Index m = sp.tangent_dim();
+  Vec out = Vec::Constant(2 * k, std::numeric_limits<double>::quiet_NaN());
+  const TangentBasis B(sp.flow().network(), V);
+  if (m <= dense_max || k >= m - 2) {
+    const Mat Ht = projected_hessian(sp, V, B.dense());
+    if (hvps) *hvps += m;
+    const Vec lam = Eigen::SelfAdjointEigenSolver<Mat>(Ht, Eigen::EigenvaluesOnly).eigenvalues();
+    for (Index i = 0; i < k && i < m; ++i) out[i] = lam[i];
+    for (Index i = 0; i < k; ++i)
+      if (m - k + i >= 0) out[k + i] = lam[m - k + i];
+    return out;
+  }
+  SymOperator op{m, [&](const double* in, double* o) {
+                   Eigen::Map<Vec>(o, m) = B.apply_transpose(sp.hessian(V, B.apply(Eigen::Map<const Vec>(in, m))));
+                 }};
+  const ExtremeEigs e = extreme_eigenvalues(op, k);
+  if (hvps) *hvps += e.matvecs;
+  for (Index i = 0; i < e.smallest.size(); ++i) out[i] = e.smallest[i];
+  for (Index i = 0; i < e.largest.size(); ++i) out[k + i] = e.largest[i];
+  return out;
 }
 
 // ---- Analytic null vectors ---------------------------------------------------------------------
@@ -416,6 +531,71 @@ Index subspace_overlap(const Mat& N, const Mat& Q) {
   return count;
 }
 
+// Explain the null space N (orthonormal P-space columns) by the analytic candidates: per mechanism,
+// the candidates (projected onto the tangent space, or onto span(W) if given) span Q; the Hessian
+// on Q (q HVPs) has a null space whose vectors, with ||H v|| <= verify_rel * lmax, are the verified
+// analytic null vectors (first-order symmetry directions that are not exact families, e.g. at
+// balanced groups, have positive curvature and drop out here). Returns the dimension of N inside
+// the span of all verified vectors.
+Index explain_null_space(const SphereProblem& sp, const Vec& V, const Mat& N,
+                         const std::vector<std::pair<std::string, Mat>>& cands, const Mat* W, double lmax,
+                         const StationaryOptions& o, std::vector<ZeroModeMechanism>& out, Index& hvps) {
+  const Index P = sp.dim();
+  out.clear();
+  auto proj = [&](const Vec& x) { return W ? Vec(*W * (W->transpose() * x)) : sp.project(V, x); };
+  std::vector<Vec> all;
+  for (const auto& [name, C] : cands) {
+    ZeroModeMechanism mech;
+    mech.name = name;
+    mech.candidates = C.cols();
+    Mat S(P, C.cols());
+    for (Index j = 0; j < C.cols(); ++j) S.col(j) = proj(C.col(j));
+    const Mat Q = orthonormal_span(S);
+    std::vector<Vec> ok;
+    if (Q.cols() > 0) {
+      Mat HQ(P, Q.cols());
+      for (Index j = 0; j < Q.cols(); ++j) HQ.col(j) = proj(sp.hessian(V, Q.col(j)));
+      hvps += Q.cols();
+      Mat M = Q.transpose() * HQ;
+      M = 0.5 * (M + M.transpose()).eval();
+      Eigen::SelfAdjointEigenSolver<Mat> es(M);
+      for (Index i = 0; i < M.rows(); ++i) {
+        const Vec v = Q * es.eigenvectors().col(i);
+        const double res = (HQ * es.eigenvectors().col(i)).norm();
+        if (res <= o.verify_rel * lmax) {
+          ok.push_back(v);
+          mech.max_residual = std::max(mech.max_residual, res);
+        }
+      }
+    }
+    mech.verified = Index(ok.size());
+    Mat Sv(P, Index(ok.size()));
+    for (std::size_t j = 0; j < ok.size(); ++j) Sv.col(Index(j)) = ok[j];
+    mech.span_dim = orthonormal_span(Sv).cols();
+    mech.explained = subspace_overlap(N, orthonormal_span(Sv));
+    for (auto& v : ok) all.push_back(std::move(v));
+    out.push_back(mech);
+  }
+  Mat S(P, Index(all.size()));
+  for (std::size_t j = 0; j < all.size(); ++j) S.col(Index(j)) = all[j];
+  return subspace_overlap(N, orthonormal_span(S));
+}
+
+std::string verdict_text(Index n_negative, Index n_zero, const std::vector<ZeroModeMechanism>& mechs, Index unexplained,
+                         bool partial) {
+  std::string expl;
+  for (const auto& mech : mechs) expl += fmt::format("{} {}, ", mech.explained, mech.name);
+  expl += fmt::format("{} unexplained", unexplained);
+  const std::string atleast = partial ? "at least " : "";
+  if (n_negative > 0) {
+    std::string v = fmt::format("not a minimum: {}{} negative modes", atleast, n_negative);
+    if (n_zero > 0) v += fmt::format(", {}{} zero modes (explained: {})", atleast, n_zero, expl);
+    return v;
+  }
+  if (n_zero > 0) return fmt::format("not hyperbolic: {}{} zero modes (explained: {})", atleast, n_zero, expl);
+  return "hyperbolic";
+}
+
 }  // namespace
 
 void analyse_stationary(const SphereProblem& sp, StationaryResult& r, const StationaryOptions& o) {
@@ -484,73 +664,84 @@ void analyse_stationary(const SphereProblem& sp, StationaryResult& r, const Stat
   r.spectrum_seconds = seconds_since(t0);
 
   // Zero modes: analytic vectors per mechanism, checked against the Hessian, then projected.
-  r.mechanisms.clear();
   std::vector<std::pair<std::string, Mat>> cands;
   if (net.num_layers() >= 2) {
     cands.emplace_back("orthogonal", orthogonal_symmetry_vectors(net, V));
     cands.emplace_back("relu_group", relu_group_vectors(net, V));
     cands.emplace_back("vanished", vanished_unit_vectors(sp, V));
   }
-  std::vector<Vec> all;
-  for (auto& [name, C] : cands) {
-    ZeroModeMechanism mech;
-    mech.name = name;
-    mech.candidates = C.cols();
-    std::vector<Vec> ok;
-    for (Index j = 0; j < C.cols(); ++j) {
-      Vec v = sp.project(V, C.col(j));
-      const double nv = v.norm();
-      if (!(nv > 1e-12)) continue;
-      v /= nv;
-      const double res = sp.hessian(V, v).norm();
-      ++r.hvps;
-      if (res <= o.verify_rel * lmax) {
-        ok.push_back(v);
-        mech.max_residual = std::max(mech.max_residual, res);
-      }
-    }
-    mech.verified = Index(ok.size());
-    Mat S(P, Index(ok.size()));
-    for (std::size_t j = 0; j < ok.size(); ++j) S.col(Index(j)) = ok[j];
-    const Mat Q = orthonormal_span(S);
-    mech.span_dim = Q.cols();
-    mech.explained = subspace_overlap(N, Q);
-    for (auto& v : ok) all.push_back(std::move(v));
-    r.mechanisms.push_back(mech);
-  }
-  Mat S(P, Index(all.size()));
-  for (std::size_t j = 0; j < all.size(); ++j) S.col(Index(j)) = all[j];
-  r.explained_total = subspace_overlap(N, orthonormal_span(S));
+  r.explained_total = explain_null_space(sp, V, N, cands, nullptr, lmax, o, r.mechanisms, r.hvps);
   r.unexplained = r.null_dim - r.explained_total;
 
   // ReLU kinks.
   r.kinks.clear();
   r.kink_preactivations.clear();
-  const Vec h = flow.preactivations(V);
-  if (h.size()) {
-    const double hmax = h.cwiseAbs().maxCoeff();
-    for (Index j = 0; j < h.size(); ++j)
-      if (std::abs(h[j]) <= o.kink_rel * hmax) {
-        const auto kk = flow.kink_of(j);
-        r.kinks.push_back({kk.layer, kk.unit, kk.point});
-        r.kink_preactivations.push_back(h[j]);
+  const std::vector<Index> kinks = kink_indices(flow, V, o.kink_rel);
+  {
+    const Vec h = flow.preactivations(V);
+    for (Index j : kinks) {
+      const auto kk = flow.kink_of(j);
+      r.kinks.push_back({kk.layer, kk.unit, kk.point});
+      r.kink_preactivations.push_back(h[j]);
+    }
+  }
+  r.kink_eigenvalues.resize(0);
+  r.kink_residuals.resize(0);
+  r.kink_mechanisms.clear();
+  if (kinks.empty()) {
+    r.kink_spectrum_status = "no kinks";
+  } else if (r.spectrum_method != "dense") {
+    r.kink_spectrum_status = fmt::format("not computed: tangent dim {} > dense_max {}", m, o.dense_max);
+  } else {
+    // Spectrum of the Hessian on the tangent space of the spheres and of every active kink surface.
+    // There the loss is that of the net with the kinked (unit, point) outputs held at zero, a smooth
+    // function whose Hessian is the plain one (ReLU'(0) = 0); for first-layer kinks h is linear in
+    // V_1 and the surfaces are flat in the sphere tangent space, so projecting is exact. Deeper
+    // kink surfaces are curved: their curvature times the multiplier of the projected-out gradient
+    // is not included (reported through kink_grad, which is small at a sliding equilibrium only
+    // when that multiplier is).
+    const Mat W = kink_surface_basis(sp, V, kinks, &r.kink_constraint_rank);
+    r.kink_surface_dim = W.cols();
+    r.kink_grad = (W.transpose() * sp.gradient(V)).norm();
+    bool deep = false;
+    for (const auto& k : r.kinks) deep = deep || k[0] > 1;
+    r.kink_spectrum_status = deep ? "computed (kinks beyond layer 1: surface curvature term omitted)" : "computed";
+    if (W.cols() > 0) {
+      Mat HW;
+      const Mat Hk = projected_hessian(sp, V, W, &HW);
+      r.hvps += W.cols();
+      Eigen::SelfAdjointEigenSolver<Mat> es(Hk);
+      r.kink_eigenvalues = es.eigenvalues();
+      const Mat Xk = W * es.eigenvectors();
+      const Mat R = W * (W.transpose() * (HW * es.eigenvectors())) - Xk * r.kink_eigenvalues.asDiagonal();
+      r.kink_residuals = R.colwise().norm().transpose();
+      const double thr = o.zero_rel * std::max(r.kink_eigenvalues.cwiseAbs().maxCoeff(), 1e-300);
+      r.kink_n_negative = r.kink_n_zero = r.kink_n_positive = 0;
+      std::vector<Index> kz;
+      for (Index i = 0; i < r.kink_eigenvalues.size(); ++i) {
+        const double l = r.kink_eigenvalues[i];
+        if (std::abs(l) <= thr) {
+          ++r.kink_n_zero;
+          kz.push_back(i);
+        } else if (l < 0) {
+          ++r.kink_n_negative;
+        } else {
+          ++r.kink_n_positive;
+        }
       }
+      Mat Nk(P, Index(kz.size()));
+      for (std::size_t j = 0; j < kz.size(); ++j) Nk.col(Index(j)) = Xk.col(kz[j]);
+      r.kink_null_dim = Nk.cols();
+      r.kink_explained = explain_null_space(sp, V, Nk, cands, &W, r.kink_eigenvalues.cwiseAbs().maxCoeff(), o,
+                                            r.kink_mechanisms, r.hvps);
+      r.kink_unexplained = r.kink_null_dim - r.kink_explained;
+    }
+    r.kink_verdict = verdict_text(r.kink_n_negative, r.kink_n_zero, r.kink_mechanisms, r.kink_unexplained, false);
   }
 
   // Verdict.
-  std::string expl;
-  for (const auto& mech : r.mechanisms) expl += fmt::format("{} {}, ", mech.explained, mech.name);
-  expl += fmt::format("{} unexplained", r.unexplained);
   const bool partial = r.spectrum_method == "spectra";
-  const std::string atleast = partial ? "at least " : "";
-  if (r.n_negative > 0) {
-    r.verdict = fmt::format("not a minimum: {}{} negative modes", atleast, r.n_negative);
-    if (r.n_zero > 0) r.verdict += fmt::format(", {}{} zero modes (explained: {})", atleast, r.n_zero, expl);
-  } else if (r.n_zero > 0) {
-    r.verdict = fmt::format("not hyperbolic: {}{} zero modes (explained: {})", atleast, r.n_zero, expl);
-  } else {
-    r.verdict = "hyperbolic";
-  }
+  r.verdict = verdict_text(r.n_negative, r.n_zero, r.mechanisms, r.unexplained, partial);
   const double rel_grad = r.grad_norms.empty() ? 0.0 : r.grad_norms.back() / sp.loss_scale(V);
   if (!r.newton_converged)
     r.verdict = fmt::format("undetermined: not a stationary point (relative |grad| = {:.2e}); at this point: {}",
@@ -566,17 +757,20 @@ void analyse_stationary(const SphereProblem& sp, StationaryResult& r, const Stat
                                 "those only",
                                 o.nev, o.nev));
   if (!r.kinks.empty())
-    notes.push_back(fmt::format("{} (unit, point) pairs sit on ReLU kinks (|h| <= {:.1e} max|h|): the spectrum is the "
-                                "plain one (ReLU'(0) = 0); the kink-aware spectrum on the active kink surfaces is not "
-                                "implemented yet",
-                                r.kinks.size(), o.kink_rel));
+    notes.push_back(fmt::format("{} (unit, point) pairs sit on ReLU kinks (|h| <= {:.1e} max|h|): the plain spectrum "
+                                "uses ReLU'(0) = 0; on the tangent space of the kink surfaces (dim {}): {} [{}]",
+                                r.kinks.size(), o.kink_rel, r.kink_surface_dim, r.kink_verdict,
+                                r.kink_spectrum_status));
+  if (!r.newton_kinks.empty())
+    notes.push_back(fmt::format("Newton held {} (unit, point) pairs on their kink surfaces (the flow phase ended there)",
+                                r.newton_kinks.size()));
   if (!r.newton_converged)
     notes.push_back("Newton did not reach round-off: the point is approximate, spectrum accordingly");
   r.notes.clear();
   for (std::size_t i = 0; i < notes.size(); ++i) r.notes += (i ? "; " : "") + notes[i];
 }
 
-StationaryResult find_stationary(const Flow& flow, const Vec& V0, const StationaryOptions& o) {
+StationaryResult find_stationary(Flow& flow, const Vec& V0, const StationaryOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const SphereProblem sp(flow);
   StationaryResult r;
@@ -601,7 +795,13 @@ StationaryResult find_stationary(const Flow& flow, const Vec& V0, const Stationa
     };
     // The path of flow (d) in a normalized time: dV/dtau = rhs(V) / (rho L(V)). Same trajectory,
     // but O(1) speed whatever the loss scale (a start with L ~ e^30 is otherwise too stiff to leave).
-    const OdeProblem base = to_ode_problem(flow);
+    // ReLU: kink events (the activation pattern is a discrete state, crossings located exactly).
+    // For this flow kind sliding may be unsupported: the run then stops stalled on the kink, and the
+    // flow phase ends there.
+    const bool relu_events = flow.num_preactivations() > 0;
+    const OdeProblem base =
+        relu_events ? to_event_problem(flow, V, [&](double, Index, Index, Index, KinkEvent) { ++r.flow_kink_events; })
+                    : to_ode_problem(flow);
     OdeProblem scaled = base;
     scaled.rhs = [&](const Vec& y, double ls, Vec& dy) {
       base.rhs(y, ls, dy);
@@ -618,8 +818,14 @@ StationaryResult find_stationary(const Flow& flow, const Vec& V0, const Stationa
     scaled.jvp = {};
     const SolveResult res = integrate(scaled, V, {0.0, o.flow_t_end}, so,
                                     [](std::int64_t, double, const Vec&) {}, monitor);
+    if (relu_events) flow.clear_pattern();
     r.flow_status = reached ? "converged" : std::string(status_name(res.status));
+    r.flow_message = reached ? "" : res.message;
     V = sp.normalize(res.y_final);
+    if (res.status == Status::stalled_at_kink) {
+      r.flow_at_kink = true;
+      r.newton_kinks = kink_indices(flow, V, o.kink_surface_rel);
+    }
   } else {
     r.flow_status = o.skip_flow ? "skipped" : "converged";
   }
@@ -676,6 +882,7 @@ SweepPoint sweep_point(const StationaryResult& r) {
   p.n_zero = r.n_zero;
   p.n_negative = r.n_negative;
   p.verdict = r.verdict;
+  p.eigenvalues = r.eigenvalues;
   return p;
 }
 
@@ -729,6 +936,9 @@ void write_stationary_file(const std::string& path, const ModelSpec& spec, const
   g.set_string_attr("verdict", r.verdict);
   g.set_string_attr("notes", r.notes);
   g.set_string_attr("flow_status", r.flow_status);
+  g.set_string_attr("flow_message", r.flow_message);
+  g.set_int64_attr("flow_at_kink", r.flow_at_kink ? 1 : 0);
+  g.set_int64_attr("flow_kink_events", r.flow_kink_events);
   g.set_double_attr("flow_t", r.flow_t);
   g.set_int64_attr("flow_steps", r.flow_steps);
   g.set_int64_attr("newton_converged", r.newton_converged ? 1 : 0);
@@ -782,7 +992,21 @@ void write_stationary_file(const std::string& path, const ModelSpec& spec, const
   z.set_double_array_attr("max_residual", res);
   auto kg = g.create_group("kinks");
   kg.set_int64_attr("count", std::int64_t(r.kinks.size()));
-  kg.set_string_attr("kink_aware_spectrum", "not implemented");
+  kg.set_double_attr("kink_rel", o.kink_rel);
+  kg.set_string_attr("kink_rule", "|h| <= kink_rel * max|h| sits on a kink (h: hidden pre-activations at theta = rho^(1/K) V)");
+  kg.set_string_attr("surface_spectrum_status", r.kink_spectrum_status);
+  kg.set_string_attr("surface_verdict", r.kink_verdict);
+  kg.set_int64_attr("surface_dim", r.kink_surface_dim);
+  kg.set_int64_attr("constraint_rank", r.kink_constraint_rank);
+  kg.set_double_attr("surface_grad_norm", r.kink_grad);
+  kg.set_int64_array_attr("surface_inertia",
+                          std::vector<std::int64_t>{r.kink_n_negative, r.kink_n_zero, r.kink_n_positive});
+  kg.set_int64_attr("surface_null_dim", r.kink_null_dim);
+  kg.set_int64_attr("surface_explained", r.kink_explained);
+  kg.set_int64_attr("surface_unexplained", r.kink_unexplained);
+  kg.set_int64_attr("newton_constraints", std::int64_t(r.newton_kinks.size()));
+  kg.write_dataset("surface_eigenvalues", span(r.kink_eigenvalues));
+  kg.write_dataset("surface_residuals", span(r.kink_residuals));
   std::vector<double> kl, ku, kp;
   for (const auto& k : r.kinks) {
     kl.push_back(double(k[0]));
@@ -815,6 +1039,16 @@ void write_stationary_file(const std::string& path, const ModelSpec& spec, const
     s.write_dataset("n_zero", nz);
     s.write_dataset("n_negative", nn);
     s.set_string_attr("fit", rep.sweep_fit);
+    // [n_rho, width]: every rho's spectrum (same width for all: same method at every rho).
+    Index width = rep.sweep.front().eigenvalues.size();
+    for (const auto& p : rep.sweep) width = std::min(width, p.eigenvalues.size());
+    if (width > 0) {
+      std::vector<double> rows;
+      for (const auto& p : rep.sweep) rows.insert(rows.end(), p.eigenvalues.data(), p.eigenvalues.data() + width);
+      auto ev = s.create_extendible_dataset("eigenvalues", h5::ElementType::float64, width, 64);
+      ev.append_rows(std::span<const double>(rows));
+      ev.set_string_attr("description", "tangent-space Hessian eigenvalues (ascending) per rho, one row per sweep rho");
+    }
   }
   file.close();
 }
@@ -860,8 +1094,9 @@ void print_stationary_summary(std::ostream& out, const StationaryReport& rep) {
   fmt::print(out, "\n");
   line("model", fmt::format("{} (P = {}, K = {}), {} loss, n = {}", rep.network, rep.P, rep.K, rep.loss, rep.n));
   line("rho", fmt::format("{:.6g}", r.rho));
-  line("flow phase", fmt::format("{} (t = {:.3g}, {} steps, |grad| = {:.3e})", r.flow_status, r.flow_t, r.flow_steps,
-                                 r.flow_grad));
+  line("flow phase", fmt::format("{} (t = {:.3g}, {} steps, {} kink events, |grad| = {:.3e})", r.flow_status,
+                                 r.flow_t, r.flow_steps, r.flow_kink_events, r.flow_grad));
+  if (r.flow_at_kink) line("flow phase ended at kink", r.flow_message);
   std::string gn;
   for (std::size_t i = 0; i < r.grad_norms.size(); ++i) gn += fmt::format("{}{:.2e}", i ? " " : "", r.grad_norms[i]);
   line("Newton |grad| per step", gn);
@@ -892,6 +1127,16 @@ void print_stationary_summary(std::ostream& out, const StationaryReport& rep) {
   for (std::size_t i = 0; i < std::min<std::size_t>(r.kinks.size(), 5); ++i)
     kinks += fmt::format("{} (layer {}, unit {}, point {})", i ? "," : ":", r.kinks[i][0], r.kinks[i][1], r.kinks[i][2]);
   line("ReLU kinks", kinks);
+  if (!r.kinks.empty()) {
+    line("kink-surface spectrum", fmt::format("{}: dim {} (constraint rank {}), |projected grad| = {:.2e}",
+                                              r.kink_spectrum_status, r.kink_surface_dim, r.kink_constraint_rank,
+                                              r.kink_grad));
+    if (r.kink_eigenvalues.size())
+      line("kink-surface inertia", fmt::format("{}, {}, {} (lambda in [{:.6e}, {:.6e}])", r.kink_n_negative,
+                                               r.kink_n_zero, r.kink_n_positive, r.kink_eigenvalues.minCoeff(),
+                                               r.kink_eigenvalues.maxCoeff()));
+    line("kink-surface verdict", r.kink_verdict);
+  }
   line("verdict", r.verdict);
   if (!r.notes.empty()) line("notes", r.notes);
   if (!rep.sweep.empty()) {

@@ -188,7 +188,7 @@ TEST(ModelSpec, OverrideErrorsNameTheKey) {
             "seed, init_file)");
   EXPECT_EQ(spec_error("", {"solvr.rtol=1"}),
             "--set: unknown section [solvr] (known sections: model, data, network, loss, flow, solver, "
-            "time, dynamics, output)");
+            "time, dynamics, output, spectrum)");
   EXPECT_EQ(spec_error("", {"rtol=1e-3"}),
             "--set \"rtol=1e-3\": expected section.key=value, e.g. solver.rtol=1e-10");
   EXPECT_EQ(spec_error("", {"solver.rtol"}),
@@ -247,7 +247,7 @@ TEST(ModelSpec, SyntaxErrorsCarryFileLineAndColumn) {
 TEST(ModelSpec, StructuralErrorsNameSectionOrKey) {
   EXPECT_EQ(spec_error("[model]\nname = \"a\"\n\n[dat]\nn = 1\n"),
             "x.toml:4:2: unknown section [dat] (known sections: model, data, network, loss, flow, solver, "
-            "time, dynamics, output)");
+            "time, dynamics, output, spectrum)");
   EXPECT_EQ(spec_error("[network]\nhiden = [4]\n"),
             "x.toml:2:1: unknown key network.hiden (known keys of [network]: activation, hidden, "
             "init_scale, seed, init_file)");
@@ -257,7 +257,7 @@ TEST(ModelSpec, StructuralErrorsNameSectionOrKey) {
   EXPECT_EQ(spec_error("data = 5\n"), "x.toml:1:1: data = 5: must be a section [data]");
   EXPECT_EQ(spec_error("t_end = 5\n"),
             "x.toml:1:1: unknown key t_end outside any section (known sections: model, data, network, "
-            "loss, flow, solver, time, dynamics, output)");
+            "loss, flow, solver, time, dynamics, output, spectrum)");
 }
 
 struct BadValue {

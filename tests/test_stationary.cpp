@@ -13,6 +13,12 @@
 namespace gfsim {
 namespace {
 
+// The first k columns of an orthonormal basis of range(E).
+Mat orthonormal_columns(const Mat& E, Index k) {
+  Eigen::ColPivHouseholderQR<Mat> qr(E);
+  return Mat(qr.householderQ()).leftCols(k);
+}
+
 Vec random_direction(const Network& net, std::uint64_t seed) {
   Vec V = test::random_vector(net.num_params(), seed);
   for (Index k = 0; k < net.num_layers(); ++k) V.segment(net.layer_offset(k), net.layer_size(k)).normalize();
@@ -179,6 +185,38 @@ TEST(Stationary, SpectraMatchesDense) {
   EXPECT_LT(dense.residuals.maxCoeff(), 1e-10 * scale);
 }
 
+// A deep linear net at its stationary point has blocks of repeated eigenvalues (the orthogonal
+// symmetry between linear layers: a whole null block, and repeated nonzero eigenvalues): the
+// shift-invert smallest end of Spectra must still match the dense spectrum, multiplicities included.
+TEST(Stationary, SpectraMatchesDenseWithRepeatedEigenvalues) {
+  const Dataset data = test::separable_data(40, 6, 57);
+  Network net({6, 10, 10, 1}, Activation::linear);
+  Flow flow(net, data, LossKind::exp, FlowKind::fixed_rho, 2.0);
+  SphereProblem sp(flow);
+  StationaryOptions o;
+  o.nev = 8;
+  const StationaryResult dense = find_stationary(flow, random_direction(net, 58), o);
+  ASSERT_TRUE(dense.newton_converged);
+  ASSERT_EQ(dense.spectrum_method, "dense");
+  ASSERT_GT(dense.n_zero, o.nev);  // the 8 smallest are one repeated (zero) eigenvalue
+  StationaryResult sparse;
+  sparse.V = dense.V;
+  sparse.newton_converged = true;
+  o.force_spectra = true;
+  analyse_stationary(sp, sparse, o);
+  ASSERT_EQ(sparse.spectrum_method, "spectra");
+  EXPECT_EQ(sparse.info_smallest, "successful");
+  EXPECT_EQ(sparse.info_largest, "successful");
+  ASSERT_EQ(sparse.eigenvalues.size(), 16);
+  const Index m = dense.eigenvalues.size();
+  const double scale = dense.eigenvalues.cwiseAbs().maxCoeff();
+  for (Index i = 0; i < 8; ++i) {
+    EXPECT_NEAR(sparse.eigenvalues[i], dense.eigenvalues[i], 1e-8 * scale) << i;
+    EXPECT_NEAR(sparse.eigenvalues[8 + i], dense.eigenvalues[m - 8 + i], 1e-8 * scale) << i;
+  }
+  EXPECT_LT(sparse.residuals.maxCoeff(), 1e-6 * scale);
+}
+
 TEST(Stationary, ExtremeEigenvaluesOfKnownMatrix) {
   const Index n = 100;
   Vec d(n);
@@ -196,6 +234,46 @@ TEST(Stationary, ExtremeEigenvaluesOfKnownMatrix) {
     EXPECT_NEAR(e.largest[i], d[n - 4 + i], 1e-9);
   }
   EXPECT_GT(e.matvecs, 0);
+  EXPECT_FALSE(e.used_shift_invert);  // distinct eigenvalues: the flipped Lanczos result stands
+}
+
+// A 12-fold zero eigenvalue (a zero-mode block) below a wide spectrum. The default (automatic)
+// sees the repeated value and switches to shift-invert, which finds the multiplicity. The flipped Lanczos (lambda_max I - H) reports success here with only 2
+// of the 8 zero copies (measured): exactly repeated eigenvalues are invisible to single-vector
+// Lanczos beyond rounding, which is why it is not the default. With the flipped Lanczos starved of
+// iterations, `automatic` falls back to shift-invert.
+TEST(Stationary, SmallestEndWithRepeatedEigenvalueAllMethods) {
+  const Index n = 200;
+  Vec d(n);
+  for (Index i = 0; i < n; ++i) d[i] = i < 12 ? 0.0 : 0.5 + 5.0 * double(i - 12);
+  const Mat Q = Eigen::HouseholderQR<Mat>(Eigen::Map<const Mat>(test::random_vector(n * n, 13).data(), n, n))
+                    .householderQ();
+  const Mat A = Q * d.asDiagonal() * Q.transpose();
+  SymOperator op{n, [&](const double* in, double* out) {
+                   Eigen::Map<Vec>(out, n) = A * Eigen::Map<const Vec>(in, n);
+                 }};
+  const double scale = d.maxCoeff();
+  const ExtremeEigs e = extreme_eigenvalues(op, 8);
+  EXPECT_TRUE(e.used_shift_invert);
+  EXPECT_EQ(e.info_smallest, "successful");
+  ASSERT_EQ(e.smallest.size(), 8);
+  for (Index i = 0; i < 8; ++i) EXPECT_NEAR(e.smallest[i], 0.0, 1e-9 * scale) << i;
+  for (Index i = 0; i < 8; ++i) EXPECT_NEAR(e.largest[i], d[n - 8 + i], 1e-9 * scale) << i;
+  ExtremeEigsOptions starved;
+  starved.max_iterations = 2;
+  starved.ncv = 20;
+  ExtremeEigsOptions flip_only = starved;
+  flip_only.smallest = SmallestMethod::flip;
+  const ExtremeEigs bad = extreme_eigenvalues(op, 8, flip_only);
+  ASSERT_NE(bad.info_smallest, "successful");  // the case the fallback is for
+  starved.max_iterations = 50;
+  ExtremeEigsOptions auto_small = starved;
+  auto_small.max_iterations = 2;
+  const ExtremeEigs fallback = extreme_eigenvalues(op, 8, auto_small);
+  EXPECT_TRUE(fallback.used_shift_invert);
+  EXPECT_GT(fallback.inner_solves, 0);
+  if (fallback.info_smallest == "successful")
+    for (Index i = 0; i < 8; ++i) EXPECT_NEAR(fallback.smallest[i], 0.0, 1e-9 * scale) << i;
 }
 
 TEST(Stationary, ReluGroupVectorsKeepTheFunction) {
@@ -217,6 +295,159 @@ TEST(Stationary, ReluGroupVectorsKeepTheFunction) {
   const double h = 1e-4;
   const double l0 = sp.log_loss(V), l1 = sp.log_loss(sp.retract(V, h * v));
   EXPECT_LT(std::abs(l1 - l0), 1e-6);
+}
+
+// 2-layer ReLU net whose hidden units start in groups with parallel incoming rows a_q u_g and
+// outputs balanced inside the group (b_q = s_g a_q): the flow keeps the groups (row q turns at the
+// rate b_q / a_q, equal inside a group), and groups may merge on the way. At the stationary point a
+// group of m units (rows parallel, found here from V alone) carries an (m - 1)-dimensional family
+// of equivalent points (a on the sphere |a| = const, b = s a: sum_q a_q b_q and both layer norms
+// fixed); first-order directions with db != s da change sum a_q b_q at second order and are not
+// zero modes. Predicted null dimension: sum_g (m_g - 1). Two data sets: one whose stationary point
+// has no kinks, one where the flow phase stalls on a kink (fixed-rho sliding missing) and Newton
+// finishes on that kink surface (then the kink-surface spectrum is the meaningful one).
+TEST(Stationary, ReluGroupedParallelUnitsNullSpace) {
+  for (const auto& [seed, expect_kinks] : std::vector<std::pair<std::uint64_t, bool>>{{88, false}, {78, true}}) {
+    const Dataset data = test::separable_data(30, 3, seed);
+    Network net({3, 6, 1}, Activation::relu);
+    Vec V = Vec::Zero(net.num_params());
+    Eigen::Map<RowMat> W1(V.data(), 6, 3);
+    Eigen::Map<RowMat> W2(V.data() + 18, 1, 6);
+    const std::vector<Vec> u = {Vec(Eigen::Vector3d(1.0, 0.3, -0.2).normalized()),
+                                Vec(Eigen::Vector3d(-0.4, 1.0, 0.5).normalized()),
+                                Vec(Eigen::Vector3d(0.2, -0.5, 1.0).normalized())};
+    const std::vector<int> start_group = {0, 0, 0, 1, 1, 2};
+    const std::vector<double> a0 = {1.0, 0.7, 0.4, 0.9, 0.5, 0.8}, s0 = {1.0, -0.8, 0.6};
+    for (Index q = 0; q < 6; ++q) {
+      W1.row(q) = a0[q] * u[start_group[q]].transpose();
+      W2(0, q) = s0[start_group[q]] * a0[q];
+    }
+    Flow flow(net, data, LossKind::exp, FlowKind::fixed_rho, 2.0);
+    const StationaryResult r = find_stationary(flow, V, {});
+    ASSERT_TRUE(r.newton_converged) << seed << " " << r.flow_status << " " << r.flow_message;
+    const bool kinked = !r.kinks.empty();
+    ASSERT_EQ(kinked, expect_kinks) << seed;
+    if (kinked) EXPECT_TRUE(r.flow_at_kink) << seed;
+    // Groups at the stationary point, from V: rows with the same direction.
+    const auto U1 = net.layer(r.V, 0);
+    const auto U2 = net.layer(r.V, 1);
+    std::vector<std::vector<Index>> groups;
+    for (Index q = 0; q < 6; ++q) {
+      bool placed = false;
+      for (auto& g : groups)
+        if ((U1.row(q).normalized() - U1.row(g[0]).normalized()).norm() < 1e-6) {
+          g.push_back(q);
+          placed = true;
+          break;
+        }
+      if (!placed) groups.push_back({q});
+    }
+    Index predicted = 0;
+    for (const auto& g : groups) predicted += Index(g.size()) - 1;
+    ASSERT_GT(predicted, 0) << seed;
+    const Index null_dim = kinked ? r.kink_null_dim : r.null_dim;
+    const Index unexplained = kinked ? r.kink_unexplained : r.unexplained;
+    const Index negative = kinked ? r.kink_n_negative : r.n_negative;
+    const auto& mechs = kinked ? r.kink_mechanisms : r.mechanisms;
+    EXPECT_EQ(negative, 0) << seed << " " << r.verdict << " | " << r.kink_verdict;
+    EXPECT_EQ(null_dim, predicted) << seed << " " << r.verdict << " | " << r.kink_verdict;
+    EXPECT_EQ(unexplained, 0) << seed;
+    ASSERT_EQ(mechs[1].name, "relu_group");
+    EXPECT_EQ(mechs[1].explained, predicted) << seed;
+    // The analytic null vectors: da ⊥ a inside each group, db = s da.
+    SphereProblem sp(flow);
+    const double lmax = (kinked ? r.kink_eigenvalues : r.eigenvalues).cwiseAbs().maxCoeff();
+    Index checked = 0;
+    for (const auto& members : groups) {
+      const Index m = Index(members.size());
+      if (m < 2) continue;
+      Vec av(m), bv(m);
+      for (Index i = 0; i < m; ++i) {
+        av[i] = U1.row(members[i]).norm();
+        bv[i] = U2(0, members[i]);
+      }
+      const Vec ug = U1.row(members[0]).transpose().normalized();
+      const double sg = bv.dot(av) / av.squaredNorm();
+      EXPECT_LT((bv - sg * av).norm(), 1e-8 * bv.norm()) << seed;  // balanced at stationarity
+      const Mat Q = orthonormal_columns(Mat::Identity(m, m) - av * av.transpose() / av.squaredNorm(), m - 1);
+      for (Index c = 0; c < Q.cols(); ++c) {
+        Vec xi = Vec::Zero(net.num_params());
+        for (Index i = 0; i < m; ++i) {
+          xi.segment(members[i] * 3, 3) = Q(i, c) * ug;
+          xi[18 + members[i]] = sg * Q(i, c);
+        }
+        EXPECT_LT((sp.project(r.V, xi) - xi).norm(), 1e-8 * xi.norm());  // tangent
+        EXPECT_LT(sp.hessian(r.V, xi).norm(), 1e-8 * lmax * xi.norm()) << seed;
+        // A first-order direction that is not a family (db = -s da) has positive curvature.
+        Vec eta = xi;
+        for (Index i = 0; i < m; ++i) eta[18 + members[i]] = -sg * Q(i, c);
+        EXPECT_GT(eta.dot(sp.hessian(r.V, eta)), 1e-6 * lmax * eta.squaredNorm()) << seed;
+        ++checked;
+      }
+    }
+    EXPECT_EQ(checked, predicted);
+  }
+}
+
+// The Newton step by MINRES with Hessian-vector products equals the dense (pseudo-inverse) step
+// where the Hessian is nonsingular: near the stationary point of K = 1 and of a generic ReLU net.
+TEST(Stationary, MinresNewtonStepMatchesDense) {
+  const Dataset data = test::separable_data(40, 6, 81);
+  for (Activation act : {Activation::linear, Activation::relu}) {
+    Network net = act == Activation::linear ? Network({6, 1}, act) : Network({6, 5, 1}, act);
+    Flow flow(net, data, LossKind::exp, FlowKind::fixed_rho, 3.0);
+    SphereProblem sp(flow);
+    StationaryOptions o;
+    o.flow_tol = 1e-3;
+    o.max_newton = 0;
+    const StationaryResult near = find_stationary(flow, random_direction(net, 82), o);
+    ASSERT_EQ(near.n_zero, 0) << to_string(act);
+    const Vec g = sp.gradient(near.V);
+    // Independent: the exact Newton step from the dense tangent Hessian B^T H B.
+    const Mat B = TangentBasis(net, near.V).dense();
+    Mat Ht(B.cols(), B.cols());
+    for (Index j = 0; j < B.cols(); ++j) Ht.col(j) = B.transpose() * sp.hessian(near.V, B.col(j));
+    const Vec exact = -B * Ht.partialPivLu().solve(B.transpose() * g);
+    int it_dense = 0, it_minres = 0;
+    const Vec iterative = newton_step(sp, near.V, g, false, o, it_minres);
+    EXPECT_LT((iterative - exact).norm(), 1e-8 * exact.norm()) << to_string(act);
+    // The dense (saddle-free) step equals it at a local minimum (no negative eigenvalues).
+    if (near.n_negative == 0) {
+      const Vec dense = newton_step(sp, near.V, g, true, o, it_dense);
+      EXPECT_LT((dense - exact).norm(), 1e-8 * exact.norm()) << to_string(act);
+    }
+    EXPECT_GT(it_minres, 0);
+    EXPECT_LE(it_minres, 2 * sp.tangent_dim());
+  }
+}
+
+// Kink-surface tangent space: orthonormal, tangent to the spheres, and h_j stays 0 to first order.
+TEST(Stationary, KinkSurfaceBasis) {
+  const Dataset data = test::separable_data(20, 4, 91);
+  Network net({4, 5, 1}, Activation::relu);
+  Flow flow(net, data, LossKind::exp, FlowKind::fixed_rho, 2.0);
+  SphereProblem sp(flow);
+  Vec V = random_direction(net, 92);
+  // Put unit 2 on the kink of points 3 and 7: row 2 of V_1 orthogonal to x_3, x_7.
+  Eigen::Map<RowMat> W1(V.data(), 5, 4);
+  Mat X(4, 2);
+  X << data.X.row(3).transpose(), data.X.row(7).transpose();
+  const Vec w = W1.row(2).transpose();
+  W1.row(2) = (w - X * X.colPivHouseholderQr().solve(w)).transpose();
+  V = sp.normalize(V);
+  const std::vector<Index> J = kink_indices(flow, V, 1e-12);
+  ASSERT_EQ(J.size(), 2u);
+  Index rank = 0;
+  const Mat W = kink_surface_basis(sp, V, J, &rank);
+  EXPECT_EQ(rank, 2);
+  EXPECT_EQ(W.cols(), sp.tangent_dim() - 2);
+  EXPECT_LT((W.transpose() * W - Mat::Identity(W.cols(), W.cols())).norm(), 1e-12);
+  const double c = std::sqrt(2.0);
+  for (Index j = 0; j < W.cols(); ++j) {
+    EXPECT_LT((sp.project(V, W.col(j)) - W.col(j)).norm(), 1e-12);
+    const Vec dh = flow.preactivation_tangent(c * V, c * W.col(j));
+    for (Index q : J) EXPECT_LT(std::abs(dh[q]), 1e-12);
+  }
 }
 
 TEST(Stationary, ModelToFile) {

@@ -106,6 +106,9 @@ class Flow {
   void clear_pattern();
   /// (layer 1-based, unit, point) of pre-activation index j.
   NearestKink kink_of(Index j) const;
+  /// Directional derivative of preactivations() in the theta layout: d h(theta + e dtheta)/de at
+  /// e = 0, with s'(h) from the frozen pattern if any, else the sign of h (ReLU'(0) = 0).
+  Vec preactivation_tangent(const Vec& theta, const Vec& dtheta) const;
 
  private:
   // Shared evaluation of the loss weights at V (or theta) scaled by rho.

@@ -92,6 +92,18 @@ struct OutputSpec {
   bool operator==(const OutputSpec&) const = default;
 };
 
+/// Optional [spectrum]: the k smallest and k largest eigenvalues of the Riemannian Hessian of
+/// V -> L(rho f~(V)) on the tangent space of the product of spheres, at the current direction V(t)
+/// and rho(t) = prod_k rho_k (equations.md section 7), sampled along the trajectory of any flow.
+struct SpectrumSpec {
+  std::vector<double> times;   ///< sample times (ascending, in (0, t_end]); or
+  int samples_per_decade = 0;  ///< log-spaced from time.t_first to time.t_end (0 = use `times`)
+  int k = 5;                   ///< eigenvalues at each end
+  bool enabled() const { return samples_per_decade > 0 || !times.empty(); }
+
+  bool operator==(const SpectrumSpec&) const = default;
+};
+
 struct ModelSpec {
   std::string name;           ///< [model] name (default: file stem)
   std::string description;    ///< [model] description
@@ -104,6 +116,7 @@ struct ModelSpec {
   TimeSpec time;
   DynamicsSpec dynamics;
   OutputSpec output;
+  SpectrumSpec spectrum;
   std::string resolved_toml;  ///< canonical TOML of every key after defaults and overrides
 
   bool operator==(const ModelSpec&) const = default;

@@ -31,6 +31,7 @@ struct RunReport {
   SolveResult result;
   std::string output_path;
   std::int64_t samples = 0;
+  Index spectrum_samples = 0;  ///< [spectrum] samples stored in /observables/hessian_eigs
   Vec rho;                  ///< per-layer norms at t_final
   FlowDiagnostics final;    ///< log loss, normalized margin, gradient norm at t_final
   double balance_drift = 0; ///< max_k |(rho_k^2 - rho_1^2)(t) - (...)(0)| over the samples

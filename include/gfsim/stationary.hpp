@@ -91,6 +91,10 @@ struct StationaryOptions {
   double zero_rel = 1e-8;        ///< |lambda| <= zero_rel * max|lambda| counts as zero
   double verify_rel = 1e-6;      ///< analytic null vector accepted when ||H v|| <= verify_rel * max|lambda|
   double kink_rel = 1e-9;        ///< |pre-activation| <= kink_rel * max |pre-activation| is on a kink
+  /// Newton on a kink surface: the pairs with |h| <= kink_surface_rel * max|h| when the polish
+  /// starts are held on h = 0 (the flow phase ended there, e.g. stalled on a kink).
+  double kink_surface_rel = 1e-6;
+  double minres_rtol = 1e-12;    ///< Newton system above dense_newton_max (MINRES on the tangent space)
   bool skip_flow = false;        ///< start Newton at V0 directly
   bool force_spectra = false;    ///< use Spectra even for small problems (tests)
 };
@@ -112,6 +116,9 @@ struct StationaryResult {
   double flow_t = 0;
   std::int64_t flow_steps = 0;
   double flow_grad = 0;  ///< ||grad|| when the flow phase ended
+  std::string flow_message;           ///< the solver's message when it did not converge
+  bool flow_at_kink = false;          ///< the flow phase stopped stalled on a ReLU kink surface
+  std::int64_t flow_kink_events = 0;  ///< kink events (crossings, sliding) during the flow phase
   // Newton
   std::vector<double> grad_norms;  ///< ||grad|| at entry and after every Newton step
   std::vector<double> step_norms;  ///< ||xi|| of every step
@@ -135,17 +142,48 @@ struct StationaryResult {
   // kinks
   std::vector<std::array<Index, 3>> kinks;  ///< (layer 1-based, unit, point)
   std::vector<double> kink_preactivations;
+  // Newton restricted to the active kink surfaces (the flow phase ended on kinks)
+  std::vector<Index> newton_kinks;  ///< preactivation indices held at h = 0 during the polish
+  // spectrum on the tangent space of the spheres and of every active kink surface h_j = 0
+  std::string kink_spectrum_status = "no kinks";
+  Index kink_surface_dim = 0;       ///< dimension of that tangent space
+  Index kink_constraint_rank = 0;   ///< rank of the kink normals on the sphere tangent space
+  double kink_grad = 0;             ///< ||gradient projected onto it||
+  Vec kink_eigenvalues, kink_residuals;
+  Index kink_n_negative = 0, kink_n_zero = 0, kink_n_positive = 0;
+  Index kink_null_dim = 0, kink_explained = 0, kink_unexplained = 0;
+  std::vector<ZeroModeMechanism> kink_mechanisms;
+  std::string kink_verdict;
   std::string verdict;
   std::string notes;
 };
 
 /// The whole pipeline at flow.fixed_rho() from the direction V0 (normalized per layer first).
-StationaryResult find_stationary(const Flow& flow, const Vec& V0, const StationaryOptions& options);
+/// ReLU flows run with kink events (crossings; a stop stalled on a kink ends the flow phase there,
+/// and Newton continues on that kink surface); the pattern is cleared again on return.
+StationaryResult find_stationary(Flow& flow, const Vec& V0, const StationaryOptions& options);
 
 /// Newton polish only (appends to r.grad_norms etc.; r.V is the start and the result).
 void newton_polish(const SphereProblem& sp, StationaryResult& r, const StationaryOptions& options);
 /// Spectrum, inertia, zero modes, kinks, verdict at r.V.
 void analyse_stationary(const SphereProblem& sp, StationaryResult& r, const StationaryOptions& options);
+
+/// Newton step on the tangent space (minus Hess^-1 grad): dense pseudo-inverse with |lambda|
+/// (saddle-free) when `dense`, else MINRES with HVPs (the minimum-norm solution).
+Vec newton_step(const SphereProblem& sp, const Vec& V, const Vec& grad, bool dense, const StationaryOptions& options,
+                int& inner_iterations);
+
+/// Indices (into Flow::preactivations) with |h| <= rel * max|h|.
+std::vector<Index> kink_indices(const Flow& flow, const Vec& V, double rel);
+/// Orthonormal basis (P x dim) of the tangent space of the spheres and of the kink surfaces
+/// h_j = 0, j in `kinks`; `rank` = rank of the kink normals on the sphere tangent space.
+Mat kink_surface_basis(const SphereProblem& sp, const Vec& V, const std::vector<Index>& kinks, Index* rank = nullptr);
+
+/// The k smallest then the k largest eigenvalues (ascending within each end) of the Riemannian
+/// Hessian on the tangent space at V (any V, stationary or not): dense up to tangent dimension
+/// dense_max, else Spectra (shift-invert low end). NaN where the tangent dimension is below k.
+Vec tangent_extreme_eigenvalues(const SphereProblem& sp, const Vec& V, Index k, Index dense_max = 2000,
+                                Index* hvps = nullptr);
 
 /// Analytic candidate null vectors (columns, tangent at V) of one mechanism.
 Mat orthogonal_symmetry_vectors(const Network& net, const Vec& V);
@@ -164,6 +202,7 @@ struct SweepPoint {
   double rho = 0, lambda_min = 0, lambda_max = 0, lambda_min_nonzero = 0, margin = 0, grad = 0;
   Index n_zero = 0, n_negative = 0;
   std::string verdict;
+  Vec eigenvalues;  ///< the tangent spectrum at this rho (dense: all; Spectra: the extremes)
 };
 
 struct StationaryReport {
