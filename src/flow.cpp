@@ -557,6 +557,7 @@ double Flow::pattern_value(Index j) const {
 void Flow::clear_pattern() {
   ws_.pattern = nullptr;
   pattern_.clear();
+  sliding_.clear();  // sliding modes live on the pattern
 }
 
 Flow::NearestKink Flow::kink_of(Index j) const {

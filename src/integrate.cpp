@@ -313,6 +313,7 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
   Vec g, g_tmp, x_out, y_before;
   std::vector<Index> violated;
   double last_event_tau = -std::numeric_limits<double>::infinity();
+  std::vector<Index> last_event_js;  // surfaces handled at last_event_tau
   int zero_length_restarts = 0;
   constexpr int kMaxZeroLengthRestarts = 8;
   std::vector<double> recent(std::size_t(std::max<std::int64_t>(o.stall_window, 1)), tau);
@@ -443,18 +444,28 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
         x = sample;
         // An event right at the restart point of the previous one: the field on both sides
         // points into the surface (a Filippov sliding mode).
-        const bool zeno = tau_star - last_event_tau <= tol_tau;
-        zero_length_restarts = zeno ? zero_length_restarts + 1 : 0;
+        // Only a surface handled at the previous event that is hit again at once is a bounce: other
+        // surfaces crossed at the same instant (e.g. parallel units) are ordinary crossings.
+        const bool same_instant = tau_star - last_event_tau <= tol_tau;
+        const std::vector<Index> previous = same_instant ? last_event_js : std::vector<Index>{};
+        bool repeated = false;
+        for (const auto& [root, j] : roots)
+          if (root <= tau_star + tol_tau && std::find(previous.begin(), previous.end(), j) != previous.end())
+            repeated = true;
+        zero_length_restarts = repeated ? zero_length_restarts + 1 : 0;
+        if (!same_instant) last_event_js.clear();
         for (const auto& [root, j] : roots) {
           if (root > tau_star + tol_tau) continue;
+          last_event_js.push_back(j);
           // Crossed j and the field on the new side sends the state straight back: both sides
           // point into the surface, a Filippov sliding mode.
-          const bool bounced = zeno && zero_length_restarts <= kMaxZeroLengthRestarts;
-          if (bounced && problem.events.slide && problem.events.slide(clock.time(tau_star), x, j)) {
+          const bool bounced = std::find(previous.begin(), previous.end(), j) != previous.end();
+          if (bounced && zero_length_restarts <= kMaxZeroLengthRestarts && problem.events.slide &&
+              problem.events.slide(clock.time(tau_star), x, j)) {
             ++c.sliding_entries;
             continue;
           }
-          if (zeno && !bounced) {
+          if (bounced && zero_length_restarts > kMaxZeroLengthRestarts) {
             tau = tau_star;
             last_good_t = clock.time(tau);
             return finish(Status::stalled_at_kink,

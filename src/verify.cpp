@@ -275,7 +275,7 @@ void measure_stationary(FlowLaws& f, const Collected& c, const Problem& pb, cons
   }
   for (std::size_t i : picks) {
     const double rho = c.rho[i].cwiseAbs().prod();
-    const Flow flow(pb.net, pb.data, pb.loss, FlowKind::fixed_rho, rho);
+    Flow flow(pb.net, pb.data, pb.loss, FlowKind::fixed_rho, rho);
     const SphereProblem sp(flow);
     const Vec V = sp.normalize(c.theta[i]);
     StationaryOptions so;
