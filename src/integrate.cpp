@@ -315,7 +315,7 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
   double last_event_tau = -std::numeric_limits<double>::infinity();
   std::vector<Index> last_event_js;  // surfaces handled at last_event_tau
   int zero_length_restarts = 0;
-  constexpr int kMaxZeroLengthRestarts = 8;
+  constexpr int kMaxZeroLengthRestarts = 64;
   std::vector<double> recent(std::size_t(std::max<std::int64_t>(o.stall_window, 1)), tau);
   double last_good_t = times.front();
 
