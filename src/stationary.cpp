@@ -742,12 +742,16 @@ void analyse_stationary(const SphereProblem& sp, StationaryResult& r, const Stat
   // Verdict.
   const bool partial = r.spectrum_method == "spectra";
   r.verdict = verdict_text(r.n_negative, r.n_zero, r.mechanisms, r.unexplained, partial);
+  // A point held on kink surfaces (the flow slid there) is a stationary point of the nonsmooth
+  // problem restricted to them: the plain spectrum (ReLU'(0) = 0) does not describe it.
+  const bool on_kinks = !r.newton_kinks.empty() && r.kink_spectrum_status == "computed";
+  if (on_kinks) r.verdict = "on kink surfaces: " + r.kink_verdict;
   const double rel_grad = r.grad_norms.empty() ? 0.0 : r.grad_norms.back() / sp.loss_scale(V);
   if (!r.newton_converged)
     r.verdict = fmt::format("undetermined: not a stationary point (relative |grad| = {:.2e}); at this point: {}",
                             rel_grad, r.verdict);
   std::vector<std::string> notes;
-  if (r.newton_converged && r.verdict != "hyperbolic")
+  if (r.newton_converged && r.verdict != "hyperbolic" && r.verdict != "on kink surfaces: hyperbolic")
     notes.push_back(fmt::format(
         "CONTRADICTS the paper's claim (Lemma 1, Theorem 3.1) that the fixed-rho flow converges to hyperbolic minima "
         "at every finite rho: at rho = {:.6g} the stationary point found is {}",
@@ -818,11 +822,15 @@ StationaryResult find_stationary(Flow& flow, const Vec& V0, const StationaryOpti
     scaled.jvp = {};
     const SolveResult res = integrate(scaled, V, {0.0, o.flow_t_end}, so,
                                     [](std::int64_t, double, const Vec&) {}, monitor);
+    // Filippov sliding: the flow came to rest on kink surfaces; Newton must stay on them.
+    const std::size_t sliding_count = relu_events ? flow.sliding().size() : 0;
+    const bool ended_sliding = sliding_count > 0;
     if (relu_events) flow.clear_pattern();
     r.flow_status = reached ? "converged" : std::string(status_name(res.status));
-    r.flow_message = reached ? "" : res.message;
+    r.flow_message = reached ? (ended_sliding ? fmt::format("sliding on {} kink surfaces", sliding_count) : "")
+                             : res.message;
     V = sp.normalize(res.y_final);
-    if (res.status == Status::stalled_at_kink) {
+    if (res.status == Status::stalled_at_kink || ended_sliding) {
       r.flow_at_kink = true;
       r.newton_kinks = kink_indices(flow, V, o.kink_surface_rel);
     }
