@@ -14,12 +14,7 @@ namespace gfsim {
 namespace {
 
 SolverOptions tight(Method m = Method::cvode, ClockKind clock = ClockKind::log, double rtol = 1e-10) {
-  SolverOptions o;
-  o.method = m;
-  o.clock = clock;
-  o.rtol = rtol;
-  o.atol = rtol * 1e-2;
-  return o;
+  return test::solver_options(m, clock, rtol);
 }
 
 Dataset one_point(const Vec& x, double label) {

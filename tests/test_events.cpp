@@ -14,14 +14,7 @@
 namespace gfsim {
 namespace {
 
-SolverOptions options(Method m, double rtol, ClockKind clock = ClockKind::t) {
-  SolverOptions o;
-  o.method = m;
-  o.clock = clock;
-  o.rtol = rtol;
-  o.atol = rtol * 1e-2;
-  return o;
-}
+SolverOptions options(Method m, double rtol) { return test::solver_options(m, ClockKind::t, rtol); }
 
 // ---- a scalar Filippov toy -------------------------------------------------------------------
 // State (t, z, w); m = 1 on z > 0, m = 0 on z < 0:

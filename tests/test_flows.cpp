@@ -13,12 +13,7 @@ namespace gfsim {
 namespace {
 
 SolverOptions tight(Method m = Method::dopri5, ClockKind clock = ClockKind::t, double rtol = 1e-10) {
-  SolverOptions o;
-  o.method = m;
-  o.clock = clock;
-  o.rtol = rtol;
-  o.atol = rtol * 1e-2;
-  return o;
+  return test::solver_options(m, clock, rtol);
 }
 
 // Integrate to t_end, return the final state (and require success).

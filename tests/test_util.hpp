@@ -3,6 +3,7 @@
 #include <random>
 
 #include "gfsim/dataset.hpp"
+#include "gfsim/integrate.hpp"
 #include "gfsim/network.hpp"
 
 namespace gfsim::test {
@@ -27,6 +28,16 @@ inline Dataset separable_data(Index n, Index dim, std::uint64_t seed, double mar
     d.X.row(i) += (d.y[i] * margin) * w.transpose();
   }
   return d;
+}
+
+/// Solver options for accuracy tests: atol = 1e-2 rtol.
+inline SolverOptions solver_options(Method method, ClockKind clock, double rtol) {
+  SolverOptions o;
+  o.method = method;
+  o.clock = clock;
+  o.rtol = rtol;
+  o.atol = rtol * 1e-2;
+  return o;
 }
 
 /// Weighted error of SUNDIALS examples: max_i |a_i - b_i| / (rtol |b_i| + atol).
