@@ -891,6 +891,7 @@ SweepPoint sweep_point(const StationaryResult& r) {
   p.n_negative = r.n_negative;
   p.verdict = r.verdict;
   p.eigenvalues = r.eigenvalues;
+  p.direction = r.V;
   return p;
 }
 
@@ -1047,6 +1048,13 @@ void write_stationary_file(const std::string& path, const ModelSpec& spec, const
     s.write_dataset("n_zero", nz);
     s.write_dataset("n_negative", nn);
     s.set_string_attr("fit", rep.sweep_fit);
+    {
+      std::vector<double> rows;
+      for (const auto& p : rep.sweep) rows.insert(rows.end(), p.direction.data(), p.direction.data() + p.direction.size());
+      auto dir = s.create_extendible_dataset("direction", h5::ElementType::float64, rep.P, 64);
+      dir.append_rows(std::span<const double>(rows));
+      dir.set_string_attr("description", "stationary direction V (theta layout, unit layers) per sweep rho");
+    }
     // [n_rho, width]: every rho's spectrum (same width for all: same method at every rho).
     Index width = rep.sweep.front().eigenvalues.size();
     for (const auto& p : rep.sweep) width = std::min(width, p.eigenvalues.size());

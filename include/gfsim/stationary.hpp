@@ -203,6 +203,7 @@ struct SweepPoint {
   Index n_zero = 0, n_negative = 0;
   std::string verdict;
   Vec eigenvalues;  ///< the tangent spectrum at this rho (dense: all; Spectra: the extremes)
+  Vec direction;    ///< the stationary direction V at this rho
 };
 
 struct StationaryReport {
