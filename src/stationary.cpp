@@ -1047,6 +1047,13 @@ void write_stationary_file(const std::string& path, const ModelSpec& spec, const
     s.write_dataset("grad_norm", grad);
     s.write_dataset("n_zero", nz);
     s.write_dataset("n_negative", nn);
+    std::vector<double> gd_t, gd_d;
+    for (const auto& p : rep.sweep) {
+      gd_t.push_back(p.gd_time);
+      gd_d.push_back(p.gd_distance);
+    }
+    s.write_dataset("gd_time", gd_t);
+    s.write_dataset("gd_distance", gd_d);
     s.set_string_attr("fit", rep.sweep_fit);
     {
       std::vector<double> rows;
@@ -1069,6 +1076,51 @@ void write_stationary_file(const std::string& path, const ModelSpec& spec, const
   file.close();
 }
 
+}  // namespace
+
+namespace {
+// Lemma 3: the gradient flow's direction at the time its rho(t) = prod_k ||W_k|| passes a sweep rho
+// and the fixed-rho stationary direction at that rho have the same limit. One gd run (kink events for
+// ReLU) from the model's initial weights, sampled 20 times per decade of t, stopped once rho(t)
+// exceeds the largest sweep rho; V_gd at rho is interpolated linearly in rho between the two
+// bracketing samples (each layer renormalised).
+void compare_with_gradient_descent(const ModelSpec& spec, const Network& net, const Dataset& data,
+                                   const Vec& theta0, std::vector<SweepPoint>& sweep) {
+  double rho_max = 0;
+  for (auto& p : sweep) {
+    rho_max = std::max(rho_max, p.rho);
+    p.gd_time = p.gd_distance = std::numeric_limits<double>::quiet_NaN();
+  }
+  Flow gd(net, data, spec.loss.kind, FlowKind::gd);
+  const bool relu = gd.num_preactivations() > 0;
+  const OdeProblem problem = relu ? to_event_problem(gd, theta0) : to_ode_problem(gd);
+  SolverOptions so;
+  so.method = relu ? Method::dopri5 : Method::rosenbrock4;
+  so.clock = ClockKind::log;
+  so.rtol = 1e-9;
+  so.atol = 1e-12;
+  so.max_steps = 2000000;
+  so.max_wall_seconds = 300;
+  std::vector<double> ts, rhos;
+  std::vector<Vec> dirs;
+  integrate(problem, theta0, log_spaced_times(1e-2, 1e300, 20), so,
+            [&](std::int64_t, double t, const Vec& y) {
+              ts.push_back(t);
+              rhos.push_back(net.layer_norms(y).prod());
+              dirs.push_back(gd.direction(y));
+            },
+            [&](double, const Vec& y, const SolverCounters&) { return net.layer_norms(y).prod() <= 1.05 * rho_max; });
+  for (auto& p : sweep)
+    for (std::size_t i = 0; i + 1 < rhos.size(); ++i) {
+      if (!(rhos[i] <= p.rho && p.rho < rhos[i + 1])) continue;
+      const double w = (p.rho - rhos[i]) / (rhos[i + 1] - rhos[i]);
+      Vec V = (1 - w) * dirs[i] + w * dirs[i + 1];
+      for (Index k = 0; k < net.num_layers(); ++k) V.segment(net.layer_offset(k), net.layer_size(k)).normalize();
+      p.gd_time = std::exp((1 - w) * std::log(std::max(ts[i], 1e-300)) + w * std::log(ts[i + 1]));
+      p.gd_distance = (V - p.direction).norm();
+      break;
+    }
+}
 }  // namespace
 
 StationaryReport stationary_model(const ModelSpec& spec, const StationaryCliOptions& options) {
@@ -1099,7 +1151,10 @@ StationaryReport stationary_model(const ModelSpec& spec, const StationaryCliOpti
     V = rep.result.V;
     if (rhos.size() > 1) rep.sweep.push_back(sweep_point(rep.result));
   }
-  if (!rep.sweep.empty()) rep.sweep_fit = fit_decay(rep.sweep);
+  if (!rep.sweep.empty()) {
+    rep.sweep_fit = fit_decay(rep.sweep);
+    compare_with_gradient_descent(spec, net, data, theta0, rep.sweep);
+  }
   write_stationary_file(rep.output_path, spec, rep, options.numerics);
   return rep;
 }
@@ -1156,11 +1211,12 @@ void print_stationary_summary(std::ostream& out, const StationaryReport& rep) {
   line("verdict", r.verdict);
   if (!r.notes.empty()) line("notes", r.notes);
   if (!rep.sweep.empty()) {
-    fmt::print(out, "\n  {:>12} {:>14} {:>14} {:>14} {:>12} {:>7} {:>5}\n", "rho", "lambda_min", "lambda_min_nz",
-               "lambda_max", "margin", "zero", "neg");
+    fmt::print(out, "\n  {:>12} {:>14} {:>14} {:>14} {:>12} {:>7} {:>5} {:>11} {:>11}\n", "rho", "lambda_min",
+               "lambda_min_nz", "lambda_max", "margin", "zero", "neg", "gd t", "|V_gd - V|");
     for (const auto& p : rep.sweep)
-      fmt::print(out, "  {:>12.5g} {:>14.6e} {:>14.6e} {:>14.6e} {:>12.8f} {:>7} {:>5}\n", p.rho, p.lambda_min,
-                 p.lambda_min_nonzero, p.lambda_max, p.margin, p.n_zero, p.n_negative);
+      fmt::print(out, "  {:>12.5g} {:>14.6e} {:>14.6e} {:>14.6e} {:>12.8f} {:>7} {:>5} {:>11.3e} {:>11.3e}\n", p.rho,
+                 p.lambda_min, p.lambda_min_nonzero, p.lambda_max, p.margin, p.n_zero, p.n_negative, p.gd_time,
+                 p.gd_distance);
     line("decay fit", rep.sweep_fit);
   }
   line("output", rep.output_path);

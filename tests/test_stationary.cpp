@@ -529,7 +529,10 @@ rho = 2.0
     const double gap = (p.direction - v_star).norm();
     EXPECT_LT(gap, previous_gap) << p.rho;  // tends to the max-margin direction
     previous_gap = gap;
+    EXPECT_TRUE(std::isfinite(p.gd_distance)) << p.rho;  // the gd run passed this rho
   }
+  // Lemma 3: the gradient flow's direction at rho(t) = rho approaches the fixed-rho optimum.
+  EXPECT_LT(rep.sweep.back().gd_distance, rep.sweep.front().gd_distance);
   std::filesystem::remove_all(dir);
 }
 

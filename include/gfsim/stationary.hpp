@@ -204,6 +204,9 @@ struct SweepPoint {
   std::string verdict;
   Vec eigenvalues;  ///< the tangent spectrum at this rho (dense: all; Spectra: the extremes)
   Vec direction;    ///< the stationary direction V at this rho
+  /// Lemma 3: a long gradient-descent run from the model's initial weights passes rho(t) = rho at
+  /// time gd_time; gd_distance = ||V_gd(gd_time) - V|| (NaN when the run never reaches rho).
+  double gd_time = 0, gd_distance = 0;
 };
 
 struct StationaryReport {
