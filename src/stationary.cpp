@@ -875,22 +875,26 @@ std::string utc_now() {
 }
 
 SweepPoint sweep_point(const StationaryResult& r) {
+  // On kink surfaces (the flow slid there and Newton was held on them) the kink-surface spectrum
+  // describes the point; the plain one (ReLU'(0) = 0) does not.
+  const bool on_kinks = !r.newton_kinks.empty() && r.kink_spectrum_status == "computed";
+  const Vec& eig = on_kinks ? r.kink_eigenvalues : r.eigenvalues;
   SweepPoint p;
   p.rho = r.rho;
-  p.lambda_min = r.eigenvalues.size() ? r.eigenvalues.minCoeff() : 0;
-  p.lambda_max = r.eigenvalues.size() ? r.eigenvalues.maxCoeff() : 0;
+  p.lambda_min = eig.size() ? eig.minCoeff() : 0;
+  p.lambda_max = eig.size() ? eig.maxCoeff() : 0;
   p.lambda_min_nonzero = std::numeric_limits<double>::quiet_NaN();
-  for (Index i = 0; i < r.eigenvalues.size(); ++i)
-    if (r.eigenvalues[i] > r.zero_threshold) {
-      p.lambda_min_nonzero = r.eigenvalues[i];
+  for (Index i = 0; i < eig.size(); ++i)
+    if (eig[i] > r.zero_threshold) {
+      p.lambda_min_nonzero = eig[i];
       break;
     }
   p.margin = r.margin;
   p.grad = r.grad_norms.empty() ? 0 : r.grad_norms.back();
-  p.n_zero = r.n_zero;
-  p.n_negative = r.n_negative;
+  p.n_zero = on_kinks ? r.kink_n_zero : r.n_zero;
+  p.n_negative = on_kinks ? r.kink_n_negative : r.n_negative;
   p.verdict = r.verdict;
-  p.eigenvalues = r.eigenvalues;
+  p.eigenvalues = eig;
   p.direction = r.V;
   return p;
 }
