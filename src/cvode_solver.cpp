@@ -291,7 +291,7 @@ SolveResult integrate_cvode(const OdeProblem& problem, const Vec& y0, const std:
 
   observe(0, times.front(), x);
   std::size_t next = 1;
-  std::vector<double> recent(std::size_t(std::max<std::int64_t>(o.stall_window, 1)), tau);
+  StallWindow stall(o, tau);
   auto xmap = as_eigen(sd.y);
 
   while (next < taus.size()) {
@@ -336,13 +336,7 @@ SolveResult integrate_cvode(const OdeProblem& problem, const Vec& y0, const std:
     double hlast = 0;
     CVodeGetLastStep(sd.mem, &hlast);
     if (!(std::abs(hlast) > 16 * kEps * std::max(std::abs(tau), 1.0))) return stalled("step size collapsed");
-    auto& oldest = recent[std::size_t(c.accepted % std::int64_t(recent.size()))];
-    if (c.accepted >= std::int64_t(recent.size())) {
-      const double pace = (tau - oldest) / double(recent.size());
-      if (pace <= 0 || (tau_end - tau) / pace > o.stall_factor * double(o.max_steps))
-        return stalled("integration stalled");
-    }
-    oldest = tau;
+    if (stall.stalled(c.accepted, tau, tau_end)) return stalled("integration stalled");
   }
   last_good_t = times.back();
   return finish(Status::success, fmt::format("reached t_end = {:.6g} (cvode {})", times.back(), ls_name));

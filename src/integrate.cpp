@@ -257,6 +257,21 @@ int method_order(Method m) {
   }
 }
 
+StallWindow::StallWindow(const SolverOptions& o, double tau0)
+    : recent_(std::size_t(std::max<std::int64_t>(o.stall_window, 1)), tau0), stall_factor_(o.stall_factor),
+      max_steps_(double(o.max_steps)) {}
+
+bool StallWindow::stalled(std::int64_t accepted, double tau, double tau_end) {
+  auto& oldest = recent_[std::size_t(accepted % std::int64_t(recent_.size()))];
+  bool slow = false;
+  if (accepted >= std::int64_t(recent_.size())) {
+    const double pace = (tau - oldest) / double(recent_.size());
+    slow = pace <= 0 || (tau_end - tau) / pace > stall_factor_ * max_steps_;
+  }
+  oldest = tau;
+  return slow;
+}
+
 std::optional<std::pair<Status, std::string>> limit_reached(const SolverOptions& o, const SolverCounters& c,
                                                             double t, double t_end, double elapsed_seconds) {
   if (c.steps >= o.max_steps)
@@ -316,7 +331,7 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
   std::vector<Index> last_event_js;  // surfaces handled at last_event_tau
   int zero_length_restarts = 0;
   constexpr int kMaxZeroLengthRestarts = 64;
-  std::vector<double> recent(std::size_t(std::max<std::int64_t>(o.stall_window, 1)), tau);
+  StallWindow stall(o, tau);
   double last_good_t = times.front();
 
   auto finish = [&](Status s, std::string msg) {
@@ -501,13 +516,7 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
     if (monitor && !monitor(clock.time(tau), x, c))
       return finish(Status::interrupted, fmt::format("interrupted at t = {:.6g}", clock.time(tau)));
     // Stall: at the pace of the last window, finishing would take far more than max_steps.
-    auto& oldest = recent[std::size_t(c.accepted % std::int64_t(recent.size()))];
-    if (c.accepted >= std::int64_t(recent.size())) {
-      const double pace = (tau - oldest) / double(recent.size());
-      if (pace <= 0 || (tau_end - tau) / pace > o.stall_factor * double(o.max_steps))
-        return stalled("integration stalled");
-    }
-    oldest = tau;
+    if (stall.stalled(c.accepted, tau, tau_end)) return stalled("integration stalled");
   }
   last_good_t = times.back();
   return finish(Status::success, fmt::format("reached t_end = {:.6g}", times.back()));

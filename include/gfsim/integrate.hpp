@@ -84,6 +84,19 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
 std::optional<std::pair<Status, std::string>> limit_reached(const SolverOptions& options, const SolverCounters& c,
                                                             double t, double t_end, double elapsed_seconds);
 
+/// The stall test shared by the solver drivers: after each accepted step, at the pace of the last
+/// `stall_window` accepted steps, finishing would take more than `stall_factor` * max_steps steps.
+class StallWindow {
+ public:
+  StallWindow(const SolverOptions& options, double tau0);
+  /// Record the clock value after accepted step number `accepted` (1-based); true if stalled.
+  bool stalled(std::int64_t accepted, double tau, double tau_end);
+
+ private:
+  std::vector<double> recent_;
+  double stall_factor_, max_steps_;
+};
+
 /// Log-spaced output times: t0 = 0, then 10^(j/samples_per_decade) for t_first <= t < t_end, then t_end.
 std::vector<double> log_spaced_times(double t_first, double t_end, int samples_per_decade);
 
