@@ -26,6 +26,9 @@ namespace odeint = boost::numeric::odeint;
 namespace {
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();
+// A step whose result is not finite (overflow in a too-large trial step) is rejected and retried
+// this much smaller; plain odeint would accept it when the error estimate is NaN.
+constexpr double kNonFiniteShrink = 0.1;
 
 // The ODE in the clock variable, with counters.
 struct ClockedSystem {
@@ -67,6 +70,7 @@ class Dopri5Adapter final : public StepperAdapter {
   bool try_step(Vec& x, double& tau, double& dt) override {
     const double tau_before = tau;
     if (controlled_.try_step(sys_, x, dxdt_, tau, x_new_, dxdt_new_, dt) != odeint::success) return false;
+    if (!x_new_.allFinite() || !dxdt_new_.allFinite()) return reject_non_finite(tau_before, tau, dt);
     x_old_.swap(x);
     dxdt_old_.swap(dxdt_);
     x = x_new_;
@@ -82,8 +86,16 @@ class Dopri5Adapter final : public StepperAdapter {
     controlled_.stepper().calc_state(tau, out, x_old_, dxdt_old_, tau_old_, x_new_, dxdt_new_, tau_new_);
   }
   const char* name() const override { return "dopri5"; }
+  bool last_failure_non_finite() const override { return last_failed_non_finite_; }
 
  private:
+  bool reject_non_finite(double tau_before, double& tau, double& dt) {
+    dt = kNonFiniteShrink * (tau - tau_before);
+    tau = tau_before;
+    last_failed_non_finite_ = true;
+    return false;
+  }
+  bool last_failed_non_finite_ = false;
   ClockedSystem sys_;
   decltype(odeint::make_controlled(0.0, 0.0, Dopri5())) controlled_;
   Vec dxdt_, x_new_, dxdt_new_, x_old_, dxdt_old_;
@@ -97,8 +109,18 @@ class ClippedAdapter final : public StepperAdapter {
   ClippedAdapter(ClockedSystem sys, double atol, double rtol, const char* name)
       : sys_(sys), controlled_(odeint::make_controlled(atol, rtol, Stepper())), name_(name) {}
   bool try_step(Vec& x, double& tau, double& dt) override {
-    return controlled_.try_step(sys_, x, tau, dt) == odeint::success;
+    saved_ = x;
+    const double tau_before = tau;
+    last_failed_non_finite_ = false;
+    if (controlled_.try_step(sys_, x, tau, dt) != odeint::success) return false;
+    if (x.allFinite()) return true;
+    x = saved_;
+    dt = kNonFiniteShrink * (tau - tau_before);
+    tau = tau_before;
+    last_failed_non_finite_ = true;
+    return false;
   }
+  bool last_failure_non_finite() const override { return last_failed_non_finite_; }
   void fixed_step(Vec& x, double tau, double dt) override { controlled_.stepper().do_step(sys_, x, tau, dt); }
   bool has_dense_output() const override { return false; }
   void interpolate(double, Vec&) override {}
@@ -108,6 +130,8 @@ class ClippedAdapter final : public StepperAdapter {
   ClockedSystem sys_;
   decltype(odeint::make_controlled(0.0, 0.0, Stepper())) controlled_;
   const char* name_;
+  Vec saved_;
+  bool last_failed_non_finite_ = false;
 };
 
 // Rosenbrock4 (stiff, L-stable, order 4) with the exact Jacobian. Boost 1.74's rosenbrock4 has a
@@ -139,6 +163,14 @@ class Rosenbrock4Adapter final : public StepperAdapter {
     if (controller_.try_step(std::make_pair(deriv, jac), x_, tau, x_new_, dt) != odeint::success) {
       last_failed_non_finite_ = false;
       for (std::size_t i = 0; i < x_new_.size(); ++i) last_failed_non_finite_ |= !std::isfinite(x_new_[i]);
+      return false;
+    }
+    bool finite = true;
+    for (std::size_t i = 0; i < x_new_.size(); ++i) finite &= std::isfinite(x_new_[i]);
+    if (!finite) {
+      dt = kNonFiniteShrink * (tau - tau_before);
+      tau = tau_before;
+      last_failed_non_finite_ = true;
       return false;
     }
     x_old_ = x_;

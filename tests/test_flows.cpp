@@ -332,6 +332,21 @@ TEST(StopConditions, NaNRightHandSideStopsWithNonFinite) {
   }
 }
 
+TEST(StopConditions, OverflowingTrialStepIsRejectedNotFatal) {
+  // y' = -y^5 from y0 = 10: a first step of 1 overflows inside the stages (10 - 1e5 ... -> inf).
+  // The step is retried smaller and the run reaches the exact y(t) = (y0^-4 + 4t)^(-1/4).
+  auto p = scalar_problem([](double y) { return -std::pow(y, 5); });
+  const double y0 = 10.0, t_end = 1.0, exact = std::pow(std::pow(y0, -4) + 4 * t_end, -0.25);
+  for (Method m : {Method::dopri5, Method::rkf78, Method::rosenbrock4}) {
+    SolverOptions o = tight(m);
+    o.initial_step = 1.0;
+    auto r = integrate(p, Vec::Constant(1, y0), {0.0, t_end}, o, [](std::int64_t, double, const Vec&) {});
+    ASSERT_EQ(r.status, Status::success) << to_string(m) << ": " << r.message;
+    EXPECT_GE(r.counters.rejected, 1) << to_string(m);
+    EXPECT_NEAR(r.y_final[0], exact, 1e-7 * exact) << to_string(m);
+  }
+}
+
 TEST(StopConditions, BlowUpStopsWithAStatus) {
   auto p = scalar_problem([](double y) { return y * y; });  // y = 1/(1 - t) blows up at t = 1
   for (Method m : {Method::dopri5, Method::rosenbrock4}) {
