@@ -149,12 +149,14 @@ void Flow::jacobian(const Vec& y, double log_scale, Mat& J) const {
     margins_and_weights(1.0, log_scale, a_);
     // Symmetric: SYRK-style rank updates of the lower triangle (half the flops of a GEMM) on
     // preallocated buffers, l'' >= 0 for every loss so the square root is real. In blocks of
-    // 128 points: Eigen's packing buffers then fit its stack limit (a depth-1000 product
-    // heap-allocates ~200 KB per call, which costs more page faults than the product: 13x).
-    // The scaled block X_b^T diag(sqrt(l'')) lives in a cache-resident d x 128 buffer.
+    // 32 points: Eigen's packing buffers then fit its stack limit (a depth-1000 product
+    // heap-allocates ~200 KB per call, which costs more page faults than the product: 13x), and
+    // the first call touches few fresh pages (a first touch costs ~25 us on the benchmark VM:
+    // 128-point blocks cost 27 more faults, ~0.7 ms, in a whole default run).
+    // The scaled block X_b^T diag(sqrt(l'')) lives in a cache-resident d x 32 buffer.
     loss_.curvatures(u_, log_scale, da_);
     da_ = da_.cwiseSqrt();  // once per point, not once per matrix entry
-    constexpr Index kBlock = 128;
+    constexpr Index kBlock = 32;
     const Index n = XT_.cols();
     jac_scaled_.resize(XT_.rows(), std::min(kBlock, n));
     J.setZero(m, m);

@@ -374,6 +374,22 @@ TEST(StopConditions, MaxStepsAndWallClock) {
   EXPECT_EQ(r.status, Status::wall_clock) << r.message;
 }
 
+TEST(StopConditions, StallWindowPace) {
+  SolverOptions o;
+  o.stall_window = 10;
+  o.stall_factor = 1.0;
+  o.max_steps = 1000;  // stalled when finishing at the recent pace needs > 1000 more steps
+  // Pace 1e-3 per step with 0.5 left: 500 more steps, never stalled, even with steps not
+  // reported (a driver skips the test after an event).
+  StallWindow steady(o, 0.0);
+  for (std::int64_t k = 1; k <= 100; ++k)
+    if (k % 7 != 3) EXPECT_FALSE(steady.stalled(k, 1e-3 * double(k), 0.6)) << k;
+  // Pace 1e-5 per step with ~1 left: 1e5 more steps; flagged once the window is full, not before.
+  StallWindow slow(o, 0.0);
+  for (std::int64_t k = 1; k < 10; ++k) EXPECT_FALSE(slow.stalled(k, 1e-5 * double(k), 1.0)) << k;
+  EXPECT_TRUE(slow.stalled(10, 1e-4, 1.0));
+}
+
 TEST(StopConditions, ReluStallNamesTheKink) {
   // A ReLU unit whose pre-activation on a data point is driven to zero from both sides: the
   // plain integrator cannot cross the kink and must stop with stalled_at_kink naming it.

@@ -11,6 +11,7 @@
 //   auto result = integrate(p, y0, times, o, [&](std::int64_t step, double t, const Vec& y) {...});
 //   if (result.status != Status::success) std::cerr << result.message;
 #include <functional>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <string>
@@ -93,8 +94,11 @@ class StallWindow {
   bool stalled(std::int64_t accepted, double tau, double tau_end);
 
  private:
-  std::vector<double> recent_;
+  std::size_t window_;
+  std::unique_ptr<double[]> recent_;  ///< ring of the clock after the last window_ accepted steps
   double stall_factor_, max_steps_;
+  std::int64_t last_accepted_ = 0;
+  double last_tau_ = 0;
 };
 
 /// Log-spaced output times: t0 = 0, then 10^(j/samples_per_decade) for t_first <= t < t_end, then t_end.
