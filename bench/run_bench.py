@@ -36,12 +36,17 @@ LADDER = [1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7, 3e-8, 1e-8, 3e-9, 1e-9, 3e-1
 TMP = tempfile.mkdtemp(prefix="gfsim_bench_")
 
 
-def gfsim_run(t_end, method, clock, rtol, tag, wall=20.0, extra=()):
+def gfsim_run(t_end, method, clock, rtol, tag, wall=20.0, extra=(), model=MODEL):
     out = os.path.join(TMP, f"{tag}.h5")
-    cmd = [GFSIM, "run", MODEL, "-o", out, "--set", f"time.t_end={t_end:g}", "--set", f"solver.method={method}",
+    cmd = [GFSIM, "run", model, "-o", out, "--set", f"time.t_end={t_end:g}", "--set", f"solver.method={method}",
            "--set", f"solver.clock={clock}", "--set", f"solver.rtol={rtol:g}", "--set", f"solver.atol={rtol * 1e-2:g}",
            "--set", f"solver.max_wall_seconds={wall:g}", *extra]
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if os.path.exists(out):
+        os.remove(out)
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if not os.path.exists(out):  # rejected before integrating (e.g. a bad option): the message says why
+        msg = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit code {p.returncode}"
+        return {"status": "error", "message": msg}, np.zeros(0), np.zeros((0, 0)), out
     traj = gfsim_io.load(out)
     th = traj.observables["theta"]
     solver = dict(traj.solver)
