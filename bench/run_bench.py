@@ -20,6 +20,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "analysis"))
 import gfsim_io  # noqa: E402
+import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 BUILD = os.environ.get("GFSIM_BUILD", os.path.join(ROOT, "build-bench"))
@@ -27,6 +28,7 @@ GFSIM = os.path.join(BUILD, "gfsim")
 BENCH_RHS = os.path.join(BUILD, "bench", "bench_rhs")
 MODEL = os.path.join(ROOT, "bench", "linear_bench.toml")
 LARGE = os.path.join(ROOT, "bench", "relu_large.toml")
+LARGE_CASES = [("linear", os.path.join(ROOT, "bench", "linear_large.toml")), ("relu", LARGE)]
 LARGE_WALL = float(os.environ.get("BENCH_LARGE_WALL", "900"))
 LARGE_THREADS = [int(x) for x in os.environ.get("BENCH_LARGE_THREADS", "1,2").split(",")]
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
@@ -153,13 +155,17 @@ def main():
         th: kv_lines(subprocess.run([BENCH_RHS, LARGE, "--set", f"solver.threads={th}"], capture_output=True,
                                     text=True, check=True).stdout) for th in (1, 2)}
     large = {}
-    for th in LARGE_THREADS:
-        out = os.path.join(TMP, f"large_{th}.h5")
-        kb, cpu_s, wall = timev([GFSIM, "run", LARGE, "-o", out, "--set", f"solver.threads={th}",
-                                 "--set", f"solver.max_wall_seconds={LARGE_WALL:g}"])
-        s = gfsim_io.load(out).solver or {}
-        large[th] = {"rss_kb": kb, "cpu": cpu_s, "elapsed": wall, "solver": s}
-        print(f"large case ({th} threads) done at {time.time() - t_start:.0f} s: {s.get('status')}", file=sys.stderr)
+    for name, model in LARGE_CASES:
+        for th in LARGE_THREADS:
+            out = os.path.join(TMP, f"large_{name}_{th}.h5")
+            kb, cpu_s, wall = timev([GFSIM, "run", model, "-o", out, "--set", f"solver.threads={th}",
+                                     "--set", f"solver.max_wall_seconds={LARGE_WALL:g}"])
+            s = gfsim_io.load(out).solver or {}
+            with h5py.File(out, "r") as f:
+                ev = [int(x) for x in f["events/summary"][:2]] if "events/summary" in f else [0, 0]
+            large[(name, th)] = {"rss_kb": kb, "cpu": cpu_s, "elapsed": wall, "solver": s, "events": ev}
+            print(f"large case {name} ({th} threads) done at {time.time() - t_start:.0f} s: {s.get('status')}",
+                  file=sys.stderr)
     report["large"] = large
     tiny = os.path.join(ROOT, "models", "one_point_exact.toml")
     tiny_runs = [timev([GFSIM, "run", tiny, "-o", os.path.join(TMP, "tiny.h5")]) for _ in range(RUNS)]
@@ -238,6 +244,13 @@ def write_markdown(rep):
           f"- tiny `gfsim run models/one_point_exact.toml`: process time (user + sys) {tcpu * 1e3:.0f} ms "
           f"(median of {RUNS}; target < 50 ms), elapsed {twall * 1e3:.0f} ms, peak RSS {tkb / 1024:.1f} MiB.", ""]
     L += large_case_markdown(rep)
+    L += ["## Other benchmarks (same `scripts/bench` run)", "",
+          "- [relu_late_benchmarks.md](relu_late_benchmarks.md): a ReLU network in its stiff, nearly smooth late "
+          "regime, solvers with kink events (bench/relu_late.py).",
+          "- [relu_large_crossings.md](relu_large_crossings.md): kink crossings of narrower copies of the large "
+          "ReLU case, extrapolated to 1000 hidden units (bench/relu_crossings.py).",
+          "- [relu_events.md](relu_events.md): events vs ignore across tolerances (bench/relu_events.py).",
+          "- [verify_benchmarks.md](verify_benchmarks.md): `gfsim verify` on every models/verify_*.toml.", ""]
     path = os.path.join(ROOT, "docs", "benchmarks.md")
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
@@ -255,12 +268,13 @@ def large_case_markdown(rep):
          "| kernel | 1 thread | 2 threads | speed-up |", "|---|---|---|---|"]
     for key, label in (("rhs_seconds", "RHS"), ("jvp_seconds", "J v")):
         L.append(f"| {label} | {k1[key] * 1e3:.2f} ms | {k2[key] * 1e3:.2f} ms | {k1[key] / k2[key]:.2f} |")
-    L += ["", "| threads | status | t reached | steps | RHS | J v | wall (solver) | process time | peak RSS |",
-          "|---|---|---|---|---|---|---|---|---|"]
-    for th, r in rep["large"].items():
+    L += ["", "| case | threads | status | t reached | steps | RHS | J v | kink crossings / sliding entries | "
+          "wall (solver) | process time | peak RSS |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (name, th), r in rep["large"].items():
         s = r["solver"]
-        L.append(f"| {th} | {s.get('status', 'no result')} | {s.get('t_final', float('nan')):.3g} | "
+        L.append(f"| {name} | {th} | {s.get('status', 'no result')} | {s.get('t_final', float('nan')):.3g} | "
                  f"{s.get('steps', '')} | {s.get('rhs_evals', '')} | {s.get('jvp_evals', '')} | "
+                 f"{r['events'][0]} / {r['events'][1]} | "
                  f"{s.get('wall_seconds', float('nan')):.1f} s | {r['cpu']:.1f} s | {r['rss_kb'] / 1024:.0f} MiB |")
     P, n, hidden = 101000, 1000, 1000
     L += ["", f"Memory model: the state and CVODE's vectors are O(P) (P = {P}: {P * 8 / 2**20:.1f} MiB per vector, "
