@@ -365,6 +365,25 @@ void Flow::event_values(const Vec& y, Vec& g) const {
   for (std::size_t s = 0; s < sliding_.size(); ++s) g[sliding_[s]] = std::min(masks[Index(s)], 1.0 - masks[Index(s)]);
 }
 
+void Flow::event_values_of(const Vec& y, const std::vector<Index>& js, Vec& g) const {
+  g.resize(Index(js.size()));
+  bool any_sliding = false;
+  for (Index j : js) any_sliding |= std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end();
+  if (num_layers() != 2 || any_sliding) {  // deeper pre-activations need the forward pass; masks a solve
+    event_values(y, g_all_);
+    for (std::size_t s = 0; s < js.size(); ++s) g[Index(s)] = g_all_[js[s]];
+    return;
+  }
+  const Vec theta = this->theta(y);
+  const auto W1 = net_.layer(theta, 0);
+  const Index d1 = net_.layer_rows(0);
+  for (std::size_t s = 0; s < js.size(); ++s) {
+    const Index j = js[s];  // layer 1: entry j of the d_1 x n pattern, unit j % d_1, point j / d_1
+    const double h = W1.row(j % d1).dot(XT_.col(j / d1));
+    g[Index(s)] = pattern_[0].data()[j] < 0.5 ? -h : h;
+  }
+}
+
 double& Flow::pattern_entry(Index j) const {
   const auto [k, i] = locate(net_, y_.size(), j);
   return const_cast<Mat&>(pattern_.at(std::size_t(k))).data()[i];

@@ -86,6 +86,10 @@ class Flow {
   Index freeze_pattern(const Vec& y);
   /// Event functions for the frozen pattern: g_j = h_j where active, -h_j where inactive.
   void event_values(const Vec& y, Vec& g) const;
+  /// g[s] = event function js[s] at y, equal to event_values(y)[js[s]] up to rounding: for one
+  /// hidden layer a pre-activation is one dot product (O(d_0) instead of a forward pass over all
+  /// points), which is what a root search over a few crossing surfaces needs.
+  void event_values_of(const Vec& y, const std::vector<Index>& js, Vec& g) const;
   /// Flip pattern entry j (index into preactivations()).
   void flip_pattern(Index j);
   // ---- Filippov sliding (every flow kind) ------------------------------------------------------
@@ -133,6 +137,7 @@ class Flow {
   Vec theta_tangent(const Vec& y, const Vec& v) const;
   mutable Vec u_, a_, da_, du_, grad_, dgrad_;
   mutable Mat jac_scaled_;  // K = 1 Jacobian: a block of X^T diag(sqrt(l''(u)))
+  mutable Vec g_all_;       // event_values_of: all event functions when a subset cannot be had cheaply
 };
 
 }  // namespace gfsim
