@@ -16,6 +16,7 @@
 #include <sundials/sundials_matrix.h>
 #include <sunlinsol/sunlinsol_spgmr.h>
 
+#include <Eigen/Cholesky>
 #include <Eigen/LU>
 #include <chrono>
 #include <cmath>
@@ -206,9 +207,14 @@ void error_handler(int, const char* module, const char* function, char* msg, voi
 }
 
 // ---- a direct SUNLinearSolver on a SUNDenseMatrix by Eigen's PartialPivLU ------------------------
+// M = I - gamma J. For gradient flows in the raw weights J = -Hessian is symmetric, and for convex
+// losses of linear models M is positive definite: Cholesky then costs half an LU. Any other M
+// (not exactly symmetric, or Cholesky fails) is factored by partial-pivot LU.
 struct EigenLU {
   Index n;
   Eigen::PartialPivLU<Mat> lu;
+  Eigen::LLT<Mat> llt;
+  bool use_llt = false;
   Vec x;
 };
 
@@ -219,12 +225,20 @@ int eigen_lu_setup(SUNLinearSolver S, SUNMatrix A) {
   auto& c = *static_cast<EigenLU*>(S->content);
   const Mat& M = eigen_of(A);
   if (!M.allFinite()) return SUNLS_LUFACT_FAIL;
-  c.lu.compute(M);
+  c.use_llt = false;
+  if (M == M.transpose()) {
+    c.llt.compute(M);
+    c.use_llt = c.llt.info() == Eigen::Success;
+  }
+  if (!c.use_llt) c.lu.compute(M);
   return SUNLS_SUCCESS;
 }
 int eigen_lu_solve(SUNLinearSolver S, SUNMatrix, N_Vector x, N_Vector b, realtype) {
   auto& c = *static_cast<EigenLU*>(S->content);
-  c.x.noalias() = c.lu.solve(as_eigen(b));
+  if (c.use_llt)
+    c.x.noalias() = c.llt.solve(as_eigen(b));
+  else
+    c.x.noalias() = c.lu.solve(as_eigen(b));
   if (!c.x.allFinite()) return SUNLS_PACKAGE_FAIL_REC;
   as_eigen(x) = c.x;
   return SUNLS_SUCCESS;
@@ -248,7 +262,7 @@ SUNLinearSolver make_eigen_lu(Index n, SUNContext ctx) {
   S->ops->solve = eigen_lu_solve;
   S->ops->lastflag = eigen_lu_lastflag;
   S->ops->free = eigen_lu_free;
-  auto* c = new EigenLU{n, Eigen::PartialPivLU<Mat>(n), Vec(n)};
+  auto* c = new EigenLU{n, Eigen::PartialPivLU<Mat>(n), Eigen::LLT<Mat>(n), false, Vec(n)};
   S->content = c;
   return S;
 }
