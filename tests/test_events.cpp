@@ -8,6 +8,7 @@
 #include <boost/math/quadrature/gauss_kronrod.hpp>
 #include <cmath>
 
+#include "gfsim/cvode_solver.hpp"
 #include "gfsim/flow_problem.hpp"
 #include "test_util.hpp"
 
@@ -50,9 +51,16 @@ struct FilippovToy {
       }
     };
     p.events.slide = [this](double, const Vec&, Index) { return sliding = true; };
+    p.jacobian = [this](const Vec&, double, Mat& J) { jacobian(J); };
     return p;
   }
   double t1() const { return T * (1.0 - std::sqrt(1.0 - 2.0 * z0 / T)); }
+  // The mask is constant within a piece, except the sliding control m(t).
+  void jacobian(Mat& J) const {
+    J = Mat::Zero(3, 3);
+    if (sliding) J(2, 0) = 0.5 / T;
+    J(1, 0) = 1.0 / T - (sliding ? 1.0 / T : 0.0);
+  }
   Vec exact(double t) const {
     const double a = t1();
     if (t <= a) return (Vec(3) << t, z0 - t + t * t / (2 * T), t).finished();
@@ -63,14 +71,9 @@ struct FilippovToy {
 };
 
 TEST(FilippovToy, SlidingSolutionWithEntryAndExit) {
-  for (Method method : {Method::dopri5, Method::rosenbrock4}) {
+  for (Method method : {Method::dopri5, Method::rosenbrock4, Method::cvode}) {
     FilippovToy toy;
-    OdeProblem p = toy.problem();
-    p.jacobian = [&toy](const Vec&, double, Mat& J) {  // the mask is constant within a piece ...
-      J = Mat::Zero(3, 3);
-      if (toy.sliding) J(2, 0) = 0.5 / toy.T;  // ... except the sliding control m(t)
-      J(1, 0) = 1.0 / toy.T - (toy.sliding ? 1.0 / toy.T : 0.0);
-    };
+    const OdeProblem p = toy.problem();
     std::vector<double> times{0.0, 0.05, 0.5, 3.0, 9.0, 10.5, 14.0};
     std::vector<Vec> got;
     const auto r = integrate(p, (Vec(3) << 0.0, toy.z0, 0.0).finished(), times, options(method, 1e-10),
@@ -95,45 +98,61 @@ TEST(FilippovToy, SlidingSolutionWithEntryAndExit) {
 // With a0 < 0 and h0 < s|a0| the pre-activation reaches 0 at tanh(s tau*) = -h0/(s a0), i.e. at
 // t* = int_0^tau* e^{a h} dtau (one smooth quadrature). The unit is then dead: the state stops at
 // w* = w0 - (h0/s^2) x, a* = a(tau*).
-TEST(ReluEvents, FirstCrossingTimeInClosedForm) {
+struct OnePointRelu {
   Dataset data;
-  data.X = (Mat(1, 2) << 1.2, 0.5).finished();
-  data.y = Vec::Ones(1);
-  const Vec x = data.X.row(0).transpose();
-  const double s = x.norm();
-  const Vec w0 = (Vec(2) << 0.3, 0.1).finished();
-  const double a0 = -1.0, h0 = w0.dot(x);
-  const double tau_star = std::atanh(-h0 / (s * a0)) / s;
-  auto h_of = [&](double tau) { return h0 * std::cosh(s * tau) + s * a0 * std::sinh(s * tau); };
-  auto a_of = [&](double tau) { return a0 * std::cosh(s * tau) + h0 / s * std::sinh(s * tau); };
-  const double t_star = boost::math::quadrature::gauss_kronrod<double, 61>::integrate(
-      [&](double tau) { return std::exp(a_of(tau) * h_of(tau)); }, 0.0, tau_star, 15, 1e-15);
-  ASSERT_GT(t_star, 0.1);
-  Vec theta_star(3);
-  theta_star << w0 - (h0 / (s * s)) * x, a_of(tau_star);
-  const Vec theta0 = (Vec(3) << w0, a0).finished();
+  Vec x, w0, theta0, theta_star;
+  double s, a0 = -1.0, h0, t_star;
+  OnePointRelu() {
+    data.X = (Mat(1, 2) << 1.2, 0.5).finished();
+    data.y = Vec::Ones(1);
+    x = data.X.row(0).transpose();
+    s = x.norm();
+    w0 = (Vec(2) << 0.3, 0.1).finished();
+    h0 = w0.dot(x);
+    const double tau_star = std::atanh(-h0 / (s * a0)) / s;
+    t_star = boost::math::quadrature::gauss_kronrod<double, 61>::integrate(
+        [&](double tau) { return std::exp(a_of(tau) * h_of(tau)); }, 0.0, tau_star, 15, 1e-15);
+    theta_star.resize(3);
+    theta_star << w0 - (h0 / (s * s)) * x, a_of(tau_star);
+    theta0 = (Vec(3) << w0, a0).finished();
+  }
+  double h_of(double tau) const { return h0 * std::cosh(s * tau) + s * a0 * std::sinh(s * tau); }
+  double a_of(double tau) const { return a0 * std::cosh(s * tau) + h0 / s * std::sinh(s * tau); }
 
+  // Integrates to 2 t* with `solve` and checks the single crossing time and the end state to
+  // `accuracy` (relative).
+  template <class Solve>
+  void check(FlowKind kind, const std::string& what, double accuracy, Solve solve) const {
+    Flow flow(Network({2, 1, 1}, Activation::relu), data, LossKind::exp, kind);
+    std::vector<double> event_times;
+    const Vec y0 = flow.initial_state(theta0);
+    const OdeProblem p = to_event_problem(flow, y0, [&](double t, Index layer, Index unit, Index point, KinkEvent e) {
+      EXPECT_EQ(layer, 1);
+      EXPECT_EQ(unit, 0);
+      EXPECT_EQ(point, 0);
+      EXPECT_EQ(e, KinkEvent::crossing);
+      event_times.push_back(t);
+    });
+    const SolveResult r = solve(p, y0, std::vector<double>{0.0, 0.5 * t_star, 2.0 * t_star});
+    ASSERT_EQ(r.status, Status::success) << what << ": " << r.message;
+    ASSERT_EQ(event_times.size(), 1u) << what;
+    EXPECT_EQ(r.counters.events, 1) << what;
+    EXPECT_NEAR(event_times[0], t_star, accuracy * t_star) << what;
+    const Vec theta = flow.theta(r.y_final);
+    EXPECT_LT((theta - theta_star).norm(), accuracy * theta_star.norm()) << what << "\n" << theta.transpose()
+                                                                        << "\n" << theta_star.transpose();
+  }
+};
+
+TEST(ReluEvents, FirstCrossingTimeInClosedForm) {
+  const OnePointRelu c;
+  ASSERT_GT(c.t_star, 0.1);
   for (FlowKind kind : {FlowKind::gd, FlowKind::gd_polar}) {
     for (Method method : {Method::dopri5, Method::rosenbrock4}) {
-      Flow flow(Network({2, 1, 1}, Activation::relu), data, LossKind::exp, kind);
-      std::vector<double> event_times;
-      const Vec y0 = flow.initial_state(theta0);
-      const OdeProblem p = to_event_problem(flow, y0, [&](double t, Index layer, Index unit, Index point, KinkEvent e) {
-        EXPECT_EQ(layer, 1);
-        EXPECT_EQ(unit, 0);
-        EXPECT_EQ(point, 0);
-        EXPECT_EQ(e, KinkEvent::crossing);
-        event_times.push_back(t);
-      });
-      const auto r = integrate(p, y0, {0.0, 0.5 * t_star, 2.0 * t_star}, options(method, 1e-12),
-                               [](std::int64_t, double, const Vec&) {});
-      const std::string what = std::string(to_string(kind)) + " " + to_string(method);
-      ASSERT_EQ(r.status, Status::success) << what << ": " << r.message;
-      ASSERT_EQ(event_times.size(), 1u) << what;
-      EXPECT_NEAR(event_times[0], t_star, 1e-10 * t_star) << what;
-      const Vec theta = flow.theta(r.y_final);
-      EXPECT_LT((theta - theta_star).norm(), 1e-10 * theta_star.norm()) << what << "\n" << theta.transpose()
-                                                                         << "\n" << theta_star.transpose();
+      c.check(kind, std::string(to_string(kind)) + " " + to_string(method), 1e-10,
+              [&](const OdeProblem& p, const Vec& y0, const std::vector<double>& times) {
+                return integrate(p, y0, times, options(method, 1e-12), [](std::int64_t, double, const Vec&) {});
+              });
     }
   }
 }
@@ -336,6 +355,74 @@ TEST(ReluEvents, EveryFlowKindSlides) {
     const Vec rho = net.layer_norms(tr.theta.back());
     if (kind == FlowKind::fixed_rho) EXPECT_NEAR(rho.prod(), 3.0, 1e-9);
   }
+}
+
+// ---- the CVODE driver: the same events, located on CVODE's Nordsieck interpolant ----------------
+
+TEST(CvodeEvents, FirstCrossingTimeInClosedFormDenseAndSpgmr) {
+  // Dense Newton (exact Jacobian) and matrix-free SPGMR (exact J v) locate the same crossing.
+  const OnePointRelu c;
+  for (FlowKind kind : {FlowKind::gd, FlowKind::gd_polar}) {
+    for (CvodeLinearSolver ls : {CvodeLinearSolver::dense, CvodeLinearSolver::spgmr}) {
+      c.check(kind, std::string(to_string(kind)) + " cvode " + to_string(ls), 1e-9,
+              [&](const OdeProblem& p, const Vec& y0, const std::vector<double>& times) {
+                return integrate_cvode(p, y0, times, options(Method::cvode, 1e-12),
+                                       [](std::int64_t, double, const Vec&) {}, {}, ls);
+              });
+    }
+  }
+}
+
+TEST(CvodeEvents, CountersAccumulateAcrossRestarts) {
+  // CVodeReInit zeroes CVODE's counters at each of the toy's three restarts (crossing, sliding
+  // entry, exit); the reported counts must still be the totals: every right-hand side and every
+  // Jacobian the problem was asked for.
+  FilippovToy toy;
+  OdeProblem p = toy.problem();
+  std::int64_t rhs_calls = 0, jacobian_calls = 0;
+  p.rhs = [&, rhs = p.rhs](const Vec& y, double log_scale, Vec& dy) {
+    ++rhs_calls;
+    rhs(y, log_scale, dy);
+  };
+  p.jacobian = [&](const Vec&, double, Mat& J) {
+    ++jacobian_calls;
+    toy.jacobian(J);
+  };
+  const auto r = integrate(p, (Vec(3) << 0.0, toy.z0, 0.0).finished(), {0.0, 14.0}, options(Method::cvode, 1e-10),
+                           [](std::int64_t, double, const Vec&) {});
+  ASSERT_EQ(r.status, Status::success) << r.message;
+  const SolverCounters& n = r.counters;
+  EXPECT_EQ(n.events, 2);
+  EXPECT_EQ(n.sliding_entries, 1);
+  EXPECT_EQ(n.rhs_evals, rhs_calls);
+  EXPECT_EQ(n.jacobian_evals, jacobian_calls);
+  EXPECT_GE(n.jacobian_evals, 1 + n.events + n.sliding_entries) << "a new Jacobian after every restart";
+  EXPECT_GE(n.lu_decompositions, n.jacobian_evals);
+  EXPECT_EQ(n.steps, n.accepted + n.rejected);
+  EXPECT_GT(n.accepted, 4 * (n.events + n.sliding_entries)) << "BDF restarts at order 1 after each event";
+}
+
+TEST(CvodeEvents, SameEventsAndEndStateAsDopri5) {
+  // The ReLU trajectory with crossings, sliding entries and exits: CVODE must see the same
+  // sequence of discrete states as dopri5 and end within the tolerances' reach of it.
+  const ReluCase c;
+  const Traced dopri5 = c.run(FlowKind::gd, Method::dopri5, 1e-10, 100.0);
+  const Traced cvode = c.run(FlowKind::gd, Method::cvode, 1e-10, 100.0);
+  ASSERT_EQ(dopri5.result.status, Status::success) << dopri5.result.message;
+  ASSERT_EQ(cvode.result.status, Status::success) << cvode.result.message;
+  ASSERT_GT(dopri5.entries, 0) << "the comparison must exercise sliding";
+  EXPECT_EQ(cvode.crossings, dopri5.crossings);
+  EXPECT_EQ(cvode.entries, dopri5.entries);
+  EXPECT_EQ(cvode.exits, dopri5.exits);
+  EXPECT_EQ(cvode.result.counters.events, cvode.crossings + cvode.exits);
+  EXPECT_EQ(cvode.result.counters.sliding_entries, cvode.entries);
+  EXPECT_NEAR(cvode.first_event_t, dopri5.first_event_t, 1e-7 * dopri5.first_event_t);
+  ASSERT_EQ(cvode.theta.size(), dopri5.theta.size());
+  const double scale = dopri5.theta.back().norm();
+  EXPECT_LT((cvode.theta.back() - dopri5.theta.back()).norm(), 1e-7 * scale);
+  double gap = 0;
+  for (double g : cvode.kink_gap) gap = std::max(gap, g);
+  EXPECT_LT(gap, 1e-8 * scale) << "distance from the sliding surfaces";
 }
 
 }  // namespace

@@ -47,7 +47,7 @@ struct OdeProblem {
   /// Optional: explains a stall (e.g. "pre-activation of layer 1 unit 3 at point 17 is 2e-12").
   /// Returns an empty string when the stall has no known cause; `at_kink` says a kink is the cause.
   std::function<std::string(const Vec& y, bool& at_kink)> explain_stall;
-  /// Optional: event-driven integration (needs a method with dense output: dopri5, rosenbrock4).
+  /// Optional: event-driven integration (needs a method with dense output: dopri5, rosenbrock4, cvode).
   EventHooks events;
 };
 
