@@ -440,6 +440,7 @@ SolveResult integrate_cvode(const OdeProblem& problem, const Vec& y0, const std:
                                          : initial_step(cb, x, tau, tau_end - tau, o.atol, o.rtol, before.rhs_evals);
     c.rhs_evals = before.rhs_evals;
     if (flag >= 0) flag = CVodeSetInitStep(sd.mem, h0);
+    if (flag >= 0) flag = CVodeSetStopTime(sd.mem, tau_end);  // CVodeReInit clears it
     if (flag < 0) return fmt::format("CVODE restart after the event at t = {:.6g} failed: {} {}", clock.time(tau),
                                      CVodeGetReturnFlagName(flag), cb.last_error);
     return std::nullopt;

@@ -91,6 +91,95 @@ TEST(FilippovToy, SlidingSolutionWithEntryAndExit) {
   }
 }
 
+// ---- a crossing that ends another surface's sliding mode ---------------------------------------
+// State (t, z, w, u), masks as in FilippovToy on surface A (z = 0), and a plain surface B (u = 0,
+// u = tB - t) whose crossing changes the drift of z:
+//   z' = -(2m - 1) + c,  c = 1/2 before B,  c = 3/2 - k (t - tB) after;  w' = m.
+// From z0 the state reaches A at t1 = 2 z0 and slides with m = (1 + c)/2 = 3/4. Crossing B makes
+// the equivalent control 5/4 > 1: the sliding mode ends there (upwards, z' = 1/2 - k s, s = t - tB),
+// although the control would be back in [0,1] after s = 1/(2k): a check at the end of the next
+// step only would keep sliding. z returns to A at s = 1/k and slides again, m = (5/2 - k s)/2.
+struct TwoSurfaceToy {
+  double z0 = 1.0, tB = 5.0, k = 10.0;
+  double m_side = 1.0, b = 0.0;  // discrete state: A's side mask value, B crossed
+  bool sliding = false;
+
+  double drift(double t) const { return b > 0 ? 1.5 - k * (t - tB) : 0.5; }
+  double mask(const Vec& y) const { return sliding ? 0.5 * (1.0 + drift(y[0])) : m_side; }
+  OdeProblem problem() {
+    OdeProblem p;
+    p.size = 4;
+    p.rhs = [this](const Vec& y, double, Vec& dy) {
+      const double m = mask(y);
+      dy.resize(4);
+      dy << 1.0, -(2.0 * m - 1.0) + drift(y[0]), m, -1.0;
+    };
+    p.jacobian = [this](const Vec&, double, Mat& J) {
+      J = Mat::Zero(4, 4);
+      const double dc = b > 0 ? -k : 0.0;  // d drift / dt
+      J(1, 0) = sliding ? 0.0 : dc;
+      J(2, 0) = sliding ? 0.5 * dc : 0.0;
+    };
+    p.events.values = [this](const Vec& y, Vec& g) {
+      g.resize(2);
+      const double m = mask(y);
+      g[0] = sliding ? std::min(m, 1.0 - m) : (m_side > 0.5 ? y[1] : -y[1]);
+      g[1] = b > 0 ? -y[3] : y[3];
+    };
+    p.events.cross = [this](double, const Vec& y, Index j) {
+      if (j == 1) {
+        b = 1.0 - b;
+      } else if (sliding) {
+        m_side = mask(y) > 0.5 ? 1.0 : 0.0;
+        sliding = false;
+      } else {
+        m_side = 1.0 - m_side;
+      }
+    };
+    p.events.slide = [this](double, const Vec&, Index j) { return j == 0 && (sliding = true); };
+    return p;
+  }
+  Vec exact(double t) const {
+    const double t1 = 2 * z0;
+    Vec y(4);
+    y << t, 0.0, 0.0, tB - t;
+    if (t <= t1) {
+      y[1] = z0 - 0.5 * t;
+      y[2] = t;
+    } else if (t <= tB) {
+      y[2] = t1 + 0.75 * (t - t1);
+    } else {
+      const double s = t - tB, s1 = std::min(s, 1.0 / k), wB = t1 + 0.75 * (tB - t1);
+      y[1] = s <= 1.0 / k ? 0.5 * s - 0.5 * k * s * s : 0.0;
+      y[2] = wB + s1;
+      if (s > 1.0 / k) y[2] += 1.25 * (s - 1.0 / k) - 0.25 * k * (s * s - 1.0 / (k * k));
+    }
+    return y;
+  }
+};
+
+TEST(FilippovToy, CrossingThatPushesTheSlidingControlOutOfRangeEndsSlidingThere) {
+  for (Method method : {Method::dopri5, Method::rosenbrock4, Method::cvode}) {
+    TwoSurfaceToy toy;
+    const std::vector<double> times{0.0, 1.0, 3.0, 5.03, 5.08, 5.15, 5.2};
+    std::vector<Vec> got;
+    const auto r = integrate(toy.problem(), toy.exact(0.0), times, options(method, 1e-10),
+                             [&](std::int64_t, double, const Vec& y) { got.push_back(y); });
+    ASSERT_EQ(r.status, Status::success) << to_string(method) << ": " << r.message;
+    EXPECT_EQ(r.t_final, times.back()) << to_string(method);
+    EXPECT_LT(test::weighted_error(r.y_final, toy.exact(times.back()), 1e-8, 1e-9), 1.0) << to_string(method);
+    EXPECT_EQ(r.counters.sliding_entries, 2) << to_string(method);
+    EXPECT_EQ(r.counters.events, 4) << to_string(method) << " (A down, B, A's exit at B, A down again)";
+    ASSERT_EQ(got.size(), times.size());
+    for (std::size_t i = 0; i < times.size(); ++i) {
+      const Vec e = toy.exact(times[i]);
+      EXPECT_LT(test::weighted_error(got[i], e, 1e-8, 1e-9), 1.0)
+          << to_string(method) << " t = " << times[i] << "\n got " << got[i].transpose() << "\n exact "
+          << e.transpose();
+    }
+  }
+}
+
 // ---- a 2-layer ReLU net with one data point: the first crossing in closed form ------------------
 // f = a relu(h), h = w.x, exp loss, label +1. While the unit is active, in the time tau with
 // dtau = e^{-f} dt: h' = s^2 a, a' = h (s = ||x||), so
