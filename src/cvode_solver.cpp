@@ -479,6 +479,7 @@ SolveResult integrate_cvode(const OdeProblem& problem, const Vec& y0, const std:
       if (stop) return finish(stop->first, std::move(stop->second));
       if (next >= taus.size()) break;  // the event is at t_end
       if (auto failed = restart()) return finish(Status::solver_failure, std::move(*failed));
+      stall.restart(c.accepted, tau);
       continue;
     }
     last_good_t = clock.time(tau);

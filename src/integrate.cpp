@@ -293,10 +293,15 @@ StallWindow::StallWindow(const SolverOptions& o, double tau0)
     : recent_(std::size_t(std::max<std::int64_t>(o.stall_window, 1)), tau0), stall_factor_(o.stall_factor),
       max_steps_(double(o.max_steps)) {}
 
+void StallWindow::restart(std::int64_t accepted, double tau) {
+  first_ = accepted;
+  std::fill(recent_.begin(), recent_.end(), tau);
+}
+
 bool StallWindow::stalled(std::int64_t accepted, double tau, double tau_end) {
   auto& oldest = recent_[std::size_t(accepted % std::int64_t(recent_.size()))];
   bool slow = false;
-  if (accepted >= std::int64_t(recent_.size())) {
+  if (accepted - first_ >= std::int64_t(recent_.size())) {
     const double pace = (tau - oldest) / double(recent_.size());
     slow = pace <= 0 || (tau_end - tau) / pace > stall_factor_ * max_steps_;
   }
@@ -437,6 +442,7 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
       if (stop) return finish(stop->first, std::move(stop->second));
       // Restart the stepper from the event: the right-hand side changed discontinuously.
       stepper = make_adapter(problem, clock, c, o, x, tau);
+      stall.restart(c.accepted, tau);
       continue;
     }
     last_good_t = clock.time(tau);

@@ -91,8 +91,14 @@ class StallWindow {
   StallWindow(const SolverOptions& options, double tau0);
   /// Record the clock value after accepted step number `accepted` (1-based); true if stalled.
   bool stalled(std::int64_t accepted, double tau, double tau_end);
+  /// An event restarted the stepper after `accepted` accepted steps, at clock value tau: the pace
+  /// is measured afresh from there. An event-dense phase advances by its events, each costing a
+  /// stepper restart (CVODE climbs back from order 1: ~8 steps), not by collapsing steps; events
+  /// repeated at one point are bounded by the zero-length-restart guard instead.
+  void restart(std::int64_t accepted, double tau);
 
  private:
+  std::int64_t first_ = 0;  ///< accepted steps before the window's start
   std::vector<double> recent_;
   double stall_factor_, max_steps_;
 };
