@@ -473,7 +473,7 @@ SolveResult integrate_cvode(const OdeProblem& problem, const Vec& y0, const std:
                                                     "t = {:.6g}", clock.time(tau)));
     tau = flag == CV_TSTOP_RETURN ? tau_end : tret;
     x = xmap;
-    if (events.active() && events.crossed(x)) {
+    if (events.active() && events.crossed(y_before, x)) {
       auto stop = events.stop_at_event(tau_before, y_before, tau, x, interpolate, taus, times, next, observe, c);
       last_good_t = clock.time(tau);
       if (stop) return finish(stop->first, std::move(stop->second));

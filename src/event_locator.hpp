@@ -5,7 +5,8 @@
 //   - the earliest crossing in the step by one TOMS 748 search on phi(tau) = min_j g_j over the
 //     functions that changed sign, on the driver's interpolant of the step (one search per step
 //     however many changed: phi > 0 until the first of them crosses); functions already <= 0 at
-//     the step's start are events at the start;
+//     the step's start (on a surface just handled) are events at the start if they fell over the
+//     step, and round-off if they rose;
 //   - a surface handled at the previous event and hit again at zero distance is a bounce: the
 //     fields on both sides point into it, so the trajectory enters Filippov sliding on it; other
 //     surfaces hit at the same instant (parallel units) are plain crossings;
@@ -43,13 +44,24 @@ class EventLocator {
 
   bool active() const { return bool(hooks_.values); }
 
-  /// After an accepted step ending at y: true if some event function is negative there (the
+  /// After an accepted step from y_before to y: true if some event function is negative at y (the
   /// smooth piece ended inside the step).
-  bool crossed(const Vec& y) {
+  bool crossed(const Vec& y_before, const Vec& y) {
     hooks_.values(y, g_);
     violated_.clear();
     for (Index j = 0; j < g_.size(); ++j)
       if (g_[j] < 0) violated_.push_back(j);
+    if (violated_.empty()) return false;
+    // A function already <= 0 at the step's start sits on a surface handled at the last event
+    // (every other one is positive after a step or an event, see apply()). If it fell over the
+    // step, the field sends the state back through that surface: an event at the step's start (a
+    // bounce). If it rose, the state is leaving the surface on the side the event chose and its
+    // sign is round-off: not an event. (At a tangential exit from sliding the departure is second
+    // order in the step; after CVODE's short restart step it is below the round-off in g.)
+    hooks_.values(y_before, g_before_);
+    violated_.erase(std::remove_if(violated_.begin(), violated_.end(),
+                                   [&](Index j) { return g_before_[j] <= 0 && g_[j] >= g_before_[j]; }),
+                    violated_.end());
     return !violated_.empty();
   }
 
@@ -60,9 +72,8 @@ class EventLocator {
     double tau_star = tau;
     roots_.clear();
     crossing_.clear();
-    hooks_.values(y_before, g_);
     for (Index j : violated_) {
-      if (g_[j] <= 0) {
+      if (g_before_[j] <= 0) {
         roots_.emplace_back(tau_before, j);
         tau_star = tau_before;
       } else {
@@ -75,7 +86,8 @@ class EventLocator {
         hooks_.values(y_event, g_);
         return min_over_crossing();
       };
-      const double pa = min_over_crossing();  // g_ holds g(y_before) here
+      g_.swap(g_before_);
+      const double pa = min_over_crossing();
       const double pb = phi(tau);
       double right = tau;
       if (pb < 0) {
@@ -194,7 +206,7 @@ class EventLocator {
 
   const EventHooks& hooks_;
   Clock clock_;
-  Vec g_, y_event_, sample_;
+  Vec g_, g_before_, y_event_, sample_;
   std::vector<Index> violated_, crossing_;
   std::vector<std::pair<double, Index>> roots_;  ///< (clock value, surface) hit in the located step
   double last_event_tau_ = -std::numeric_limits<double>::infinity();

@@ -434,7 +434,7 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
     }
     // Snap round-off residues onto the output grid.
     if (std::abs(target - tau) <= 8 * kEps * std::max(std::abs(target), 1.0)) tau = target;
-    if (events.active() && events.crossed(x)) {
+    if (events.active() && events.crossed(y_before, x)) {
       auto stop = events.stop_at_event(
           tau_before, y_before, tau, x, [&](double s, Vec& out) { stepper->interpolate(s, out); }, taus, times,
           next, observe, c);
