@@ -52,15 +52,16 @@ class EventLocator {
     for (Index j = 0; j < g_.size(); ++j)
       if (g_[j] < 0) violated_.push_back(j);
     if (violated_.empty()) return false;
-    // A function already <= 0 at the step's start sits on a surface handled at the last event
-    // (every other one is positive after a step or an event, see apply()). If it fell over the
-    // step, the field sends the state back through that surface: an event at the step's start (a
-    // bounce). If it rose, the state is leaving the surface on the side the event chose and its
-    // sign is round-off: not an event. (At a tangential exit from sliding the departure is second
-    // order in the step; after CVODE's short restart step it is below the round-off in g.)
+    // A function already <= 0 at the step's start sits on a surface handled at an event, its value
+    // round-off (every other one is positive after a step or an event, see apply()). If it fell
+    // clearly over the step (below twice that value), the field sends the state back through the
+    // surface: an event at the step's start (a bounce). Otherwise the state is leaving the surface
+    // on the side the event chose, or has not moved off it beyond round-off: not an event. (At a
+    // tangential exit from sliding the departure is second order in the step; after CVODE's short
+    // restart step it is below the round-off of g.)
     hooks_.values(y_before, g_before_);
     violated_.erase(std::remove_if(violated_.begin(), violated_.end(),
-                                   [&](Index j) { return g_before_[j] <= 0 && g_[j] >= g_before_[j]; }),
+                                   [&](Index j) { return g_before_[j] <= 0 && g_[j] >= 2 * g_before_[j]; }),
                     violated_.end());
     return !violated_.empty();
   }
@@ -99,13 +100,18 @@ class EventLocator {
       tau_star = right;
       // Every changed function that is non-positive at the root crosses there.
       phi(right);
+      g_event_ = g_;
       for (Index j : crossing_)
         if (g_[j] <= 0) roots_.emplace_back(right, j);
       if (roots_.empty()) roots_.emplace_back(right, crossing_.front());
     }
     // At the step's start the state is known exactly (an interpolant need not reproduce it).
-    if (tau_star == tau_before) y_event = y_before;
-    else interpolate(tau_star, y_event);
+    if (tau_star == tau_before) {
+      y_event = y_before;
+      g_event_ = g_before_;
+    } else {
+      interpolate(tau_star, y_event);
+    }
     return tau_star;
   }
 
@@ -155,12 +161,16 @@ class EventLocator {
     // miss the exit). Surfaces already handled at this instant sit on g = 0 up to round-off: their
     // sign is noise, the field decides at the next step (the bounce rule). Each pass adds to that
     // set, so this ends.
+    // Only values the switch lowered count: a negative value it left alone is round-off on a
+    // surface handled at an earlier event.
     for (;;) {
       hooks_.values(y, g_);
       roots_.clear();
       for (Index j = 0; j < g_.size(); ++j)
-        if (g_[j] < 0 && std::find(last_event_js_.begin(), last_event_js_.end(), j) == last_event_js_.end())
+        if (g_[j] < 0 && g_[j] < g_event_[j] &&
+            std::find(last_event_js_.begin(), last_event_js_.end(), j) == last_event_js_.end())
           roots_.emplace_back(tau_star, j);
+      g_event_.swap(g_);
       if (roots_.empty()) break;
       if (auto stop = switch_pattern(tau_star, t_star, y, c)) return stop;
     }
@@ -206,7 +216,7 @@ class EventLocator {
 
   const EventHooks& hooks_;
   Clock clock_;
-  Vec g_, g_before_, y_event_, sample_;
+  Vec g_, g_before_, g_event_, y_event_, sample_;  ///< g at the step's end, start, the event
   std::vector<Index> violated_, crossing_;
   std::vector<std::pair<double, Index>> roots_;  ///< (clock value, surface) hit in the located step
   double last_event_tau_ = -std::numeric_limits<double>::infinity();
