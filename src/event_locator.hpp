@@ -5,13 +5,14 @@
 //   - the earliest crossing in the step by one TOMS 748 search on phi(tau) = min_j g_j over the
 //     functions that changed sign, on the driver's interpolant of the step (one search per step
 //     however many changed: phi > 0 until the first of them crosses); functions already <= 0 at
-//     the step's start (on a surface just handled) are events at the start if they fell over the
-//     step, and round-off if they rose;
+//     the step's start (on a surface handled at an event) are events at the start if they fell
+//     below twice their start value over the step, and round-off otherwise;
 //   - a surface handled at the previous event and hit again at zero distance is a bounce: the
 //     fields on both sides point into it, so the trajectory enters Filippov sliding on it; other
 //     surfaces hit at the same instant (parallel units) are plain crossings;
 //   - a switch that puts another surface's sliding mask value outside [0,1] ends that sliding mode
-//     at the same point (checked at once, not at the end of the next step);
+//     at the same point (checked at once, not at the end of the next step; only values the switch
+//     lowered count);
 //   - more than kMaxZeroLengthRestarts bounces in a row stop the run (Status::stalled_at_kink).
 // After stop_at_event() the driver restarts its stepper at the event (the right-hand side changed
 // discontinuously).
