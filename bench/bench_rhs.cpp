@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   if (n <= 2000) {
     // The cost of one RHS along the trajectory: at the state reached at time.t_end (the default
     // solver, log clock), where most loss weights are tiny. This is the RHS time of the floor.
-    const SolverOptions o = resolve_solver(spec, flow);
+    const SolverOptions o = resolve_solver(spec);
     const auto r = integrate(to_ode_problem(flow), y0, {0.0, spec.time.t_end}, o, [](auto, auto, const auto&) {});
     const double s_end = std::log1p(spec.time.t_end);
     fmt::print("rhs_seconds_final {:.6g}\n", time_per_call([&] { flow.rhs(r.y_final, s_end, dy); }));

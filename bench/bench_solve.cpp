@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   Network net(network_widths(spec, data.dim()), spec.network.activation);
   Flow flow(net, data, spec.loss.kind, spec.flow.kind, spec.flow.rho);
   const Vec y0 = flow.initial_state(initial_weights(spec, net));
-  const SolverOptions o = resolve_solver(spec, flow);
+  const SolverOptions o = resolve_solver(spec);
   const bool events = flow.num_preactivations() > 0 && spec.dynamics.kinks == KinkMode::events;
   const auto times = log_spaced_times(spec.time.t_first, spec.time.t_end, spec.time.samples_per_decade);
   std::vector<double> walls;

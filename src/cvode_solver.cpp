@@ -6,6 +6,7 @@
 // (it then cuts the step) and ends the run with Status::non_finite if CVODE gives up.
 #include "gfsim/cvode_solver.hpp"
 #include "gfsim/clock.hpp"
+#include "event_locator.hpp"
 
 #include <cvode/cvode.h>
 #include <cvode/cvode_ls.h>
@@ -18,9 +19,11 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/LU>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 
 namespace gfsim {
@@ -284,10 +287,13 @@ struct Sundials {
   }
 };
 
-// Hairer-Norsett-Wanner's starting step for a first-order start (BDF starts at order 1).
-double initial_step(Callbacks& cb, const Vec& y0, double tau0, double span, double atol, double rtol) {
+// Hairer-Norsett-Wanner's starting step for a first-order start (BDF starts at order 1), at the
+// initial time and at every restart after an event. Adds its right-hand sides to rhs_evals.
+double initial_step(Callbacks& cb, const Vec& y0, double tau0, double span, double atol, double rtol,
+                    std::int64_t& rhs_evals) {
   const Index n = y0.size();
   Vec f0(n), f1(n);
+  ++rhs_evals;
   cb.problem->rhs(y0, cb.clock.log_scale(tau0), f0);
   if (!f0.allFinite()) return std::min(1e-6, span);
   const Vec scale = (atol + rtol * y0.array().abs()).matrix();
@@ -297,6 +303,7 @@ double initial_step(Callbacks& cb, const Vec& y0, double tau0, double span, doub
   double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
   h0 = std::min(h0, span);
   const Vec y1 = y0 + h0 * f0;
+  ++rhs_evals;
   cb.problem->rhs(y1, cb.clock.log_scale(tau0 + h0), f1);
   if (!f1.allFinite()) return h0;
   const double d2 = ((f1 - f0).array() / scale.array()).matrix().norm() / rn / h0;
@@ -344,6 +351,8 @@ SolveResult integrate_cvode(const OdeProblem& problem, const Vec& y0, const std:
     return r;
   };
 
+  // Counters of the CVODE runs before the last restart (CVodeReInit zeroes CVODE's own).
+  SolverCounters before;
   Sundials sd;
   auto check = [&](int flag, const char* what) {
     if (flag < 0) throw std::runtime_error(fmt::format("CVODE setup: {} failed (flag {}) {}", what, flag, cb.last_error));
@@ -364,7 +373,8 @@ SolveResult integrate_cvode(const OdeProblem& problem, const Vec& y0, const std:
     check(CVodeSetUserData(sd.mem, &cb), "CVodeSetUserData");
     check(CVodeSetStopTime(sd.mem, tau_end), "CVodeSetStopTime");
     check(CVodeSetMaxHnilWarns(sd.mem, -1), "CVodeSetMaxHnilWarns");
-    const double h0 = o.initial_step > 0 ? o.initial_step : initial_step(cb, y0, tau, tau_end - tau, o.atol, o.rtol);
+    const double h0 = o.initial_step > 0 ? o.initial_step
+                                         : initial_step(cb, y0, tau, tau_end - tau, o.atol, o.rtol, before.rhs_evals);
     check(CVodeSetInitStep(sd.mem, h0), "CVodeSetInitStep");
     if (linear_solver == CvodeLinearSolver::dense) {
       sd.A = make_eigen_dense(n, sd.ctx);
@@ -391,17 +401,17 @@ SolveResult integrate_cvode(const OdeProblem& problem, const Vec& y0, const std:
     CVodeGetNumRhsEvals(sd.mem, &nfe);
     CVodeGetNumLinRhsEvals(sd.mem, &nfeLS);
     CVodeGetNumLinSolvSetups(sd.mem, &nsetups);
-    c.accepted = nst;
-    c.rejected = netf + nncf;
+    c.accepted = before.accepted + nst;
+    c.rejected = before.rejected + netf + nncf;
     c.steps = c.accepted + c.rejected;
-    c.rhs_evals = nfe + nfeLS;
+    c.rhs_evals = before.rhs_evals + nfe + nfeLS;
     if (linear_solver == CvodeLinearSolver::dense) {
       CVodeGetNumJacEvals(sd.mem, &nje);
-      c.jacobian_evals = nje;
-      c.lu_decompositions = nsetups;
+      c.jacobian_evals = before.jacobian_evals + nje;
+      c.lu_decompositions = before.lu_decompositions + nsetups;
     } else {
       CVodeGetNumJtimesEvals(sd.mem, &njv);
-      c.jvp_evals = njv;
+      c.jvp_evals = before.jvp_evals + njv;
     }
   };
   auto stalled = [&](const char* what) {
@@ -421,12 +431,42 @@ SolveResult integrate_cvode(const OdeProblem& problem, const Vec& y0, const std:
   std::size_t next = 1;
   StallWindow stall(o, tau);
   auto xmap = as_eigen(sd.y);
+  // Event-driven integration (ReLU kinks): the rules shared with the odeint driver.
+  detail::EventLocator events(problem.events, clock);
+  Vec y_before;
+  double tau_before = tau;
+  // CVODE's interpolant of the last step, valid on [tn - hu, tn]; the argument is clamped to it
+  // (the event search asks for the step's ends, which can differ from tn - hu, tn by round-off).
+  auto interpolate = [&](double s, Vec& out) {
+    double tn = 0, hu = 0;
+    CVodeGetCurrentTime(sd.mem, &tn);
+    CVodeGetLastStep(sd.mem, &hu);
+    CVodeGetDky(sd.mem, std::clamp(s, tn - hu, tn), 0, sd.dky);
+    out = as_eigen(sd.dky);
+  };
+  // Restart at an event: the right-hand side jumped, so BDF starts afresh at order 1 (new history,
+  // new Jacobian) from (tau, x) with a new starting step.
+  auto restart = [&]() -> std::optional<std::string> {
+    before = c;
+    xmap = x;
+    int flag = CVodeReInit(sd.mem, tau, sd.y);
+    const double h0 = o.initial_step > 0 ? o.initial_step
+                                         : initial_step(cb, x, tau, tau_end - tau, o.atol, o.rtol, before.rhs_evals);
+    c.rhs_evals = before.rhs_evals;
+    if (flag >= 0) flag = CVodeSetInitStep(sd.mem, h0);
+    if (flag >= 0) flag = CVodeSetStopTime(sd.mem, tau_end);  // CVodeReInit clears it
+    if (flag < 0) return fmt::format("CVODE restart after the event at t = {:.6g} failed: {} {}", clock.time(tau),
+                                     CVodeGetReturnFlagName(flag), cb.last_error);
+    return std::nullopt;
+  };
 
   while (next < taus.size()) {
     if (auto limit = limit_reached(o, c, clock.time(tau), times.back(),
                                    std::chrono::duration<double>(steady::now() - start).count()))
       return finish(limit->first, std::move(limit->second));
     double tret = tau;
+    tau_before = tau;
+    if (events.active()) y_before = x;
     cb.non_finite = false;
     const int flag = CVode(sd.mem, tau_end, sd.y, &tret, CV_ONE_STEP);
     update_counters();
@@ -447,6 +487,15 @@ SolveResult integrate_cvode(const OdeProblem& problem, const Vec& y0, const std:
                                                     "t = {:.6g}", clock.time(tau)));
     tau = flag == CV_TSTOP_RETURN ? tau_end : tret;
     x = xmap;
+    if (events.active() && events.crossed(y_before, x)) {
+      auto stop = events.stop_at_event(tau_before, y_before, tau, x, interpolate, taus, times, next, observe, c);
+      last_good_t = clock.time(tau);
+      if (stop) return finish(stop->first, std::move(stop->second));
+      if (next >= taus.size()) break;  // the event is at t_end
+      if (auto failed = restart()) return finish(Status::solver_failure, std::move(*failed));
+      stall.restart(c.accepted, tau);
+      continue;
+    }
     last_good_t = clock.time(tau);
     while (next < taus.size() && taus[next] <= tau) {
       if (taus[next] == tau) {

@@ -7,11 +7,11 @@
 #include "gfsim/integrate.hpp"
 #include "gfsim/cvode_solver.hpp"
 #include "gfsim/clock.hpp"
+#include "event_locator.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <boost/math/tools/toms748_solve.hpp>
 #include <boost/numeric/odeint.hpp>
 #include <boost/numeric/odeint/external/eigen/eigen.hpp>
 #include <chrono>
@@ -298,6 +298,13 @@ StallWindow::StallWindow(const SolverOptions& o, double tau0)
   last_tau_ = tau0;
 }
 
+void StallWindow::restart(std::int64_t accepted, double tau) {
+  first_ = accepted;
+  recent_[std::size_t(accepted % std::int64_t(window_))] = tau;  // read back window_ steps later
+  last_accepted_ = accepted;
+  last_tau_ = tau;
+}
+
 bool StallWindow::stalled(std::int64_t accepted, double tau, double tau_end) {
   // Steps not reported here (a driver may skip the test after an event) keep the last clock seen,
   // so no slot is read before it is written.
@@ -307,7 +314,7 @@ bool StallWindow::stalled(std::int64_t accepted, double tau, double tau_end) {
   last_tau_ = tau;
   double& oldest = recent_[std::size_t(accepted % std::int64_t(window_))];
   bool slow = false;
-  if (accepted >= std::int64_t(window_)) {
+  if (accepted - first_ >= std::int64_t(window_)) {
     const double pace = (tau - oldest) / double(window_);
     slow = pace <= 0 || (tau_end - tau) / pace > stall_factor_ * max_steps_;
   }
@@ -363,17 +370,12 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
                                  : initial_step(sys, x, tau, tau_end - tau, method_order(o.method), o.atol, o.rtol);
   observe(0, times.front(), x);
   std::size_t next = 1;
-  // Event-driven integration state.
-  const bool events = bool(problem.events.values);
-  if (events && !stepper->has_dense_output())
+  // Event-driven integration (ReLU kinks): the rules shared with the CVODE driver.
+  detail::EventLocator events(problem.events, clock);
+  if (events.active() && !stepper->has_dense_output())
     throw std::invalid_argument(fmt::format("event-driven integration needs dense output; method {} has none",
                                             to_string(o.method)));
-  Vec g, g_tmp, x_out, y_before;
-  std::vector<Index> violated;
-  double last_event_tau = -std::numeric_limits<double>::infinity();
-  std::vector<Index> last_event_js;  // surfaces handled at last_event_tau
-  int zero_length_restarts = 0;
-  constexpr int kMaxZeroLengthRestarts = 64;
+  Vec y_before;
   StallWindow stall(o, tau);
   double last_good_t = times.front();
 
@@ -445,105 +447,16 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
     }
     // Snap round-off residues onto the output grid.
     if (std::abs(target - tau) <= 8 * kEps * std::max(std::abs(target), 1.0)) tau = target;
-    if (events) {
-      problem.events.values(x, g);
-      violated.clear();
-      for (Index j = 0; j < g.size(); ++j)
-        if (g[j] < 0) violated.push_back(j);
-      if (!violated.empty()) {
-        // Earliest crossing on the dense output: TOMS 748 on phi(s) = min_j g_j(s) over the
-        // violated functions (one root search per step however many changed sign: phi > 0 until
-        // the first of them crosses). Functions already on their surface when the step began
-        // (g_j <= 0 there) are events at the step's start.
-        double tau_star = tau;
-        std::vector<std::pair<double, Index>> roots;
-        problem.events.values(y_before, g_tmp);
-        std::vector<Index> crossing;
-        for (Index j : violated) {
-          if (g_tmp[j] <= 0) {
-            roots.emplace_back(tau_before, j);
-            tau_star = tau_before;
-          } else {
-            crossing.push_back(j);
-          }
-        }
-        if (tau_star > tau_before && !crossing.empty()) {
-          auto phi = [&](double s) {
-            stepper->interpolate(s, sample);
-            problem.events.values(sample, g_tmp);
-            double m = std::numeric_limits<double>::infinity();
-            for (Index j : crossing) m = std::min(m, g_tmp[j]);
-            return m;
-          };
-          double pa = std::numeric_limits<double>::infinity();
-          for (Index j : crossing) pa = std::min(pa, g_tmp[j]);  // g_tmp holds g(tau_before) here
-          const double pb = phi(tau);
-          double right = tau;
-          if (pb < 0) {
-            std::uintmax_t iters = 100;
-            const auto bracket = boost::math::tools::toms748_solve(
-                phi, tau_before, tau, pa, pb, boost::math::tools::eps_tolerance<double>(48), iters);
-            right = bracket.second;
-          }
-          tau_star = right;
-          // Every violated function that is non-positive at the root crosses there.
-          phi(right);
-          for (Index j : crossing)
-            if (g_tmp[j] <= 0) roots.emplace_back(right, j);
-          if (roots.empty()) roots.emplace_back(right, crossing.front());
-        }
-        const double tol_tau = 1e-12 * std::max(1.0, std::abs(tau_star));
-        stepper->interpolate(tau_star, sample);
-        while (next < taus.size() && taus[next] < tau_star) {
-          stepper->interpolate(taus[next], x_out);
-          observe(c.accepted, times[next], x_out);
-          ++next;
-        }
-        x = sample;
-        // An event right at the restart point of the previous one: the field on both sides
-        // points into the surface (a Filippov sliding mode).
-        // Only a surface handled at the previous event that is hit again at once is a bounce: other
-        // surfaces crossed at the same instant (e.g. parallel units) are ordinary crossings.
-        const bool same_instant = tau_star - last_event_tau <= tol_tau;
-        const std::vector<Index> previous = same_instant ? last_event_js : std::vector<Index>{};
-        bool repeated = false;
-        for (const auto& [root, j] : roots)
-          if (root <= tau_star + tol_tau && std::find(previous.begin(), previous.end(), j) != previous.end())
-            repeated = true;
-        zero_length_restarts = repeated ? zero_length_restarts + 1 : 0;
-        if (!same_instant) last_event_js.clear();
-        for (const auto& [root, j] : roots) {
-          if (root > tau_star + tol_tau) continue;
-          last_event_js.push_back(j);
-          // Crossed j and the field on the new side sends the state straight back: both sides
-          // point into the surface, a Filippov sliding mode.
-          const bool bounced = std::find(previous.begin(), previous.end(), j) != previous.end();
-          if (bounced && zero_length_restarts <= kMaxZeroLengthRestarts && problem.events.slide &&
-              problem.events.slide(clock.time(tau_star), x, j)) {
-            ++c.sliding_entries;
-            continue;
-          }
-          if (bounced && zero_length_restarts > kMaxZeroLengthRestarts) {
-            tau = tau_star;
-            last_good_t = clock.time(tau);
-            return finish(Status::stalled_at_kink,
-                          fmt::format("kink {} at t = {:.6g}: {} zero-length restarts in a row (the state "
-                                      "chatters between crossing, sliding and leaving this surface)",
-                                      problem.events.describe ? problem.events.describe(j) : std::to_string(j),
-                                      clock.time(tau_star), zero_length_restarts));
-          }
-          // Not a new sliding mode: a plain crossing, or the end of a sliding mode on j.
-          problem.events.cross(clock.time(tau_star), x, j);
-          ++c.events;
-        }
-        last_event_tau = tau_star;
-        tau = tau_star;
-        last_good_t = clock.time(tau);
-        if (next < taus.size() && taus[next] == tau) observe(c.accepted, times[next++], x);
-        // Restart the stepper from the event: the right-hand side changed discontinuously.
-        stepper = make_adapter(problem, clock, c, o, x, tau);
-        continue;
-      }
+    if (events.active() && events.crossed(y_before, x)) {
+      auto stop = events.stop_at_event(
+          tau_before, y_before, tau, x, [&](double s, Vec& out) { stepper->interpolate(s, out); }, taus, times,
+          next, observe, c);
+      last_good_t = clock.time(tau);
+      if (stop) return finish(stop->first, std::move(stop->second));
+      // Restart the stepper from the event: the right-hand side changed discontinuously.
+      stepper = make_adapter(problem, clock, c, o, x, tau);
+      stall.restart(c.accepted, tau);
+      continue;
     }
     last_good_t = clock.time(tau);
     while (next < taus.size() && taus[next] <= tau) {

@@ -67,7 +67,7 @@ Vec initial_weights(const ModelSpec& spec, const Network& net) {
   return theta;
 }
 
-SolverOptions resolve_solver(const ModelSpec& spec, const Flow& flow) {
+SolverOptions resolve_solver(const ModelSpec& spec) {
   SolverOptions o;
   o.rtol = spec.solver.rtol;
   o.atol = spec.solver.atol;
@@ -80,10 +80,9 @@ SolverOptions resolve_solver(const ModelSpec& spec, const Flow& flow) {
     // Late-time flows are stiff (the loss concentrates on the support vectors): CVODE's BDF,
     // dense exact Jacobian up to 400 state components, matrix-free SPGMR on exact J v above.
     // Measured 13x faster than rosenbrock4 on the issue-5 problem (docs/benchmarks.md).
+    // ReLU kinks as events included: CVODE locates them on its Nordsieck interpolant and
+    // restarts there, by the same rules as the odeint drivers (src/event_locator.hpp).
     o.method = Method::cvode;
-    // ReLU kinks as events need dense output between steps: dopri5 (the sliding field's
-    // Jacobian is only available by differences, which makes rosenbrock4 costly there).
-    if (flow.num_preactivations() > 0 && spec.dynamics.kinks == KinkMode::events) o.method = Method::dopri5;
   }
   return o;
 }
@@ -125,10 +124,11 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   Flow flow(net, data, spec.loss.kind, spec.flow.kind, spec.flow.rho);
   const Vec theta0 = initial_weights(spec, net);
   const Vec y0 = flow.initial_state(theta0);
-  const SolverOptions solver = resolve_solver(spec, flow);
-  if (use_events && solver.method != Method::dopri5 && solver.method != Method::rosenbrock4)
+  const SolverOptions solver = resolve_solver(spec);
+  if (use_events && solver.method != Method::dopri5 && solver.method != Method::rosenbrock4 &&
+      solver.method != Method::cvode)
     throw SpecError(fmt::format("solver.method = \"{}\": dynamics.kinks = \"events\" needs a method with dense "
-                                "output (dopri5, rosenbrock4)", to_string(solver.method)));
+                                "output (dopri5, rosenbrock4, cvode)", to_string(solver.method)));
   const Index K = net.num_layers(), P = net.num_params();
 
   RunReport report;

@@ -8,6 +8,7 @@
 #include <boost/math/quadrature/gauss_kronrod.hpp>
 #include <cmath>
 
+#include "gfsim/cvode_solver.hpp"
 #include "gfsim/flow_problem.hpp"
 #include "test_util.hpp"
 
@@ -50,9 +51,16 @@ struct FilippovToy {
       }
     };
     p.events.slide = [this](double, const Vec&, Index) { return sliding = true; };
+    p.jacobian = [this](const Vec&, double, Mat& J) { jacobian(J); };
     return p;
   }
   double t1() const { return T * (1.0 - std::sqrt(1.0 - 2.0 * z0 / T)); }
+  // The mask is constant within a piece, except the sliding control m(t).
+  void jacobian(Mat& J) const {
+    J = Mat::Zero(3, 3);
+    if (sliding) J(2, 0) = 0.5 / T;
+    J(1, 0) = 1.0 / T - (sliding ? 1.0 / T : 0.0);
+  }
   Vec exact(double t) const {
     const double a = t1();
     if (t <= a) return (Vec(3) << t, z0 - t + t * t / (2 * T), t).finished();
@@ -63,14 +71,9 @@ struct FilippovToy {
 };
 
 TEST(FilippovToy, SlidingSolutionWithEntryAndExit) {
-  for (Method method : {Method::dopri5, Method::rosenbrock4}) {
+  for (Method method : {Method::dopri5, Method::rosenbrock4, Method::cvode}) {
     FilippovToy toy;
-    OdeProblem p = toy.problem();
-    p.jacobian = [&toy](const Vec&, double, Mat& J) {  // the mask is constant within a piece ...
-      J = Mat::Zero(3, 3);
-      if (toy.sliding) J(2, 0) = 0.5 / toy.T;  // ... except the sliding control m(t)
-      J(1, 0) = 1.0 / toy.T - (toy.sliding ? 1.0 / toy.T : 0.0);
-    };
+    const OdeProblem p = toy.problem();
     std::vector<double> times{0.0, 0.05, 0.5, 3.0, 9.0, 10.5, 14.0};
     std::vector<Vec> got;
     const auto r = integrate(p, (Vec(3) << 0.0, toy.z0, 0.0).finished(), times, options(method, 1e-10),
@@ -88,6 +91,95 @@ TEST(FilippovToy, SlidingSolutionWithEntryAndExit) {
   }
 }
 
+// ---- a crossing that ends another surface's sliding mode ---------------------------------------
+// State (t, z, w, u), masks as in FilippovToy on surface A (z = 0), and a plain surface B (u = 0,
+// u = tB - t) whose crossing changes the drift of z:
+//   z' = -(2m - 1) + c,  c = 1/2 before B,  c = 3/2 - k (t - tB) after;  w' = m.
+// From z0 the state reaches A at t1 = 2 z0 and slides with m = (1 + c)/2 = 3/4. Crossing B makes
+// the equivalent control 5/4 > 1: the sliding mode ends there (upwards, z' = 1/2 - k s, s = t - tB),
+// although the control would be back in [0,1] after s = 1/(2k): a check at the end of the next
+// step only would keep sliding. z returns to A at s = 1/k and slides again, m = (5/2 - k s)/2.
+struct TwoSurfaceToy {
+  double z0 = 1.0, tB = 5.0, k = 10.0;
+  double m_side = 1.0, b = 0.0;  // discrete state: A's side mask value, B crossed
+  bool sliding = false;
+
+  double drift(double t) const { return b > 0 ? 1.5 - k * (t - tB) : 0.5; }
+  double mask(const Vec& y) const { return sliding ? 0.5 * (1.0 + drift(y[0])) : m_side; }
+  OdeProblem problem() {
+    OdeProblem p;
+    p.size = 4;
+    p.rhs = [this](const Vec& y, double, Vec& dy) {
+      const double m = mask(y);
+      dy.resize(4);
+      dy << 1.0, -(2.0 * m - 1.0) + drift(y[0]), m, -1.0;
+    };
+    p.jacobian = [this](const Vec&, double, Mat& J) {
+      J = Mat::Zero(4, 4);
+      const double dc = b > 0 ? -k : 0.0;  // d drift / dt
+      J(1, 0) = sliding ? 0.0 : dc;
+      J(2, 0) = sliding ? 0.5 * dc : 0.0;
+    };
+    p.events.values = [this](const Vec& y, Vec& g) {
+      g.resize(2);
+      const double m = mask(y);
+      g[0] = sliding ? std::min(m, 1.0 - m) : (m_side > 0.5 ? y[1] : -y[1]);
+      g[1] = b > 0 ? -y[3] : y[3];
+    };
+    p.events.cross = [this](double, const Vec& y, Index j) {
+      if (j == 1) {
+        b = 1.0 - b;
+      } else if (sliding) {
+        m_side = mask(y) > 0.5 ? 1.0 : 0.0;
+        sliding = false;
+      } else {
+        m_side = 1.0 - m_side;
+      }
+    };
+    p.events.slide = [this](double, const Vec&, Index j) { return j == 0 && (sliding = true); };
+    return p;
+  }
+  Vec exact(double t) const {
+    const double t1 = 2 * z0;
+    Vec y(4);
+    y << t, 0.0, 0.0, tB - t;
+    if (t <= t1) {
+      y[1] = z0 - 0.5 * t;
+      y[2] = t;
+    } else if (t <= tB) {
+      y[2] = t1 + 0.75 * (t - t1);
+    } else {
+      const double s = t - tB, s1 = std::min(s, 1.0 / k), wB = t1 + 0.75 * (tB - t1);
+      y[1] = s <= 1.0 / k ? 0.5 * s - 0.5 * k * s * s : 0.0;
+      y[2] = wB + s1;
+      if (s > 1.0 / k) y[2] += 1.25 * (s - 1.0 / k) - 0.25 * k * (s * s - 1.0 / (k * k));
+    }
+    return y;
+  }
+};
+
+TEST(FilippovToy, CrossingThatPushesTheSlidingControlOutOfRangeEndsSlidingThere) {
+  for (Method method : {Method::dopri5, Method::rosenbrock4, Method::cvode}) {
+    TwoSurfaceToy toy;
+    const std::vector<double> times{0.0, 1.0, 3.0, 5.03, 5.08, 5.15, 5.2};
+    std::vector<Vec> got;
+    const auto r = integrate(toy.problem(), toy.exact(0.0), times, options(method, 1e-10),
+                             [&](std::int64_t, double, const Vec& y) { got.push_back(y); });
+    ASSERT_EQ(r.status, Status::success) << to_string(method) << ": " << r.message;
+    EXPECT_EQ(r.t_final, times.back()) << to_string(method);
+    EXPECT_LT(test::weighted_error(r.y_final, toy.exact(times.back()), 1e-8, 1e-9), 1.0) << to_string(method);
+    EXPECT_EQ(r.counters.sliding_entries, 2) << to_string(method);
+    EXPECT_EQ(r.counters.events, 4) << to_string(method) << " (A down, B, A's exit at B, A down again)";
+    ASSERT_EQ(got.size(), times.size());
+    for (std::size_t i = 0; i < times.size(); ++i) {
+      const Vec e = toy.exact(times[i]);
+      EXPECT_LT(test::weighted_error(got[i], e, 1e-8, 1e-9), 1.0)
+          << to_string(method) << " t = " << times[i] << "\n got " << got[i].transpose() << "\n exact "
+          << e.transpose();
+    }
+  }
+}
+
 // ---- a 2-layer ReLU net with one data point: the first crossing in closed form ------------------
 // f = a relu(h), h = w.x, exp loss, label +1. While the unit is active, in the time tau with
 // dtau = e^{-f} dt: h' = s^2 a, a' = h (s = ||x||), so
@@ -95,45 +187,61 @@ TEST(FilippovToy, SlidingSolutionWithEntryAndExit) {
 // With a0 < 0 and h0 < s|a0| the pre-activation reaches 0 at tanh(s tau*) = -h0/(s a0), i.e. at
 // t* = int_0^tau* e^{a h} dtau (one smooth quadrature). The unit is then dead: the state stops at
 // w* = w0 - (h0/s^2) x, a* = a(tau*).
-TEST(ReluEvents, FirstCrossingTimeInClosedForm) {
+struct OnePointRelu {
   Dataset data;
-  data.X = (Mat(1, 2) << 1.2, 0.5).finished();
-  data.y = Vec::Ones(1);
-  const Vec x = data.X.row(0).transpose();
-  const double s = x.norm();
-  const Vec w0 = (Vec(2) << 0.3, 0.1).finished();
-  const double a0 = -1.0, h0 = w0.dot(x);
-  const double tau_star = std::atanh(-h0 / (s * a0)) / s;
-  auto h_of = [&](double tau) { return h0 * std::cosh(s * tau) + s * a0 * std::sinh(s * tau); };
-  auto a_of = [&](double tau) { return a0 * std::cosh(s * tau) + h0 / s * std::sinh(s * tau); };
-  const double t_star = boost::math::quadrature::gauss_kronrod<double, 61>::integrate(
-      [&](double tau) { return std::exp(a_of(tau) * h_of(tau)); }, 0.0, tau_star, 15, 1e-15);
-  ASSERT_GT(t_star, 0.1);
-  Vec theta_star(3);
-  theta_star << w0 - (h0 / (s * s)) * x, a_of(tau_star);
-  const Vec theta0 = (Vec(3) << w0, a0).finished();
+  Vec x, w0, theta0, theta_star;
+  double s, a0 = -1.0, h0, t_star;
+  OnePointRelu() {
+    data.X = (Mat(1, 2) << 1.2, 0.5).finished();
+    data.y = Vec::Ones(1);
+    x = data.X.row(0).transpose();
+    s = x.norm();
+    w0 = (Vec(2) << 0.3, 0.1).finished();
+    h0 = w0.dot(x);
+    const double tau_star = std::atanh(-h0 / (s * a0)) / s;
+    t_star = boost::math::quadrature::gauss_kronrod<double, 61>::integrate(
+        [&](double tau) { return std::exp(a_of(tau) * h_of(tau)); }, 0.0, tau_star, 15, 1e-15);
+    theta_star.resize(3);
+    theta_star << w0 - (h0 / (s * s)) * x, a_of(tau_star);
+    theta0 = (Vec(3) << w0, a0).finished();
+  }
+  double h_of(double tau) const { return h0 * std::cosh(s * tau) + s * a0 * std::sinh(s * tau); }
+  double a_of(double tau) const { return a0 * std::cosh(s * tau) + h0 / s * std::sinh(s * tau); }
 
+  // Integrates to 2 t* with `solve` and checks the single crossing time and the end state to
+  // `accuracy` (relative).
+  template <class Solve>
+  void check(FlowKind kind, const std::string& what, double accuracy, Solve solve) const {
+    Flow flow(Network({2, 1, 1}, Activation::relu), data, LossKind::exp, kind);
+    std::vector<double> event_times;
+    const Vec y0 = flow.initial_state(theta0);
+    const OdeProblem p = to_event_problem(flow, y0, [&](double t, Index layer, Index unit, Index point, KinkEvent e) {
+      EXPECT_EQ(layer, 1);
+      EXPECT_EQ(unit, 0);
+      EXPECT_EQ(point, 0);
+      EXPECT_EQ(e, KinkEvent::crossing);
+      event_times.push_back(t);
+    });
+    const SolveResult r = solve(p, y0, std::vector<double>{0.0, 0.5 * t_star, 2.0 * t_star});
+    ASSERT_EQ(r.status, Status::success) << what << ": " << r.message;
+    ASSERT_EQ(event_times.size(), 1u) << what;
+    EXPECT_EQ(r.counters.events, 1) << what;
+    EXPECT_NEAR(event_times[0], t_star, accuracy * t_star) << what;
+    const Vec theta = flow.theta(r.y_final);
+    EXPECT_LT((theta - theta_star).norm(), accuracy * theta_star.norm()) << what << "\n" << theta.transpose()
+                                                                        << "\n" << theta_star.transpose();
+  }
+};
+
+TEST(ReluEvents, FirstCrossingTimeInClosedForm) {
+  const OnePointRelu c;
+  ASSERT_GT(c.t_star, 0.1);
   for (FlowKind kind : {FlowKind::gd, FlowKind::gd_polar}) {
     for (Method method : {Method::dopri5, Method::rosenbrock4}) {
-      Flow flow(Network({2, 1, 1}, Activation::relu), data, LossKind::exp, kind);
-      std::vector<double> event_times;
-      const Vec y0 = flow.initial_state(theta0);
-      const OdeProblem p = to_event_problem(flow, y0, [&](double t, Index layer, Index unit, Index point, KinkEvent e) {
-        EXPECT_EQ(layer, 1);
-        EXPECT_EQ(unit, 0);
-        EXPECT_EQ(point, 0);
-        EXPECT_EQ(e, KinkEvent::crossing);
-        event_times.push_back(t);
-      });
-      const auto r = integrate(p, y0, {0.0, 0.5 * t_star, 2.0 * t_star}, options(method, 1e-12),
-                               [](std::int64_t, double, const Vec&) {});
-      const std::string what = std::string(to_string(kind)) + " " + to_string(method);
-      ASSERT_EQ(r.status, Status::success) << what << ": " << r.message;
-      ASSERT_EQ(event_times.size(), 1u) << what;
-      EXPECT_NEAR(event_times[0], t_star, 1e-10 * t_star) << what;
-      const Vec theta = flow.theta(r.y_final);
-      EXPECT_LT((theta - theta_star).norm(), 1e-10 * theta_star.norm()) << what << "\n" << theta.transpose()
-                                                                         << "\n" << theta_star.transpose();
+      c.check(kind, std::string(to_string(kind)) + " " + to_string(method), 1e-10,
+              [&](const OdeProblem& p, const Vec& y0, const std::vector<double>& times) {
+                return integrate(p, y0, times, options(method, 1e-12), [](std::int64_t, double, const Vec&) {});
+              });
     }
   }
 }
@@ -336,6 +444,97 @@ TEST(ReluEvents, EveryFlowKindSlides) {
     const Vec rho = net.layer_norms(tr.theta.back());
     if (kind == FlowKind::fixed_rho) EXPECT_NEAR(rho.prod(), 3.0, 1e-9);
   }
+}
+
+// ---- the CVODE driver: the same events, located on CVODE's Nordsieck interpolant ----------------
+
+TEST(CvodeEvents, FirstCrossingTimeInClosedFormDenseAndSpgmr) {
+  // Dense Newton (exact Jacobian) and matrix-free SPGMR (exact J v) locate the same crossing.
+  const OnePointRelu c;
+  for (FlowKind kind : {FlowKind::gd, FlowKind::gd_polar}) {
+    for (CvodeLinearSolver ls : {CvodeLinearSolver::dense, CvodeLinearSolver::spgmr}) {
+      c.check(kind, std::string(to_string(kind)) + " cvode " + to_string(ls), 1e-9,
+              [&](const OdeProblem& p, const Vec& y0, const std::vector<double>& times) {
+                return integrate_cvode(p, y0, times, options(Method::cvode, 1e-12),
+                                       [](std::int64_t, double, const Vec&) {}, {}, ls);
+              });
+    }
+  }
+}
+
+TEST(CvodeEvents, CountersAccumulateAcrossRestarts) {
+  // CVodeReInit zeroes CVODE's counters at each of the toy's three restarts (crossing, sliding
+  // entry, exit); the reported counts must still be the totals: every right-hand side and every
+  // Jacobian the problem was asked for.
+  FilippovToy toy;
+  OdeProblem p = toy.problem();
+  std::int64_t rhs_calls = 0, jacobian_calls = 0;
+  p.rhs = [&, rhs = p.rhs](const Vec& y, double log_scale, Vec& dy) {
+    ++rhs_calls;
+    rhs(y, log_scale, dy);
+  };
+  p.jacobian = [&](const Vec&, double, Mat& J) {
+    ++jacobian_calls;
+    toy.jacobian(J);
+  };
+  const auto r = integrate(p, (Vec(3) << 0.0, toy.z0, 0.0).finished(), {0.0, 14.0}, options(Method::cvode, 1e-10),
+                           [](std::int64_t, double, const Vec&) {});
+  ASSERT_EQ(r.status, Status::success) << r.message;
+  const SolverCounters& n = r.counters;
+  EXPECT_EQ(n.events, 2);
+  EXPECT_EQ(n.sliding_entries, 1);
+  EXPECT_EQ(n.rhs_evals, rhs_calls);
+  EXPECT_EQ(n.jacobian_evals, jacobian_calls);
+  EXPECT_GE(n.jacobian_evals, 1 + n.events + n.sliding_entries) << "a new Jacobian after every restart";
+  EXPECT_GE(n.lu_decompositions, n.jacobian_evals);
+  EXPECT_EQ(n.steps, n.accepted + n.rejected);
+  EXPECT_GT(n.accepted, 4 * (n.events + n.sliding_entries)) << "BDF restarts at order 1 after each event";
+}
+
+TEST(CvodeEvents, SameEventsAndEndStateAsDopri5) {
+  // The ReLU trajectory with crossings, sliding entries and exits: CVODE must see the same
+  // sequence of discrete states as dopri5 and end within the tolerances' reach of it.
+  const ReluCase c;
+  const Traced dopri5 = c.run(FlowKind::gd, Method::dopri5, 1e-10, 100.0);
+  const Traced cvode = c.run(FlowKind::gd, Method::cvode, 1e-10, 100.0);
+  ASSERT_EQ(dopri5.result.status, Status::success) << dopri5.result.message;
+  ASSERT_EQ(cvode.result.status, Status::success) << cvode.result.message;
+  ASSERT_GT(dopri5.entries, 0) << "the comparison must exercise sliding";
+  EXPECT_EQ(cvode.crossings, dopri5.crossings);
+  EXPECT_EQ(cvode.entries, dopri5.entries);
+  EXPECT_EQ(cvode.exits, dopri5.exits);
+  EXPECT_EQ(cvode.result.counters.events, cvode.crossings + cvode.exits);
+  EXPECT_EQ(cvode.result.counters.sliding_entries, cvode.entries);
+  EXPECT_NEAR(cvode.first_event_t, dopri5.first_event_t, 1e-7 * dopri5.first_event_t);
+  ASSERT_EQ(cvode.theta.size(), dopri5.theta.size());
+  const double scale = dopri5.theta.back().norm();
+  EXPECT_LT((cvode.theta.back() - dopri5.theta.back()).norm(), 1e-7 * scale);
+  double gap = 0;
+  for (double g : cvode.kink_gap) gap = std::max(gap, g);
+  EXPECT_LT(gap, 1e-8 * scale) << "distance from the sliding surfaces";
+}
+
+TEST(CvodeEvents, AnEventRestartsTheStallWindow) {
+  // An event-dense phase (here one event every 8 steps, as CVODE's climb back from order 1 costs)
+  // is not a stall: the pace is measured from the last event. Without events the same pace is one.
+  SolverOptions o;
+  o.stall_window = 10;
+  o.stall_factor = 1.0;
+  o.max_steps = 100;  // stalled: finishing at the window's pace would take more than 100 steps
+  const double dtau = 1e-3, tau_end = 1.0;
+  StallWindow plain(o, 0.0), with_events(o, 0.0);
+  std::int64_t first_plain_stall = 0;
+  for (std::int64_t step = 1; step <= 40; ++step) {
+    const double tau = double(step) * dtau;
+    if (plain.stalled(step, tau, tau_end) && first_plain_stall == 0) first_plain_stall = step;
+    EXPECT_FALSE(with_events.stalled(step, tau, tau_end)) << step;
+    if (step % 8 == 0) with_events.restart(step, tau);
+  }
+  EXPECT_EQ(first_plain_stall, 10);
+  // After the last event, a full window at that pace is a stall again.
+  bool stalled = false;
+  for (std::int64_t step = 41; step <= 50; ++step) stalled = with_events.stalled(step, double(step) * dtau, tau_end);
+  EXPECT_TRUE(stalled);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Model files: defaults, every key read and written back, --set overrides, and one-line errors that
 // name the key (or file:line:column), the value and the rule.
 #include "gfsim/model_spec.hpp"
+#include "gfsim/run.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -333,6 +334,21 @@ TEST(ModelSpec, CrossKeyRulesThatAreNotErrors) {
   EXPECT_EQ(spec.dynamics.kinks, KinkMode::ignore);
   EXPECT_EQ(spec.data.kind, DataKind::gaussian);
   EXPECT_EQ(spec.solver.method, Method::rosenbrock4);
+}
+
+TEST(ModelSpec, AutoMethodIsCvodeForReluNetworksWithKinkEvents) {
+  // The stiff late regime needs BDF whether or not the right-hand side has kinks: CVODE handles
+  // the events itself (src/event_locator.hpp), so "auto" does not fall back to dopri5 for ReLU.
+  for (const char* kinks : {"events", "ignore"}) {
+    const ModelSpec spec = parse_model_spec(
+        std::string("[network]\nactivation = \"relu\"\nhidden = [8]\n[dynamics]\nkinks = \"") + kinks +
+            "\"\n[time]\nt_end = 1e12\n",
+        "x.toml");
+    ASSERT_EQ(spec.solver.method, Method::auto_select);
+    const SolverOptions o = resolve_solver(spec);
+    EXPECT_EQ(o.method, Method::cvode) << kinks;
+    EXPECT_EQ(o.clock, ClockKind::log) << kinks;
+  }
 }
 
 TEST(ModelSpec, EnumNamesAreTheFileSpelling) {

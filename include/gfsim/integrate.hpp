@@ -48,7 +48,7 @@ struct OdeProblem {
   /// Optional: explains a stall (e.g. "pre-activation of layer 1 unit 3 at point 17 is 2e-12").
   /// Returns an empty string when the stall has no known cause; `at_kink` says a kink is the cause.
   std::function<std::string(const Vec& y, bool& at_kink)> explain_stall;
-  /// Optional: event-driven integration (needs a method with dense output: dopri5, rosenbrock4).
+  /// Optional: event-driven integration (needs a method with dense output: dopri5, rosenbrock4, cvode).
   EventHooks events;
 };
 
@@ -92,10 +92,16 @@ class StallWindow {
   StallWindow(const SolverOptions& options, double tau0);
   /// Record the clock value after accepted step number `accepted` (1-based); true if stalled.
   bool stalled(std::int64_t accepted, double tau, double tau_end);
+  /// An event restarted the stepper after `accepted` accepted steps, at clock value tau: the pace
+  /// is measured afresh from there. An event-dense phase advances by its events, each costing a
+  /// stepper restart (CVODE climbs back from order 1: ~8 steps), not by collapsing steps; events
+  /// repeated at one point are bounded by the zero-length-restart guard instead.
+  void restart(std::int64_t accepted, double tau);
 
  private:
   std::size_t window_;
   std::unique_ptr<double[]> recent_;  ///< ring of the clock after the last window_ accepted steps
+  std::int64_t first_ = 0;            ///< accepted steps before the window's start
   double stall_factor_, max_steps_;
   std::int64_t last_accepted_ = 0;
   double last_tau_ = 0;

@@ -48,7 +48,7 @@ std::vector<Index> network_widths(const ModelSpec& spec, Index data_dim);
 /// Initial weights in the theta layout: init_file, or init_scale * N(0,1)/sqrt(fan_in) seeded.
 Vec initial_weights(const ModelSpec& spec, const Network& net);
 /// Resolve method/clock "auto" (documented in models/README.md).
-SolverOptions resolve_solver(const ModelSpec& spec, const Flow& flow);
+SolverOptions resolve_solver(const ModelSpec& spec);
 
 /// Run the model. Throws SpecError / IoError for bad input; numerical outcomes are in the status.
 RunReport run_model(const ModelSpec& spec, const RunOptions& options = {});

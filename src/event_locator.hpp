@@ -1,0 +1,228 @@
+#pragma once
+// Event bookkeeping shared by the solver drivers (integrate.cpp: odeint; cvode_solver.cpp: CVODE),
+// so both handle kinks by the same rules (docs/events.md):
+//   - after each accepted step, a sign check of every event function at the new state;
+//   - the earliest crossing in the step by one TOMS 748 search on phi(tau) = min_j g_j over the
+//     functions that changed sign, on the driver's interpolant of the step (one search per step
+//     however many changed: phi > 0 until the first of them crosses); functions already <= 0 at
+//     the step's start (on a surface handled at an event) are events at the start if they fell
+//     below twice their start value over the step, and round-off otherwise;
+//   - a surface handled at the previous event and hit again at zero distance is a bounce: the
+//     fields on both sides point into it, so the trajectory enters Filippov sliding on it; other
+//     surfaces hit at the same instant (parallel units) are plain crossings;
+//   - a switch that puts another surface's sliding mask value outside [0,1] ends that sliding mode
+//     at the same point (checked at once, not at the end of the next step; only values the switch
+//     lowered count);
+//   - more than kMaxZeroLengthRestarts bounces in a row stop the run (Status::stalled_at_kink).
+// After stop_at_event() the driver restarts its stepper at the event (the right-hand side changed
+// discontinuously).
+// Private to src/; C++17-clean (integrate.cpp is compiled as C++17).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/math/tools/toms748_solve.hpp>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gfsim/clock.hpp"
+#include "gfsim/integrate.hpp"
+
+namespace gfsim::detail {
+
+/// The state at clock value tau on the step just accepted (the driver's dense output).
+using StepInterpolant = std::function<void(double tau, Vec& out)>;
+
+class EventLocator {
+ public:
+  static constexpr int kMaxZeroLengthRestarts = 64;
+
+  EventLocator(const EventHooks& hooks, Clock clock) : hooks_(hooks), clock_(clock) {}
+
+  bool active() const { return bool(hooks_.values); }
+
+  /// After an accepted step from y_before to y: true if some event function is negative at y (the
+  /// smooth piece ended inside the step).
+  bool crossed(const Vec& y_before, const Vec& y) {
+    hooks_.values(y, g_);
+    violated_.clear();
+    for (Index j = 0; j < g_.size(); ++j)
+      if (g_[j] < 0) violated_.push_back(j);
+    if (violated_.empty()) return false;
+    // A function already <= 0 at the step's start sits on a surface handled at an event, its value
+    // round-off (every other one is positive after a step or an event, see apply()). If it fell
+    // clearly over the step (below twice that value), the field sends the state back through the
+    // surface: an event at the step's start (a bounce). Otherwise the state is leaving the surface
+    // on the side the event chose, or has not moved off it beyond round-off: not an event. (At a
+    // tangential exit from sliding the departure is second order in the step; after CVODE's short
+    // restart step it is below the round-off of g.)
+    hooks_.values(y_before, g_before_);
+    violated_.erase(std::remove_if(violated_.begin(), violated_.end(),
+                                   [&](Index j) { return g_before_[j] <= 0 && g_[j] >= 2 * g_before_[j]; }),
+                    violated_.end());
+    return !violated_.empty();
+  }
+
+  /// The earliest event in the step (tau_before, y_before) -> tau after crossed() returned true:
+  /// its clock value; y_event is the interpolated state there. The surfaces hit are kept for apply().
+  double locate(double tau_before, const Vec& y_before, double tau, const StepInterpolant& interpolate,
+                Vec& y_event) {
+    double tau_star = tau;
+    roots_.clear();
+    crossing_.clear();
+    for (Index j : violated_) {
+      if (g_before_[j] <= 0) {
+        roots_.emplace_back(tau_before, j);
+        tau_star = tau_before;
+      } else {
+        crossing_.push_back(j);
+      }
+    }
+    if (tau_star > tau_before && !crossing_.empty()) {
+      auto phi = [&](double s) {
+        interpolate(s, y_event);
+        hooks_.values(y_event, g_);
+        return min_over_crossing();
+      };
+      g_.swap(g_before_);
+      const double pa = min_over_crossing();
+      const double pb = phi(tau);
+      double right = tau;
+      if (pb < 0) {
+        std::uintmax_t iters = 100;
+        const auto bracket = boost::math::tools::toms748_solve(phi, tau_before, tau, pa, pb,
+                                                               boost::math::tools::eps_tolerance<double>(48), iters);
+        right = bracket.second;
+      }
+      tau_star = right;
+      // Every changed function that is non-positive at the root crosses there.
+      phi(right);
+      g_event_ = g_;
+      for (Index j : crossing_)
+        if (g_[j] <= 0) roots_.emplace_back(right, j);
+      if (roots_.empty()) roots_.emplace_back(right, crossing_.front());
+    }
+    // At the step's start the state is known exactly (an interpolant need not reproduce it).
+    if (tau_star == tau_before) {
+      y_event = y_before;
+      g_event_ = g_before_;
+    } else {
+      interpolate(tau_star, y_event);
+    }
+    return tau_star;
+  }
+
+  /// The event step after crossed() returned true for the step (tau_before, y_before) -> (tau, x):
+  /// locate the earliest event, observe the output times before it from the interpolant, move
+  /// (tau, x) to the event, apply() it and observe an output time that falls exactly on it.
+  /// `next` indexes the first output time (taus: clock values, times: physical) not yet observed.
+  std::optional<std::pair<Status, std::string>> stop_at_event(double tau_before, const Vec& y_before, double& tau,
+                                                              Vec& x, const StepInterpolant& interpolate,
+                                                              const std::vector<double>& taus,
+                                                              const std::vector<double>& times, std::size_t& next,
+                                                              const SampleObserver& observe, SolverCounters& c) {
+    const double tau_star = locate(tau_before, y_before, tau, interpolate, y_event_);
+    while (next < taus.size() && taus[next] < tau_star) {
+      interpolate(taus[next], sample_);
+      observe(c.accepted, times[next], sample_);
+      ++next;
+    }
+    x = y_event_;
+    tau = tau_star;
+    if (auto stop = apply(tau_star, x, c)) return stop;
+    if (next < taus.size() && taus[next] == tau) observe(c.accepted, times[next++], x);
+    return std::nullopt;
+  }
+
+  /// Switch the discrete state for every surface hit at the located event tau_star (state y there):
+  /// sliding entry on a bounce, otherwise a crossing (or the end of a sliding mode); then the exits
+  /// that this switch forces at the same point. Counts events and sliding entries in c. Returns the
+  /// status and message to stop with when the state chatters.
+  std::optional<std::pair<Status, std::string>> apply(double tau_star, const Vec& y, SolverCounters& c) {
+    const double tol_tau = 1e-12 * std::max(1.0, std::abs(tau_star));
+    const double t_star = clock_.time(tau_star);
+    const bool same_instant = tau_star - last_event_tau_ <= tol_tau;
+    // Surfaces handled at the previous event, if it was at this instant (they accumulate over a
+    // chain of zero-length restarts).
+    previous_.clear();
+    if (same_instant) previous_ = last_event_js_;
+    else last_event_js_.clear();
+    bool repeated = false;
+    for (const auto& [root, j] : roots_)
+      if (root <= tau_star + tol_tau && was_previous(j)) repeated = true;
+    zero_length_restarts_ = repeated ? zero_length_restarts_ + 1 : 0;
+    if (auto stop = switch_pattern(tau_star + tol_tau, t_star, y, c)) return stop;
+    // The switch can move other surfaces' sliding mask values out of [0,1] at this very point (a
+    // crossing by another entry of the same unit changes the sliding system): those modes end here,
+    // not wherever the next step happens to end (an explicit step can carry the mask back inside and
+    // miss the exit). Surfaces already handled at this instant sit on g = 0 up to round-off: their
+    // sign is noise, the field decides at the next step (the bounce rule). Each pass adds to that
+    // set, so this ends.
+    // Only values the switch lowered count: a negative value it left alone is round-off on a
+    // surface handled at an earlier event.
+    for (;;) {
+      hooks_.values(y, g_);
+      roots_.clear();
+      for (Index j = 0; j < g_.size(); ++j)
+        if (g_[j] < 0 && g_[j] < g_event_[j] &&
+            std::find(last_event_js_.begin(), last_event_js_.end(), j) == last_event_js_.end())
+          roots_.emplace_back(tau_star, j);
+      g_event_.swap(g_);
+      if (roots_.empty()) break;
+      if (auto stop = switch_pattern(tau_star, t_star, y, c)) return stop;
+    }
+    last_event_tau_ = tau_star;
+    return std::nullopt;
+  }
+
+ private:
+  bool was_previous(Index j) const { return std::find(previous_.begin(), previous_.end(), j) != previous_.end(); }
+
+  // Cross or slide every surface in roots_ hit by tau_last (physical time t_star).
+  std::optional<std::pair<Status, std::string>> switch_pattern(double tau_last, double t_star, const Vec& y,
+                                                               SolverCounters& c) {
+    for (const auto& [root, j] : roots_) {
+      if (root > tau_last) continue;
+      last_event_js_.push_back(j);
+      // Crossed j and the field on the new side sends the state straight back: both sides point
+      // into the surface, a Filippov sliding mode.
+      const bool bounced = was_previous(j);
+      if (bounced && zero_length_restarts_ <= kMaxZeroLengthRestarts && hooks_.slide &&
+          hooks_.slide(t_star, y, j)) {
+        ++c.sliding_entries;
+        continue;
+      }
+      if (bounced && zero_length_restarts_ > kMaxZeroLengthRestarts)
+        return std::make_pair(Status::stalled_at_kink,
+                              fmt::format("kink {} at t = {:.6g}: {} zero-length restarts in a row (the state "
+                                          "chatters between crossing, sliding and leaving this surface)",
+                                          hooks_.describe ? hooks_.describe(j) : std::to_string(j), t_star,
+                                          zero_length_restarts_));
+      // Not a new sliding mode: a plain crossing, or the end of a sliding mode on j.
+      hooks_.cross(t_star, y, j);
+      ++c.events;
+    }
+    return std::nullopt;
+  }
+
+  double min_over_crossing() const {
+    double m = std::numeric_limits<double>::infinity();
+    for (Index j : crossing_) m = std::min(m, g_[j]);
+    return m;
+  }
+
+  const EventHooks& hooks_;
+  Clock clock_;
+  Vec g_, g_before_, g_event_, y_event_, sample_;  ///< g at the step's end, start, the event
+  std::vector<Index> violated_, crossing_;
+  std::vector<std::pair<double, Index>> roots_;  ///< (clock value, surface) hit in the located step
+  double last_event_tau_ = -std::numeric_limits<double>::infinity();
+  std::vector<Index> last_event_js_, previous_;  ///< surfaces handled at last_event_tau_; a copy for apply()
+  int zero_length_restarts_ = 0;
+};
+
+}  // namespace gfsim::detail
