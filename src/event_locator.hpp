@@ -83,7 +83,18 @@ class EventLocator {
       }
     }
     if (tau_star > tau_before && !crossing_.empty()) {
+      // The search evaluates only the crossing surfaces when the problem can (values_of); the
+      // root's side is then decided on the full evaluation below, as everywhere else.
       auto phi = [&](double s) {
+        interpolate(s, y_event);
+        if (hooks_.values_of) {
+          hooks_.values_of(y_event, crossing_, g_crossing_);
+          return g_crossing_.minCoeff();
+        }
+        hooks_.values(y_event, g_);
+        return min_over_crossing();
+      };
+      auto phi_full = [&](double s) {
         interpolate(s, y_event);
         hooks_.values(y_event, g_);
         return min_over_crossing();
@@ -98,9 +109,13 @@ class EventLocator {
                                                                boost::math::tools::eps_tolerance<double>(48), iters);
         right = bracket.second;
       }
+      // The subset and the full evaluation may round differently: step on towards tau (where
+      // the full min is negative) until the full evaluation agrees that a surface is crossed.
+      for (double d = 4 * std::numeric_limits<double>::epsilon() * std::max(1.0, std::abs(right));
+           phi_full(right) > 0 && right < tau; d *= 4)
+        right = std::min(tau, right + d);
       tau_star = right;
-      // Every changed function that is non-positive at the root crosses there.
-      phi(right);
+      // Every changed function that is non-positive at the root crosses there (g_ holds g(right)).
       g_event_ = g_;
       for (Index j : crossing_)
         if (g_[j] <= 0) roots_.emplace_back(right, j);
@@ -218,6 +233,7 @@ class EventLocator {
   const EventHooks& hooks_;
   Clock clock_;
   Vec g_, g_before_, g_event_, y_event_, sample_;  ///< g at the step's end, start, the event
+  Vec g_crossing_;                                 ///< g of the crossing surfaces (values_of)
   std::vector<Index> violated_, crossing_;
   std::vector<std::pair<double, Index>> roots_;  ///< (clock value, surface) hit in the located step
   double last_event_tau_ = -std::numeric_limits<double>::infinity();

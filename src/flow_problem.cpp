@@ -39,6 +39,9 @@ OdeProblem to_event_problem(Flow& flow, const Vec& y0, KinkEventSink on_event) {
     on_event(t, k.layer, k.unit, k.point, kind);
   };
   p.events.values = [&flow](const Vec& y, Vec& g) { flow.event_values(y, g); };
+  p.events.values_of = [&flow](const Vec& y, const std::vector<Index>& js, Vec& g) {
+    flow.event_values_of(y, js, g);
+  };
   p.events.cross = [&flow, report](double t, const Vec& y, Index j) {
     const auto& sliding = flow.sliding();
     const auto it = std::find(sliding.begin(), sliding.end(), j);

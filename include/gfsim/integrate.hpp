@@ -28,6 +28,9 @@ namespace gfsim {
 struct EventHooks {
   /// g = all event functions at y (size fixed)
   std::function<void(const Vec& y, Vec& g)> values;
+  /// Optional: g_s = g_{js[s]} at y, equal to values() up to rounding but cheaper (root searches
+  /// over the few surfaces crossed in a step).
+  std::function<void(const Vec& y, const std::vector<Index>& js, Vec& g)> values_of;
   /// Switch the discrete state for event j at state y (the trajectory has crossed g_j = 0).
   std::function<void(double t, const Vec& y, Index j)> cross;
   /// Optional: the field on both sides of surface j points into it (an event right at the restart
