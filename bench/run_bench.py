@@ -179,6 +179,8 @@ def write_markdown(rep):
          "the 'recording' column; scipy records nothing). No process start, no data generation. The floor uses "
          "the RHS time measured in the same run at the initial state (bench/bench_rhs; the RHS time at the final "
          "state is shown for comparison).", "",
+         "Also by `scripts/bench`: the stationary-point spectrum at P ~ 1e4, Spectra matrix-free vs dense "
+         "([spectrum_benchmarks.md](spectrum_benchmarks.md)).", "",
          "## Kernels (C++/Eigen, bench/bench_rhs)", "",
          "| kernel | time |", "|---|---|",
          f"| RHS | {k['rhs_seconds'] * 1e6:.1f} us |",
