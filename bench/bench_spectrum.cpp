@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -96,6 +97,7 @@ int main(int argc, char** argv) {
                        "[--dense-runs N] [--k K] [--direction FILE]\n");
     return 2;
   }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // line by line: a driver or a timeout sees the stages done
   std::vector<std::string> overrides;
   std::string routes = "stationary,kernels,spectra,dense", direction;
   int runs = 5, dense_runs = 1;
@@ -127,16 +129,25 @@ int main(int argc, char** argv) {
   // The stationary point.
   Vec V;
   if (has("stationary")) {
-    const StationaryOptions o;  // the defaults of `gfsim stationary`
-    const auto t0 = clk::now();
-    const StationaryResult r = locate_stationary(flow, flow.initial_state(initial_weights(spec, net)), o);
-    const double wall = since(t0);
+    // locate_stationary with the defaults of `gfsim stationary`, in its two phases (timed apart):
+    // the flow phase (no Newton step), then the Newton polish from its end point (no flow).
+    StationaryOptions flow_only, newton_only;
+    flow_only.max_newton = 0;
+    newton_only.skip_flow = true;
+    auto t0 = clk::now();
+    const StationaryResult f = locate_stationary(flow, flow.initial_state(initial_weights(spec, net)), flow_only);
+    const double flow_wall = since(t0);
+    t0 = clk::now();
+    const StationaryResult r = locate_stationary(flow, f.V, newton_only);
+    const double newton_wall = since(t0);
     long inner = 0;
     for (int it : r.inner_iterations) inner += it;
-    fmt::print("stationary_seconds {:.6g}\nflow_status {}\nflow_steps {}\nflow_grad_rel {:.3g}\n", wall,
-               r.flow_status, r.flow_steps, r.flow_grad / r.loss_scale);
-    fmt::print("newton_iterations {}\nnewton_converged {}\nminres_iterations {}\n", r.inner_iterations.size(),
-               r.newton_converged ? 1 : 0, inner);
+    fmt::print("stationary_seconds {:.6g}\nflow_seconds {:.6g}\nnewton_seconds {:.6g}\n", flow_wall + newton_wall,
+               flow_wall, newton_wall);
+    fmt::print("flow_status {}\nflow_steps {}\nflow_grad_rel {:.3g}\n", f.flow_status, f.flow_steps,
+               f.flow_grad / f.loss_scale);
+    fmt::print("newton_iterations {}\nnewton_converged {}\nminres_iterations {}\nnewton_hvps {}\n",
+               r.inner_iterations.size(), r.newton_converged ? 1 : 0, inner, r.newton_hvps);
     fmt::print("newton_minres_per_step {}\n",
                join(std::vector<double>(r.inner_iterations.begin(), r.inner_iterations.end())));
     fmt::print("newton_grad_rel {}\n", join(Vec(Eigen::Map<const Vec>(r.grad_norms.data(), Index(r.grad_norms.size())) /
@@ -159,6 +170,9 @@ int main(int argc, char** argv) {
     const Vec x = sp.project(V, Vec::Ones(P) / std::sqrt(double(P)));
     const Vec y = B.apply_transpose(x);
     Vec out(m);
+    Vec dy;
+    fmt::print("rhs_seconds {:.6g}\n", time_per_call([&] { flow.rhs(V, 0.0, dy); }));
+    fmt::print("diagnostics_seconds {:.6g}\n", time_per_call([&] { (void)flow.diagnostics(V); }));
     fmt::print("gradient_seconds {:.6g}\n", time_per_call([&] { (void)sp.euclidean_gradient(V); }));
     fmt::print("hvp_seconds {:.6g}\n", time_per_call([&] { (void)sp.euclidean_hvp(V, x); }));
     fmt::print("riemannian_hvp_seconds {:.6g}\n", time_per_call([&] { (void)sp.hessian(V, x); }));
@@ -192,6 +206,13 @@ int main(int argc, char** argv) {
                sparse.inner_solves, sparse.used_shift_invert ? 1 : 0);
     fmt::print("spectra_info {} {}\nspectra_iterations {} {}\n", sparse.info_smallest, sparse.info_largest,
                sparse.iterations_smallest, sparse.iterations_largest);
+    // The flipped Lanczos alone (lambda_max I - H, one product per step; the first stage of the
+    // automatic low end): what the shift-invert stage costs on top (one run).
+    const auto t0 = clk::now();
+    const ExtremeEigs flip =
+        extreme_eigenvalues(op, k, {.tol = StationaryOptions{}.spectra_tol, .smallest = SmallestMethod::flip});
+    fmt::print("flip_seconds {:.6g}\nflip_hvps {}\nflip_info {}\nflip_smallest {}\n", since(t0), flip.matvecs,
+               flip.info_smallest, join(flip.smallest));
     fmt::print("spectra_smallest {}\nspectra_largest {}\nspectra_max_rel_residual {:.3g}\n", join(sparse.smallest),
                join(sparse.largest), res);
   }

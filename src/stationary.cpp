@@ -314,6 +314,7 @@ void newton_polish(const SphereProblem& sp, StationaryResult& r, const Stationar
       oi.minres_rtol = std::clamp(gn / scale, o.minres_rtol, 1e-2);
       xi = newton_step(sp, V, g, sp.tangent_dim() <= o.dense_newton_max, oi, inner);
     }
+    r.newton_hvps += inner;
     // Safeguard: accept the first step length (1, 1/2, ...) that decreases ||grad||.
     double t = 1.0;
     bool accepted = false;

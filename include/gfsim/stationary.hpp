@@ -122,7 +122,8 @@ struct StationaryResult {
   // Newton
   std::vector<double> grad_norms;  ///< ||grad|| at entry and after every Newton step
   std::vector<double> step_norms;  ///< ||xi|| of every step
-  std::vector<int> inner_iterations;
+  std::vector<int> inner_iterations;  ///< of every accepted step (dense: the tangent dimension)
+  Index newton_hvps = 0;  ///< Hessian products of all Newton steps, the rejected last one (round-off) included
   bool newton_converged = false;
   double loss_scale = 0, log_loss = 0, margin = 0;
   // spectrum
