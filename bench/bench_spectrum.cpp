@@ -137,15 +137,14 @@ int main(int argc, char** argv) {
     auto t0 = clk::now();
     const StationaryResult f = locate_stationary(flow, flow.initial_state(initial_weights(spec, net)), flow_only);
     const double flow_wall = since(t0);
+    fmt::print("flow_seconds {:.6g}\nflow_status {}\nflow_steps {}\nflow_grad_rel {:.3g}\n", flow_wall, f.flow_status,
+               f.flow_steps, f.flow_grad / f.loss_scale);  // before Newton: a run cut off by a timeout shows the stage
     t0 = clk::now();
     const StationaryResult r = locate_stationary(flow, f.V, newton_only);
     const double newton_wall = since(t0);
     long inner = 0;
     for (int it : r.inner_iterations) inner += it;
-    fmt::print("stationary_seconds {:.6g}\nflow_seconds {:.6g}\nnewton_seconds {:.6g}\n", flow_wall + newton_wall,
-               flow_wall, newton_wall);
-    fmt::print("flow_status {}\nflow_steps {}\nflow_grad_rel {:.3g}\n", f.flow_status, f.flow_steps,
-               f.flow_grad / f.loss_scale);
+    fmt::print("newton_seconds {:.6g}\nstationary_seconds {:.6g}\n", newton_wall, flow_wall + newton_wall);
     fmt::print("newton_iterations {}\nnewton_converged {}\nminres_iterations {}\nnewton_hvps {}\n",
                r.inner_iterations.size(), r.newton_converged ? 1 : 0, inner, r.newton_hvps);
     fmt::print("newton_minres_per_step {}\n",
