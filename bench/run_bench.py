@@ -207,6 +207,8 @@ def write_markdown(rep):
          "start, no data generation. The floor uses "
          "the RHS time measured in the same run at the initial state (bench/bench_rhs; the RHS time at the final "
          "state is shown for comparison).", "",
+         "Also by `scripts/bench` (listed at the end): the ReLU late regime, the kink count of the large ReLU "
+         "case, the stationary-point spectrum at P ~ 1e4.", "",
          "## Kernels (C++/Eigen, bench/bench_rhs)", "",
          "| kernel | time |", "|---|---|",
          f"| RHS | {k['rhs_seconds'] * 1e6:.1f} us |",
@@ -266,6 +268,8 @@ def write_markdown(rep):
           "regime, solvers with kink events (bench/relu_late.py).",
           "- [relu_large_crossings.md](relu_large_crossings.md): kink crossings of narrower copies of the large "
           "ReLU case, extrapolated to 1000 hidden units (bench/relu_crossings.py).",
+          "- [spectrum_benchmarks.md](spectrum_benchmarks.md): the stationary-point spectrum at P ~ 1e4, Spectra "
+          "matrix-free vs dense (bench/spectrum_bench.py).",
           "- [relu_events.md](relu_events.md): events vs ignore across tolerances (bench/relu_events.py).",
           "- [verify_benchmarks.md](verify_benchmarks.md): `gfsim verify` on every models/verify_*.toml.", ""]
     path = os.path.join(ROOT, "docs", "benchmarks.md")

@@ -314,6 +314,7 @@ void newton_polish(const SphereProblem& sp, StationaryResult& r, const Stationar
       oi.minres_rtol = std::clamp(gn / scale, o.minres_rtol, 1e-2);
       xi = newton_step(sp, V, g, sp.tangent_dim() <= o.dense_newton_max, oi, inner);
     }
+    r.newton_hvps += inner;
     // Safeguard: accept the first step length (1, 1/2, ...) that decreases ||grad||.
     double t = 1.0;
     bool accepted = false;
@@ -341,13 +342,29 @@ void newton_polish(const SphereProblem& sp, StationaryResult& r, const Stationar
   r.V = V;
 }
 
+Mat tangent_hessian_matrix(const SphereProblem& sp, const Vec& V) {
+  const TangentBasis B(sp.flow().network(), V);
+  const Index m = B.cols();
+  Mat Ht(m, m);
+  Vec e = Vec::Zero(m);
+  for (Index j = 0; j < m; ++j) {
+    e[j] = 1;
+    Ht.col(j) = B.apply_transpose(sp.hessian(V, B.apply(e)));
+    e[j] = 0;
+  }
+  // Symmetric in exact arithmetic; averaging removes the round-off asymmetry (in place, no copy).
+  for (Index j = 0; j < m; ++j)
+    for (Index i = j + 1; i < m; ++i) Ht(i, j) = Ht(j, i) = 0.5 * (Ht(i, j) + Ht(j, i));
+  return Ht;
+}
+
 Vec tangent_extreme_eigenvalues(const SphereProblem& sp, const Vec& V0, Index k, Index dense_max, Index* hvps) {
   const Vec V = sp.normalize(V0);
   const Index m = sp.tangent_dim();
   Vec out = Vec::Constant(2 * k, std::numeric_limits<double>::quiet_NaN());
   const TangentBasis B(sp.flow().network(), V);
   if (m <= dense_max || k >= m - 2) {
-    const Mat Ht = projected_hessian(sp, V, B.dense());
+    const Mat Ht = tangent_hessian_matrix(sp, V);
     if (hvps) *hvps += m;
     const Vec lam = Eigen::SelfAdjointEigenSolver<Mat>(Ht, Eigen::EigenvaluesOnly).eigenvalues();
     for (Index i = 0; i < k && i < m; ++i) out[i] = lam[i];
@@ -776,6 +793,14 @@ void analyse_stationary(const SphereProblem& sp, StationaryResult& r, const Stat
 
 StationaryResult find_stationary(Flow& flow, const Vec& V0, const StationaryOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
+  StationaryResult r = locate_stationary(flow, V0, o);
+  analyse_stationary(SphereProblem(flow), r, o);
+  r.total_seconds = seconds_since(t0);
+  return r;
+}
+
+StationaryResult locate_stationary(Flow& flow, const Vec& V0, const StationaryOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
   const SphereProblem sp(flow);
   StationaryResult r;
   r.rho = flow.fixed_rho();
@@ -843,7 +868,6 @@ StationaryResult find_stationary(Flow& flow, const Vec& V0, const StationaryOpti
   r.log_loss = d.log_loss;
   r.margin = d.margin;
   r.loss_scale = sp.loss_scale(r.V);
-  analyse_stationary(sp, r, o);
   r.total_seconds = seconds_since(t0);
   return r;
 }

@@ -54,6 +54,42 @@ TEST(Stationary, RiemannianHessianMatchesFiniteDifferences) {
   }
 }
 
+// The dense tangent Hessian B^T Hess B: every column against central differences of the
+// Riemannian gradient along the retraction, B^T P_V d/dh grad(R_V(h b_j)); symmetric; and its
+// extreme eigenvalues are those Spectra finds matrix-free (generic point of a ReLU net, distinct
+// eigenvalues).
+TEST(Stationary, TangentHessianMatrixMatchesFiniteDifferencesAndSpectra) {
+  const Dataset data = test::separable_data(40, 6, 13);
+  Network net({6, 8, 1}, Activation::relu);
+  Flow flow(net, data, LossKind::exp, FlowKind::fixed_rho, 3.0);
+  SphereProblem sp(flow);
+  const Vec V = random_direction(net, 14);
+  const TangentBasis B(net, V);
+  const Mat Ht = tangent_hessian_matrix(sp, V);
+  const Index m = sp.tangent_dim();
+  ASSERT_EQ(Ht.rows(), m);
+  ASSERT_EQ(Ht.cols(), m);
+  EXPECT_EQ((Ht - Ht.transpose()).norm(), 0.0);
+  const double h = 1e-5;
+  Vec e = Vec::Zero(m);
+  for (Index j = 0; j < m; ++j) {
+    e[j] = 1;
+    const Vec b = B.apply(e);
+    e[j] = 0;
+    const Vec fd = sp.project(V, (sp.gradient(sp.retract(V, h * b)) - sp.gradient(sp.retract(V, -h * b))) / (2 * h));
+    EXPECT_LT((B.apply_transpose(fd) - Ht.col(j)).norm(), 1e-6 * Ht.norm()) << j;
+  }
+  const Vec lam = Eigen::SelfAdjointEigenSolver<Mat>(Ht, Eigen::EigenvaluesOnly).eigenvalues();
+  Index hvps = 0;
+  const Vec sparse = tangent_extreme_eigenvalues(sp, V, 4, /*dense_max=*/0, &hvps);
+  EXPECT_GT(hvps, 0);
+  const double scale = lam.cwiseAbs().maxCoeff();
+  for (Index i = 0; i < 4; ++i) {
+    EXPECT_NEAR(sparse[i], lam[i], 1e-9 * scale) << i;
+    EXPECT_NEAR(sparse[4 + i], lam[m - 4 + i], 1e-9 * scale) << i;
+  }
+}
+
 TEST(Stationary, TangentBasisIsOrthonormalAndTangent) {
   Network net({4, 3, 1}, Activation::linear);
   const Vec V = random_direction(net, 9);

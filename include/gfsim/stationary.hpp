@@ -122,7 +122,8 @@ struct StationaryResult {
   // Newton
   std::vector<double> grad_norms;  ///< ||grad|| at entry and after every Newton step
   std::vector<double> step_norms;  ///< ||xi|| of every step
-  std::vector<int> inner_iterations;
+  std::vector<int> inner_iterations;  ///< of every accepted step (dense: the tangent dimension)
+  Index newton_hvps = 0;  ///< Hessian products of all Newton steps, the rejected last one (round-off) included
   bool newton_converged = false;
   double loss_scale = 0, log_loss = 0, margin = 0;
   // spectrum
@@ -158,10 +159,14 @@ struct StationaryResult {
   std::string notes;
 };
 
-/// The whole pipeline at flow.fixed_rho() from the direction V0 (normalized per layer first).
+/// The whole pipeline at flow.fixed_rho() from the direction V0 (normalized per layer first):
+/// locate_stationary, then analyse_stationary.
 /// ReLU flows run with kink events (crossings; a stop stalled on a kink ends the flow phase there,
 /// and Newton continues on that kink surface); the pattern is cleared again on return.
 StationaryResult find_stationary(Flow& flow, const Vec& V0, const StationaryOptions& options);
+/// The point only: flow phase and Newton polish (r.V, flow_* and Newton fields, log_loss, margin,
+/// loss_scale); no spectrum (its cost grows faster than the point's at large P: benchmarks).
+StationaryResult locate_stationary(Flow& flow, const Vec& V0, const StationaryOptions& options);
 
 /// Newton polish only (appends to r.grad_norms etc.; r.V is the start and the result).
 void newton_polish(const SphereProblem& sp, StationaryResult& r, const StationaryOptions& options);
@@ -178,6 +183,11 @@ std::vector<Index> kink_indices(const Flow& flow, const Vec& V, double rel);
 /// Orthonormal basis (P x dim) of the tangent space of the spheres and of the kink surfaces
 /// h_j = 0, j in `kinks`; `rank` = rank of the kink normals on the sphere tangent space.
 Mat kink_surface_basis(const SphereProblem& sp, const Vec& V, const std::vector<Index>& kinks, Index* rank = nullptr);
+
+/// B^T Hess B (m x m, m = P - K, symmetrized) in the implicit orthonormal tangent basis B at V
+/// (TangentBasis): m Riemannian Hessian products, O(m^2) memory (B is never formed; the dense
+/// spectrum route and its benchmark).
+Mat tangent_hessian_matrix(const SphereProblem& sp, const Vec& V);
 
 /// The k smallest then the k largest eigenvalues (ascending within each end) of the Riemannian
 /// Hessian on the tangent space at V (any V, stationary or not): dense up to tangent dimension
