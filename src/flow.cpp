@@ -338,6 +338,39 @@ Index Flow::freeze_pattern(const Vec& y) {
   return active;
 }
 
+std::vector<Index> Flow::settle_on_kinks(const Vec& y, double rel_tol) {
+  std::vector<Index> sliding;
+  const Vec h = preactivations(y);
+  if (h.size() == 0 || pattern_.empty()) return sliding;
+  const double tol = rel_tol * h.cwiseAbs().maxCoeff();
+  if (!(tol > 0)) return sliding;  // all pre-activations zero (zero first layer): nothing to decide
+  const Vec theta = this->theta(y);
+  Vec dy;
+  // dh_j/dt with the current pattern and sliding set (the e^s of the log clock is a positive factor).
+  auto normal_velocity = [&](Index j) {
+    rhs(y, 0.0, dy);
+    return preactivation_tangent(theta, theta_tangent(y, dy))[j];
+  };
+  for (Index j = 0; j < h.size(); ++j) {
+    if (std::abs(h[j]) > tol) continue;
+    double& m = pattern_entry(j);
+    m = 1.0;
+    const double up = normal_velocity(j);  // the field on the active side (h > 0)
+    m = 0.0;
+    const double down = normal_velocity(j);  // on the inactive side
+    m = h[j] > 0 ? 1.0 : 0.0;
+    if (up < 0 && down > 0) {  // both sides point into the surface
+      start_sliding(j);
+      sliding.push_back(j);
+    } else if (up > 0 && down >= 0) {
+      m = 1.0;
+    } else if (down < 0 && up <= 0) {
+      m = 0.0;
+    }  // else repelling (up > 0 > down) or tangent on both sides: the sign of h decides
+  }
+  return sliding;
+}
+
 namespace {
 // Locate entry j of the concatenated (layer, column-major d_k x n) pre-activation vector.
 std::pair<Index, Index> locate(const Network& net, Index n, Index j) {

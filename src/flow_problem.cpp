@@ -38,6 +38,9 @@ OdeProblem to_event_problem(Flow& flow, const Vec& y0, KinkEventSink on_event) {
     const auto k = flow.kink_of(j);
     on_event(t, k.layer, k.unit, k.point, kind);
   };
+  // A start on kink surfaces (e.g. from a state saved while sliding): sides and sliding modes
+  // from the one-sided fields, not from the round-off sign of h. Runs start at t = 0.
+  for (Index j : flow.settle_on_kinks(y0)) report(0.0, j, KinkEvent::sliding_entry);
   p.events.values = [&flow](const Vec& y, Vec& g) { flow.event_values(y, g); };
   p.events.values_of = [&flow](const Vec& y, const std::vector<Index>& js, Vec& g) {
     flow.event_values_of(y, js, g);

@@ -539,3 +539,44 @@ TEST(CvodeEvents, AnEventRestartsTheStallWindow) {
 
 }  // namespace
 }  // namespace gfsim
+
+namespace gfsim {
+namespace {
+
+TEST(ReluEvents, RestartFromASlidingStateContinuesTheRun) {
+  // A run saved while sliding and restarted from its state (network.init_file) must continue the
+  // same trajectory. The restart state has pre-activations at round-off level on the sliding
+  // surfaces, whose signs mean nothing: to_event_problem settles them (sliding modes, sides).
+  const Dataset data = test::separable_data(30, 4, 7, 0.1);
+  Network net({4, 8, 1}, Activation::relu);
+  const Vec theta0 = test::random_vector(net.num_params(), 8, 0.5);
+  const double t_end = 20.0;
+  const std::vector<double> times = log_spaced_times(1e-2, t_end, 10);
+  Flow full(net, data, LossKind::exp, FlowKind::gd);
+  double t1 = -1;
+  Vec y1;
+  std::size_t sliding_at_t1 = 0;
+  const OdeProblem p = to_event_problem(full, theta0);
+  const auto r = integrate(p, theta0, times, options(Method::dopri5, 1e-11), [&](std::int64_t, double t, const Vec& y) {
+    if (t1 < 0 && t >= 1.0 && full.sliding().size() >= 2) {
+      t1 = t;
+      y1 = y;
+      sliding_at_t1 = full.sliding().size();
+    }
+  });
+  ASSERT_EQ(r.status, Status::success) << r.message;
+  ASSERT_GT(t1, 0) << "the test needs a sample with two or more sliding surfaces";
+  Flow restarted(net, data, LossKind::exp, FlowKind::gd);
+  Index entries_at_start = 0;
+  const OdeProblem q = to_event_problem(restarted, y1, [&](double t, Index, Index, Index, KinkEvent e) {
+    entries_at_start += t == 0.0 && e == KinkEvent::sliding_entry;
+  });
+  EXPECT_EQ(std::size_t(entries_at_start), sliding_at_t1);
+  const auto s = integrate(q, y1, {0.0, t_end - t1}, options(Method::dopri5, 1e-11), [](auto, auto, const auto&) {});
+  ASSERT_EQ(s.status, Status::success) << s.message;
+  EXPECT_LT((s.y_final - r.y_final).norm(), 1e-7 * r.y_final.norm()) << "t1 = " << t1;
+  EXPECT_LT(s.counters.events, r.counters.events + 5);  // no chattering at the restart
+}
+
+}  // namespace
+}  // namespace gfsim

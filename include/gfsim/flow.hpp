@@ -84,6 +84,12 @@ class Flow {
   /// Fix the activation pattern to the signs of the pre-activations at y (h > 0 active); from
   /// now on rhs/jvp/jacobian use it instead of the sign of h. Returns the number of active entries.
   Index freeze_pattern(const Vec& y);
+  /// After freeze_pattern(y): pre-activations at round-off level (|h_j| <= rel_tol max|h|, e.g. a
+  /// restart from a state saved while sliding) carry no sign information. Each gets the side its
+  /// one-sided fields move into, or a Filippov sliding mode where both sides point into the
+  /// surface (taken one at a time; the event logic then ends inconsistent ones). Returns the
+  /// entries put into sliding.
+  std::vector<Index> settle_on_kinks(const Vec& y, double rel_tol = 1e-12);
   /// Event functions for the frozen pattern: g_j = h_j where active, -h_j where inactive.
   void event_values(const Vec& y, Vec& g) const;
   /// g[s] = event function js[s] at y, equal to event_values(y)[js[s]] up to rounding: for one
