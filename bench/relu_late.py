@@ -1,20 +1,23 @@
 #!/usr/bin/python3
-"""Issue-5 benchmark: a ReLU network in its smooth late regime (docs/relu_late_benchmarks.md).
+"""Issue-5 benchmark: a ReLU network through its late regime, solvers with kink events
+(docs/relu_late_benchmarks.md).
 
-bench/relu_late.toml: the 2-layer ReLU net of models/relu_events.toml (P = 704, n = 200), started
-from the state its gradient flow reaches at t = 1e4 (a warm-up run, written to network.init_file),
-integrated over t in [0, 1e12] with kinks as events. For each solver the loosest rtol of the
-half-decade ladder of bench/run_bench.py whose trajectory (theta at 2 samples per decade) is within
-1e-6 relative of a tight reference, then the median integration time of RUNS runs (solver wall
-time minus sample recording), RHS / Jacobian counts and kink events. No scipy baseline: scipy's
-solve_ivp has no way to switch the activation pattern at located kinks and continue.
+models/relu_events.toml (2-layer ReLU, 64 hidden units, P = 704, n = 200 teacher points, exp loss,
+gd flow, small init) integrated to t_end = 1e12 in the log clock with kinks as events: ~6700
+crossings before t = 1e3, then the stiff, nearly smooth late regime (few hundred more). Each solver
+at one rtol (1e-8, atol 1e-10); the end state and the samples compared with a tight reference
+(dopri5, rtol 1e-11); wall = solver wall time minus sample recording, median of RUNS runs; RHS,
+Jacobian counts and kink events; crossings before and after t = 1e3. No scipy baseline: solve_ivp
+cannot switch the activation pattern at located kinks and continue.
+
+A restart from a state saved while sliding is not used here: such a state sits on ~200 kink
+surfaces at once and the current event logic chatters on it (docs/relu_late_benchmarks.md).
 
 Usage: GFSIM_BUILD=build /usr/bin/python3 bench/relu_late.py
 """
 import datetime
 import os
 import statistics
-import subprocess
 import sys
 
 import h5py
@@ -23,95 +26,81 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run_bench as rb  # noqa: E402
 
-MODEL = os.path.join(rb.ROOT, "bench", "relu_late.toml")
-WARM_T = 1e4
+MODEL = os.path.join(rb.ROOT, "models", "relu_events.toml")
 T_END = 1e12
+RTOL = 1e-8
 SOLVERS = [("auto", "gfsim default (auto)"), ("dopri5", "dopri5 (odeint)"),
-           ("rosenbrock4", "rosenbrock4 (odeint, exact Jacobian)"), ("cvode", "cvode (BDF, dense)")]
+           ("rosenbrock4", "rosenbrock4 (odeint, exact Jacobian)"), ("cvode", "cvode (BDF)")]
 
 
 def events_of(path):
     with h5py.File(path, "r") as f:
-        s = f["events/summary"][:] if "events/summary" in f else np.zeros(4)
-    return int(s[0]), int(s[1])
+        if "events/time" not in f:
+            return 0, 0, 0
+        t, k = f["events/time"][:], f["events/kind"][:]
+    return int(((k == 0) & (t < 1e3)).sum()), int(((k == 0) & (t >= 1e3)).sum()), int((k == 1).sum())
 
 
 def main():
     t0 = datetime.datetime.now()
-    # Warm-up: the flow from the small initialization of models/relu_events.toml to t = 1e4.
-    warm = os.path.join(rb.TMP, "late_warm.h5")
-    subprocess.run([rb.GFSIM, "run", "-q", MODEL, "-o", warm, "--set", f"time.t_end={WARM_T:g}",
-                    "--set", "solver.method=\"dopri5\"", "--set", "solver.rtol=1e-10", "--set", "solver.atol=1e-12",
-                    "--set", "solver.clock=\"log\""], check=True, stdout=subprocess.DEVNULL)
-    with h5py.File(warm, "r") as f:
-        theta = f["final/theta"][:]
-        warm_status = f["solver"].attrs["status"]
-    init = os.path.join(rb.TMP, "late_init.txt")
-    np.savetxt(init, theta, fmt="%.17g")
-    init_set = ("--set", f"network.init_file=\"{init}\"")
+    extra = ("--set", "solver.max_steps=100000000")
 
-    def run(method, rtol, tag, wall=60.0):
-        return rb.gfsim_run(T_END, method, "log", rtol, tag, wall=wall, extra=init_set, model=MODEL)
+    def run(method, rtol, tag, wall=120.0):
+        return rb.gfsim_run(T_END, method, "log", rtol, tag, wall=wall, extra=extra, model=MODEL)
 
-    ref_s, _, ref_v, ref_file = run("cvode", 1e-12, "late_ref", wall=300)
-    chk_s, _, chk_v, _ = run("rosenbrock4", 1e-11, "late_chk", wall=300)
+    ref_s, _, ref_v, ref_file = run("dopri5", 1e-11, "late_ref", wall=600)
     ref_events = events_of(ref_file)
     rows = []
     for method, label in SOLVERS:
-        chosen = None
-        for rtol in rb.LADDER:
-            s, _, v, out = run(method, rtol, "late_ladder")
-            if s["status"] != "success":
-                chosen = ("failed", rtol, s)
-                break
-            err = rb.rel_error(v, ref_v)
-            if err <= rb.TARGET:
-                chosen = ("ok", rtol, s, err, events_of(out))
-                break
         row = {"label": label}
-        if chosen is None or chosen[0] == "failed":
-            row["note"] = ("no rtol in the ladder reached 1e-6" if chosen is None else
-                           f"{chosen[2]['status']} at rtol {chosen[1]:g}: {chosen[2]['message']}")
+        walls = []
+        for i in range(rb.RUNS):
+            s, _, v, out = run(method, RTOL, "late_timed")
+            if s["status"] != "success":
+                row["note"] = f"{s['status']}: {s['message']}"
+                break
+            walls.append(s["integration_seconds"])
+        if "note" in row:
             rows.append(row)
             print(f"{label}: {row['note']}", file=sys.stderr)
             continue
-        _, rtol, s, err, ev = chosen
-        walls = []
-        for _ in range(rb.RUNS):
-            s, _, _, _ = run(method, rtol, "late_timed")
-            walls.append(s["integration_seconds"])
-        row.update(rtol=rtol, err=err, wall=statistics.median(walls), method=s["method"], rhs=s["rhs_evals"],
-                   jac=s["jacobian_evals"], lu=s["lu_decompositions"], steps=s["steps"], crossings=ev[0],
-                   entries=ev[1])
+        ev = events_of(out)
+        row.update(err=rb.rel_error(v, ref_v), wall=statistics.median(walls), method=s["method"], rhs=s["rhs_evals"],
+                   jac=s["jacobian_evals"], lu=s["lu_decompositions"], steps=s["steps"], early=ev[0], late=ev[1],
+                   entries=ev[2])
         rows.append(row)
-        print(f"{label}: rtol {rtol:g} err {err:.2g} wall {row['wall'] * 1e3:.1f} ms", file=sys.stderr)
+        print(f"{label}: err {row['err']:.2g} wall {row['wall']:.2f} s", file=sys.stderr)
 
     cpu, mem, commit = rb.machine()
     base = next((r["wall"] for r in rows if "wall" in r), None)
-    L = ["# ReLU network in its late regime (issue 5)", "",
+    L = ["# ReLU network through its late regime (issue 5)", "",
          f"Generated by `scripts/bench` (bench/relu_late.py) on {t0.strftime('%Y-%m-%d %H:%M')}, git commit "
          f"`{commit}`, 1 thread, Release build.", "",
          "Machine: " + "; ".join(cpu) + f". Memory: `{' '.join(mem.split())}`.", "",
-         "Problem (bench/relu_late.toml): the 2-layer ReLU network of models/relu_events.toml (64 hidden units, "
-         "P = 704, teacher data n = 200, dim 10, exp loss, gd flow), started from the state its flow reaches at "
-         f"t = {WARM_T:g} (warm-up: dopri5, rtol 1e-10, status {warm_status}), integrated over t in [0, {T_END:g}] in "
-         "the log clock with kinks as events. Accuracy: max over the samples (2 per decade) of "
-         "||theta - theta_ref|| / ||theta_ref|| <= 1e-6, each solver at the loosest rtol of the half-decade ladder "
-         "1e-4, 3e-5, ..., 1e-11 (atol = 1e-2 rtol) that reaches it. Wall = median over "
+         "Problem: models/relu_events.toml (2-layer ReLU, 64 hidden units, P = 704, teacher data n = 200, dim 10, "
+         f"exp loss, gd flow, init_scale 0.1) to t_end = {T_END:g}, log clock, kinks as events, rtol {RTOL:g} "
+         "(atol 1e-2 rtol) for every solver. Error: max over the samples (2 per decade) of "
+         "||theta - theta_ref|| / ||theta_ref||. Wall: median over "
          f"{rb.RUNS} runs of /solver/wall_seconds minus the sample recording.", "",
-         f"Reference: cvode rtol 1e-12 ({ref_s['status']}, {ref_s['rhs_evals']} RHS, {ref_events[0]} kink crossings, "
-         f"{ref_events[1]} sliding entries). Check: rosenbrock4 rtol 1e-11 ({chk_s['status']}, {chk_s['rhs_evals']} RHS) "
-         f"differs by {rb.rel_error(chk_v, ref_v):.2g} relative.", "",
-         "| solver | rtol | error | RHS | Jacobians | LU | steps | crossings / sliding entries | wall (median) | "
-         "this / default |", "|---|---|---|---|---|---|---|---|---|---|"]
+         f"Reference: dopri5 rtol 1e-11 ({ref_s['status']}, {ref_s.get('rhs_evals', '')} RHS; kink crossings "
+         f"{ref_events[0]} before t = 1e3 and {ref_events[1]} after, {ref_events[2]} sliding entries).", "",
+         "| solver | error | RHS | Jacobians | LU | steps | crossings t < 1e3 / t >= 1e3 | sliding entries | "
+         "wall (median) | this / default |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "note" in r:
             L.append(f"| {r['label']} | | | | | | | | {r['note']} | |")
             continue
-        L.append(f"| {r['label']} [{r['method']}] | {r['rtol']:g} | {r['err']:.1e} | {r['rhs']} | {r['jac']} | "
-                 f"{r['lu']} | {r['steps']} | {r['crossings']} / {r['entries']} | {r['wall'] * 1e3:.2f} ms | "
+        L.append(f"| {r['label']} [{r['method']}] | {r['err']:.1e} | {r['rhs']} | {r['jac']} | {r['lu']} | "
+                 f"{r['steps']} | {r['early']} / {r['late']} | {r['entries']} | {r['wall']:.2f} s | "
                  f"{r['wall'] / base:.3g} |")
-    L.append("")
+    L += ["", "Each crossing restarts the integrator: one step for dopri5, about 8 for CVODE's BDF (it climbs back "
+          "from order 1), a Jacobian and an LU per rosenbrock4 step. With thousands of crossings before the late "
+          "regime this decides the ranking, hence `auto` = dopri5 for ReLU networks with events.", "",
+          "Known problem: restarting from a state saved while sliding (e.g. the state at t = 1e4 as "
+          "network.init_file) puts ~200 pre-activations at round-off level at once. to_event_problem settles them "
+          "one at a time (sliding where both one-sided fields point in), but on this network one unit then chatters "
+          "between its sides (7e4 crossings by t = 1e-7). The consistent sliding set of coupled surfaces (a "
+          "box-constrained LCP per unit) is the fix.", ""]
     path = os.path.join(rb.ROOT, "docs", "relu_late_benchmarks.md")
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")

@@ -80,9 +80,14 @@ SolverOptions resolve_solver(const ModelSpec& spec) {
     // Late-time flows are stiff (the loss concentrates on the support vectors): CVODE's BDF,
     // dense exact Jacobian up to 400 state components, matrix-free SPGMR on exact J v above.
     // Measured 13x faster than rosenbrock4 on the issue-5 problem (docs/benchmarks.md).
-    // ReLU kinks as events included: CVODE locates them on its Nordsieck interpolant and
-    // restarts there, by the same rules as the odeint drivers (src/event_locator.hpp).
     o.method = Method::cvode;
+    // ReLU kinks as events: every crossing restarts the integrator, which costs CVODE ~8 steps
+    // (back up from order 1) and dopri5 one; measured 2-11x faster with dopri5 over whole runs
+    // (thousands of crossings, docs/relu_late_benchmarks.md). cvode stays available for late,
+    // crossing-free stretches.
+    const bool relu_events = spec.network.activation == Activation::relu && !spec.network.hidden.empty() &&
+                             spec.dynamics.kinks == KinkMode::events;
+    if (relu_events) o.method = Method::dopri5;
   }
   return o;
 }
