@@ -23,6 +23,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run_bench  # noqa: E402  (machine description shared with the other benchmarks)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("GFSIM_BUILD", os.path.join(ROOT, "build-bench"))
 BENCH = os.path.join(BUILD, "bench", "bench_spectrum")
@@ -61,15 +64,8 @@ def run(args):
 
 
 def machine():
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    keep = ("Model name", "CPU(s):", "Thread(s) per core", "L2 cache", "L3 cache", "CPU max MHz")
-    cpu = [l.strip() for l in lscpu.splitlines() if l.strip().startswith(keep)]
-    mem = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.splitlines()[1]
-    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True).stdout.strip()
-    return cpu, " ".join(mem.split()), commit + ("-dirty" if dirty else "")
+    cpu, mem, commit = run_bench.machine()
+    return cpu, " ".join(mem.split()), commit
 
 
 def agreement(sparse, dense):
