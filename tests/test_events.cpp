@@ -70,6 +70,19 @@ struct FilippovToy {
   }
 };
 
+// Every sample within rtol 1e-8, atol 1e-9 (weighted error < 1) of the toy's closed form.
+template <class Toy>
+void expect_exact_samples(const Toy& toy, const std::vector<double>& times, const std::vector<Vec>& got,
+                          Method method) {
+  ASSERT_EQ(got.size(), times.size());
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    const Vec e = toy.exact(times[i]);
+    EXPECT_LT(test::weighted_error(got[i], e, 1e-8, 1e-9), 1.0)
+        << to_string(method) << " t = " << times[i] << "\n got " << got[i].transpose() << "\n exact "
+        << e.transpose();
+  }
+}
+
 TEST(FilippovToy, SlidingSolutionWithEntryAndExit) {
   for (Method method : {Method::dopri5, Method::rosenbrock4, Method::cvode}) {
     FilippovToy toy;
@@ -81,13 +94,7 @@ TEST(FilippovToy, SlidingSolutionWithEntryAndExit) {
     ASSERT_EQ(r.status, Status::success) << to_string(method) << ": " << r.message;
     EXPECT_EQ(r.counters.sliding_entries, 1) << to_string(method);
     EXPECT_EQ(r.counters.events, 2) << to_string(method) << " (the crossing into z < 0, the exit at t = T)";
-    ASSERT_EQ(got.size(), times.size());
-    for (std::size_t i = 0; i < times.size(); ++i) {
-      const Vec e = toy.exact(times[i]);
-      EXPECT_LT(test::weighted_error(got[i], e, 1e-8, 1e-9), 1.0)
-          << to_string(method) << " t = " << times[i] << "\n got " << got[i].transpose() << "\n exact "
-          << e.transpose();
-    }
+    expect_exact_samples(toy, times, got, method);
   }
 }
 
@@ -170,13 +177,7 @@ TEST(FilippovToy, CrossingThatPushesTheSlidingControlOutOfRangeEndsSlidingThere)
     EXPECT_LT(test::weighted_error(r.y_final, toy.exact(times.back()), 1e-8, 1e-9), 1.0) << to_string(method);
     EXPECT_EQ(r.counters.sliding_entries, 2) << to_string(method);
     EXPECT_EQ(r.counters.events, 4) << to_string(method) << " (A down, B, A's exit at B, A down again)";
-    ASSERT_EQ(got.size(), times.size());
-    for (std::size_t i = 0; i < times.size(); ++i) {
-      const Vec e = toy.exact(times[i]);
-      EXPECT_LT(test::weighted_error(got[i], e, 1e-8, 1e-9), 1.0)
-          << to_string(method) << " t = " << times[i] << "\n got " << got[i].transpose() << "\n exact "
-          << e.transpose();
-    }
+    expect_exact_samples(toy, times, got, method);
   }
 }
 
