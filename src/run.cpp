@@ -79,7 +79,8 @@ SolverOptions resolve_solver(const ModelSpec& spec) {
   if (o.method == Method::auto_select) {
     // Late-time flows are stiff (the loss concentrates on the support vectors): CVODE's BDF,
     // dense exact Jacobian up to 400 state components, matrix-free SPGMR on exact J v above.
-    // Measured 13x faster than rosenbrock4 on the issue-5 problem (docs/benchmarks.md).
+    // Measured 4x faster than rosenbrock4 and 12x than dopri5 on the issue-5 problem to t = 1e12
+    // (docs/benchmarks.md).
     o.method = Method::cvode;
     // ReLU kinks as events: every crossing restarts the integrator, which costs CVODE ~8 steps
     // (back up from order 1) and dopri5 one; measured 2-11x faster with dopri5 over whole runs
