@@ -74,10 +74,7 @@ def main():
           "step of dopri5, ~8 of CVODE's BDF). A stalled_at_kink status is the 64-restart guard of the "
           "event logic (coupled sliding surfaces of one unit; docs/events.md)."]
     L.append("")
-    path = os.path.join(rb.ROOT, "docs", "relu_large_crossings.md")
-    with open(path, "w") as f:
-        f.write("\n".join(L) + "\n")
-    print(f"wrote {path}", file=sys.stderr)
+    rb.write_doc("relu_large_crossings.md", L)
 
 
 if __name__ == "__main__":

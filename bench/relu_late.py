@@ -101,10 +101,7 @@ def main():
           "one at a time (sliding where both one-sided fields point in), but on this network one unit then chatters "
           "between its sides (7e4 crossings by t = 1e-7). The consistent sliding set of coupled surfaces (a "
           "box-constrained LCP per unit) is the fix.", ""]
-    path = os.path.join(rb.ROOT, "docs", "relu_late_benchmarks.md")
-    with open(path, "w") as f:
-        f.write("\n".join(L) + "\n")
-    print(f"wrote {path}", file=sys.stderr)
+    rb.write_doc("relu_late_benchmarks.md", L)
 
 
 if __name__ == "__main__":

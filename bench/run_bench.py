@@ -70,6 +70,14 @@ def gfsim_warm(t_end, method, clock, rtol, runs, extra=(), model=MODEL):
     return kv_lines(subprocess.run(cmd, capture_output=True, text=True).stdout)
 
 
+def write_doc(name, lines):
+    """Write docs/<name> from its lines (the benchmark scripts' reports)."""
+    path = os.path.join(ROOT, "docs", name)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def rel_error(values, ref_values):
     n = min(len(values), len(ref_values))
     if n < len(ref_values):
@@ -272,10 +280,7 @@ def write_markdown(rep):
           "matrix-free vs dense (bench/spectrum_bench.py).",
           "- [relu_events.md](relu_events.md): events vs ignore across tolerances (bench/relu_events.py).",
           "- [verify_benchmarks.md](verify_benchmarks.md): `gfsim verify` on every models/verify_*.toml.", ""]
-    path = os.path.join(ROOT, "docs", "benchmarks.md")
-    with open(path, "w") as f:
-        f.write("\n".join(L) + "\n")
-    print(f"wrote {path}", file=sys.stderr)
+    write_doc("benchmarks.md", L)
 
 
 def large_case_markdown(rep):
