@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   configure_kernels(spec.solver.threads);
   fmt::print("threads {}\n", Eigen::nbThreads());
   const Dataset data = make_dataset(spec.data);
-  Network net(network_widths(spec, data.dim()), spec.network.activation);
+  Network net = flow_network(spec, data.dim());
   Flow flow(net, data, spec.loss.kind, spec.flow.kind, spec.flow.rho);
   const Vec theta0 = initial_weights(spec, net);
   const Vec y0 = flow.initial_state(theta0);

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   const ModelSpec spec = load_model_spec(argv[1], overrides);
   configure_kernels(spec.solver.threads);
   const Dataset data = make_dataset(spec.data);
-  Network net(network_widths(spec, data.dim()), spec.network.activation);
+  Network net = flow_network(spec, data.dim());
   Flow flow(net, data, spec.loss.kind, spec.flow.kind, spec.flow.rho);
   const Vec y0 = flow.initial_state(initial_weights(spec, net));
   const SolverOptions o = resolve_solver(spec);

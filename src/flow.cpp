@@ -271,7 +271,7 @@ FlowDiagnostics Flow::diagnostics(const Vec& y) const {
 
 Flow::NearestKink Flow::nearest_kink(const Vec& y) const {
   NearestKink best;
-  if (net_.activation() != Activation::relu || num_layers() < 2) return best;
+  if (!net_.has_kinks()) return best;
   const Vec theta = this->theta(y);
   net_.forward(theta, XT_, ws_);
   double smallest = std::numeric_limits<double>::infinity();
@@ -293,7 +293,7 @@ namespace gfsim {
 
 Index Flow::num_preactivations() const {
   Index count = 0;
-  if (net_.activation() != Activation::relu) return 0;
+  if (!net_.has_kinks()) return 0;
   for (Index k = 0; k + 1 < num_layers(); ++k) count += net_.layer_rows(k) * y_.size();
   return count;
 }

@@ -80,6 +80,7 @@ const char* to_string(KinkMode mode) {
   switch (mode) {
     case KinkMode::events: return "events";
     case KinkMode::ignore: return "ignore";
+    case KinkMode::smooth: return "smooth";
   }
   return "?";
 }
@@ -96,7 +97,7 @@ constexpr std::array kFlowKinds{FlowKind::gd, FlowKind::gd_polar, FlowKind::wn, 
 constexpr std::array kMethods{Method::auto_select, Method::dopri5,      Method::rkf78,
                               Method::cash_karp,   Method::rosenbrock4, Method::cvode};
 constexpr std::array kClocks{ClockKind::auto_select, ClockKind::log, ClockKind::t};
-constexpr std::array kKinkModes{KinkMode::events, KinkMode::ignore};
+constexpr std::array kKinkModes{KinkMode::events, KinkMode::ignore, KinkMode::smooth};
 
 struct SectionKeys {
   std::string_view section;
@@ -113,7 +114,7 @@ const std::vector<SectionKeys>& schema() {
       {"flow", {"kind", "rho"}},
       {"solver", {"method", "rtol", "atol", "clock", "max_steps", "max_wall_seconds", "threads"}},
       {"time", {"t_end", "t_first", "samples_per_decade"}},
-      {"dynamics", {"kinks"}},
+      {"dynamics", {"kinks", "kink_width"}},
       {"output", {"path", "flush_interval", "swmr"}},
       {"spectrum", {"times", "samples_per_decade", "k"}},
   };
@@ -454,6 +455,7 @@ std::string canonical_toml(const ModelSpec& spec) {
   line("samples_per_decade", fmt::format("{}", spec.time.samples_per_decade));
   section("dynamics");
   line("kinks", quoted(to_string(spec.dynamics.kinks)));
+  line("kink_width", toml_float(spec.dynamics.kink_width));
   section("output");
   line("path", toml_string(spec.output.path));
   line("flush_interval", toml_float(spec.output.flush_interval));
@@ -544,6 +546,16 @@ ModelSpec parse_model_spec(const std::string& toml_text, const std::string& sour
   time.samples_per_decade = read.small_integer("time", "samples_per_decade", time.samples_per_decade, 1, 1000);
 
   spec.dynamics.kinks = read.choice("dynamics", "kinks", spec.dynamics.kinks, kKinkModes);
+  spec.dynamics.kink_width = read.real("dynamics", "kink_width", spec.dynamics.kink_width,
+                                       positive, kPositive);
+  // The smoothed ReLU is not positively homogeneous: the polar, weight-normalized and fixed-rho
+  // flows are derived from f(rho V) = rho^K f(V) and would integrate the wrong equations.
+  if (spec.dynamics.kinks == KinkMode::smooth && spec.network.activation == Activation::relu &&
+      !spec.network.hidden.empty() && spec.flow.kind != FlowKind::gd)
+    read.fail("dynamics", "kinks",
+              fmt::format("\"smooth\" needs flow.kind = \"gd\" (flow.kind = \"{}\" assumes a positively homogeneous "
+                          "network; the smoothed ReLU is not)", to_string(spec.flow.kind)),
+              "\"smooth\"");
 
   OutputSpec& output = spec.output;
   output.path = read.string("output", "path", output.path);

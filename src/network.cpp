@@ -1,7 +1,9 @@
 #include "gfsim/network.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <cmath>
 #include <stdexcept>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -22,8 +24,11 @@ using MapRow = Eigen::Map<RowMat>;
 using ConstMapRow = Eigen::Map<const RowMat>;
 }  // namespace
 
-Network::Network(std::vector<Index> widths, Activation activation)
-    : widths_(std::move(widths)), activation_(activation) {
+Network::Network(std::vector<Index> widths, Activation activation, double kink_width)
+    : widths_(std::move(widths)), activation_(activation),
+      kink_width_(activation == Activation::relu ? kink_width : 0.0) {
+  if (!(kink_width >= 0.0) || !std::isfinite(kink_width))
+    throw std::invalid_argument(fmt::format("Network: kink width {} must be finite and >= 0", kink_width));
   if (widths_.size() < 2) throw std::invalid_argument("Network: need at least input and output widths");
   if (widths_.back() != 1) throw std::invalid_argument("Network: the output width d_K must be 1");
   offsets_.assign(1, 0);
@@ -42,12 +47,24 @@ void Network::forward(const Eigen::Ref<const Vec>& theta, const Mat& XT, Workspa
   ws.pre.resize(K);
   ws.post.resize(K - 1);
   ws.mask.resize(K - 1);
+  const bool smoothed = activation_ == Activation::relu && kink_width_ > 0.0 && !ws.pattern;
+  ws.curv.resize(smoothed ? K - 1 : 0);
   for (Index k = 0; k < K; ++k) {
     const auto W = layer(theta, k);
     const Mat& input = k == 0 ? XT : ws.post[k - 1];
     ws.pre[k].noalias() = W * input;
     if (k + 1 < K) {
-      if (activation_ == Activation::relu && ws.pattern) {
+      if (smoothed) {
+        // z = eps t, E = e^{-|t|} <= 1 (no overflow): s = eps log(1 + e^t) = max(z, 0) + eps log1p(E),
+        // s' = sigma(t) = 1/(1 + E) or E/(1 + E) by the sign of t, s'' = sigma(1 - sigma)/eps = E/(1 + E)^2/eps.
+        const double eps = kink_width_;
+        const auto H = ws.pre[k].array();
+        Mat& E = ws.curv[k];
+        E = (H.abs() * (-1.0 / eps)).exp();
+        ws.post[k] = H.max(0.0) + eps * E.array().log1p();
+        ws.mask[k] = (H >= 0.0).select(1.0, E.array()) / (1.0 + E.array());
+        E.array() /= eps * (1.0 + E.array()).square();
+      } else if (activation_ == Activation::relu && ws.pattern) {
         ws.mask[k] = (*ws.pattern)[k];
         ws.post[k] = ws.pre[k].cwiseProduct(ws.mask[k]);
       } else if (activation_ == Activation::relu) {
@@ -73,7 +90,7 @@ void Network::forward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::R
     const Mat& input = k == 0 ? XT : ws.post[k - 1];
     ws.dpre[k].noalias() = dW * input;
     if (k > 0) ws.dpre[k].noalias() += W * ws.dpost[k - 1];
-    // s'' = 0 away from kinks: the tangent of A_k is s'(H_k) dH_k.
+    // The tangent of A_k is s'(H_k) dH_k (s'' enters the backward pass).
     if (k + 1 < K) ws.dpost[k] = ws.dpre[k].cwiseProduct(ws.mask[k]);
   }
   ws.df = ws.dpre[K - 1].row(0).transpose();
@@ -113,11 +130,15 @@ void Network::backward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::
     if (k > 0) {
       const auto W = layer(theta, k);
       const auto dW = layer(dtheta, k);
+      // delta_{k-1} = (W^T delta_k) o s'(H), so its tangent is
+      // (dW^T delta_k + W^T ddelta_k) o s'(H) + (W^T delta_k) o s''(H) o dH.
       ws.delta[k - 1].noalias() = W.transpose() * ws.delta[k];
-      ws.delta[k - 1].array() *= ws.mask[k - 1].array();
       ws.ddelta[k - 1].noalias() = dW.transpose() * ws.delta[k];
       ws.ddelta[k - 1].noalias() += W.transpose() * ws.ddelta[k];
       ws.ddelta[k - 1].array() *= ws.mask[k - 1].array();
+      if (!ws.curv.empty())
+        ws.ddelta[k - 1].array() += ws.delta[k - 1].array() * ws.curv[k - 1].array() * ws.dpre[k - 1].array();
+      ws.delta[k - 1].array() *= ws.mask[k - 1].array();
     }
   }
 }
@@ -129,9 +150,9 @@ Vec Network::layer_norms(const Eigen::Ref<const Vec>& theta) const {
 }
 
 std::string Network::describe() const {
-  std::string s;
-  for (std::size_t k = 0; k < widths_.size(); ++k) s += (k ? "-" : "") + std::to_string(widths_[k]);
-  return s + (activation_ == Activation::relu ? " relu" : " linear");
+  const std::string s = fmt::format("{}", fmt::join(widths_, "-"));
+  if (activation_ != Activation::relu) return s + " linear";
+  return kink_width_ > 0 ? s + fmt::format(" relu (smoothed, eps = {:g})", kink_width_) : s + " relu";
 }
 
 }  // namespace gfsim

@@ -27,6 +27,11 @@ std::vector<Index> network_widths(const ModelSpec& spec, Index data_dim) {
   return widths;
 }
 
+Network flow_network(const ModelSpec& spec, Index data_dim) {
+  const double eps = spec.dynamics.kinks == KinkMode::smooth ? spec.dynamics.kink_width : 0.0;
+  return Network(network_widths(spec, data_dim), spec.network.activation, eps);
+}
+
 Vec initial_weights(const ModelSpec& spec, const Network& net) {
   const Index P = net.num_params();
   Vec theta = Vec::Zero(P);
@@ -126,7 +131,7 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   const Dataset data = make_dataset(spec.data);
   const bool relu = spec.network.activation == Activation::relu && !spec.network.hidden.empty();
   const bool use_events = relu && spec.dynamics.kinks == KinkMode::events;
-  Network net(network_widths(spec, data.dim()), spec.network.activation);
+  Network net = flow_network(spec, data.dim());
   Flow flow(net, data, spec.loss.kind, spec.flow.kind, spec.flow.rho);
   const Vec theta0 = initial_weights(spec, net);
   const Vec y0 = flow.initial_state(theta0);
@@ -159,10 +164,15 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
                        {"kinks", use_events ? "events: activation pattern switched at located crossings (TOMS 748 on "
                                               "dense output); Filippov sliding by equivalent control, mask values "
                                               "m in [0,1] with dh/dt = 0 on every sliding surface"
-                                            : (relu ? "ignore: ReLU'(0) = 0, plain integration" : "none")}};
+                                            : !relu ? "none"
+                                            : spec.dynamics.kinks == KinkMode::smooth
+                                                ? "smooth: ReLU replaced by eps log(1 + exp(z/eps)), eps = kink_width "
+                                                  "(pre-activation units); a smooth flow, no events"
+                                                : "ignore: ReLU'(0) = 0, plain integration"}};
   meta.int_attrs = {{"K", K}, {"P", P}, {"n", data.n()}, {"data_seed", std::int64_t(spec.data.seed)},
                     {"network_seed", std::int64_t(spec.network.seed)}};
   meta.double_attrs = {{"t_end", spec.time.t_end}, {"rtol", solver.rtol}, {"atol", solver.atol}};
+  if (net.kink_width() > 0) meta.double_attrs["kink_width"] = net.kink_width();
   if (spec.flow.kind == FlowKind::fixed_rho) meta.double_attrs["rho"] = spec.flow.rho;
   for (Index w : net.widths()) meta.widths.push_back(w);
 
@@ -329,8 +339,11 @@ void print_summary(std::ostream& out, const RunReport& r) {
   if (r.uses_events)
     fmt::print(out, "  {:<22} {} kink crossings, {} sliding entries, {} exits, {:.4g} unit-time sliding\n",
                "kink events", r.kink_crossings, r.sliding_entries, r.sliding_exits, r.sliding_time);
-  fmt::print(out, "  {:<22} {} rhs, {} jacobians, {} LU\n", "evaluations", c.rhs_evals, c.jacobian_evals,
-             c.lu_decompositions);
+  if (c.jvp_evals > 0)  // matrix-free Krylov: Jacobian-vector products instead of Jacobians and LUs
+    fmt::print(out, "  {:<22} {} rhs, {} J v products\n", "evaluations", c.rhs_evals, c.jvp_evals);
+  else
+    fmt::print(out, "  {:<22} {} rhs, {} jacobians, {} LU\n", "evaluations", c.rhs_evals, c.jacobian_evals,
+               c.lu_decompositions);
   fmt::print(out, "  {:<22} {:.3f} s\n", "wall time", c.wall_seconds);
   fmt::print(out, "  {:<22} {} ({} samples)\n", "output", r.output_path, r.samples);
 }

@@ -79,6 +79,7 @@ t_first = 0.5
 samples_per_decade = 3
 [dynamics]
 kinks = "ignore"
+kink_width = 0.01
 [output]
 path = "runs/everything.h5"
 flush_interval = 0.5
@@ -130,6 +131,7 @@ TEST(ModelSpec, ReadsEveryKey) {
   EXPECT_EQ(spec.time.t_first, 0.5);
   EXPECT_EQ(spec.time.samples_per_decade, 3);
   EXPECT_EQ(spec.dynamics.kinks, KinkMode::ignore);
+  EXPECT_EQ(spec.dynamics.kink_width, 0.01);
   EXPECT_EQ(spec.output.path, "runs/everything.h5");
   EXPECT_EQ(spec.output.flush_interval, 0.5);
   EXPECT_FALSE(spec.output.swmr);
@@ -311,10 +313,15 @@ const BadValue kBadValues[] = {
      "x.toml:2:10: solver.method = \"euler\": must be one of \"auto\", \"dopri5\", \"rkf78\", \"cash_karp\", "
      "\"rosenbrock4\", \"cvode\""},
     {"[solver]\nclock = \"s\"", "x.toml:2:9: solver.clock = \"s\": must be one of \"auto\", \"log\", \"t\""},
-    {"[dynamics]\nkinks = \"smooth\"", "x.toml:2:9: dynamics.kinks = \"smooth\": must be one of \"events\", \"ignore\""},
+    {"[dynamics]\nkinks = \"smoth\"", "x.toml:2:9: dynamics.kinks = \"smoth\": must be one of \"events\", \"ignore\", \"smooth\""},
+    {"[dynamics]\nkink_width = 0", "x.toml:2:14: dynamics.kink_width = 0: must be > 0"},
+    {"[dynamics]\nkink_width = inf", "x.toml:2:14: dynamics.kink_width = inf: must be a finite number"},
     // cross-key rules
     {"[data]\nkind = \"csv\"", "x.toml: data.path = \"\" (default): must name the CSV file when data.kind = \"csv\""},
     {"[data]\nkind = \"csv\"\npath = \"\"", "x.toml:3:8: data.path = \"\": must name the CSV file when data.kind = \"csv\""},
+    {"[network]\nactivation = \"relu\"\nhidden = [4]\n[flow]\nkind = \"wn\"\n[dynamics]\nkinks = \"smooth\"",
+     "x.toml:7:9: dynamics.kinks = \"smooth\": \"smooth\" needs flow.kind = \"gd\" (flow.kind = \"wn\" assumes a "
+     "positively homogeneous network; the smoothed ReLU is not)"},
 };
 
 TEST(ModelSpec, BadValuesNameKeyValueAndRule) {
@@ -343,6 +350,7 @@ TEST(ModelSpec, AutoMethodResolution) {
   const std::pair<const char*, Method> cases[] = {
       {"[network]\nactivation = \"relu\"\nhidden = [8]\n[dynamics]\nkinks = \"events\"\n", Method::dopri5},
       {"[network]\nactivation = \"relu\"\nhidden = [8]\n[dynamics]\nkinks = \"ignore\"\n", Method::cvode},
+      {"[network]\nactivation = \"relu\"\nhidden = [8]\n[dynamics]\nkinks = \"smooth\"\n", Method::cvode},
       {"[network]\nactivation = \"relu\"\nhidden = []\n", Method::cvode},
       {"[network]\nactivation = \"linear\"\nhidden = [8]\n", Method::cvode}};
   for (const auto& [text, method] : cases) {

@@ -9,7 +9,7 @@ enum class LossKind { exp, logistic, square };
 enum class FlowKind { gd, gd_polar, wn, fixed_rho };
 enum class Method { auto_select, dopri5, rkf78, cash_karp, rosenbrock4, cvode };
 enum class ClockKind { auto_select, t, log };
-enum class KinkMode { events, ignore };
+enum class KinkMode { events, ignore, smooth };
 
 /// Names used in files, messages and TOML ("exp", "gd_polar", "auto", ...).
 const char* to_string(DataKind);

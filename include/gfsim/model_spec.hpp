@@ -80,6 +80,7 @@ struct TimeSpec {
 
 struct DynamicsSpec {
   KinkMode kinks = KinkMode::events;  ///< ReLU networks only
+  double kink_width = 1e-3;  ///< kinks = smooth: ReLU -> eps log(1 + e^{z/eps}), eps in pre-activation units
 
   bool operator==(const DynamicsSpec&) const = default;
 };

@@ -1,5 +1,9 @@
 #pragma once
 // Bias-free K-layer network f(W; x) = W_K s(W_{K-1} ... s(W_1 x)), s = ReLU or identity, d_K = 1.
+// With a kink width eps > 0 the ReLU is replaced by its smoothing s(z) = eps log(1 + e^{z/eps})
+// (softplus; |s(z) - ReLU(z)| <= eps log 2, exponentially small for |z| >> eps): the flow is then
+// smooth, s'' = sigma(1 - sigma)/eps enters the Hessian-vector products, and as eps -> 0 its
+// trajectories tend to the Filippov solution of the ReLU flow (Sotomayor-Teixeira regularization).
 // Parameters live in the theta layout: W_1..W_K, each row-major (d_k x d_{k-1}), concatenated.
 // The network evaluates a whole data set at once (columns of X^T are points) and provides the
 // two primitives every flow is built from:
@@ -28,12 +32,14 @@ void configure_kernels(int threads);
 class Network {
  public:
   /// widths = {d_0, d_1, ..., d_K} with d_K = 1 (checked).
-  Network(std::vector<Index> widths, Activation activation);
+  /// kink_width = eps > 0 smooths the ReLU (above); 0 = the exact ReLU. Ignored for linear.
+  Network(std::vector<Index> widths, Activation activation, double kink_width = 0.0);
 
   struct Workspace {
     std::vector<Mat> pre;    ///< H_k = W_k A_{k-1}, d_k x n, k = 1..K (index k-1)
     std::vector<Mat> post;   ///< A_k = s(H_k), k = 1..K-1 (index k-1)
     std::vector<Mat> mask;   ///< s'(H_k) (0/1 for ReLU; ReLU'(0) = 0)
+    std::vector<Mat> curv;   ///< s''(H_k): smoothed ReLU only (empty otherwise: s'' = 0 off kinks)
     std::vector<Mat> dpre, dpost;        ///< tangents of H_k, A_k
     std::vector<Mat> delta, ddelta;      ///< backprop signals and their tangents
     Vec f, df;               ///< outputs f_n and their tangents
@@ -47,6 +53,9 @@ class Network {
   Index num_params() const { return offsets_.back(); }             ///< P
   const std::vector<Index>& widths() const { return widths_; }
   Activation activation() const { return activation_; }
+  double kink_width() const { return kink_width_; }
+  /// The exact ReLU with hidden layers: the right-hand side jumps across h = 0 (kink surfaces).
+  bool has_kinks() const { return activation_ == Activation::relu && kink_width_ == 0.0 && num_layers() > 1; }
   Index layer_offset(Index k) const { return offsets_[k]; }         ///< k = 0..K-1
   Index layer_size(Index k) const { return offsets_[k + 1] - offsets_[k]; }
   Index layer_rows(Index k) const { return widths_[k + 1]; }
@@ -72,13 +81,14 @@ class Network {
 
   /// Frobenius norms rho_k = ||W_k|| of each layer.
   Vec layer_norms(const Eigen::Ref<const Vec>& theta) const;
-  /// Human-readable shape, e.g. "10-16-1 relu".
+  /// Human-readable shape, e.g. "10-16-1 relu" or "10-16-1 relu (smoothed, eps = 0.001)".
   std::string describe() const;
 
  private:
   std::vector<Index> widths_;
   std::vector<Index> offsets_;
   Activation activation_;
+  double kink_width_ = 0.0;
 };
 
 }  // namespace gfsim

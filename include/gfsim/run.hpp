@@ -45,6 +45,9 @@ struct RunReport {
 
 /// Network widths {d_0, hidden..., 1} for a spec and data dimension.
 std::vector<Index> network_widths(const ModelSpec& spec, Index data_dim);
+/// The network a run integrates: with dynamics.kinks = "smooth" its ReLU is smoothed at width
+/// dynamics.kink_width (network.hpp); otherwise exact. (stationary and verify use the exact ReLU.)
+Network flow_network(const ModelSpec& spec, Index data_dim);
 /// Initial weights in the theta layout: init_file, or init_scale * N(0,1)/sqrt(fan_in) seeded.
 Vec initial_weights(const ModelSpec& spec, const Network& net);
 /// Resolve method/clock "auto" (documented in models/README.md).
