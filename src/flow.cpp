@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 namespace gfsim {
@@ -36,6 +37,17 @@ void Flow::margins_and_weights(double rho, double log_scale, Vec& a) const {
   a.array() *= y_.array();
 }
 
+void Flow::forward(const Eigen::Ref<const Vec>& theta) const {
+  // Bitwise equality: the cache must never change a result. Only without a pattern, whose entries
+  // (sliding masks) change under the same weights.
+  if (!ws_.pattern && forward_valid_ && forward_theta_.size() == theta.size() &&
+      std::memcmp(forward_theta_.data(), theta.data(), sizeof(double) * std::size_t(theta.size())) == 0)
+    return;
+  net_.forward(theta, XT_, ws_);
+  forward_valid_ = !ws_.pattern;
+  if (forward_valid_) forward_theta_ = theta;
+}
+
 namespace {
 // Tangent-space projection with the exact projector X - V <V,X>/<V,V> (equations.md section 2).
 struct Projection {
@@ -52,7 +64,7 @@ void Flow::smooth_rhs(const Vec& y, double log_scale, Vec& dy) const {
   const Index K = num_layers(), P = num_params();
   dy.resize(state_size());
   if (kind_ == FlowKind::gd) {
-    net_.forward(y, XT_, ws_);
+    forward(y);
     margins_and_weights(1.0, log_scale, a_);
     net_.backward(y, a_, XT_, ws_, dy);  // -dL/dtheta = sum_n g_n y_n df_n/dtheta
     return;
@@ -61,7 +73,7 @@ void Flow::smooth_rhs(const Vec& y, double log_scale, Vec& dy) const {
   const auto V = y.segment(off, P);
   double rho = fixed_rho_;
   if (is_polar()) rho = y.head(K).prod();
-  net_.forward(V, XT_, ws_);
+  forward(V);
   margins_and_weights(rho, log_scale, a_);
   net_.backward(V, a_, XT_, ws_, grad_);  // G_k
   if (is_polar()) {
@@ -93,12 +105,12 @@ void Flow::jvp(const Vec& y, double log_scale, const Vec& v, Vec& jv) const {
   const Index K = num_layers(), P = num_params();
   jv.resize(state_size());
   if (kind_ == FlowKind::gd) {
-    net_.forward(y, XT_, ws_);
+    forward(y);
     net_.forward_tangent(y, v, XT_, ws_);
     margins_and_weights(1.0, log_scale, a_);
     loss_.curvatures(u_, log_scale, da_);
     da_.array() *= -y_.array().square() * ws_.df.array();  // -y c(u) du, du = y df
-    net_.backward_tangent(y, v, a_, da_, XT_, ws_, grad_, jv);
+    net_.backward_tangent(y, v, a_, da_, XT_, ws_, grad_, jv, /*with_grad=*/false);
     return;
   }
   const Index off = is_polar() ? K : 0;
@@ -110,7 +122,7 @@ void Flow::jvp(const Vec& y, double log_scale, const Vec& v, Vec& jv) const {
     for (Index k = 0; k < K; ++k) drho += v[k] / y[k];
     drho *= rho;
   }
-  net_.forward(V, XT_, ws_);
+  forward(V);
   net_.forward_tangent(V, dV, XT_, ws_);
   margins_and_weights(rho, log_scale, a_);
   loss_.curvatures(u_, log_scale, da_);
@@ -145,7 +157,7 @@ void Flow::jacobian(const Vec& y, double log_scale, Mat& J) const {
   const Index m = state_size();
   if (kind_ == FlowKind::gd && num_layers() == 1) {
     // Linear model: J = -sum_n e^{log_scale} l''(u_n) x_n x_n^T, one rank-n update.
-    net_.forward(y, XT_, ws_);
+    forward(y);
     margins_and_weights(1.0, log_scale, a_);
     // Symmetric: SYRK-style rank updates of the lower triangle (half the flops of a GEMM) on
     // preallocated buffers, l'' >= 0 for every loss so the square root is real. In blocks of
@@ -181,7 +193,7 @@ void Flow::jacobian(const Vec& y, double log_scale, Mat& J) const {
 
 void Flow::loss_gradient(const Vec& theta, Vec& grad) const {
   grad.resize(num_params());
-  net_.forward(theta, XT_, ws_);
+  forward(theta);
   margins_and_weights(1.0, 0.0, a_);
   net_.backward(theta, a_, XT_, ws_, grad);
   grad = -grad;
@@ -189,7 +201,7 @@ void Flow::loss_gradient(const Vec& theta, Vec& grad) const {
 
 void Flow::loss_hvp(const Vec& theta, const Vec& v, Vec& hv) const {
   hv.resize(num_params());
-  net_.forward(theta, XT_, ws_);
+  forward(theta);
   net_.forward_tangent(theta, v, XT_, ws_);
   margins_and_weights(1.0, 0.0, a_);
   loss_.curvatures(u_, 0.0, da_);
@@ -252,7 +264,7 @@ Vec Flow::layer_norms(const Vec& y) const {
 FlowDiagnostics Flow::diagnostics(const Vec& y) const {
   FlowDiagnostics d;
   const Vec theta = this->theta(y);
-  net_.forward(theta, XT_, ws_);
+  forward(theta);
   margins_and_weights(1.0, 0.0, a_);
   d.log_loss = loss_.log_total(std::span<const double>(u_.data(), std::size_t(u_.size())));
   // Normalized margin of the actual weights: min_n y_n f(W; x_n) / prod_k ||W_k||.
@@ -273,7 +285,7 @@ Flow::NearestKink Flow::nearest_kink(const Vec& y) const {
   NearestKink best;
   if (!net_.has_kinks()) return best;
   const Vec theta = this->theta(y);
-  net_.forward(theta, XT_, ws_);
+  forward(theta);
   double smallest = std::numeric_limits<double>::infinity();
   for (Index k = 0; k + 1 < num_layers(); ++k) {
     const Mat& H = ws_.pre[k];
@@ -302,7 +314,7 @@ Vec Flow::preactivations(const Vec& y) const {
   Vec h(num_preactivations());
   if (h.size() == 0) return h;
   const Vec theta = this->theta(y);
-  net_.forward(theta, XT_, ws_);
+  forward(theta);
   Index o = 0;
   for (Index k = 0; k + 1 < num_layers(); ++k) {
     h.segment(o, ws_.pre[k].size()) = Eigen::Map<const Vec>(ws_.pre[k].data(), ws_.pre[k].size());
@@ -314,7 +326,7 @@ Vec Flow::preactivations(const Vec& y) const {
 Vec Flow::preactivation_tangent(const Vec& theta, const Vec& dtheta) const {
   Vec dh(num_preactivations());
   if (dh.size() == 0) return dh;
-  net_.forward(theta, XT_, ws_);
+  forward(theta);
   net_.forward_tangent(theta, dtheta, XT_, ws_);
   Index o = 0;
   for (Index k = 0; k + 1 < num_layers(); ++k) {
@@ -327,7 +339,7 @@ Vec Flow::preactivation_tangent(const Vec& theta, const Vec& dtheta) const {
 Index Flow::freeze_pattern(const Vec& y) {
   clear_pattern();
   const Vec theta = this->theta(y);
-  net_.forward(theta, XT_, ws_);
+  forward(theta);
   pattern_.resize(std::size_t(std::max<Index>(num_layers() - 1, 0)));
   Index active = 0;
   for (Index k = 0; k + 1 < num_layers(); ++k) {
@@ -467,7 +479,7 @@ void Flow::sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks) cons
   const Index S = Index(sliding_.size());
   const Vec theta = this->theta(y);
   auto rates = [&](const Vec& velocity) {  // dh_j/dt along a state velocity, for the sliding entries
-    net_.forward(theta, XT_, ws_);
+    forward(theta);
     net_.forward_tangent(theta, theta_tangent(y, velocity), XT_, ws_);
     Vec r(S);
     for (Index s = 0; s < S; ++s) {
@@ -610,6 +622,7 @@ double Flow::pattern_value(Index j) const {
 
 void Flow::clear_pattern() {
   ws_.pattern = nullptr;
+  forward_valid_ = false;
   pattern_.clear();
   sliding_.clear();  // sliding modes live on the pattern
 }

@@ -55,15 +55,20 @@ void Network::forward(const Eigen::Ref<const Vec>& theta, const Mat& XT, Workspa
     ws.pre[k].noalias() = W * input;
     if (k + 1 < K) {
       if (smoothed) {
-        // z = eps t, E = e^{-|t|} <= 1 (no overflow): s = eps log(1 + e^t) = max(z, 0) + eps log1p(E),
-        // s' = sigma(t) = 1/(1 + E) or E/(1 + E) by the sign of t, s'' = sigma(1 - sigma)/eps = E/(1 + E)^2/eps.
+        // z = eps t, E = e^{-|t|} <= 1 (no overflow), R = 1/(1 + E), S = E R = sigma(-|t|) <= 1/2:
+        // s = eps log(1 + e^t) = max(z, 0) - eps log R, s' = sigma(t) = R or S by the sign of t,
+        // s'' = sigma(t) sigma(-t)/eps = S (1 - S)/eps. Vectorized exp, log and division only
+        // (libm's scalar log1p cost as much as the two GEMMs at P = 1e5).
         const double eps = kink_width_;
         const auto H = ws.pre[k].array();
-        Mat& E = ws.curv[k];
-        E = (H.abs() * (-1.0 / eps)).exp();
-        ws.post[k] = H.max(0.0) + eps * E.array().log1p();
-        ws.mask[k] = (H >= 0.0).select(1.0, E.array()) / (1.0 + E.array());
-        E.array() /= eps * (1.0 + E.array()).square();
+        auto S = ws.curv[k].array();
+        auto R = ws.mask[k].array();
+        S = (H.abs() * (-1.0 / eps)).exp();
+        R = (1.0 + S).inverse();
+        ws.post[k] = H.max(0.0) - eps * R.log();
+        S *= R;
+        R = (H >= 0.0).select(R, S);
+        S *= (1.0 - S) * (1.0 / eps);
       } else if (activation_ == Activation::relu && ws.pattern) {
         ws.mask[k] = (*ws.pattern)[k];
         ws.post[k] = ws.pre[k].cwiseProduct(ws.mask[k]);
@@ -114,7 +119,7 @@ void Network::backward(const Eigen::Ref<const Vec>& theta, const Vec& a, const M
 
 void Network::backward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::Ref<const Vec>& dtheta,
                                const Vec& a, const Vec& da, const Mat& XT, Workspace& ws,
-                               Eigen::Ref<Vec> grad, Eigen::Ref<Vec> dgrad) const {
+                               Eigen::Ref<Vec> grad, Eigen::Ref<Vec> dgrad, bool with_grad) const {
   const Index K = num_layers();
   ws.delta.resize(K);
   ws.ddelta.resize(K);
@@ -124,7 +129,7 @@ void Network::backward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::
     const Mat& input = k == 0 ? XT : ws.post[k - 1];
     MapRow G(grad.data() + offsets_[k], widths_[k + 1], widths_[k]);
     MapRow dG(dgrad.data() + offsets_[k], widths_[k + 1], widths_[k]);
-    G.noalias() = ws.delta[k] * input.transpose();
+    if (with_grad) G.noalias() = ws.delta[k] * input.transpose();
     dG.noalias() = ws.ddelta[k] * input.transpose();
     if (k > 0) dG.noalias() += ws.delta[k] * ws.dpost[k - 1].transpose();
     if (k > 0) {

@@ -129,6 +129,43 @@ TEST(Flow, JacobianVectorProductMatchesDifferencesOfRhs) {
     }
 }
 
+TEST(Flow, ForwardPassReuseNeverChangesAResult) {
+  // Flow skips the forward pass when called again at the same weights. Interleaved calls at two
+  // states (hits and misses) must give, bit for bit, what a fresh Flow gives for each call.
+  for (auto kind : {FlowKind::gd, FlowKind::gd_polar})
+    for (const auto& c : all_cases()) {
+      if (c.kink_width > 0 && kind != FlowKind::gd) continue;
+      const Dataset data = test::separable_data(6, 3, 19);
+      Flow flow(c.net(), data, c.loss, kind);
+      const Vec y1 = flow.initial_state(test::random_vector(flow.num_params(), 20, 0.8));
+      const Vec y2 = flow.initial_state(test::random_vector(flow.num_params(), 21, 0.8));
+      const Vec v = test::random_vector(flow.state_size(), 22);
+      auto fresh_rhs = [&](const Vec& y) {
+        Flow f(c.net(), data, c.loss, kind);
+        Vec dy;
+        f.rhs(y, 1.5, dy);
+        return dy;
+      };
+      auto fresh_jvp = [&](const Vec& y) {
+        Flow f(c.net(), data, c.loss, kind);
+        Vec jv;
+        f.jvp(y, 1.5, v, jv);
+        return jv;
+      };
+      const Vec r1 = fresh_rhs(y1), r2 = fresh_rhs(y2), j1 = fresh_jvp(y1), j2 = fresh_jvp(y2);
+      Vec dy, jv;
+      for (const Vec* y : {&y1, &y1, &y2, &y2, &y1, &y2, &y1}) {
+        const bool first = y == &y1;
+        flow.rhs(*y, 1.5, dy);
+        EXPECT_EQ(dy, first ? r1 : r2) << to_string(kind) << " " << name(c);
+        flow.jvp(*y, 1.5, v, jv);
+        EXPECT_EQ(jv, first ? j1 : j2) << to_string(kind) << " " << name(c);
+        flow.jvp(*y, 1.5, v, jv);
+        EXPECT_EQ(jv, first ? j1 : j2) << to_string(kind) << " " << name(c);
+      }
+    }
+}
+
 TEST(Flow, LogScaleMultipliesTheRhs) {
   const Dataset data = test::separable_data(6, 3, 19);
   for (auto kind : {FlowKind::gd, FlowKind::gd_polar, FlowKind::wn, FlowKind::fixed_rho}) {

@@ -123,6 +123,10 @@ class Flow {
  private:
   // Shared evaluation of the loss weights at V (or theta) scaled by rho.
   void margins_and_weights(double rho, double log_scale, Vec& a) const;
+  /// net_.forward(theta) into ws_, skipped when ws_ already holds the pass at these exact weights
+  /// (no activation pattern): CVODE's Krylov products and Lanczos' Hessian products come at the
+  /// point of the last right-hand side, where the forward pass is a third of a product's cost.
+  void forward(const Eigen::Ref<const Vec>& theta) const;
 
   Network net_;
   Mat XT_;   // d_0 x n, points as columns
@@ -132,6 +136,8 @@ class Flow {
   double fixed_rho_;
   // Scratch space: flows are not thread-safe; use one Flow per thread.
   mutable Network::Workspace ws_;
+  mutable Vec forward_theta_;          ///< the weights of the pass in ws_, when forward_valid_
+  mutable bool forward_valid_ = false; ///< ws_ holds a pattern-free pass at forward_theta_
   std::vector<Mat> pattern_;
   std::vector<Index> sliding_;
   void smooth_rhs(const Vec& y, double log_scale, Vec& dy) const;

@@ -74,10 +74,11 @@ class Network {
                 Eigen::Ref<Vec> grad) const;
   /// After forward() and forward_tangent(): grad as above and dgrad, its derivative along
   /// (dtheta, da). With a_n = c(u_n) and da_n = c'(u_n) du_n this is an exact Hessian-vector
-  /// product (forward over reverse).
+  /// product (forward over reverse). with_grad = false leaves grad untouched (one product fewer
+  /// per layer, for callers that need only dgrad).
   void backward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::Ref<const Vec>& dtheta,
                         const Vec& a, const Vec& da, const Mat& XT, Workspace& ws,
-                        Eigen::Ref<Vec> grad, Eigen::Ref<Vec> dgrad) const;
+                        Eigen::Ref<Vec> grad, Eigen::Ref<Vec> dgrad, bool with_grad = true) const;
 
   /// Frobenius norms rho_k = ||W_k|| of each layer.
   Vec layer_norms(const Eigen::Ref<const Vec>& theta) const;
