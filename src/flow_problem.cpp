@@ -22,7 +22,7 @@ OdeProblem to_ode_problem(const Flow& flow) {
     const double scale = flow.network().layer_norms(theta).prod();
     at_kink = std::abs(kink.preactivation) <= 1e-6 * std::max(scale, 1e-300);
     return fmt::format("{}pre-activation of layer {} unit {} at data point {} is {:.3g} (ReLU kink; "
-                       "integrate across kinks with dynamics.kinks = \"events\")",
+                       "integrate across kinks with dynamics.kinks = \"events\", or \"smooth\" for large nets)",
                        at_kink ? "" : "no kink reached; nearest ", kink.layer, kink.unit, kink.point,
                        kink.preactivation);
   };

@@ -692,12 +692,16 @@ VerifyReport verify_model(const ModelSpec& spec, const VerifyOptions& options) {
                       "1/margin(t_end), and convergence in direction with the Lyu-Li KKT residual");
   }
   const Problem pb{net, data, spec.loss.kind};
+  if (spec.dynamics.kinks == KinkMode::smooth && net.num_layers() > 1 && net.activation() == Activation::relu)
+    r.notes.push_back("dynamics.kinks = \"smooth\" replaced by \"events\": the laws are checked on the exact ReLU flow");
 
   for (FlowLaws* f : {&r.gd, &r.wn}) {
     f->flow = f == &r.gd ? "gd" : "wn";
     std::vector<std::string> overrides{fmt::format("flow.kind=\"{}\"", f->flow),
                                        fmt::format("output.path=\"{}\"", f == &r.gd ? r.gd_path : r.wn_path)};
     if (spec.time.samples_per_decade < 4) overrides.push_back("time.samples_per_decade=4");
+    // The laws are those of the ReLU flow, and wn needs a homogeneous net: exact kinks.
+    if (spec.dynamics.kinks == KinkMode::smooth) overrides.push_back("dynamics.kinks=\"events\"");
     const ModelSpec s = parse_model_spec(spec.resolved_toml, spec.source_path.empty() ? spec.name : spec.source_path,
                                          overrides);
     Collected c;

@@ -239,6 +239,19 @@ TEST(Verify, ReluNetLawsAndAStoppedFlowIsNotMeasured) {
   }
 }
 
+TEST(Verify, SmoothedKinksAreCheckedOnTheExactReluFlow) {
+  // verify measures the laws of the ReLU flow (and wn needs a homogeneous net): a model with
+  // kinks = "smooth" is verified with events, and the report says so.
+  const auto spec = load_model_spec(std::string(GFSIM_SOURCE_DIR) + "/models/verify_relu.toml",
+                                    {"time.t_end=1e4", "data.n=60", "dynamics.kinks=\"smooth\""});
+  const VerifyReport r = verify_model(spec, {.output = temp_dir("relu_smooth") + "/relu.h5"});
+  EXPECT_TRUE(r.gd.run.uses_events);
+  EXPECT_TRUE(r.wn.run.uses_events);
+  bool noted = false;
+  for (const auto& n : r.notes) noted |= n.find("\"smooth\" replaced by \"events\"") != std::string::npos;
+  EXPECT_TRUE(noted);
+}
+
 TEST(Verify, NonSeparableDataFailsClearly) {
   const auto dir = temp_dir("nonsep");
   {
