@@ -109,9 +109,16 @@ def main():
                  f"{r['margin']:.6f} | {dtext} |")
     d = [distance(large[i]["traj"], large[i + 1]["traj"])[0] for i in range(len(large) - 1)]
     if len(d) == 2 and d[1] > 0:
-        L += ["", f"Ratio of consecutive distances: {d[0] / d[1]:.1f} (first order in eps: 10). Estimated error of "
-              f"eps = 1e-3 against the exact (eps -> 0) trajectory: {d[1] * 10 / 9:.1e} of ||theta|| (distance to "
-              "eps = 1e-4 times 10/9)."]
+        ratio = d[0] / d[1]
+        if 5 <= ratio <= 20:
+            L += ["", f"Ratio of consecutive distances: {ratio:.1f} (first order in eps: 10). Estimated error of "
+                  f"eps = 1e-3 against the exact (eps -> 0) trajectory: {d[1] * 10 / 9:.1e} of ||theta|| (distance "
+                  "to eps = 1e-4 times 10/9)."]
+        else:
+            L += ["", f"Ratio of consecutive distances: {ratio:.1f}, not the 10 of first order in eps: on this net "
+                  "eps = 1e-3 is not yet in the asymptotic regime, so the distance to eps = 1e-4 is not an error "
+                  "estimate for either. The final normalized margins agree to "
+                  f"{abs(large[1]['margin'] - large[2]['margin']) / abs(large[2]['margin']):.1e} (relative)."]
     L += ["", f"## Against the exact solution: narrower copies to t = {NARROW_T_END:g}", "",
           "Same data and initialization, hidden 4 and 8 (P = 404, 808), rtol 1e-8, atol 1e-10, 4 samples per decade. "
           "Exact = `kinks = \"events\"` (default solver); smoothed = `kinks = \"smooth\"` (cvode). Distance = max over "
