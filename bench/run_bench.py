@@ -34,6 +34,7 @@ LARGE_CASES = [("linear", os.path.join(ROOT, "bench", "linear_large.toml")), ("r
 LARGE_WALL = float(os.environ.get("BENCH_LARGE_WALL", "900"))
 LARGE_THREADS = [int(x) for x in os.environ.get("BENCH_LARGE_THREADS", "1,2").split(",")]
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+WARM_SOLVES = 3  # solves per bench_solve process in each round (the median of 3 drops the cold first one)
 TARGET = 1e-6
 # Half decades: a decade ladder can cost a solver up to 10x in tolerance (~1.6x in work at order 5).
 LADDER = [1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7, 3e-8, 1e-8, 3e-9, 1e-9, 3e-10, 1e-10, 3e-11, 1e-11]
@@ -134,6 +135,10 @@ def main():
             chk_s, _, chk_v, _ = gfsim_run(t_end, "rkf78", "log", 1e-12, f"chk_{t_end:g}", wall=30)
             case["reference_check"] = (f"rkf78 log clock rtol 1e-12 ({chk_s['status']}, {chk_s['rhs_evals']} RHS) "
                                        f"differs by {rel_error(chk_v, ref_v):.2g} relative")
+        # Tolerance ladder first; then RUNS rounds, each timing every solver once in turn, so that a slow
+        # spell of the shared VM (seconds long, seen several times per run) cannot fall on all the runs of
+        # one solver.
+        timed = []
         for method, clock, label in solvers:
             chosen = None
             for rtol in LADDER:
@@ -146,24 +151,23 @@ def main():
                     chosen = ("ok", rtol, s, err)
                     break
             row = {"label": label}
+            case["rows"].append(row)
             if chosen is None or chosen[0] == "failed":
                 row["note"] = ("no rtol in the ladder reached 1e-6" if chosen is None else
                                f"{chosen[2]['status']} at rtol {chosen[1]:g}: {chosen[2]['message']}")
-                case["rows"].append(row)
                 continue
             _, rtol, s, err = chosen
-            walls, recs = [], []
-            for i in range(RUNS):
+            row.update(rtol=rtol, err=err, runs=RUNS, method=s["method"], clock=s["clock"], rhs=s["rhs_evals"],
+                       jac=s["jacobian_evals"], lu=s["lu_decompositions"], steps=s["steps"])
+            timed.append((row, method, clock, rtol, [], [], []))
+        for _ in range(RUNS):
+            for row, method, clock, rtol, walls, recs, warms in timed:
                 s, _, _, _ = gfsim_run(t_end, method, clock, rtol, "timed")
                 walls.append(s["integration_seconds"])
                 recs.append(s["recording_seconds"])
-            warm = gfsim_warm(t_end, method, clock, rtol, 2 * RUNS + 1)
-            row.update(warm=warm.get("median_seconds", float("nan")))
-            row.update(rtol=rtol, err=err, wall=statistics.median(walls), rec=statistics.median(recs), runs=RUNS,
-                       method=s["method"],
-                       clock=s["clock"], rhs=s["rhs_evals"], jac=s["jacobian_evals"], lu=s["lu_decompositions"],
-                       steps=s["steps"])
-            case["rows"].append(row)
+                warms.append(gfsim_warm(t_end, method, clock, rtol, WARM_SOLVES).get("median_seconds", float("nan")))
+        for row, method, clock, rtol, walls, recs, warms in timed:
+            row.update(wall=statistics.median(walls), rec=statistics.median(recs), warm=statistics.median(warms))
         # scipy baselines on the same data and initial point.
         sp = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "scipy_baseline.py"), ref_file,
                              str(RUNS)], capture_output=True, text=True)
@@ -220,11 +224,14 @@ def write_markdown(rep):
          "n = 1000, dim = 50, margin 0.1, init_scale 0.01. Accuracy: max over the samples (2 per decade) of "
          "||theta - theta_ref|| / ||theta_ref|| <= 1e-6; each solver at the loosest rtol of "
          "1e-4, 3e-5, 1e-5, ..., 1e-11 (half decades) (atol = 1e-2 rtol) that reaches it. Wall = median over "
-         f"{RUNS} runs of the integration time: /solver/wall_seconds minus the time spent recording samples "
+         f"{RUNS} rounds (each round times every solver once in turn, so a slow spell of the shared VM does not "
+         "fall on all the runs of one solver) of the integration time: /solver/wall_seconds minus the time spent "
+         "recording samples "
          "(diagnostics and HDF5 writes at each of the 2-per-decade samples, /timing/observe_seconds, shown in "
          "the 'recording' column; scipy records nothing), one solve per `gfsim run` process; and, like the scipy "
-         "baselines (repeated solves in one interpreter), the median of repeated solves in one process "
-         f"(bench/bench_solve, {2 * RUNS + 1} solves, no recording). 'this / default' compares gfsim rows "
+         "baselines (repeated solves in one interpreter), repeated solves in one process "
+         f"(bench/bench_solve, no recording: the median over the rounds of the median of {WARM_SOLVES} solves). "
+         "'this / default' compares gfsim rows "
          "with the default's `gfsim run` time and scipy rows with the default's in-process time. No process "
          "start, no data generation. The floor uses "
          "the RHS time measured in the same run at the initial state (bench/bench_rhs; the RHS time at the final "
