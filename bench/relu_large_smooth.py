@@ -20,7 +20,6 @@ value is used, default 2).
 """
 import datetime
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -39,16 +38,14 @@ NARROW_T_END = 1.0
 
 def run(model, out, sets):
     """gfsim run with /usr/bin/time: (solver dict, sample times, theta samples, final margin, peak KiB, cpu s)."""
-    args = ["/usr/bin/time", "-f", "%M %U %S", rb.GFSIM, "run", "-q", model, "-o", out]
+    args = [rb.GFSIM, "run", "-q", model, "-o", out]
     for s in sets:
         args += ["--set", s]
-    p = subprocess.run(args, capture_output=True, text=True)
-    kb, user, sys_ = p.stderr.strip().splitlines()[-1].split()
+    kb, cpu, _ = rb.timev(args)
     traj = gfsim_io.load(out)
     th = traj.observables["theta"]
     margin = np.asarray(traj.observables["margin"]["value"]).ravel()
-    return (dict(traj.solver), np.asarray(th["time"]), np.asarray(th["value"]), float(margin[-1]), int(kb),
-            float(user) + float(sys_))
+    return dict(traj.solver), np.asarray(th["time"]), np.asarray(th["value"]), float(margin[-1]), kb, cpu
 
 
 def distance(a, b):

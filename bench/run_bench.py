@@ -72,6 +72,13 @@ def gfsim_warm(t_end, method, clock, rtol, runs, extra=(), model=MODEL):
     return kv_lines(subprocess.run(cmd, capture_output=True, text=True).stdout)
 
 
+def timev(args):
+    """Run a command under /usr/bin/time: (peak RSS KiB, user + sys seconds, elapsed seconds)."""
+    p = subprocess.run(["/usr/bin/time", "-f", "%M %U %S %e", *args], capture_output=True, text=True)
+    kb, user, sys_, wall = p.stderr.strip().splitlines()[-1].split()
+    return int(kb), float(user) + float(sys_), float(wall)
+
+
 def write_doc(name, lines):
     """Write docs/<name> from its lines (the benchmark scripts' reports)."""
     path = os.path.join(ROOT, "docs", name)
@@ -177,11 +184,6 @@ def main():
 
     measure_kernels()
     # Peak memory and process time of runs.
-    def timev(args):
-        p = subprocess.run(["/usr/bin/time", "-f", "%M %U %S %e", *args], capture_output=True, text=True)
-        kb, user, sys_, wall = p.stderr.strip().splitlines()[-1].split()
-        return int(kb), float(user) + float(sys_), float(wall)
-
     report["memory_default_1e12"] = timev([GFSIM, "run", MODEL, "-o", os.path.join(TMP, "m.h5")])
 
     # Large matrix-free case: kernels at 1 and 2 threads, then the run (CVODE + SPGMR + exact J v).
