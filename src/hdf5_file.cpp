@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <type_traits>
 
-#include "gfsim/recorder.hpp"  // IoError
+#include "gfsim/errors.hpp"
 
 namespace gfsim::h5 {
 

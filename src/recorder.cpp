@@ -1,5 +1,6 @@
 // Recorder: the trajectory file of docs/file-format.md, written through hdf5_file.hpp.
 #include "gfsim/recorder.hpp"
+#include "gfsim/timestamp.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -31,15 +32,6 @@ std::int64_t value_chunk_rows(std::int64_t width) {
 
 std::int64_t values_per_sample(const ObservableDef& observable) {
   return std::max<std::int64_t>(observable.width, 1);
-}
-
-std::string utc_timestamp_now() {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
 }
 
 void validate_observables(const std::vector<ObservableDef>& observables) {

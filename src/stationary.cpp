@@ -1,4 +1,5 @@
 #include "gfsim/stationary.hpp"
+#include "gfsim/timestamp.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ostream.h>
@@ -894,15 +895,6 @@ std::vector<double> parse_sweep(const std::string& s) {
   return rhos;
 }
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
-}
-
 SweepPoint sweep_point(const StationaryResult& r) {
   // On kink surfaces (the flow slid there and Newton was held on them) the kink-surface spectrum
   // describes the point; the plain one (ReLU'(0) = 0) does not.
@@ -963,7 +955,7 @@ void write_stationary_file(const std::string& path, const ModelSpec& spec, const
   file.set_int64_attr("format_version", kFormatVersion);
   file.set_string_attr("gfsim_version", kVersion);
   file.set_string_attr("git_commit", kGitCommit);
-  file.set_string_attr("created", utc_now());
+  file.set_string_attr("created", utc_timestamp_now());
   file.set_string_attr("model_toml", spec.resolved_toml);
   file.set_string_attr("model_name", spec.name);
   file.set_string_attr("loss", rep.loss);

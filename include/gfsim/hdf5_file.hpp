@@ -1,6 +1,6 @@
 #pragma once
 // A thin RAII layer over the HDF5 C API (hdf5.h stays in src/hdf5_file.cpp). Every failing HDF5
-// call becomes a gfsim::IoError (recorder.hpp) naming the file, the operation and the object, plus
+// call becomes a gfsim::IoError (errors.hpp) naming the file, the operation and the object, plus
 // HDF5's innermost error description; HDF5's own error-stack printing to stderr is switched off.
 //
 //   auto file = h5::File::create("run.h5", h5::FileFormat::v110);

@@ -11,14 +11,10 @@
 #include <vector>
 
 #include "gfsim/enums.hpp"
+#include "gfsim/errors.hpp"
 
 namespace gfsim {
 
-/// Bad user input (model file, --set override, data file). Mapped to exit code 2 by main.
-class SpecError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 
 struct DataSpec {

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "gfsim/errors.hpp"
 #include "gfsim/result.hpp"
 
 namespace gfsim {
@@ -42,11 +43,6 @@ struct RecorderOptions {
   bool swmr = true;
 };
 
-/// Errors opening/writing files are thrown as IoError (exit code 2 in main).
-class IoError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 class Recorder {
  public:
