@@ -1,4 +1,6 @@
-"""Kill anywhere: `gfsim run` is killed with SIGKILL at random moments (process start, model
+"""Stress check, not in the suite yet (it fails on main: a SIGKILL during file creation leaves a file
+without an HDF5 signature; fix: create the file under a temporary name and rename it once the layout is
+flushed). Kill anywhere: `gfsim run` is killed with SIGKILL at random moments (process start, model
 parsing, file creation, kink-event handling, sample flushes, the final write) and every file it
 leaves must open with gfsim_io (format check included) and hold an exact prefix of the samples of
 an uninterrupted run of the same model (the runs are deterministic, so "exact" is bitwise).
