@@ -15,8 +15,6 @@
 
 namespace gfsim {
 
-
-
 struct DataSpec {
   DataKind kind = DataKind::gaussian;
   std::string path;           ///< csv: file; stored absolute (relative in the model file = next to it)
