@@ -451,14 +451,17 @@ TEST(ReluSmooth, ConvergesToTheFilippovSolutionAtFirstOrder) {
 
 TEST(ReluEvents, EveryFlowKindSlides) {
   // gd_polar is the same flow as gd in other coordinates: the same events, the same end state.
+  // "The same events" up to a grazing pair: where the trajectory touches a surface tangentially,
+  // rounding in the last bits decides whether it crosses and crosses back (at -O1 without FMA, 65
+  // crossings against 64), so the counts agree to +-2 and the end states to the tolerance.
   // wn and fixed_rho have their own fields; their sliding keeps them on the surfaces and on the
   // spheres ||V_k|| = 1.
   const ReluCase c;
   const Traced gd = c.run(FlowKind::gd, Method::dopri5, 1e-10, 100.0);
   const Traced polar = c.run(FlowKind::gd_polar, Method::dopri5, 1e-10, 100.0);
   ASSERT_EQ(polar.result.status, Status::success) << polar.result.message;
-  EXPECT_EQ(polar.crossings, gd.crossings);
-  EXPECT_EQ(polar.entries, gd.entries);
+  EXPECT_NEAR(polar.crossings, gd.crossings, 2);
+  EXPECT_NEAR(polar.entries, gd.entries, 2);
   EXPECT_LT((polar.theta.back() - gd.theta.back()).norm(), 1e-7 * gd.theta.back().norm());
 
   Network net({4, 8, 1}, Activation::relu);
