@@ -13,6 +13,7 @@
 #include <random>
 #include <tuple>
 
+#include "gfsim/errors.hpp"
 #include "gfsim/flow_problem.hpp"
 #include "gfsim/hdf5_file.hpp"
 #include "gfsim/recorder.hpp"
@@ -134,7 +135,13 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   Network net = flow_network(spec, data.dim());
   Flow flow(net, data, spec.loss.kind, spec.flow.kind, spec.flow.rho);
   const Vec theta0 = initial_weights(spec, net);
-  const Vec y0 = flow.initial_state(theta0);
+  Vec y0;
+  try {
+    y0 = flow.initial_state(theta0);
+  } catch (const DomainError& e) {  // the mathematics names no keys: say which ones made the state
+    throw SpecError(fmt::format("flow.kind = \"{}\": {} (use network.init_scale > 0, a nonzero init_file, or "
+                                "flow.kind = \"gd\")", to_string(spec.flow.kind), e.what()));
+  }
   SolverOptions solver = resolve_solver(spec);
   solver.stop_requested = options.stop_requested;
   if (use_events && !has_dense_output(solver.method))
