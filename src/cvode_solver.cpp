@@ -1,12 +1,12 @@
-// The only translation unit that includes SUNDIALS. CVODE runs in one-step mode so that gfsim owns
-// the loop, as in integrate.cpp: outputs at the exact requested times by CVodeGetDky (CVODE's
-// Nordsieck interpolant) or exactly at the stop time, counters from CVodeGet*, and the stop
-// conditions (step limit, wall clock, non-finite state, step-size collapse, stall).
-// A non-finite right-hand side, Jacobian or J v is reported to CVODE as a recoverable failure
-// (it then cuts the step) and ends the run with Status::non_finite if CVODE gives up.
+// The only translation unit that includes SUNDIALS. CVODE runs in one-step mode as a stepper of
+// the integration loop (src/stepper.hpp, detail::integrate_loop): one CVode call per attempt,
+// dense output by CVodeGetDky (CVODE's Nordsieck interpolant), a restart by CVodeReInit, counters
+// from CVodeGet*. A non-finite right-hand side, Jacobian or J v is reported to CVODE as a
+// recoverable failure (it then cuts the step) and ends the run with Status::non_finite if CVODE
+// gives up.
 #include "gfsim/cvode_solver.hpp"
 #include "gfsim/clock.hpp"
-#include "event_locator.hpp"
+#include "stepper.hpp"
 
 #include <cvode/cvode.h>
 #include <cvode/cvode_ls.h>
@@ -20,9 +20,10 @@
 #include <Eigen/Cholesky>
 #include <Eigen/LU>
 #include <algorithm>
-#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 
@@ -57,7 +58,7 @@ Eigen::Map<Vec> as_eigen(N_Vector v) { return {N_VGetArrayPointer(v), Index(N_VG
 int rhs_fn(realtype tau, N_Vector y, N_Vector ydot, void* user) {
   auto& cb = *static_cast<Callbacks*>(user);
   cb.y = as_eigen(y);
-  cb.problem->rhs(cb.y, cb.clock.log_scale(tau), cb.dy);
+  cb.problem->rhs(cb.clock.at(tau), cb.y, cb.dy);
   if (!cb.dy.allFinite()) {
     cb.non_finite = true;
     return 1;
@@ -118,7 +119,7 @@ int jac_fn(realtype tau, N_Vector y, N_Vector, SUNMatrix J, void* user, N_Vector
   auto& cb = *static_cast<Callbacks*>(user);
   cb.y = as_eigen(y);
   Mat& Jm = eigen_of(J);
-  cb.problem->jacobian(cb.y, cb.clock.log_scale(tau), Jm);
+  cb.problem->jacobian(cb.clock.at(tau), cb.y, Jm);
   if (!Jm.allFinite()) {
     cb.non_finite = true;
     return 1;
@@ -196,7 +197,7 @@ int jtimes_fn(N_Vector v, N_Vector Jv, realtype tau, N_Vector y, N_Vector, void*
   auto& cb = *static_cast<Callbacks*>(user);
   cb.y = as_eigen(y);
   cb.v = as_eigen(v);
-  cb.problem->jvp(cb.y, cb.clock.log_scale(tau), cb.v, cb.jv);
+  cb.problem->jvp(cb.clock.at(tau), cb.y, cb.v, cb.jv);
   if (!cb.jv.allFinite()) {
     cb.non_finite = true;
     return 1;
@@ -294,7 +295,7 @@ double initial_step(Callbacks& cb, const Vec& y0, double tau0, double span, doub
   const Index n = y0.size();
   Vec f0(n), f1(n);
   ++rhs_evals;
-  cb.problem->rhs(y0, cb.clock.log_scale(tau0), f0);
+  cb.problem->rhs(cb.clock.at(tau0), y0, f0);
   if (!f0.allFinite()) return std::min(1e-6, span);
   const Vec scale = (atol + rtol * y0.array().abs()).matrix();
   const double rn = std::sqrt(double(n));
@@ -304,7 +305,7 @@ double initial_step(Callbacks& cb, const Vec& y0, double tau0, double span, doub
   h0 = std::min(h0, span);
   const Vec y1 = y0 + h0 * f0;
   ++rhs_evals;
-  cb.problem->rhs(y1, cb.clock.log_scale(tau0 + h0), f1);
+  cb.problem->rhs(cb.clock.at(tau0 + h0), y1, f1);
   if (!f1.allFinite()) return h0;
   const double d2 = ((f1 - f0).array() / scale.array()).matrix().norm() / rn / h0;
   const double dmax = std::max(d1, d2);
@@ -312,15 +313,166 @@ double initial_step(Callbacks& cb, const Vec& y0, double tau0, double span, doub
   return std::min({100 * h0, h1, span});
 }
 
+// CVODE's name of a return flag. CVodeGetReturnFlagName returns a malloc'd string: freed here.
+std::string flag_name(int flag) {
+  char* name = CVodeGetReturnFlagName(flag);
+  std::string out = name ? name : "unknown flag";
+  std::free(name);
+  return out;
+}
+
+class CvodeStepper final : public detail::Stepper {
+ public:
+  CvodeStepper(const OdeProblem& problem, const SolverOptions& o, CvodeLinearSolver linear_solver, Index n,
+               SolverCounters& c, const Vec& y0, double tau0, double tau_end)
+      : o_(o), linear_solver_(linear_solver), c_(c), tau_end_(tau_end),
+        cb_{&problem, Clock{o.clock}, n, Vec(n), Vec(n), Vec(n), Vec(n), false, {}} {
+    auto check = [&](int flag, const char* what) {
+      if (flag < 0)
+        throw detail::StepperSetupError(fmt::format("CVODE setup: {} failed (flag {}) {}", what, flag, cb_.last_error));
+    };
+    check(SUNContext_Create(nullptr, &sd_.ctx), "SUNContext_Create");
+    sd_.y = N_VNew_Serial(sunindextype(n), sd_.ctx);
+    sd_.dky = N_VNew_Serial(sunindextype(n), sd_.ctx);
+    if (!sd_.y || !sd_.dky) throw detail::StepperSetupError("CVODE setup: N_VNew_Serial failed");
+    vec::install(sd_.y);
+    vec::install(sd_.dky);
+    as_eigen(sd_.y) = y0;
+    sd_.mem = CVodeCreate(CV_BDF, sd_.ctx);
+    if (!sd_.mem) throw detail::StepperSetupError("CVODE setup: CVodeCreate failed");
+    check(CVodeSetErrHandlerFn(sd_.mem, error_handler, &cb_), "CVodeSetErrHandlerFn");
+    check(CVodeInit(sd_.mem, rhs_fn, tau0, sd_.y), "CVodeInit");
+    check(CVodeSStolerances(sd_.mem, o.rtol, o.atol), "CVodeSStolerances");
+    check(CVodeSetUserData(sd_.mem, &cb_), "CVodeSetUserData");
+    check(CVodeSetStopTime(sd_.mem, tau_end), "CVodeSetStopTime");
+    check(CVodeSetMaxHnilWarns(sd_.mem, -1), "CVodeSetMaxHnilWarns");
+    const double h0 = o.initial_step > 0 ? o.initial_step
+                                         : initial_step(cb_, y0, tau0, tau_end - tau0, o.atol, o.rtol, before_.rhs_evals);
+    check(CVodeSetInitStep(sd_.mem, h0), "CVodeSetInitStep");
+    if (linear_solver == CvodeLinearSolver::dense) {
+      sd_.A = make_eigen_dense(n, sd_.ctx);
+      sd_.LS = make_eigen_lu(n, sd_.ctx);
+      if (!sd_.A || !sd_.LS) throw detail::StepperSetupError("CVODE setup: dense matrix/solver allocation failed");
+      check(CVodeSetLinearSolver(sd_.mem, sd_.LS, sd_.A), "CVodeSetLinearSolver");
+      check(CVodeSetJacFn(sd_.mem, jac_fn), "CVodeSetJacFn");
+    } else {
+      sd_.LS = SUNLinSol_SPGMR(sd_.y, SUN_PREC_NONE, kCvodeKrylovDim, sd_.ctx);
+      if (!sd_.LS) throw detail::StepperSetupError("CVODE setup: SUNLinSol_SPGMR failed");
+      check(CVodeSetLinearSolver(sd_.mem, sd_.LS, nullptr), "CVodeSetLinearSolver");
+      check(CVodeSetJacTimes(sd_.mem, nullptr, jtimes_fn), "CVodeSetJacTimes");
+    }
+  }
+
+  detail::Attempt attempt(Vec& x, double& tau, double /*target: CVODE stops at tau_end itself*/) override {
+    double tret = tau;
+    cb_.non_finite = false;
+    const int flag = CVode(sd_.mem, tau_end_, sd_.y, &tret, CV_ONE_STEP);
+    update_counters();
+    if (flag < 0) {
+      if (cb_.non_finite || flag == CV_RHSFUNC_FAIL || flag == CV_FIRST_RHSFUNC_ERR || flag == CV_REPTD_RHSFUNC_ERR ||
+          flag == CV_UNREC_RHSFUNC_ERR)
+        return {detail::Attempt::non_finite,
+                fmt::format("the right-hand side (or its Jacobian) became non-finite near t = {:.6g} ({})",
+                            cb_.clock.time(tau), flag_name(flag))};
+      if (flag == CV_ERR_FAILURE || flag == CV_CONV_FAILURE || flag == CV_TOO_CLOSE)
+        return {detail::Attempt::collapsed, flag == CV_ERR_FAILURE
+                                                ? "error test failed repeatedly (step size collapsed)"
+                                                : "Newton iteration failed repeatedly (step size collapsed)"};
+      return {detail::Attempt::failed, fmt::format("CVODE failed at t = {:.6g}: {} {}", cb_.clock.time(tau),
+                                                   flag_name(flag), cb_.last_error)};
+    }
+    tau = flag == CV_TSTOP_RETURN ? tau_end_ : tret;
+    x = as_eigen(sd_.y);
+    return {detail::Attempt::accepted, {}};
+  }
+  void fixed_step(Vec&, double, double) override {
+    throw std::invalid_argument("integrate: cvode has no fixed-step mode");
+  }
+  bool has_dense_output() const override { return true; }
+  // CVODE's interpolant of the last step, valid on [tn - hu, tn]; the argument is clamped to it
+  // (the event search asks for the step's ends, which can differ from tn - hu, tn by round-off).
+  void interpolate(double s, Vec& out) override {
+    double tn = 0, hu = 0;
+    CVodeGetCurrentTime(sd_.mem, &tn);
+    CVodeGetLastStep(sd_.mem, &hu);
+    CVodeGetDky(sd_.mem, std::clamp(s, tn - hu, tn), 0, sd_.dky);
+    out = as_eigen(sd_.dky);
+  }
+  // The right-hand side jumped: BDF starts afresh at order 1 (new history, new Jacobian) from
+  // (tau, x) with a new starting step.
+  std::optional<std::string> restart(const Vec& x, double tau) override {
+    before_ = c_;
+    as_eigen(sd_.y) = x;
+    int flag = CVodeReInit(sd_.mem, tau, sd_.y);
+    const double h0 = o_.initial_step > 0 ? o_.initial_step
+                                          : initial_step(cb_, x, tau, tau_end_ - tau, o_.atol, o_.rtol, before_.rhs_evals);
+    c_.rhs_evals = before_.rhs_evals;
+    if (flag >= 0) flag = CVodeSetInitStep(sd_.mem, h0);
+    if (flag >= 0) flag = CVodeSetStopTime(sd_.mem, tau_end_);  // CVodeReInit clears it
+    if (flag < 0)
+      return fmt::format("CVODE restart after the event at t = {:.6g} failed: {} {}", cb_.clock.time(tau),
+                         flag_name(flag), cb_.last_error);
+    return std::nullopt;
+  }
+  double step_size() const override {
+    double h = 0;
+    CVodeGetCurrentStep(sd_.mem, &h);
+    return h;
+  }
+  bool step_collapsed(double tau) const override {
+    double hlast = 0;
+    CVodeGetLastStep(sd_.mem, &hlast);
+    return !(std::abs(hlast) > 16 * kEps * std::max(std::abs(tau), 1.0));
+  }
+  std::optional<std::string> non_finite_cause(const std::string& what, double t) const override {
+    if (!cb_.non_finite) return std::nullopt;  // else the step was cut down to nothing by NaN/Inf values
+    return fmt::format("the right-hand side became non-finite near t = {:.6g} ({})", t, what);
+  }
+  std::string success_note() const override {
+    return linear_solver_ == CvodeLinearSolver::dense ? " (cvode BDF, dense exact Jacobian)"
+                                                      : " (cvode BDF, matrix-free SPGMR)";
+  }
+
+ private:
+  // CVODE's counters plus those of the runs before the last restart (CVodeReInit zeroes them).
+  void update_counters() {
+    long nst = 0, netf = 0, nncf = 0, nfe = 0, nfeLS = 0, nje = 0, njv = 0, nsetups = 0;
+    CVodeGetNumSteps(sd_.mem, &nst);
+    CVodeGetNumErrTestFails(sd_.mem, &netf);
+    CVodeGetNumStepSolveFails(sd_.mem, &nncf);
+    CVodeGetNumRhsEvals(sd_.mem, &nfe);
+    CVodeGetNumLinRhsEvals(sd_.mem, &nfeLS);
+    CVodeGetNumLinSolvSetups(sd_.mem, &nsetups);
+    c_.accepted = before_.accepted + nst;
+    c_.rejected = before_.rejected + netf + nncf;
+    c_.steps = c_.accepted + c_.rejected;
+    c_.rhs_evals = before_.rhs_evals + nfe + nfeLS;
+    if (linear_solver_ == CvodeLinearSolver::dense) {
+      CVodeGetNumJacEvals(sd_.mem, &nje);
+      c_.jacobian_evals = before_.jacobian_evals + nje;
+      c_.lu_decompositions = before_.lu_decompositions + nsetups;
+    } else {
+      CVodeGetNumJtimesEvals(sd_.mem, &njv);
+      c_.jvp_evals = before_.jvp_evals + njv;
+    }
+  }
+
+  SolverOptions o_;
+  CvodeLinearSolver linear_solver_;
+  SolverCounters& c_;
+  SolverCounters before_;  ///< counters of the CVODE runs before the last restart
+  double tau_end_;
+  Callbacks cb_;
+  Sundials sd_;
+};
+
 }  // namespace
 
 SolveResult integrate_cvode(const OdeProblem& problem, const Vec& y0, const std::vector<double>& times,
                             const SolverOptions& o, const SampleObserver& observe, const StepMonitor& monitor,
                             CvodeLinearSolver linear_solver) {
-  using steady = std::chrono::steady_clock;
-  const auto start = steady::now();
   if (times.size() < 2) throw std::invalid_argument("integrate: need at least the initial and one output time");
-  if (o.fixed_step > 0) throw std::invalid_argument("integrate: solver.method = \"cvode\" has no fixed-step mode");
+  if (o.fixed_step > 0) throw std::invalid_argument("integrate: method cvode has no fixed-step mode");
   const Index n = problem.size > 0 ? problem.size : y0.size();
   if (linear_solver == CvodeLinearSolver::auto_select)
     linear_solver = n <= kCvodeDenseMaxSize ? CvodeLinearSolver::dense : CvodeLinearSolver::spgmr;
@@ -328,195 +480,13 @@ SolveResult integrate_cvode(const OdeProblem& problem, const Vec& y0, const std:
     throw std::invalid_argument("cvode with the dense linear solver needs the Jacobian of the problem");
   if (linear_solver == CvodeLinearSolver::spgmr && !problem.jvp)
     throw std::invalid_argument("cvode with the SPGMR linear solver needs the Jacobian-vector product of the problem");
-
-  SolveResult r;
-  r.clock = to_string(o.clock);
-  r.method = to_string(Method::cvode);
-  auto& c = r.counters;
-  const Clock clock{o.clock};
-  std::vector<double> taus(times.size());
-  for (std::size_t i = 0; i < times.size(); ++i) taus[i] = clock.tau(times[i]);
-  const double tau_end = taus.back();
-  double tau = taus.front();
-
-  Callbacks cb{&problem, clock, n, Vec(n), Vec(n), Vec(n), Vec(n), false, {}};
-  Vec x = y0, sample(n);
-  double last_good_t = times.front();
-  auto finish = [&](Status s, std::string msg) {
-    r.status = s;
-    r.message = std::move(msg);
-    r.t_final = last_good_t;
-    r.y_final = x;
-    c.wall_seconds = std::chrono::duration<double>(steady::now() - start).count();
-    return r;
-  };
-
-  // Counters of the CVODE runs before the last restart (CVodeReInit zeroes CVODE's own).
-  SolverCounters before;
-  Sundials sd;
-  auto check = [&](int flag, const char* what) {
-    if (flag < 0) throw std::runtime_error(fmt::format("CVODE setup: {} failed (flag {}) {}", what, flag, cb.last_error));
-  };
-  try {
-    check(SUNContext_Create(nullptr, &sd.ctx), "SUNContext_Create");
-    sd.y = N_VNew_Serial(sunindextype(n), sd.ctx);
-    sd.dky = N_VNew_Serial(sunindextype(n), sd.ctx);
-    if (!sd.y || !sd.dky) throw std::runtime_error("CVODE setup: N_VNew_Serial failed");
-    vec::install(sd.y);
-    vec::install(sd.dky);
-    as_eigen(sd.y) = y0;
-    sd.mem = CVodeCreate(CV_BDF, sd.ctx);
-    if (!sd.mem) throw std::runtime_error("CVODE setup: CVodeCreate failed");
-    check(CVodeSetErrHandlerFn(sd.mem, error_handler, &cb), "CVodeSetErrHandlerFn");
-    check(CVodeInit(sd.mem, rhs_fn, tau, sd.y), "CVodeInit");
-    check(CVodeSStolerances(sd.mem, o.rtol, o.atol), "CVodeSStolerances");
-    check(CVodeSetUserData(sd.mem, &cb), "CVodeSetUserData");
-    check(CVodeSetStopTime(sd.mem, tau_end), "CVodeSetStopTime");
-    check(CVodeSetMaxHnilWarns(sd.mem, -1), "CVodeSetMaxHnilWarns");
-    const double h0 = o.initial_step > 0 ? o.initial_step
-                                         : initial_step(cb, y0, tau, tau_end - tau, o.atol, o.rtol, before.rhs_evals);
-    check(CVodeSetInitStep(sd.mem, h0), "CVodeSetInitStep");
-    if (linear_solver == CvodeLinearSolver::dense) {
-      sd.A = make_eigen_dense(n, sd.ctx);
-      sd.LS = make_eigen_lu(n, sd.ctx);
-      if (!sd.A || !sd.LS) throw std::runtime_error("CVODE setup: dense matrix/solver allocation failed");
-      check(CVodeSetLinearSolver(sd.mem, sd.LS, sd.A), "CVodeSetLinearSolver");
-      check(CVodeSetJacFn(sd.mem, jac_fn), "CVodeSetJacFn");
-    } else {
-      sd.LS = SUNLinSol_SPGMR(sd.y, SUN_PREC_NONE, kCvodeKrylovDim, sd.ctx);
-      if (!sd.LS) throw std::runtime_error("CVODE setup: SUNLinSol_SPGMR failed");
-      check(CVodeSetLinearSolver(sd.mem, sd.LS, nullptr), "CVodeSetLinearSolver");
-      check(CVodeSetJacTimes(sd.mem, nullptr, jtimes_fn), "CVodeSetJacTimes");
-    }
-  } catch (const std::runtime_error& e) {
-    return finish(Status::solver_failure, e.what());
-  }
-  const char* ls_name = linear_solver == CvodeLinearSolver::dense ? "BDF, dense exact Jacobian" : "BDF, matrix-free SPGMR";
-
-  auto update_counters = [&] {
-    long nst = 0, netf = 0, nncf = 0, nfe = 0, nfeLS = 0, nje = 0, njv = 0, nsetups = 0;
-    CVodeGetNumSteps(sd.mem, &nst);
-    CVodeGetNumErrTestFails(sd.mem, &netf);
-    CVodeGetNumStepSolveFails(sd.mem, &nncf);
-    CVodeGetNumRhsEvals(sd.mem, &nfe);
-    CVodeGetNumLinRhsEvals(sd.mem, &nfeLS);
-    CVodeGetNumLinSolvSetups(sd.mem, &nsetups);
-    c.accepted = before.accepted + nst;
-    c.rejected = before.rejected + netf + nncf;
-    c.steps = c.accepted + c.rejected;
-    c.rhs_evals = before.rhs_evals + nfe + nfeLS;
-    if (linear_solver == CvodeLinearSolver::dense) {
-      CVodeGetNumJacEvals(sd.mem, &nje);
-      c.jacobian_evals = before.jacobian_evals + nje;
-      c.lu_decompositions = before.lu_decompositions + nsetups;
-    } else {
-      CVodeGetNumJtimesEvals(sd.mem, &njv);
-      c.jvp_evals = before.jvp_evals + njv;
-    }
-  };
-  auto stalled = [&](const char* what) {
-    if (cb.non_finite)  // the step was cut down to nothing by NaN/Inf right-hand sides
-      return finish(Status::non_finite, fmt::format("the right-hand side became non-finite near t = {:.6g} ({})",
-                                                    clock.time(tau), what));
-    double h = 0;
-    CVodeGetCurrentStep(sd.mem, &h);
-    bool at_kink = false;
-    std::string why = problem.explain_stall ? problem.explain_stall(x, at_kink) : std::string();
-    const Status s = at_kink ? Status::stalled_at_kink : Status::step_collapse;
-    return finish(s, fmt::format("{} at t = {:.6g} ({} clock step {:.3g}){}{}", what, clock.time(tau),
-                                 to_string(o.clock), h, why.empty() ? "" : ": ", why));
-  };
-
-  observe(0, times.front(), x);
-  std::size_t next = 1;
-  StallWindow stall(o, tau);
-  auto xmap = as_eigen(sd.y);
-  // Event-driven integration (ReLU kinks): the rules shared with the odeint driver.
-  detail::EventLocator events(problem.events, clock);
-  Vec y_before;
-  double tau_before = tau;
-  // CVODE's interpolant of the last step, valid on [tn - hu, tn]; the argument is clamped to it
-  // (the event search asks for the step's ends, which can differ from tn - hu, tn by round-off).
-  auto interpolate = [&](double s, Vec& out) {
-    double tn = 0, hu = 0;
-    CVodeGetCurrentTime(sd.mem, &tn);
-    CVodeGetLastStep(sd.mem, &hu);
-    CVodeGetDky(sd.mem, std::clamp(s, tn - hu, tn), 0, sd.dky);
-    out = as_eigen(sd.dky);
-  };
-  // Restart at an event: the right-hand side jumped, so BDF starts afresh at order 1 (new history,
-  // new Jacobian) from (tau, x) with a new starting step.
-  auto restart = [&]() -> std::optional<std::string> {
-    before = c;
-    xmap = x;
-    int flag = CVodeReInit(sd.mem, tau, sd.y);
-    const double h0 = o.initial_step > 0 ? o.initial_step
-                                         : initial_step(cb, x, tau, tau_end - tau, o.atol, o.rtol, before.rhs_evals);
-    c.rhs_evals = before.rhs_evals;
-    if (flag >= 0) flag = CVodeSetInitStep(sd.mem, h0);
-    if (flag >= 0) flag = CVodeSetStopTime(sd.mem, tau_end);  // CVodeReInit clears it
-    if (flag < 0) return fmt::format("CVODE restart after the event at t = {:.6g} failed: {} {}", clock.time(tau),
-                                     CVodeGetReturnFlagName(flag), cb.last_error);
-    return std::nullopt;
-  };
-
-  while (next < taus.size()) {
-    if (auto limit = limit_reached(o, c, clock.time(tau), times.back(),
-                                   std::chrono::duration<double>(steady::now() - start).count()))
-      return finish(limit->first, std::move(limit->second));
-    double tret = tau;
-    tau_before = tau;
-    if (events.active()) y_before = x;
-    cb.non_finite = false;
-    const int flag = CVode(sd.mem, tau_end, sd.y, &tret, CV_ONE_STEP);
-    update_counters();
-    if (flag < 0) {
-      if (cb.non_finite || flag == CV_RHSFUNC_FAIL || flag == CV_FIRST_RHSFUNC_ERR || flag == CV_REPTD_RHSFUNC_ERR ||
-          flag == CV_UNREC_RHSFUNC_ERR)
-        return finish(Status::non_finite,
-                      fmt::format("the right-hand side (or its Jacobian) became non-finite near t = {:.6g} ({})",
-                                  clock.time(tau), CVodeGetReturnFlagName(flag)));
-      if (flag == CV_ERR_FAILURE || flag == CV_CONV_FAILURE || flag == CV_TOO_CLOSE)
-        return stalled(flag == CV_ERR_FAILURE ? "error test failed repeatedly (step size collapsed)"
-                                              : "Newton iteration failed repeatedly (step size collapsed)");
-      return finish(Status::solver_failure, fmt::format("CVODE failed at t = {:.6g}: {} {}", clock.time(tau),
-                                                        CVodeGetReturnFlagName(flag), cb.last_error));
-    }
-    if (!xmap.allFinite())
-      return finish(Status::non_finite, fmt::format("the state became non-finite (NaN or Inf) in the step from "
-                                                    "t = {:.6g}", clock.time(tau)));
-    tau = flag == CV_TSTOP_RETURN ? tau_end : tret;
-    x = xmap;
-    if (events.active() && events.crossed(y_before, x)) {
-      auto stop = events.stop_at_event(tau_before, y_before, tau, x, interpolate, taus, times, next, observe, c);
-      last_good_t = clock.time(tau);
-      if (stop) return finish(stop->first, std::move(stop->second));
-      if (next >= taus.size()) break;  // the event is at t_end
-      if (auto failed = restart()) return finish(Status::solver_failure, std::move(*failed));
-      stall.restart(c.accepted, tau);
-      continue;
-    }
-    last_good_t = clock.time(tau);
-    while (next < taus.size() && taus[next] <= tau) {
-      if (taus[next] == tau) {
-        observe(c.accepted, times[next], x);
-      } else {
-        CVodeGetDky(sd.mem, taus[next], 0, sd.dky);
-        sample = as_eigen(sd.dky);
-        observe(c.accepted, times[next], sample);
-      }
-      ++next;
-    }
-    if (monitor && !monitor(clock.time(tau), x, c))
-      return finish(Status::interrupted, fmt::format("interrupted at t = {:.6g}", clock.time(tau)));
-    if (next >= taus.size()) break;
-    double hlast = 0;
-    CVodeGetLastStep(sd.mem, &hlast);
-    if (!(std::abs(hlast) > 16 * kEps * std::max(std::abs(tau), 1.0))) return stalled("step size collapsed");
-    if (stall.stalled(c.accepted, tau, tau_end)) return stalled("integration stalled");
-  }
-  last_good_t = times.back();
-  return finish(Status::success, fmt::format("reached t_end = {:.6g} (cvode {})", times.back(), ls_name));
+  SolverOptions options = o;
+  options.method = Method::cvode;
+  return detail::integrate_loop(problem, y0, times, options, observe, monitor,
+                                [&](SolverCounters& c, const Vec& x0, double tau0, double tau_end) {
+                                  return std::make_unique<CvodeStepper>(problem, options, linear_solver, n, c, x0,
+                                                                        tau0, tau_end);
+                                });
 }
 
 }  // namespace gfsim

@@ -1,6 +1,6 @@
 #pragma once
-// Event bookkeeping shared by the solver drivers (integrate.cpp: odeint; cvode_solver.cpp: CVODE),
-// so both handle kinks by the same rules (docs/events.md):
+// Event bookkeeping of the integration loop (detail::integrate_loop in integrate.cpp), the same for
+// every stepper (docs/events.md):
 //   - after each accepted step, a sign check of every event function at the new state;
 //   - the earliest crossing in the step by one TOMS 748 search on phi(tau) = min_j g_j over the
 //     functions that changed sign, on the driver's interpolant of the step (one search per step
@@ -14,12 +14,14 @@
 //     at the same point (checked at once, not at the end of the next step; only values the switch
 //     lowered count);
 //   - more than kMaxZeroLengthRestarts bounces in a row stop the run (Status::stalled_at_kink).
-// After stop_at_event() the driver restarts its stepper at the event (the right-hand side changed
-// discontinuously).
-// Private to src/; C++17-clean (integrate.cpp is compiled as C++17).
+// After stop_at_event() the loop restarts its stepper at the event (the right-hand side changed
+// discontinuously). A stop request (SIGINT/SIGTERM flag) is honoured inside the chain of forced
+// exits too, so an event-dense run stops promptly.
+// Private to src/.
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/math/tools/toms748_solve.hpp>
 #include <cmath>
 #include <functional>
@@ -34,14 +36,15 @@
 
 namespace gfsim::detail {
 
-/// The state at clock value tau on the step just accepted (the driver's dense output).
+/// The state at clock value tau on the step just accepted (the stepper's dense output).
 using StepInterpolant = std::function<void(double tau, Vec& out)>;
 
 class EventLocator {
  public:
   static constexpr int kMaxZeroLengthRestarts = 64;
 
-  EventLocator(const EventHooks& hooks, Clock clock) : hooks_(hooks), clock_(clock) {}
+  EventLocator(const EventHooks& hooks, Clock clock, const std::atomic<bool>* stop_requested = nullptr)
+      : hooks_(hooks), clock_(clock), stop_requested_(stop_requested) {}
 
   bool active() const { return bool(hooks_.values); }
 
@@ -180,6 +183,8 @@ class EventLocator {
     // Only values the switch lowered count: a negative value it left alone is round-off on a
     // surface handled at an earlier event.
     for (;;) {
+      if (stop_requested_ && stop_requested_->load(std::memory_order_relaxed))
+        return std::make_pair(Status::interrupted, fmt::format("interrupted at t = {:.6g} (handling an event)", t_star));
       hooks_.values(y, g_);
       roots_.clear();
       for (Index j = 0; j < g_.size(); ++j)
@@ -232,6 +237,7 @@ class EventLocator {
 
   const EventHooks& hooks_;
   Clock clock_;
+  const std::atomic<bool>* stop_requested_;
   Vec g_, g_before_, g_event_, y_event_, sample_;  ///< g at the step's end, start, the event
   Vec g_crossing_;                                 ///< g of the crossing surfaces (values_of)
   std::vector<Index> violated_, crossing_;

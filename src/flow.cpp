@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "gfsim/errors.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -18,7 +20,7 @@ Flow::Flow(Network network, const Dataset& data, LossKind loss, FlowKind kind, d
     throw std::invalid_argument(fmt::format("Flow: data dimension {} != network input width {}", data.dim(),
                                             net_.widths().front()));
   if (kind_ == FlowKind::fixed_rho && !(fixed_rho_ > 0))
-    throw SpecError(fmt::format("flow.rho = {}: must be > 0 for the fixed_rho flow", fixed_rho_));
+    throw DomainError(fmt::format("the fixed-rho flow needs rho > 0, got {}", fixed_rho_));
   const Index n = data.n(), P = num_params();
   u_.resize(n);
   a_.resize(n);
@@ -212,17 +214,15 @@ void Flow::loss_hvp(const Vec& theta, const Vec& v, Vec& hv) const {
 
 Vec Flow::initial_state(const Vec& theta) const {
   if (theta.size() != num_params())
-    throw SpecError(fmt::format("initial weights: {} numbers given, the network {} has P = {} parameters",
+    throw DomainError(fmt::format("initial weights: {} numbers given, the network {} has P = {} parameters",
                                 theta.size(), net_.describe(), num_params()));
   if (kind_ == FlowKind::gd) return theta;
   const Index K = num_layers();
   const Vec rho = net_.layer_norms(theta);
   for (Index k = 0; k < K; ++k)
     if (!(rho[k] > 0))
-      throw SpecError(fmt::format(
-          "flow.kind = \"{}\": layer {} of the initial weights is zero (rho_{} = 0); the polar and fixed-rho "
-          "flows need every rho_k > 0 (use network.init_scale > 0, or flow.kind = \"gd\")",
-          to_string(kind_), k + 1, k + 1));
+      throw DomainError(fmt::format("the {} flow needs every layer norm rho_k > 0: layer {} of the initial "
+                                    "weights is zero (rho_{} = 0)", to_string(kind_), k + 1, k + 1));
   const Index off = is_polar() ? K : 0;
   Vec y(state_size());
   if (is_polar()) y.head(K) = rho;

@@ -10,9 +10,10 @@ namespace gfsim {
 OdeProblem to_ode_problem(const Flow& flow) {
   OdeProblem p;
   p.size = flow.state_size();
-  p.rhs = [&flow](const Vec& y, double log_scale, Vec& dy) { flow.rhs(y, log_scale, dy); };
-  p.jacobian = [&flow](const Vec& y, double log_scale, Mat& J) { flow.jacobian(y, log_scale, J); };
-  p.jvp = [&flow](const Vec& y, double log_scale, const Vec& v, Vec& jv) { flow.jvp(y, log_scale, v, jv); };
+  // The gradient flows are autonomous: F depends on t only through the clock's factor.
+  p.rhs = [&flow](TimePoint tp, const Vec& y, Vec& dy) { flow.rhs(y, tp.log_scale, dy); };
+  p.jacobian = [&flow](TimePoint tp, const Vec& y, Mat& J) { flow.jacobian(y, tp.log_scale, J); };
+  p.jvp = [&flow](TimePoint tp, const Vec& y, const Vec& v, Vec& jv) { flow.jvp(y, tp.log_scale, v, jv); };
   p.explain_stall = [&flow](const Vec& y, bool& at_kink) -> std::string {
     const auto kink = flow.nearest_kink(y);
     if (kink.layer < 0) return {};
@@ -21,8 +22,7 @@ OdeProblem to_ode_problem(const Flow& flow) {
     const Vec theta = flow.theta(y);
     const double scale = flow.network().layer_norms(theta).prod();
     at_kink = std::abs(kink.preactivation) <= 1e-6 * std::max(scale, 1e-300);
-    return fmt::format("{}pre-activation of layer {} unit {} at data point {} is {:.3g} (ReLU kink; "
-                       "integrate across kinks with dynamics.kinks = \"events\", or \"smooth\" for large nets)",
+    return fmt::format("{}pre-activation of layer {} unit {} at data point {} is {:.3g} (ReLU kink)",
                        at_kink ? "" : "no kink reached; nearest ", kink.layer, kink.unit, kink.point,
                        kink.preactivation);
   };

@@ -124,6 +124,9 @@ int main(int argc, char** argv) {
   } catch (const gfsim::SpecError& e) {
     fmt::print(stderr, "gfsim: error: {}\n", e.what());
     return 2;
+  } catch (const gfsim::DomainError& e) {  // a model whose objects break a mathematical precondition
+    fmt::print(stderr, "gfsim: error: {}\n", e.what());
+    return 2;
   } catch (const gfsim::IoError& e) {
     fmt::print(stderr, "gfsim: I/O error: {}\n", e.what());
     return 2;

@@ -6,6 +6,7 @@ namespace gfsim {
 std::string_view status_name(Status s) {
   switch (s) {
     case Status::success: return "success";
+    case Status::converged: return "converged";
     case Status::max_steps: return "max_steps";
     case Status::wall_clock: return "wall_clock";
     case Status::non_finite: return "non_finite";

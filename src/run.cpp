@@ -13,6 +13,7 @@
 #include <random>
 #include <tuple>
 
+#include "gfsim/errors.hpp"
 #include "gfsim/flow_problem.hpp"
 #include "gfsim/hdf5_file.hpp"
 #include "gfsim/recorder.hpp"
@@ -134,10 +135,16 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   Network net = flow_network(spec, data.dim());
   Flow flow(net, data, spec.loss.kind, spec.flow.kind, spec.flow.rho);
   const Vec theta0 = initial_weights(spec, net);
-  const Vec y0 = flow.initial_state(theta0);
-  const SolverOptions solver = resolve_solver(spec);
-  if (use_events && solver.method != Method::dopri5 && solver.method != Method::rosenbrock4 &&
-      solver.method != Method::cvode)
+  Vec y0;
+  try {
+    y0 = flow.initial_state(theta0);
+  } catch (const DomainError& e) {  // the mathematics names no keys: say which ones made the state
+    throw SpecError(fmt::format("flow.kind = \"{}\": {} (use network.init_scale > 0, a nonzero init_file, or "
+                                "flow.kind = \"gd\")", to_string(spec.flow.kind), e.what()));
+  }
+  SolverOptions solver = resolve_solver(spec);
+  solver.stop_requested = options.stop_requested;
+  if (use_events && !has_dense_output(solver.method))
     throw SpecError(fmt::format("solver.method = \"{}\": dynamics.kinks = \"events\" needs a method with dense "
                                 "output (dopri5, rosenbrock4, cvode)", to_string(solver.method)));
   const Index K = net.num_layers(), P = net.num_params();
@@ -235,9 +242,9 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
     observe_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - observe_start).count();
   };
   ProgressLine progress(options.progress, spec.time.t_end);
-  auto monitor = [&](double t, const Vec&, const SolverCounters& c) {
+  auto monitor = [&](double t, const Vec&, const SolverCounters& c) -> std::optional<Status> {
     progress.update(t, c);
-    return !(options.stop_requested && options.stop_requested->load());
+    return std::nullopt;  // a stop request is read by the solver itself (solver.stop_requested)
   };
   std::vector<double> times = log_spaced_times(spec.time.t_first, spec.time.t_end, spec.time.samples_per_decade);
   if (!spectrum_times.empty()) {
@@ -267,6 +274,18 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
                                     })
                  : to_ode_problem(flow);
   report.result = integrate(problem, y0, times, solver, observe, monitor);
+  // The solver names no model keys: the keys that would change the outcome are added here.
+  switch (report.result.status) {
+    case Status::max_steps: report.result.message += " (raise solver.max_steps)"; break;
+    case Status::wall_clock: report.result.message += " (raise solver.max_wall_seconds)"; break;
+    case Status::stalled_at_kink:
+    case Status::step_collapse:
+      if (relu && !use_events)
+        report.result.message += " (integrate across kinks with dynamics.kinks = \"events\", or \"smooth\" for "
+                                 "large nets)";
+      break;
+    default: break;
+  }
   for (const auto& [key, t0] : sliding_start) sliding_since += report.result.t_final - t0;
   report.sliding_time = sliding_since;
   for (double k : event_kind) {

@@ -819,14 +819,14 @@ StationaryResult locate_stationary(Flow& flow, const Vec& V0, const StationaryOp
     so.rtol = 1e-9;
     so.atol = 1e-12;
     so.max_steps = o.flow_max_steps;
-    bool reached = false;
-    auto monitor = [&](double t, const Vec& y, const SolverCounters& c) {
+    auto monitor = [&](double t, const Vec& y, const SolverCounters& c) -> std::optional<Status> {
       const FlowDiagnostics d = flow.diagnostics(y);
       r.flow_t = t;
       r.flow_steps = c.accepted;
       r.flow_grad = d.grad_norm;
-      reached = d.grad_norm <= o.flow_tol * std::max(r.rho * std::exp(d.log_loss), std::numeric_limits<double>::min());
-      return !reached;
+      const bool reached =
+          d.grad_norm <= o.flow_tol * std::max(r.rho * std::exp(d.log_loss), std::numeric_limits<double>::min());
+      return reached ? std::optional(Status::converged) : std::nullopt;
     };
     // The path of flow (d) in a normalized time: dV/dtau = rhs(V) / (rho L(V)). Same trajectory,
     // but O(1) speed whatever the loss scale (a start with L ~ e^30 is otherwise too stiff to leave).
@@ -838,14 +838,14 @@ StationaryResult locate_stationary(Flow& flow, const Vec& V0, const StationaryOp
         relu_events ? to_event_problem(flow, V, [&](double, Index, Index, Index, KinkEvent) { ++r.flow_kink_events; })
                     : to_ode_problem(flow);
     OdeProblem scaled = base;
-    scaled.rhs = [&](const Vec& y, double ls, Vec& dy) {
-      base.rhs(y, ls, dy);
+    scaled.rhs = [&](TimePoint tp, const Vec& y, Vec& dy) {
+      base.rhs(tp, y, dy);
       dy /= sp.loss_scale(y);
     };
-    scaled.jacobian = [&](const Vec& y, double ls, Mat& J) {
-      base.jacobian(y, ls, J);
+    scaled.jacobian = [&](TimePoint tp, const Vec& y, Mat& J) {
+      base.jacobian(tp, y, J);
       Vec dy;
-      base.rhs(y, ls, dy);
+      base.rhs(tp, y, dy);
       const double ls_scale = sp.loss_scale(y);
       const Vec dlogL = sp.euclidean_gradient(y) / std::exp(sp.log_loss(y));
       J = (J - dy * dlogL.transpose()) / ls_scale;
@@ -857,7 +857,8 @@ StationaryResult locate_stationary(Flow& flow, const Vec& V0, const StationaryOp
     const std::size_t sliding_count = relu_events ? flow.sliding().size() : 0;
     const bool ended_sliding = sliding_count > 0;
     if (relu_events) flow.clear_pattern();
-    r.flow_status = reached ? "converged" : std::string(status_name(res.status));
+    const bool reached = res.status == Status::converged;
+    r.flow_status = status_name(res.status);
     r.flow_message = reached ? (ended_sliding ? fmt::format("sliding on {} kink surfaces", sliding_count) : "")
                              : res.message;
     V = sp.normalize(res.y_final);
@@ -1134,7 +1135,10 @@ void compare_with_gradient_descent(const ModelSpec& spec, const Network& net, co
               rhos.push_back(net.layer_norms(y).prod());
               dirs.push_back(gd.direction(y));
             },
-            [&](double, const Vec& y, const SolverCounters&) { return net.layer_norms(y).prod() <= 1.05 * rho_max; });
+            [&](double, const Vec& y, const SolverCounters&) -> std::optional<Status> {
+              if (net.layer_norms(y).prod() <= 1.05 * rho_max) return std::nullopt;
+              return Status::converged;  // past the sweep's largest rho: the comparison has its path
+            });
   for (auto& p : sweep)
     for (std::size_t i = 0; i + 1 < rhos.size(); ++i) {
       if (!(rhos[i] <= p.rho && p.rho < rhos[i + 1])) continue;

@@ -151,12 +151,12 @@ TEST(Cvode, NonFiniteRightHandSideStopsWithStatusNonFinite) {
     for (auto ls : {CvodeLinearSolver::dense, CvodeLinearSolver::spgmr}) {
       OdeProblem p;
       p.size = 1;
-      p.rhs = [level](const Vec& y, double, Vec& dy) {
+      p.rhs = [level](TimePoint, const Vec& y, Vec& dy) {
         dy.resize(1);
         dy[0] = y[0] > level ? std::numeric_limits<double>::quiet_NaN() : 1.0;
       };
-      p.jacobian = [](const Vec&, double, Mat& J) { J = Mat::Zero(1, 1); };
-      p.jvp = [](const Vec&, double, const Vec&, Vec& jv) { jv = Vec::Zero(1); };
+      p.jacobian = [](TimePoint, const Vec&, Mat& J) { J = Mat::Zero(1, 1); };
+      p.jvp = [](TimePoint, const Vec&, const Vec&, Vec& jv) { jv = Vec::Zero(1); };
       auto o = tight(Method::cvode, ClockKind::t, 1e-8);
       o.max_wall_seconds = 10;
       const auto run = run_cvode(p, Vec::Zero(1), {0.0, 1.0, 10.0}, o, ls);
@@ -182,7 +182,9 @@ TEST(Cvode, MaxStepsAndInterruptStop) {
   o.max_steps = 1000000;
   int calls = 0;
   r = integrate_cvode(to_ode_problem(flow), w0, {0.0, 1e12}, o, [](std::int64_t, double, const Vec&) {},
-                      [&](double, const Vec&, const SolverCounters&) { return ++calls < 3; });
+                      [&](double, const Vec&, const SolverCounters&) -> std::optional<Status> {
+                        return ++calls < 3 ? std::nullopt : std::optional(Status::interrupted);
+                      });
   EXPECT_EQ(r.status, Status::interrupted) << r.message;
   EXPECT_EQ(calls, 3);
 }

@@ -32,7 +32,7 @@ struct FilippovToy {
   OdeProblem problem() {
     OdeProblem p;
     p.size = 3;
-    p.rhs = [this](const Vec& y, double, Vec& dy) {
+    p.rhs = [this](TimePoint, const Vec& y, Vec& dy) {
       const double m = mask(y);
       dy.resize(3);
       dy << 1.0, -(2.0 * m - 1.0) + y[0] / T, m;
@@ -51,7 +51,7 @@ struct FilippovToy {
       }
     };
     p.events.slide = [this](double, const Vec&, Index) { return sliding = true; };
-    p.jacobian = [this](const Vec&, double, Mat& J) { jacobian(J); };
+    p.jacobian = [this](TimePoint, const Vec&, Mat& J) { jacobian(J); };
     return p;
   }
   double t1() const { return T * (1.0 - std::sqrt(1.0 - 2.0 * z0 / T)); }
@@ -116,12 +116,12 @@ struct TwoSurfaceToy {
   OdeProblem problem() {
     OdeProblem p;
     p.size = 4;
-    p.rhs = [this](const Vec& y, double, Vec& dy) {
+    p.rhs = [this](TimePoint, const Vec& y, Vec& dy) {
       const double m = mask(y);
       dy.resize(4);
       dy << 1.0, -(2.0 * m - 1.0) + drift(y[0]), m, -1.0;
     };
-    p.jacobian = [this](const Vec&, double, Mat& J) {
+    p.jacobian = [this](TimePoint, const Vec&, Mat& J) {
       J = Mat::Zero(4, 4);
       const double dc = b > 0 ? -k : 0.0;  // d drift / dt
       J(1, 0) = sliding ? 0.0 : dc;
@@ -501,11 +501,11 @@ TEST(CvodeEvents, CountersAccumulateAcrossRestarts) {
   FilippovToy toy;
   OdeProblem p = toy.problem();
   std::int64_t rhs_calls = 0, jacobian_calls = 0;
-  p.rhs = [&, rhs = p.rhs](const Vec& y, double log_scale, Vec& dy) {
+  p.rhs = [&, rhs = p.rhs](TimePoint tp, const Vec& y, Vec& dy) {
     ++rhs_calls;
-    rhs(y, log_scale, dy);
+    rhs(tp, y, dy);
   };
-  p.jacobian = [&](const Vec&, double, Mat& J) {
+  p.jacobian = [&](TimePoint, const Vec&, Mat& J) {
     ++jacobian_calls;
     toy.jacobian(J);
   };

@@ -54,7 +54,7 @@ TEST(Flows, WeightNormalizationFlowEqualsGradientFlowOnWnParameters) {
   const Index K = net.num_layers();
   OdeProblem wn_params;
   wn_params.size = K + net.num_params();
-  wn_params.rhs = [&](const Vec& y, double log_scale, Vec& dy) {
+  wn_params.rhs = [&](TimePoint tp, const Vec& y, Vec& dy) {
     Vec W(net.num_params()), grad;
     for (Index k = 0; k < K; ++k) {
       const auto v = y.segment(K + net.layer_offset(k), net.layer_size(k));
@@ -64,7 +64,7 @@ TEST(Flows, WeightNormalizationFlowEqualsGradientFlowOnWnParameters) {
     dy.resize(y.size());
     for (Index k = 0; k < K; ++k) {
       const auto v = y.segment(K + net.layer_offset(k), net.layer_size(k));
-      const Vec G = -std::exp(log_scale) * grad.segment(net.layer_offset(k), net.layer_size(k));
+      const Vec G = -std::exp(tp.log_scale) * grad.segment(net.layer_offset(k), net.layer_size(k));
       const double nv = v.norm();
       dy[k] = G.dot(v) / nv;                                                        // dL/dg
       dy.segment(K + net.layer_offset(k), net.layer_size(k)) = y[k] / nv * (G - v * v.dot(G) / (nv * nv));
@@ -82,8 +82,8 @@ TEST(Flows, PaperTypoEq11PlusSignBreaksTheSphere) {
   const Dataset data = test::separable_data(10, 3, 35);
   Flow wn(Network({3, 1}, Activation::linear), data, LossKind::exp, FlowKind::wn);
   OdeProblem right = to_ode_problem(wn), wrong = right;
-  wrong.rhs = [&](const Vec& y, double ls, Vec& dy) {
-    wn.rhs(y, ls, dy);
+  wrong.rhs = [&](TimePoint tp, const Vec& y, Vec& dy) {
+    wn.rhs(y, tp.log_scale, dy);
     const double S = dy[0] * y[0] / y[0];  // K = 1: drho/dt = S
     dy.tail(3) += 2.0 * y[0] * S * y.tail(3);
   };
@@ -100,8 +100,8 @@ TEST(Flows, PaperTypoEq20ExtraOneOverRhoBreaksAgreementWithGd) {
   Flow gd(Network({3, 1}, Activation::linear), data, LossKind::exp, FlowKind::gd);
   Flow polar(Network({3, 1}, Activation::linear), data, LossKind::exp, FlowKind::gd_polar);
   OdeProblem wrong = to_ode_problem(polar);
-  wrong.rhs = [&](const Vec& y, double ls, Vec& dy) {
-    polar.rhs(y, ls, dy);
+  wrong.rhs = [&](TimePoint tp, const Vec& y, Vec& dy) {
+    polar.rhs(y, tp.log_scale, dy);
     dy[0] /= y[0];
   };
   const Vec theta0 = test::random_vector(3, 38, 0.5);
@@ -312,8 +312,8 @@ TEST(Methods, OutputsAtExactlyTheRequestedTimes) {
 OdeProblem scalar_problem(std::function<double(double)> f) {
   OdeProblem p;
   p.size = 1;
-  p.rhs = [f](const Vec& y, double, Vec& dy) { dy.resize(1); dy[0] = f(y[0]); };
-  p.jacobian = [f](const Vec& y, double, Mat& J) {
+  p.rhs = [f](TimePoint, const Vec& y, Vec& dy) { dy.resize(1); dy[0] = f(y[0]); };
+  p.jacobian = [f](TimePoint, const Vec& y, Mat& J) {
     J.resize(1, 1);
     J(0, 0) = (f(y[0] + 1e-7) - f(y[0] - 1e-7)) / 2e-7;
   };

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "gfsim/flow.hpp"
+#include "gfsim/errors.hpp"
 #include "test_util.hpp"
 
 namespace gfsim {
@@ -198,7 +199,7 @@ TEST(Flow, PolarRhsIsTangentToTheSpheres) {
 TEST(Flow, PolarRefusesZeroLayer) {
   const Dataset data = test::separable_data(4, 3, 23);
   Flow flow(Network({3, 1}, Activation::linear), data, LossKind::exp, FlowKind::wn);
-  EXPECT_THROW(flow.initial_state(Vec::Zero(3)), SpecError);
+  EXPECT_THROW(flow.initial_state(Vec::Zero(3)), DomainError);
   Flow gd(Network({3, 1}, Activation::linear), data, LossKind::exp, FlowKind::gd);
   EXPECT_NO_THROW(gd.initial_state(Vec::Zero(3)));
 }

@@ -1,7 +1,8 @@
 #pragma once
-// SUNDIALS CVODE (BDF, variable order 1..5) behind gfsim's solver interface: same options, clock,
-// output times, stop conditions and counters as gfsim::integrate (which dispatches here for
-// Method::cvode). SUNDIALS headers live in src/cvode_solver.cpp only.
+// SUNDIALS CVODE (BDF, variable order 1..5) as a stepper of gfsim's one integration loop: same
+// options, clock, output times, stop conditions and counters as every other method
+// (gfsim::integrate dispatches here for Method::cvode). SUNDIALS headers live in
+// src/cvode_solver.cpp only.
 //
 // Linear solver for the Newton iterations:
 //   dense  exact Jacobian (problem.jacobian), LU by Eigen's PartialPivLU (a small custom

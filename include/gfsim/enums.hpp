@@ -1,6 +1,6 @@
 #pragma once
 // The option enums of a model, with their file/TOML names (defined in model_spec.cpp). Kept in a
-// C++17-clean header of their own: integrate.cpp (odeint) is compiled as C++17.
+// C++17-clean header of their own: stepper_odeint.cpp (odeint) is compiled as C++17.
 namespace gfsim {
 
 enum class DataKind { gaussian, teacher, csv };

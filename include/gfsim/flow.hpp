@@ -59,7 +59,7 @@ class Flow {
   void loss_gradient(const Vec& theta, Vec& grad) const;
   void loss_hvp(const Vec& theta, const Vec& v, Vec& hv) const;
 
-  /// theta -> state. Polar flows and fixed_rho refuse a zero layer (rho_k = 0) with SpecError.
+  /// theta -> state. Polar flows and fixed_rho refuse a zero layer (rho_k = 0) with DomainError.
   Vec initial_state(const Vec& theta) const;
   /// state -> theta (fixed_rho: V_k scaled to equal rho_k = rho^(1/K)).
   Vec theta(const Vec& y) const;

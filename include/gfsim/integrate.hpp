@@ -1,15 +1,19 @@
 #pragma once
 // One solve entry point with orthogonal options (method, tolerances, clock, limits, what to save).
-// The problem is y' = e^{log_scale} F(y) given as callables; the clock decides log_scale:
+// The problem is dy/dtau = e^{log_scale} F(t, y) given as callables of (TimePoint, y); the clock
+// (clock.hpp) maps its variable tau to the TimePoint {t, log_scale}:
 //   clock t:    integrate in t,              log_scale = 0
-//   clock log:  integrate in s = log(1+t),   dy/ds = (1+t) F(y) = e^s F(y), log_scale = s
+//   clock log:  integrate in s = log(1+t),   dy/ds = (1+t) F(t, y) = e^s F(t, y), log_scale = s
 // so F never sees a huge factor: it folds e^s into its loss weights (equations.md section 5).
-// Boost.Odeint lives in integrate.cpp only; nothing else sees its types.
+// One loop (detail::integrate_loop, src/integrate.cpp) drives every solver through the stepper
+// interface of src/stepper.hpp; Boost.Odeint lives in src/stepper_odeint.cpp only, SUNDIALS in
+// src/cvode_solver.cpp only.
 //
-//   OdeProblem p{flow.state_size(), rhs, jacobian};
+//   OdeProblem p{.size = flow.state_size(), .rhs = rhs, .jacobian = jacobian};
 //   SolverOptions o{.method = Method::rosenbrock4, .clock = ClockKind::log, .rtol = 1e-10};
 //   auto result = integrate(p, y0, times, o, [&](std::int64_t step, double t, const Vec& y) {...});
 //   if (result.status != Status::success) std::cerr << result.message;
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -17,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "gfsim/clock.hpp"
 #include "gfsim/enums.hpp"
 #include "gfsim/result.hpp"
 #include "gfsim/types.hpp"
@@ -42,12 +47,18 @@ struct EventHooks {
 
 struct OdeProblem {
   Index size = 0;
-  /// dy = e^{log_scale} F(y)
-  std::function<void(const Vec& y, double log_scale, Vec& dy)> rhs;
+  /// dy = e^{tp.log_scale} F(tp.t, y)
+  std::function<void(TimePoint tp, const Vec& y, Vec& dy)> rhs;
   /// J = d rhs / dy (dense); required by rosenbrock4
-  std::function<void(const Vec& y, double log_scale, Mat& J)> jacobian;
+  std::function<void(TimePoint tp, const Vec& y, Mat& J)> jacobian;
   /// Jv = (d rhs / dy) v, exact; used by matrix-free stiff solvers (CVODE + Krylov)
-  std::function<void(const Vec& y, double log_scale, const Vec& v, Vec& Jv)> jvp;
+  std::function<void(TimePoint tp, const Vec& y, const Vec& v, Vec& Jv)> jvp;
+  /// False when F depends on t explicitly. The stiff steppers then need dF/dt (rosenbrock4 throws
+  /// without time_derivative); the others only evaluate rhs.
+  bool autonomous = true;
+  /// Optional: dFt = e^{tp.log_scale} dF/dt (t, y), the partial derivative in physical time, scaled
+  /// as rhs. The clock's own factor (d e^{log_scale}/dtau) is added by the stepper.
+  std::function<void(TimePoint tp, const Vec& y, Vec& dFt)> time_derivative;
   /// Optional: explains a stall (e.g. "pre-activation of layer 1 unit 3 at point 17 is 2e-12").
   /// Returns an empty string when the stall has no known cause; `at_kink` says a kink is the cause.
   std::function<std::string(const Vec& y, bool& at_kink)> explain_stall;
@@ -70,12 +81,15 @@ struct SolverOptions {
   /// that rate would take more than `stall_factor` * max_steps steps.
   std::int64_t stall_window = 2000;
   double stall_factor = 100.0;
+  /// Optional: set asynchronously (a SIGINT/SIGTERM handler) to stop with Status::interrupted.
+  /// Read at every step attempt and inside event handling.
+  const std::atomic<bool>* stop_requested = nullptr;
 };
 
 /// Called at every requested time (exactly; by dense output where the method has one).
 using SampleObserver = std::function<void(std::int64_t step, double t, const Vec& y)>;
-/// Called after every accepted step; return false to stop (status interrupted).
-using StepMonitor = std::function<bool(double t, const Vec& y, const SolverCounters& c)>;
+/// Called after every accepted step: a status to stop with (e.g. Status::converged), or nullopt to go on.
+using StepMonitor = std::function<std::optional<Status>(double t, const Vec& y, const SolverCounters& c)>;
 
 /// Integrate from times.front() (the initial time, y0) through every time in `times` (physical
 /// time, strictly increasing). Never throws for numerical trouble: the status says what happened.
@@ -83,12 +97,12 @@ SolveResult integrate(const OdeProblem& problem, const Vec& y0, const std::vecto
                       const SolverOptions& options, const SampleObserver& observe,
                       const StepMonitor& monitor = {});
 
-/// The step-count and wall-clock limits shared by every solver driver: the status and message
+/// The step-count and wall-clock limits checked by the integration loop: the status and message
 /// to stop with, or nothing to go on. `t` is the physical time reached.
 std::optional<std::pair<Status, std::string>> limit_reached(const SolverOptions& options, const SolverCounters& c,
                                                             double t, double t_end, double elapsed_seconds);
 
-/// The stall test shared by the solver drivers: after each accepted step, at the pace of the last
+/// The stall test of the integration loop: after each accepted step, at the pace of the last
 /// `stall_window` accepted steps, finishing would take more than `stall_factor` * max_steps steps.
 class StallWindow {
  public:
@@ -115,5 +129,9 @@ std::vector<double> log_spaced_times(double t_first, double t_end, int samples_p
 
 /// Order of the method's error estimate pair (the higher), for convergence tests.
 int method_order(Method m);
+
+/// True if the method interpolates within a step (needed for event location): dopri5,
+/// rosenbrock4, cvode. The others land on output times by clipping their steps.
+bool has_dense_output(Method m);
 
 }  // namespace gfsim

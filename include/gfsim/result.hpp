@@ -9,8 +9,9 @@ namespace gfsim {
 
 enum class Status {
   success,          ///< reached t_end
-  max_steps,        ///< [solver] max_steps accepted steps taken before t_end
-  wall_clock,       ///< [solver] max_wall_seconds exceeded
+  converged,        ///< the caller's monitor ended the run at its goal (a steady state) before t_end
+  max_steps,        ///< the step-attempt limit was reached before t_end
+  wall_clock,       ///< the wall-clock limit was exceeded
   non_finite,       ///< the state or the error estimate became NaN/Inf
   step_collapse,    ///< the step size fell below round-off relative to t
   stalled_at_kink,  ///< ReLU flow: steps collapsed at a kink surface (pre-activation = 0)
@@ -20,8 +21,8 @@ enum class Status {
 
 /// Short machine name ("success", "max_steps", ...), stored in files.
 std::string_view status_name(Status s);
-/// Exit code of `gfsim run` for this status: 0 success, 1 numerical failure.
-inline int exit_code(Status s) { return s == Status::success ? 0 : 1; }
+/// Exit code of `gfsim run` for this status: 0 success or converged, 1 otherwise.
+inline int exit_code(Status s) { return s == Status::success || s == Status::converged ? 0 : 1; }
 
 struct SolverCounters {
   std::int64_t steps = 0;           ///< step attempts (accepted + rejected)
