@@ -112,7 +112,7 @@ const std::vector<SectionKeys>& schema() {
       {"network", {"activation", "hidden", "init_scale", "seed", "init_file"}},
       {"loss", {"kind"}},
       {"flow", {"kind", "rho"}},
-      {"solver", {"method", "rtol", "atol", "clock", "max_steps", "max_wall_seconds", "threads"}},
+      {"solver", {"method", "rtol", "atol", "clock", "max_steps", "max_wall_seconds", "threads", "max_memory"}},
       {"time", {"t_end", "t_first", "samples_per_decade"}},
       {"dynamics", {"kinks", "kink_width"}},
       {"output", {"path", "flush_interval", "swmr"}},
@@ -449,6 +449,7 @@ std::string canonical_toml(const ModelSpec& spec) {
   line("max_steps", fmt::format("{}", spec.solver.max_steps));
   line("max_wall_seconds", toml_float(spec.solver.max_wall_seconds));
   line("threads", fmt::format("{}", spec.solver.threads));
+  line("max_memory", fmt::format("{}", spec.solver.max_memory));
   section("time");
   line("t_end", toml_float(spec.time.t_end));
   line("t_first", toml_float(spec.time.t_first));
@@ -536,6 +537,8 @@ ModelSpec parse_model_spec(const std::string& toml_text, const std::string& sour
   solver.max_wall_seconds =
       read.real("solver", "max_wall_seconds", solver.max_wall_seconds, non_negative, kNonNegative);
   solver.threads = read.small_integer("solver", "threads", solver.threads, 1, 256);
+  solver.max_memory = read.integer("solver", "max_memory", solver.max_memory, 0,
+                                   std::numeric_limits<std::int64_t>::max());
 
   TimeSpec& time = spec.time;
   time.t_end = read.real("time", "t_end", time.t_end, positive, kPositive);

@@ -60,6 +60,7 @@ struct SolverSpec {
   std::int64_t max_steps = 1000000;
   double max_wall_seconds = 0.0;             ///< 0 = no limit
   int threads = 1;                           ///< threads for Eigen's matrix products (OpenMP)
+  std::int64_t max_memory = 0;               ///< bytes a run may use; 0 = what /proc/meminfo offers
 
   bool operator==(const SolverSpec&) const = default;
 };
