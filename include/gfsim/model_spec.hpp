@@ -126,5 +126,7 @@ ModelSpec load_model_spec(const std::string& path, const std::vector<std::string
 ModelSpec parse_model_spec(const std::string& toml_text, const std::string& source_name,
                            const std::vector<std::string>& overrides = {});
 
+/// Every model key as "section.key", in the order of the schema table (resolved model, README).
+std::vector<std::string> model_keys();
 
 }  // namespace gfsim
