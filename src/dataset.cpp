@@ -1,19 +1,17 @@
-// Data sets: the two random generators (separable Gaussian, ReLU teacher) and the CSV reader.
+// Data sets: the two random generators (separable Gaussian, ReLU teacher) and CSV files (read
+// through number_table.hpp).
 #include "gfsim/dataset.hpp"
 
 #include <fmt/format.h>
 
-#include <cerrno>
-#include <charconv>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string_view>
 #include <vector>
+
+#include "gfsim/number_table.hpp"
 
 namespace gfsim {
 namespace {
@@ -65,46 +63,6 @@ Mat with_bias_column(const Mat& X) {
   Mat extended(X.rows(), X.cols() + 1);
   extended << X, Vec::Ones(X.rows());
   return extended;
-}
-
-std::string_view trim(std::string_view text) {
-  constexpr std::string_view kSpace = " \t";
-  const std::size_t first = text.find_first_not_of(kSpace);
-  if (first == std::string_view::npos) return {};
-  return text.substr(first, text.find_last_not_of(kSpace) - first + 1);
-}
-
-/// One comma-separated field, trimmed, with the 1-based character column where it starts.
-struct Field {
-  std::string_view text;
-  std::size_t column;
-};
-
-std::vector<Field> split_fields(std::string_view line) {
-  std::vector<Field> fields;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t comma = std::min(line.find(',', start), line.size());
-    const std::string_view raw = line.substr(start, comma - start);
-    const std::size_t lead = std::min(raw.find_first_not_of(" \t"), raw.size());
-    fields.push_back({trim(raw), start + lead + 1});
-    if (comma == line.size()) return fields;
-    start = comma + 1;
-  }
-}
-
-/// The whole field as a double (a leading '+' allowed), or nothing.
-std::optional<double> parse_number(std::string_view text) {
-  if (text.size() > 1 && text.front() == '+' && text[1] != '-' && text[1] != '+') text.remove_prefix(1);
-  double value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
-  return value;
-}
-
-[[noreturn]] void csv_error(const std::string& path, int line, std::size_t column,
-                            std::string_view what) {
-  throw SpecError(fmt::format("{}:{}:{}: {}", path, line, column, what));
 }
 
 }  // namespace
@@ -163,58 +121,20 @@ Dataset teacher_dataset(int n, int dim, int hidden, bool bias, std::uint64_t see
 }
 
 Dataset read_csv_dataset(const std::string& path, bool bias) {
-  if (std::filesystem::is_directory(path))
-    throw SpecError(fmt::format("{}: cannot read data file: it is a directory", path));
-  std::ifstream file(path);
-  if (!file) throw SpecError(fmt::format("{}: cannot read data file: {}", path, std::strerror(errno)));
-
-  std::vector<double> values;  // row by row: label, features
-  std::size_t columns = 0;     // fixed by the first data row
-  int columns_line = 0;
-  bool header_possible = true;
-  std::string line;
-  for (int line_number = 1; std::getline(file, line); ++line_number) {
-    std::string_view text = line;
-    if (line_number == 1 && text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // UTF-8 BOM
-    if (text.ends_with('\r')) text.remove_suffix(1);                                  // CRLF files
-    if (trim(text).empty() || trim(text).front() == '#') continue;
-
-    const std::vector<Field> fields = split_fields(text);
-    if (header_possible) {
-      header_possible = false;
-      if (!parse_number(fields.front().text)) continue;
-    }
-    if (columns == 0) {
-      if (fields.size() < 2)
-        csv_error(path, line_number, text.size() + 1,
-                  "a row needs a label and at least one feature");
-      columns = fields.size();
-      columns_line = line_number;
-    } else if (fields.size() != columns) {
-      const std::size_t column = fields.size() > columns ? fields[columns].column : text.size() + 1;
-      csv_error(path, line_number, column,
-                fmt::format("row has {} columns, expected {} as on line {}", fields.size(), columns,
-                            columns_line));
-    }
-    for (std::size_t k = 0; k < fields.size(); ++k) {
-      const Field& field = fields[k];
-      const std::optional<double> value = parse_number(field.text);
-      if (!value) csv_error(path, line_number, field.column, fmt::format("\"{}\" is not a number", field.text));
-      if (!std::isfinite(*value))
-        csv_error(path, line_number, field.column, fmt::format("\"{}\" is not a finite number", field.text));
-      if (k == 0 && *value != 1.0 && *value != -1.0)
-        csv_error(path, line_number, field.column,
-                  fmt::format("label \"{}\" must be -1 or +1", field.text));
-      values.push_back(*value);
-    }
-  }
-  if (file.bad()) throw SpecError(fmt::format("{}: cannot read data file: {}", path, std::strerror(errno)));
-  if (columns == 0)
+  NumberTableFormat format;
+  format.header_allowed = true;
+  format.min_columns = 2;
+  format.row_rule = "a label and at least one feature";
+  format.check_value = [](std::size_t column, double value, std::string_view text) {
+    return column == 0 && value != 1.0 && value != -1.0 ? fmt::format("label \"{}\" must be -1 or +1", text)
+                                                        : std::string();
+  };
+  const NumberTable table = read_number_table(path, format, "data file");
+  if (table.rows() == 0)
     throw SpecError(fmt::format("{}: no data rows (the file is empty or holds only comments and a header)", path));
-
-  const Index rows = static_cast<Index>(values.size() / columns);
-  const Eigen::Map<const RowMat> table(values.data(), rows, static_cast<Index>(columns));
-  Dataset data{table.rightCols(static_cast<Index>(columns) - 1), table.col(0)};
+  const auto rows = static_cast<Index>(table.rows()), columns = static_cast<Index>(table.columns);
+  const Eigen::Map<const RowMat> values(table.values.data(), rows, columns);
+  Dataset data{values.rightCols(columns - 1), values.col(0)};
   if (bias) data.X = with_bias_column(data.X);
   return data;
 }

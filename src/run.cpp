@@ -13,6 +13,7 @@
 #include <random>
 #include <tuple>
 
+#include "gfsim/build.hpp"
 #include "gfsim/errors.hpp"
 #include "gfsim/flow_problem.hpp"
 #include "gfsim/hdf5_file.hpp"
@@ -20,84 +21,6 @@
 #include "gfsim/stationary.hpp"
 
 namespace gfsim {
-
-std::vector<Index> network_widths(const ModelSpec& spec, Index data_dim) {
-  std::vector<Index> widths{data_dim};
-  for (int h : spec.network.hidden) widths.push_back(h);
-  widths.push_back(1);
-  return widths;
-}
-
-Network flow_network(const ModelSpec& spec, Index data_dim) {
-  const double eps = spec.dynamics.kinks == KinkMode::smooth ? spec.dynamics.kink_width : 0.0;
-  return Network(network_widths(spec, data_dim), spec.network.activation, eps);
-}
-
-Vec initial_weights(const ModelSpec& spec, const Network& net) {
-  const Index P = net.num_params();
-  Vec theta = Vec::Zero(P);
-  if (!spec.network.init_file.empty()) {
-    const auto& path = spec.network.init_file;
-    std::ifstream in(path);
-    if (!in) throw SpecError(fmt::format("network.init_file = \"{}\": cannot open the file", path));
-    std::string line;
-    Index count = 0;
-    for (int lineno = 1; std::getline(in, line); ++lineno) {
-      const auto first = line.find_first_not_of(" \t\r");
-      if (first == std::string::npos || line[first] == '#') continue;
-      std::size_t used = 0;
-      double value = 0;
-      try {
-        value = std::stod(line.substr(first), &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used == 0 || line.find_first_not_of(" \t\r", first + used) != std::string::npos || !std::isfinite(value))
-        throw SpecError(fmt::format("{}:{}: \"{}\" is not a finite number (one number per line)", path, lineno, line));
-      if (count >= P)
-        throw SpecError(fmt::format("{}:{}: more numbers than the P = {} parameters of the network {}", path, lineno,
-                                    P, net.describe()));
-      theta[count++] = value;
-    }
-    if (count != P)
-      throw SpecError(fmt::format("{}: {} numbers, the network {} has P = {} parameters (theta layout: W_1..W_K, "
-                                  "each row-major)", path, count, net.describe(), P));
-    return theta;
-  }
-  std::mt19937_64 gen(spec.network.seed);
-  std::normal_distribution<double> normal;
-  for (Index k = 0; k < net.num_layers(); ++k) {
-    const double scale = spec.network.init_scale / std::sqrt(double(net.layer_cols(k)));
-    for (Index i = 0; i < net.layer_size(k); ++i) theta[net.layer_offset(k) + i] = scale * normal(gen);
-  }
-  return theta;
-}
-
-SolverOptions resolve_solver(const ModelSpec& spec) {
-  SolverOptions o;
-  o.rtol = spec.solver.rtol;
-  o.atol = spec.solver.atol;
-  o.max_steps = spec.solver.max_steps;
-  o.max_wall_seconds = spec.solver.max_wall_seconds;
-  o.clock = spec.solver.clock;
-  if (o.clock == ClockKind::auto_select) o.clock = spec.time.t_end > 1e3 ? ClockKind::log : ClockKind::t;
-  o.method = spec.solver.method;
-  if (o.method == Method::auto_select) {
-    // Late-time flows are stiff (the loss concentrates on the support vectors): CVODE's BDF,
-    // dense exact Jacobian up to 400 state components, matrix-free SPGMR on exact J v above.
-    // Measured 4x faster than rosenbrock4 and 12x than dopri5 on the issue-5 problem to t = 1e12
-    // (docs/benchmarks.md).
-    o.method = Method::cvode;
-    // ReLU kinks as events: every crossing restarts the integrator, which costs CVODE ~8 steps
-    // (back up from order 1) and dopri5 one; measured 2-11x faster with dopri5 over whole runs
-    // (thousands of crossings, docs/relu_late_benchmarks.md). cvode stays available for late,
-    // crossing-free stretches.
-    const bool relu_events = spec.network.activation == Activation::relu && !spec.network.hidden.empty() &&
-                             spec.dynamics.kinks == KinkMode::events;
-    if (relu_events) o.method = Method::dopri5;
-  }
-  return o;
-}
 
 namespace {
 
@@ -129,19 +52,13 @@ class ProgressLine {
 RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   // Eigen parallelises its large matrix products (GEMM) with OpenMP; 1 thread unless asked.
   configure_kernels(spec.solver.threads);
-  const Dataset data = make_dataset(spec.data);
+  const Dataset data = make_dataset(spec);
   const bool relu = spec.network.activation == Activation::relu && !spec.network.hidden.empty();
   const bool use_events = relu && spec.dynamics.kinks == KinkMode::events;
   Network net = flow_network(spec, data.dim());
-  Flow flow(net, data, spec.loss.kind, spec.flow.kind, spec.flow.rho);
+  Flow flow = make_flow(spec, net, data);
   const Vec theta0 = initial_weights(spec, net);
-  Vec y0;
-  try {
-    y0 = flow.initial_state(theta0);
-  } catch (const DomainError& e) {  // the mathematics names no keys: say which ones made the state
-    throw SpecError(fmt::format("flow.kind = \"{}\": {} (use network.init_scale > 0, a nonzero init_file, or "
-                                "flow.kind = \"gd\")", to_string(spec.flow.kind), e.what()));
-  }
+  const Vec y0 = initial_state(spec, flow, theta0);  // translates DomainError into the keys
   SolverOptions solver = resolve_solver(spec);
   solver.stop_requested = options.stop_requested;
   if (use_events && !has_dense_output(solver.method))

@@ -13,6 +13,7 @@
 #include <limits>
 #include <ostream>
 
+#include "gfsim/build.hpp"
 #include "gfsim/dataset.hpp"
 #include "gfsim/flow_problem.hpp"
 #include "gfsim/hdf5_file.hpp"
@@ -1153,8 +1154,8 @@ void compare_with_gradient_descent(const ModelSpec& spec, const Network& net, co
 }  // namespace
 
 StationaryReport stationary_model(const ModelSpec& spec, const StationaryCliOptions& options) {
-  const Dataset data = make_dataset(spec.data);
-  Network net(network_widths(spec, data.dim()), spec.network.activation);
+  const Dataset data = make_dataset(spec);
+  Network net = exact_network(spec, data.dim());
   const Vec theta0 = initial_weights(spec, net);
   StationaryReport rep;
   rep.network = net.describe();
@@ -1174,8 +1175,8 @@ StationaryReport stationary_model(const ModelSpec& spec, const StationaryCliOpti
   Vec V;
   for (double rho : rhos) {
     if (!(rho > 0)) throw SpecError(fmt::format("--rho = {}: must be > 0", rho));
-    Flow flow(net, data, spec.loss.kind, FlowKind::fixed_rho, rho);
-    if (V.size() == 0) V = flow.initial_state(theta0);
+    Flow flow = make_flow(spec, net, data, FlowKind::fixed_rho, rho, options.rho > 0 || rhos.size() > 1 ? "--rho" : "flow.rho");
+    if (V.size() == 0) V = initial_state(spec, flow, theta0);
     rep.result = find_stationary(flow, V, options.numerics);
     V = rep.result.V;
     if (rhos.size() > 1) rep.sweep.push_back(sweep_point(rep.result));

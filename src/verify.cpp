@@ -13,6 +13,7 @@
 
 #include <Eigen/SVD>
 
+#include "gfsim/build.hpp"
 #include "gfsim/dataset.hpp"
 #include "gfsim/hdf5_file.hpp"
 #include "gfsim/kkt.hpp"
@@ -664,10 +665,10 @@ VerifyReport verify_model(const ModelSpec& spec, const VerifyOptions& options) {
   r.json_path = (dir / (stem + ".json")).string();
   if (!dir.empty()) fs::create_directories(dir);
 
-  const Dataset data = make_dataset(spec.data);
+  const Dataset data = make_dataset(spec);
   r.K = Index(spec.network.hidden.size()) + 1;
   r.activation = to_string(spec.network.activation);
-  const Network net(network_widths(spec, data.dim()), spec.network.activation);
+  const Network net = exact_network(spec, data.dim());
   if (spec.network.activation == Activation::linear) {
     // Independent reference: throws SpecError for non-separable data (with the certificate). For a deep
     // linear net f = beta(theta) . x, and the max-margin problem in parameter space is solved by balanced

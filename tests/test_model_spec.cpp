@@ -1,11 +1,15 @@
 // Model files: defaults, every key read and written back, --set overrides, and one-line errors that
 // name the key (or file:line:column), the value and the rule.
 #include "gfsim/model_spec.hpp"
-#include "gfsim/run.hpp"
+#include "gfsim/build.hpp"
+#include "gfsim/enum_names.hpp"
+
+#include <fmt/format.h>
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -398,6 +402,82 @@ TEST(ModelSpec, DefaultExampleIsTheDocumentedOne) {
   EXPECT_EQ(spec.data.margin, 0.1);
   EXPECT_EQ(spec.time.t_end, 1e12);
   EXPECT_EQ(spec.solver.clock, ClockKind::log);
+}
+
+}  // namespace
+}  // namespace gfsim
+
+namespace gfsim {
+namespace {
+
+/// The keys models/README.md documents: the first column of the key tables under each
+/// "### `[section]`" heading, as "section.key", in page order.
+std::vector<std::string> documented_keys() {
+  std::ifstream readme(std::string(GFSIM_SOURCE_DIR) + "/models/README.md");
+  EXPECT_TRUE(readme.good());
+  std::vector<std::string> keys;
+  std::string section, line;
+  while (std::getline(readme, line)) {
+    if (line.starts_with("#")) {
+      section.clear();
+      const std::size_t open = line.find("### `[");
+      if (open == 0) section = line.substr(6, line.find("]`") - 6);
+      continue;
+    }
+    if (section.empty() || !line.starts_with("| `")) continue;
+    const std::size_t end = line.find('`', 3);
+    keys.push_back(section + "." + line.substr(3, end - 3));
+  }
+  return keys;
+}
+
+TEST(ModelSpec, ReadmeDocumentsExactlyTheSchemaKeysInOrder) {
+  const std::vector<std::string> documented = documented_keys(), schema = model_keys();
+  for (const std::string& key : schema)
+    EXPECT_NE(std::find(documented.begin(), documented.end(), key), documented.end())
+        << key << " is a model key that models/README.md does not document";
+  for (const std::string& key : documented)
+    EXPECT_NE(std::find(schema.begin(), schema.end(), key), schema.end())
+        << key << " is documented in models/README.md but is no model key";
+  EXPECT_EQ(documented, schema) << "models/README.md lists the keys in another order than the resolved model";
+}
+
+TEST(ModelSpec, EveryKeyAppearsInTheResolvedModelOfItsSection) {
+  // Default spec plus a spectrum: every key of the schema is written, under its own section header.
+  const std::string text = parse_model_spec("[spectrum]\ntimes = [1.0]\n", "m.toml").resolved_toml;
+  for (const std::string& key : model_keys()) {
+    const std::string section = key.substr(0, key.find('.')), name = key.substr(key.find('.') + 1);
+    if (key == "spectrum.samples_per_decade") continue;  // written instead of times when set
+    const std::size_t header = text.find("[" + section + "]\n");
+    ASSERT_NE(header, std::string::npos) << section;
+    const std::size_t next = text.find("\n[", header + 1);
+    const std::size_t at = text.find("\n" + name + " = ", header);
+    EXPECT_TRUE(at != std::string::npos && at < next) << key << "\n" << text;
+  }
+}
+
+TEST(ModelSpec, EnumNamesRoundTripThroughTheTables) {
+  for (const auto& [kind, name] : EnumNames<FlowKind>::table) {
+    const ModelSpec spec = parse_model_spec("", "m.toml", {fmt::format("flow.kind=\"{}\"", name)});
+    EXPECT_EQ(spec.flow.kind, kind);
+    EXPECT_STREQ(to_string(kind), name);
+  }
+  for (const auto& [method, name] : EnumNames<Method>::table)
+    EXPECT_EQ(parse_model_spec("", "m.toml", {fmt::format("solver.method={}", name)}).solver.method, method);
+}
+
+TEST(ModelSpec, ResolvedFloatsAndStringsRoundTripExactly) {
+  const ModelSpec spec = parse_model_spec(
+      "[model]\ndescription = \"quote \\\" backslash \\\\ tab \\t newline \\n end\"\n"
+      "[solver]\nrtol = 0.30000000000000004\natol = 1e-300\n[flow]\nrho = 0.1\n[time]\nt_end = 1.7976931348623157e308\n",
+      "m.toml");
+  const ModelSpec again = parse_model_spec(spec.resolved_toml, "m.toml");
+  EXPECT_EQ(again.description, "quote \" backslash \\ tab \t newline \n end");
+  EXPECT_EQ(again.solver.rtol, 0.30000000000000004);
+  EXPECT_EQ(again.solver.atol, 1e-300);
+  EXPECT_EQ(again.flow.rho, 0.1);
+  EXPECT_EQ(again.time.t_end, 1.7976931348623157e308);
+  EXPECT_EQ(again.resolved_toml, spec.resolved_toml);
 }
 
 }  // namespace

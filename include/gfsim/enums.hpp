@@ -1,5 +1,5 @@
 #pragma once
-// The option enums of a model, with their file/TOML names (defined in model_spec.cpp). Kept in a
+// The option enums of a model; their names are in enum_names.hpp (one table per enum). Kept in a
 // C++17-clean header of their own: stepper_odeint.cpp (odeint) is compiled as C++17.
 namespace gfsim {
 
@@ -11,7 +11,8 @@ enum class Method { auto_select, dopri5, rkf78, cash_karp, rosenbrock4, cvode };
 enum class ClockKind { auto_select, t, log };
 enum class KinkMode { events, ignore, smooth };
 
-/// Names used in files, messages and TOML ("exp", "gd_polar", "auto", ...).
+/// Names used in files, messages and TOML ("exp", "gd_polar", "auto", ...), from the name tables of
+/// enum_names.hpp (defined in model_spec.cpp).
 const char* to_string(DataKind);
 const char* to_string(Activation);
 const char* to_string(LossKind);

@@ -60,6 +60,7 @@ struct SolverSpec {
   std::int64_t max_steps = 1000000;
   double max_wall_seconds = 0.0;             ///< 0 = no limit
   int threads = 1;                           ///< threads for Eigen's matrix products (OpenMP)
+  std::int64_t max_memory = 0;               ///< bytes a run may use; 0 = what /proc/meminfo offers
 
   bool operator==(const SolverSpec&) const = default;
 };
@@ -125,5 +126,7 @@ ModelSpec load_model_spec(const std::string& path, const std::vector<std::string
 ModelSpec parse_model_spec(const std::string& toml_text, const std::string& source_name,
                            const std::vector<std::string>& overrides = {});
 
+/// Every model key as "section.key", in the order of the schema table (resolved model, README).
+std::vector<std::string> model_keys();
 
 }  // namespace gfsim

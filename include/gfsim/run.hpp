@@ -11,6 +11,7 @@
 #include <iosfwd>
 #include <string>
 
+#include "gfsim/build.hpp"
 #include "gfsim/dataset.hpp"
 #include "gfsim/flow.hpp"
 #include "gfsim/integrate.hpp"
@@ -42,16 +43,6 @@ struct RunReport {
   std::int64_t kink_crossings = 0, sliding_entries = 0, sliding_exits = 0;
   double sliding_time = 0;          ///< summed over sliding (unit, point) pairs, physical time
 };
-
-/// Network widths {d_0, hidden..., 1} for a spec and data dimension.
-std::vector<Index> network_widths(const ModelSpec& spec, Index data_dim);
-/// The network a run integrates: with dynamics.kinks = "smooth" its ReLU is smoothed at width
-/// dynamics.kink_width (network.hpp); otherwise exact. (stationary and verify use the exact ReLU.)
-Network flow_network(const ModelSpec& spec, Index data_dim);
-/// Initial weights in the theta layout: init_file, or init_scale * N(0,1)/sqrt(fan_in) seeded.
-Vec initial_weights(const ModelSpec& spec, const Network& net);
-/// Resolve method/clock "auto" (documented in models/README.md).
-SolverOptions resolve_solver(const ModelSpec& spec);
 
 /// Run the model. Throws SpecError / IoError for bad input; numerical outcomes are in the status.
 RunReport run_model(const ModelSpec& spec, const RunOptions& options = {});

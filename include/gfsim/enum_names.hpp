@@ -1,0 +1,65 @@
+#pragma once
+// The name table of each option enum (enums.hpp), declared once: EnumNames<E>::table is the one list
+// of (value, name) pairs that the TOML reader, the canonical writer, the messages ("must be one of
+// ...", in table order) and to_string() use. C++17-clean like enums.hpp.
+#include <array>
+#include <utility>
+
+#include "gfsim/enums.hpp"
+
+namespace gfsim {
+
+template <typename Enum>
+struct EnumNames;
+
+template <>
+struct EnumNames<DataKind> {
+  static constexpr std::array<std::pair<DataKind, const char*>, 3> table{
+      {{DataKind::gaussian, "gaussian"}, {DataKind::teacher, "teacher"}, {DataKind::csv, "csv"}}};
+};
+template <>
+struct EnumNames<Activation> {
+  static constexpr std::array<std::pair<Activation, const char*>, 2> table{
+      {{Activation::relu, "relu"}, {Activation::linear, "linear"}}};
+};
+template <>
+struct EnumNames<LossKind> {
+  static constexpr std::array<std::pair<LossKind, const char*>, 3> table{
+      {{LossKind::exp, "exp"}, {LossKind::logistic, "logistic"}, {LossKind::square, "square"}}};
+};
+template <>
+struct EnumNames<FlowKind> {
+  static constexpr std::array<std::pair<FlowKind, const char*>, 4> table{{{FlowKind::gd, "gd"},
+                                                                           {FlowKind::gd_polar, "gd_polar"},
+                                                                           {FlowKind::wn, "wn"},
+                                                                           {FlowKind::fixed_rho, "fixed_rho"}}};
+};
+template <>
+struct EnumNames<Method> {
+  static constexpr std::array<std::pair<Method, const char*>, 6> table{{{Method::auto_select, "auto"},
+                                                                         {Method::dopri5, "dopri5"},
+                                                                         {Method::rkf78, "rkf78"},
+                                                                         {Method::cash_karp, "cash_karp"},
+                                                                         {Method::rosenbrock4, "rosenbrock4"},
+                                                                         {Method::cvode, "cvode"}}};
+};
+template <>
+struct EnumNames<ClockKind> {
+  static constexpr std::array<std::pair<ClockKind, const char*>, 3> table{
+      {{ClockKind::auto_select, "auto"}, {ClockKind::log, "log"}, {ClockKind::t, "t"}}};
+};
+template <>
+struct EnumNames<KinkMode> {
+  static constexpr std::array<std::pair<KinkMode, const char*>, 3> table{
+      {{KinkMode::events, "events"}, {KinkMode::ignore, "ignore"}, {KinkMode::smooth, "smooth"}}};
+};
+
+/// The name of an enum value in files, messages and TOML ("exp", "gd_polar", "auto", ...).
+template <typename Enum>
+const char* enum_name(Enum value) {
+  for (const auto& [entry, name] : EnumNames<Enum>::table)
+    if (entry == value) return name;
+  return "?";
+}
+
+}  // namespace gfsim
