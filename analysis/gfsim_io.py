@@ -6,6 +6,12 @@
     run.metadata["model_name"], run.metadata["widths"]
     run.observables["loss"]["time"], run.observables["theta"]["value"][:, 0]
     run.complete, run.solver["status"]          # solver is None if the run did not finish
+    run.data_X()                                # the data matrix [n, d]
+    run.weights(-1)                             # [W_1, ..., W_K] at the last sample, as matrices
+    run.events()                                # kink events: time, layer, unit, point, kind (ints)
+
+Reads format_version 1 (gfsim before the v2 layout) and 2 (docs/file-format.md lists the
+differences); data_X, weights and events give the same answers for both.
 
 A killed run leaves its file flagged "open for write": load() then reads it in SWMR mode (no
 h5clear needed) and returns every sample that was flushed. From the shell:
@@ -21,7 +27,9 @@ import h5py
 import numpy as np
 
 FILE_TYPE = "gfsim-trajectory"
-SUPPORTED_FORMAT_VERSIONS = (1,)
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
+# Values of /events/kind (an HDF5 enum in version 2, float64 codes in version 1).
+EVENT_KINDS = ("crossing", "sliding_entry", "sliding_exit")
 
 
 @dataclasses.dataclass
@@ -40,6 +48,45 @@ class Trajectory:
     # False when the file was left open for write (a killed or still running run) and had to be
     # read in SWMR mode; other HDF5 tools need `h5clear -s FILE` first.
     clean_close: bool
+
+    def data_X(self):
+        """The data matrix, [n, d] (version 1 stored it flattened as data/X_rowmajor)."""
+        if "data/X" in self.extra:
+            return np.asarray(self.extra["data/X"])
+        y = self.extra["data/y"]
+        return np.asarray(self.extra["data/X_rowmajor"]).reshape(len(y), -1)
+
+    def weights(self, sample):
+        """[W_1, ..., W_K] at trajectory sample `sample` (an index into observables["theta"]),
+        each W_k a [d_k, d_{k-1}] matrix: a view of the theta layout (docs/file-format.md)."""
+        return layer_matrices(self.observables["theta"]["value"][sample], self.metadata["widths"])
+
+    def events(self):
+        """Kink events as a dict of numpy arrays: time (float64); layer, unit, point, kind
+        (int64; kind indexes EVENT_KINDS). Empty arrays for a run without events."""
+        columns = ("time", "layer", "unit", "point", "kind")
+        if "events/time" not in self.extra:
+            return {name: np.zeros(0, dtype=np.float64 if name == "time" else np.int64)
+                    for name in columns}
+        count = min(len(self.extra[f"events/{name}"]) for name in columns)
+        out = {"time": np.asarray(self.extra["events/time"][:count], dtype=np.float64)}
+        for name in columns[1:]:
+            out[name] = np.asarray(self.extra[f"events/{name}"][:count]).astype(np.int64)
+        return out
+
+
+def layer_matrices(theta, widths):
+    """Splits a theta vector (W_1..W_K, each row-major d_k x d_{k-1}) into its matrices."""
+    theta = np.asarray(theta)
+    needed = sum(widths[k] * widths[k - 1] for k in range(1, len(widths)))
+    if theta.ndim != 1 or theta.shape[0] != needed:
+        raise ValueError(f"theta has shape {theta.shape}, widths {widths} need ({needed},)")
+    matrices, offset = [], 0
+    for k in range(1, len(widths)):
+        rows, cols = widths[k], widths[k - 1]
+        matrices.append(theta[offset:offset + rows * cols].reshape(rows, cols))
+        offset += rows * cols
+    return matrices
 
 
 def _python_value(value):
@@ -87,10 +134,15 @@ def _read_observable(group):
     # Equal for a finished run; a killed run may have extended some datasets past the last
     # flush, so keep the samples all three hold.
     count = min(step.shape[0], time.shape[0], value.shape[0])
+    # Rows allocated but never written (a write that failed, e.g. on a full disk) read as the
+    # fill value NaN; a recorded sample always has a finite time.
+    times = time[:count]
+    while count > 0 and np.isnan(times[count - 1]):
+        count -= 1
     value_attrs = _attributes(value)
     return {
         "step": step[:count],
-        "time": time[:count],
+        "time": times[:count],
         "value": value[:count],
         "description": value_attrs.get("description", ""),
         "column_names": value_attrs.get("column_names"),

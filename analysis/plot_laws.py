@@ -12,7 +12,7 @@ and .pdf (DIR defaults to the folder of RUN_gd.h5), six panels:
   parameter-space max-margin problem against log t; the distance of V(t) to the fixed-rho stationary
   direction V_rho and of V_rho to v* at the sample times verify solved for it.
 Without a /verify group (a plain `gfsim run` file, K = 1) gamma and v* are recomputed from the stored
-data (data/X_rowmajor, data/y) with scipy's SLSQP on the hard-margin SVM.
+data (data/X, data/y) with scipy's SLSQP on the hard-margin SVM.
 """
 import argparse
 import json
@@ -36,11 +36,11 @@ def reference(path, traj):
     with h5py.File(path, "r") as f:
         if "verify" in f and "v_star" in f["verify"]:
             return float(f["verify"].attrs["gamma"]), f["verify/v_star"][()]
-    if traj.metadata.get("K", 1) != 1 or "data/X_rowmajor" not in traj.extra:
+    if traj.metadata.get("K", 1) != 1 or "data/y" not in traj.extra:
         return None, None
     from scipy.optimize import minimize
     y = traj.extra["data/y"]
-    X = traj.extra["data/X_rowmajor"].reshape(len(y), -1)
+    X = traj.data_X()
     Z = y[:, None] * X
     w0 = traj.observables["theta"]["value"][-1]
     w0 = w0 / np.min(Z @ w0)

@@ -3,7 +3,7 @@
 
 usage: scipy_baseline.py REFERENCE.h5 RUNS  -> JSON on stdout
 
-Data (data/X_rowmajor, data/y), initial point (initial/theta) and the reference trajectory (theta at
+Data (data/X, data/y), initial point (initial/theta) and the reference trajectory (theta at
 the sample times) come from the gfsim file, via analysis/gfsim_io.py. Methods: DOP853, LSODA and
 BDF (the implicit two with the analytic Jacobian), each in physical time t and in the log clock
 s = log(1 + t) (dw/ds = e^s F(w)). For each, the loosest rtol of a ladder that reaches 1e-6 relative at
@@ -36,7 +36,7 @@ def main():
     path, runs = sys.argv[1], int(sys.argv[2])
     traj = gfsim_io.load(path)
     y = np.asarray(traj.extra["data/y"]).ravel()
-    X = np.asarray(traj.extra["data/X_rowmajor"]).reshape(len(y), -1)
+    X = traj.data_X()
     Z = y[:, None] * X
     w0 = np.asarray(traj.extra["initial/theta"]).ravel()
     t_ref = np.asarray(traj.observables["theta"]["time"])

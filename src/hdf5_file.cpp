@@ -36,6 +36,14 @@ std::string take_hdf5_error_detail() {
       },
       &detail);
   H5Eclear2(H5E_DEFAULT);
+  // A failed system call is described as "..., errno = 28, error message = 'No space left on
+  // device', buf = ..." over several lines: keep the system's message, on one line.
+  const std::string marker = "error message = '";
+  if (const auto begin = detail.find(marker); begin != std::string::npos) {
+    const auto end = detail.find('\'', begin + marker.size());
+    if (end != std::string::npos) return detail.substr(begin + marker.size(), end - begin - marker.size());
+  }
+  std::replace(detail.begin(), detail.end(), '\n', ' ');
   return detail;
 }
 
@@ -282,6 +290,14 @@ void Dataset::append_rows(std::span<const std::int64_t> values) {
   append_rows(H5T_NATIVE_INT64, values.data(), values.size());
 }
 
+void Dataset::append_rows(std::span<const std::int8_t> values) {
+  // The enum's own native type: HDF5 converts enums only to enums, never from integers.
+  const Handle stored(checked(H5Dget_type(id()), file_path_, "get the type of", name_));
+  const Handle memory(checked(H5Tget_native_type(stored.get(), H5T_DIR_DEFAULT), file_path_,
+                              "get the memory type of", name_));
+  append_rows(memory.get(), values.data(), values.size());
+}
+
 void Dataset::append_rows(Id memory_type, const void* values, std::size_t count) {
   if (count == 0) return;
   std::vector<hsize_t> dims;
@@ -329,9 +345,41 @@ std::vector<double> Dataset::read_doubles() const {
 }
 
 std::vector<std::int64_t> Dataset::read_int64s() const {
+  const Handle stored(checked(H5Dget_type(id()), file_path_, "get the type of", name_));
+  if (H5Tget_class(stored.get()) == H5T_ENUM) {
+    const Handle memory(checked(H5Tget_native_type(stored.get(), H5T_DIR_DEFAULT), file_path_,
+                                "get the memory type of", name_));
+    if (H5Tget_size(memory.get()) != 1) {
+      throw_io_error(file_path_, "read", name_, "an enum dataset not based on int8");
+    }
+    std::vector<std::int8_t> small(element_count());
+    read_all(memory.get(), small.data(), small.size());
+    return {small.begin(), small.end()};
+  }
   std::vector<std::int64_t> values(element_count());
   read_all(H5T_NATIVE_INT64, values.data(), values.size());
   return values;
+}
+
+std::vector<std::string> Dataset::enum_names() const {
+  const Handle stored(checked(H5Dget_type(id()), file_path_, "get the type of", name_));
+  if (H5Tget_class(stored.get()) != H5T_ENUM) return {};
+  const int members = static_cast<int>(
+      checked(H5Tget_nmembers(stored.get()), file_path_, "count the enum members of", name_));
+  std::vector<std::string> names(static_cast<std::size_t>(members));
+  for (int i = 0; i < members; ++i) {
+    std::int8_t value = 0;
+    checked(H5Tget_member_value(stored.get(), static_cast<unsigned>(i), &value), file_path_,
+            "read an enum member of", name_);
+    char* text = H5Tget_member_name(stored.get(), static_cast<unsigned>(i));
+    if (text == nullptr || value < 0 || value >= members) {
+      if (text != nullptr) H5free_memory(text);
+      throw_io_error(file_path_, "read", name_, "enum values are not 0..members-1");
+    }
+    names[static_cast<std::size_t>(value)] = text;
+    H5free_memory(text);
+  }
+  return names;
 }
 
 void Dataset::close() {
@@ -376,12 +424,15 @@ bool Group::contains(std::string_view path) const {
 }
 
 Dataset Group::create_extendible_dataset(std::string_view path, ElementType type,
-                                         std::int64_t width, std::int64_t chunk_rows) {
+                                         std::int64_t width, std::int64_t chunk_rows,
+                                         std::span<const std::string> enum_names) {
   const std::string name = child_name(path);
-  if (width < 0 || chunk_rows < 1) {
+  if (width < 0 || chunk_rows < 1 || (type == ElementType::int8_enum) == enum_names.empty() ||
+      enum_names.size() > 127) {
     throw std::invalid_argument("create_extendible_dataset " + name + ": width " +
                                 std::to_string(width) + ", chunk_rows " +
-                                std::to_string(chunk_rows));
+                                std::to_string(chunk_rows) + ", " +
+                                std::to_string(enum_names.size()) + " enum names");
   }
   const int rank = width > 0 ? 2 : 1;
   const hsize_t dims[2] = {0, static_cast<hsize_t>(width)};
@@ -396,7 +447,18 @@ Dataset Group::create_extendible_dataset(std::string_view path, ElementType type
   checked(H5Pset_deflate(creation.get(), kDeflateLevel), file_path_, "set the deflate filter of",
           name);
   hid_t stored_type = H5T_STD_I64LE;
-  if (type == ElementType::float64) {
+  Handle enum_type;
+  if (type == ElementType::int8_enum) {
+    enum_type = Handle(checked(H5Tenum_create(H5T_STD_I8LE), file_path_, "create the enum type of",
+                               name));
+    for (std::size_t i = 0; i < enum_names.size(); ++i) {
+      const std::int8_t value = static_cast<std::int8_t>(i);
+      // H5Tenum_insert reads the value in the enum's base type (little-endian int8: one byte).
+      checked(H5Tenum_insert(enum_type.get(), enum_names[i].c_str(), &value), file_path_,
+              "name enum member '" + enum_names[i] + "' of", name);
+    }
+    stored_type = enum_type.get();
+  } else if (type == ElementType::float64) {
     stored_type = H5T_IEEE_F64LE;
     // Rows allocated but never written (a run killed mid-write) read as NaN, not as 0.
     const double not_written = std::numeric_limits<double>::quiet_NaN();
@@ -411,8 +473,26 @@ Dataset Group::create_extendible_dataset(std::string_view path, ElementType type
 }
 
 Dataset Group::write_dataset(std::string_view path, std::span<const double> values) {
+  const std::int64_t shape[1] = {static_cast<std::int64_t>(values.size())};
+  return write_dataset(path, values, shape);
+}
+
+Dataset Group::write_dataset(std::string_view path, std::span<const double> values,
+                             std::span<const std::int64_t> shape) {
   const std::string name = child_name(path);
-  const Handle space = vector_space(values.size());
+  std::vector<hsize_t> dims;
+  std::size_t count = 1;
+  for (const std::int64_t extent : shape) {
+    if (extent < 0) throw std::invalid_argument("write_dataset " + name + ": negative extent");
+    dims.push_back(static_cast<hsize_t>(extent));
+    count *= static_cast<std::size_t>(extent);
+  }
+  if (dims.empty() || count != values.size()) {
+    throw std::invalid_argument("write_dataset " + name + ": " + std::to_string(values.size()) +
+                                " values do not fill the shape given");
+  }
+  const Handle space(checked(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                             file_path_, "create the dataspace of", name));
   const Handle link_properties = link_creation_with_intermediate_groups();
   Handle dataset(checked(H5Dcreate2(id(), std::string(path).c_str(), H5T_IEEE_F64LE, space.get(),
                                     link_properties.get(), H5P_DEFAULT, H5P_DEFAULT),
@@ -442,7 +522,7 @@ void Group::create_hard_link(std::string_view target_path, std::string_view link
 
 // ---- File
 
-File File::create(const std::string& path, FileFormat format) {
+File File::create(const std::string& path, FileFormat format, const std::string& label) {
   silence_hdf5_error_printing();
   const Handle access(H5Pcreate(H5P_FILE_ACCESS));
   if (format == FileFormat::v110) {
@@ -452,7 +532,7 @@ File File::create(const std::string& path, FileFormat format) {
   }
   Handle file(checked(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()), path,
                       "create file", ""));
-  return File(std::move(file), path);
+  return File(std::move(file), label.empty() ? path : label);
 }
 
 File File::open(const std::string& path, Access access) {

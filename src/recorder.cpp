@@ -1,15 +1,14 @@
-// Recorder: the trajectory file of docs/file-format.md, written through hdf5_file.hpp.
+// Recorder: the output file of docs/file-format.md, written through hdf5_file.hpp.
 #include "gfsim/recorder.hpp"
-#include "gfsim/timestamp.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
+#include <optional>
 #include <set>
 #include <utility>
 
-#include "gfsim/hdf5_file.hpp"
+#include "gfsim/output_lock.hpp"
 #include "gfsim/version.hpp"
 
 namespace gfsim {
@@ -17,12 +16,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kFileType = "gfsim-trajectory";
 constexpr std::int64_t kStepTimeChunkRows = 1024;
-// Root attributes written by the Recorder itself; RunMetadata's maps may not reuse them.
-const std::set<std::string> kFixedRootAttributes = {
-    "file_type", "format_version", "gfsim_version", "git_commit",
-    "created",   "model_toml",     "model_name",    "widths"};
+constexpr std::int64_t kSeriesChunkRows = 256;
 
 // ~64 KiB chunks: large enough for deflate and a small chunk index, small enough to stay in
 // HDF5's 1 MiB per-dataset chunk cache between flushes.
@@ -30,21 +25,22 @@ std::int64_t value_chunk_rows(std::int64_t width) {
   return std::clamp<std::int64_t>(65536 / (8 * std::max<std::int64_t>(width, 1)), 1, 1024);
 }
 
-std::int64_t values_per_sample(const ObservableDef& observable) {
-  return std::max<std::int64_t>(observable.width, 1);
+std::int64_t values_per_row(std::int64_t width) { return std::max<std::int64_t>(width, 1); }
+
+void check_name(const std::string& what, const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos) {
+    throw std::invalid_argument("Recorder: " + what + " '" + name +
+                                "': the name must be non-empty and contain no '/'");
+  }
 }
 
-void validate_observables(const std::vector<ObservableDef>& observables) {
-  if (observables.empty()) throw std::invalid_argument("Recorder: no observables to record");
+void validate_layout(const RecorderLayout& layout) {
+  if (layout.observables.empty()) throw std::invalid_argument("Recorder: no observables to record");
   std::set<std::string> names;
-  for (const auto& observable : observables) {
+  for (const auto& observable : layout.observables) {
     const std::string label = "Recorder: observable '" + observable.name + "'";
-    if (observable.name.empty() || observable.name.find('/') != std::string::npos) {
-      throw std::invalid_argument(label + ": the name must be non-empty and contain no '/'");
-    }
-    if (!names.insert(observable.name).second) {
-      throw std::invalid_argument(label + " is defined twice");
-    }
+    check_name("observable", observable.name);
+    if (!names.insert(observable.name).second) throw std::invalid_argument(label + " is defined twice");
     if (observable.width < 0) {
       throw std::invalid_argument(label + ": negative width " + std::to_string(observable.width));
     }
@@ -54,97 +50,87 @@ void validate_observables(const std::vector<ObservableDef>& observables) {
                                   " column names for width " + std::to_string(observable.width));
     }
   }
-}
-
-void validate_metadata_keys(const RunMetadata& meta) {
-  std::set<std::string> names = kFixedRootAttributes;
-  auto claim = [&names](const std::string& key) {
-    if (!names.insert(key).second) {
-      throw std::invalid_argument("Recorder: root attribute '" + key +
-                                  "' is reserved or given twice in RunMetadata");
+  std::set<std::string> series_paths;
+  for (const auto& series : layout.series) {
+    const std::string label = "Recorder: series '" + series.path + "'";
+    if (series.path.empty() || series.columns.empty() || !series_paths.insert(series.path).second) {
+      throw std::invalid_argument(label + ": empty path, no columns, or defined twice");
     }
-  };
-  for (const auto& entry : meta.string_attrs) claim(entry.first);
-  for (const auto& entry : meta.double_attrs) claim(entry.first);
-  for (const auto& entry : meta.int_attrs) claim(entry.first);
+    const std::string observables_prefix = "observables/";
+    if (series.path.starts_with(observables_prefix) &&
+        names.contains(series.path.substr(observables_prefix.size()))) {
+      throw std::invalid_argument(label + " clashes with the observable of that name");
+    }
+    std::set<std::string> columns;
+    for (const auto& column : series.columns) {
+      check_name("column of series '" + series.path + "'", column.name);
+      const bool is_enum = column.type == h5::ElementType::int8_enum;
+      if (!columns.insert(column.name).second || column.width < 0 ||
+          is_enum != !column.enum_names.empty() || (is_enum && column.width != 0)) {
+        throw std::invalid_argument(label + ": column '" + column.name +
+                                    "' is repeated, has a negative width, or enum names that do "
+                                    "not match its type (enums are one value per row)");
+      }
+    }
+  }
 }
 
-void write_root_attributes(h5::File& file, const RunMetadata& meta) {
-  file.set_string_attr("file_type", kFileType);
-  file.set_int64_attr("format_version", kFormatVersion);
-  file.set_string_attr("gfsim_version", kVersion);
-  file.set_string_attr("git_commit", kGitCommit);
-  file.set_string_attr("created", utc_timestamp_now());
-  file.set_string_attr("model_toml", meta.model_toml);
-  file.set_string_attr("model_name", meta.model_name);
-  file.set_int64_array_attr("widths", meta.widths);
-  for (const auto& [key, value] : meta.string_attrs) file.set_string_attr(key, value);
-  for (const auto& [key, value] : meta.double_attrs) file.set_double_attr(key, value);
-  for (const auto& [key, value] : meta.int_attrs) file.set_int64_attr(key, value);
-}
-
-void write_h5md_group(h5::File& file) {
-  const std::int32_t h5md_version[2] = {1, 1};
-  file.create_group("h5md").set_int32_array_attr("version", h5md_version);
-  h5::Group creator = file.create_group("h5md/creator");
-  creator.set_string_attr("name", "gfsim");
-  creator.set_string_attr("version", kVersion);
-}
-
-void write_solver_outcome(h5::File& file, const SolveResult& result,
-                          const std::map<std::string, std::vector<double>>& extra_datasets) {
-  h5::Group solver = file.create_group("solver");
-  solver.set_string_attr("status", status_name(result.status));
-  solver.set_string_attr("message", result.message);
-  solver.set_string_attr("method", result.method);
-  solver.set_string_attr("clock", result.clock);
-  solver.set_double_attr("t_final", result.t_final);
-  const SolverCounters& counters = result.counters;
-  const std::pair<const char*, std::int64_t> integer_counters[] = {
-      {"steps", counters.steps},
-      {"accepted", counters.accepted},
-      {"rejected", counters.rejected},
-      {"rhs_evals", counters.rhs_evals},
-      {"jacobian_evals", counters.jacobian_evals},
-      {"jvp_evals", counters.jvp_evals},
-      {"lu_decompositions", counters.lu_decompositions},
-      {"events", counters.events}};
-  for (const auto& [name, value] : integer_counters) solver.set_int64_attr(name, value);
-  solver.set_double_attr("wall_seconds", counters.wall_seconds);
-  for (const auto& [path, values] : extra_datasets) file.write_dataset(path, values);
-}
+struct SeriesBuffer {
+  SeriesDef def;
+  std::vector<h5::Dataset> datasets;  // one per column
+  std::vector<std::vector<double>> doubles;        // pending rows of float64 columns
+  std::vector<std::vector<std::int64_t>> ints;     // pending rows of int64 columns
+  std::vector<std::vector<std::int8_t>> enums;     // pending rows of enum columns
+  std::size_t pending_rows = 0;
+};
 
 }  // namespace
 
+void write_static_dataset(h5::Group& root, const StaticDataset& dataset) {
+  h5::Dataset written =
+      dataset.shape.empty() ? root.write_dataset(dataset.path, dataset.values)
+                            : root.write_dataset(dataset.path, dataset.values, dataset.shape);
+  if (!dataset.description.empty()) written.set_string_attr("description", dataset.description);
+}
+
 struct Recorder::Impl {
   std::string path;
-  std::vector<ObservableDef> observables;
+  RecorderLayout layout;
   RecorderOptions options;
+  std::optional<OutputLock> lock;  // held from before creation until after the final close
   h5::File file;
   h5::Dataset step;  // the real step/time datasets, under the first observable
   h5::Dataset time;
   std::vector<h5::Dataset> values;  // one per observable
+  std::vector<SeriesBuffer> series;
   // Samples appended but not yet written to the datasets.
   std::vector<std::int64_t> pending_steps;
   std::vector<double> pending_times;
   std::vector<std::vector<double>> pending_values;
+  std::vector<double> sample_buffer;  // record(): the values of one sample, all observables
   std::size_t rows_per_write = kStepTimeChunkRows;  // one chunk of the widest observable
   std::int64_t written = 0;
   std::int64_t flushed = 0;
   Clock::time_point last_flush;
   bool open = false;
 
-  void create_layout(const RunMetadata& meta);
+  void create_layout(const Provenance& provenance);
   void write_pending();
+  void write_pending_series(SeriesBuffer& buffer);
   void flush_to_disk();
   void close();
 };
 
-void Recorder::Impl::create_layout(const RunMetadata& meta) {
-  write_root_attributes(file, meta);
-  write_h5md_group(file);
+void Recorder::Impl::create_layout(const Provenance& provenance) {
+  write_provenance(file, provenance);
+  const std::int32_t h5md_version[2] = {1, 1};
+  file.create_group("h5md").set_int32_array_attr("version", h5md_version);
+  h5::Group creator = file.create_group("h5md/creator");
+  creator.set_string_attr("name", "gfsim");
+  creator.set_string_attr("version", kVersion);
+
   h5::Group observables_group = file.create_group("observables");
-  for (const ObservableDef& observable : observables) {
+  for (const ObservableDef& observable : layout.observables) {
     h5::Group group = observables_group.create_group(observable.name);
     h5::Dataset value = group.create_extendible_dataset(
         "value", h5::ElementType::float64, observable.width, value_chunk_rows(observable.width));
@@ -153,10 +139,8 @@ void Recorder::Impl::create_layout(const RunMetadata& meta) {
       value.set_string_array_attr("column_names", observable.column_names);
     }
     if (values.empty()) {
-      step = group.create_extendible_dataset("step", h5::ElementType::int64, 0,
-                                             kStepTimeChunkRows);
-      time = group.create_extendible_dataset("time", h5::ElementType::float64, 0,
-                                             kStepTimeChunkRows);
+      step = group.create_extendible_dataset("step", h5::ElementType::int64, 0, kStepTimeChunkRows);
+      time = group.create_extendible_dataset("time", h5::ElementType::float64, 0, kStepTimeChunkRows);
       time.set_string_attr("unit", "1");
     } else {
       // All observables are sampled together: one step/time pair, shared by hard links (H5MD).
@@ -166,10 +150,46 @@ void Recorder::Impl::create_layout(const RunMetadata& meta) {
     values.push_back(std::move(value));
     rows_per_write = std::min<std::size_t>(rows_per_write, value_chunk_rows(observable.width));
   }
-  pending_values.resize(observables.size());
+  pending_values.resize(layout.observables.size());
+
+  for (const SeriesDef& def : layout.series) {
+    SeriesBuffer buffer;
+    buffer.def = def;
+    h5::Group group = file.create_group(def.path);
+    if (!def.description.empty()) group.set_string_attr("description", def.description);
+    for (const auto& [key, value] : def.int_attrs) group.set_int64_attr(key, value);
+    for (const SeriesColumn& column : def.columns) {
+      h5::Dataset dataset = group.create_extendible_dataset(
+          column.name, column.type, column.width,
+          std::min(kSeriesChunkRows, value_chunk_rows(column.width)), column.enum_names);
+      if (!column.description.empty()) dataset.set_string_attr("description", column.description);
+      buffer.datasets.push_back(std::move(dataset));
+    }
+    buffer.doubles.resize(def.columns.size());
+    buffer.ints.resize(def.columns.size());
+    buffer.enums.resize(def.columns.size());
+    series.push_back(std::move(buffer));
+  }
+  for (const StaticDataset& dataset : layout.initial_datasets) write_static_dataset(file, dataset);
+}
+
+void Recorder::Impl::write_pending_series(SeriesBuffer& buffer) {
+  if (buffer.pending_rows == 0) return;
+  for (std::size_t c = 0; c < buffer.datasets.size(); ++c) {
+    switch (buffer.def.columns[c].type) {
+      case h5::ElementType::float64: buffer.datasets[c].append_rows(std::span<const double>(buffer.doubles[c])); break;
+      case h5::ElementType::int64: buffer.datasets[c].append_rows(std::span<const std::int64_t>(buffer.ints[c])); break;
+      case h5::ElementType::int8_enum: buffer.datasets[c].append_rows(std::span<const std::int8_t>(buffer.enums[c])); break;
+    }
+    buffer.doubles[c].clear();
+    buffer.ints[c].clear();
+    buffer.enums[c].clear();
+  }
+  buffer.pending_rows = 0;
 }
 
 void Recorder::Impl::write_pending() {
+  for (SeriesBuffer& buffer : series) write_pending_series(buffer);
   if (pending_steps.empty()) return;
   // step last: it is the dataset readers take the sample count from.
   for (std::size_t i = 0; i < values.size(); ++i) {
@@ -193,26 +213,37 @@ void Recorder::Impl::flush_to_disk() {
 void Recorder::Impl::close() {
   open = false;
   for (h5::Dataset& value : values) value.close();
+  for (SeriesBuffer& buffer : series) {
+    for (h5::Dataset& dataset : buffer.datasets) dataset.close();
+  }
   step.close();
   time.close();
   file.close();
   flushed = written;
 }
 
-Recorder::Recorder(const std::string& path, std::vector<ObservableDef> observables,
-                   const RunMetadata& meta, RecorderOptions options)
+Recorder::Recorder(const std::string& path, RecorderLayout layout, const Provenance& provenance,
+                   RecorderOptions options)
     : impl_(std::make_unique<Impl>()) {
-  validate_observables(observables);
-  validate_metadata_keys(meta);
+  validate_layout(layout);
+  validate_provenance(provenance);
   Impl& s = *impl_;
   s.path = path;
-  s.observables = std::move(observables);
+  s.layout = std::move(layout);
   s.options = options;
-  s.file = h5::File::create(path, options.swmr ? h5::FileFormat::v110 : h5::FileFormat::earliest);
+  s.lock.emplace(path);
+  s.file = h5::File::create(s.lock->partial_path(),
+                            options.swmr ? h5::FileFormat::v110 : h5::FileFormat::earliest, path);
   s.open = true;
-  s.create_layout(meta);
+  s.create_layout(provenance);
   // SWMR forbids creating objects from here on; H5Fstart_swmr_write also flushes the layout.
-  if (options.swmr) s.file.start_swmr_write();
+  if (options.swmr) {
+    s.file.start_swmr_write();
+  } else {
+    s.file.flush();
+  }
+  // Only now does `path` name the new file: a kill before this leaves `path` as it was.
+  s.lock->publish();
   s.last_flush = Clock::now();
 }
 
@@ -226,19 +257,40 @@ Recorder::~Recorder() {
   }
 }
 
+void Recorder::record(std::int64_t step, double time, const Vec& y) {
+  Impl& s = *impl_;
+  std::size_t total = 0;
+  for (const ObservableDef& observable : s.layout.observables) total += values_per_row(observable.width);
+  s.sample_buffer.resize(total);
+  std::vector<std::span<const double>> spans;
+  spans.reserve(s.layout.observables.size());
+  std::size_t offset = 0;
+  for (const ObservableDef& observable : s.layout.observables) {
+    if (!observable.compute) {
+      throw std::logic_error("Recorder::record: observable '" + observable.name + "' has no compute function");
+    }
+    const std::span<double> out(s.sample_buffer.data() + offset, values_per_row(observable.width));
+    observable.compute(time, y, out);
+    spans.emplace_back(out);
+    offset += out.size();
+  }
+  append(step, time, spans);
+}
+
 void Recorder::append(std::int64_t step, double time,
                       const std::vector<std::span<const double>>& values) {
   Impl& s = *impl_;
   if (!s.open) throw std::logic_error("Recorder::append after finish() on " + s.path);
-  if (values.size() != s.observables.size()) {
+  const auto& observables = s.layout.observables;
+  if (values.size() != observables.size()) {
     throw std::invalid_argument("Recorder::append: " + std::to_string(values.size()) +
-                                " value arrays for " + std::to_string(s.observables.size()) +
+                                " value arrays for " + std::to_string(observables.size()) +
                                 " observables");
   }
   for (std::size_t i = 0; i < values.size(); ++i) {
-    const std::int64_t expected = values_per_sample(s.observables[i]);
+    const std::int64_t expected = values_per_row(observables[i].width);
     if (static_cast<std::int64_t>(values[i].size()) != expected) {
-      throw std::invalid_argument("Recorder::append: observable '" + s.observables[i].name +
+      throw std::invalid_argument("Recorder::append: observable '" + observables[i].name +
                                   "' takes " + std::to_string(expected) + " values, got " +
                                   std::to_string(values[i].size()));
     }
@@ -257,25 +309,78 @@ void Recorder::append(std::int64_t step, double time,
   }
 }
 
+void Recorder::append_row(std::size_t series, const std::vector<ColumnValues>& row) {
+  Impl& s = *impl_;
+  if (!s.open) throw std::logic_error("Recorder::append_row after finish() on " + s.path);
+  if (series >= s.series.size()) {
+    throw std::invalid_argument("Recorder::append_row: no series " + std::to_string(series));
+  }
+  SeriesBuffer& buffer = s.series[series];
+  const auto& columns = buffer.def.columns;
+  if (row.size() != columns.size()) {
+    throw std::invalid_argument("Recorder::append_row: " + std::to_string(row.size()) +
+                                " columns for series '" + buffer.def.path + "' of " +
+                                std::to_string(columns.size()));
+  }
+  for (std::size_t c = 0; c < columns.size(); ++c) {
+    const bool wants_doubles = columns[c].type == h5::ElementType::float64;
+    const std::size_t size = std::visit([](auto span) { return span.size(); }, row[c]);
+    if (std::holds_alternative<std::span<const double>>(row[c]) != wants_doubles ||
+        static_cast<std::int64_t>(size) != values_per_row(columns[c].width)) {
+      throw std::invalid_argument("Recorder::append_row: column '" + columns[c].name + "' of '" +
+                                  buffer.def.path + "' has the wrong type or size");
+    }
+    if (columns[c].type != h5::ElementType::int8_enum) continue;
+    for (const std::int64_t value : std::get<std::span<const std::int64_t>>(row[c])) {
+      if (value < 0 || value >= static_cast<std::int64_t>(columns[c].enum_names.size())) {
+        throw std::invalid_argument("Recorder::append_row: " + std::to_string(value) +
+                                    " is not a value of enum column '" + columns[c].name + "'");
+      }
+    }
+  }
+  // Checked first, so a rejected row leaves every column as it was.
+  for (std::size_t c = 0; c < columns.size(); ++c) {
+    if (columns[c].type == h5::ElementType::float64) {
+      const auto values = std::get<std::span<const double>>(row[c]);
+      buffer.doubles[c].insert(buffer.doubles[c].end(), values.begin(), values.end());
+      continue;
+    }
+    const auto values = std::get<std::span<const std::int64_t>>(row[c]);
+    if (columns[c].type == h5::ElementType::int64) {
+      buffer.ints[c].insert(buffer.ints[c].end(), values.begin(), values.end());
+      continue;
+    }
+    for (const std::int64_t value : values) buffer.enums[c].push_back(static_cast<std::int8_t>(value));
+  }
+  if (++buffer.pending_rows >= static_cast<std::size_t>(kSeriesChunkRows)) s.write_pending_series(buffer);
+}
+
 void Recorder::flush() {
   if (impl_->open) impl_->flush_to_disk();
 }
 
-void Recorder::finish(const SolveResult& result,
-                      const std::map<std::string, std::vector<double>>& extra_datasets) {
+void Recorder::finish(const SolveResult& result, const std::vector<StaticDataset>& end_datasets,
+                      const GroupWriter& add_groups,
+                      const std::map<std::string, std::int64_t>& extra_counters) {
   Impl& s = *impl_;
   if (!s.open) throw std::logic_error("Recorder::finish called twice on " + s.path);
   s.write_pending();
+  auto write_end = [&](h5::File& file) {
+    write_solver_outcome(file, result, extra_counters);
+    for (const StaticDataset& dataset : end_datasets) write_static_dataset(file, dataset);
+    if (add_groups) add_groups(file);
+  };
   if (!s.options.swmr) {
-    write_solver_outcome(s.file, result, extra_datasets);
+    write_end(s.file);
     s.close();
-    return;
+  } else {
+    // No new objects in SWMR mode: close (which also clears the SWMR flag) and reopen normally.
+    s.close();
+    h5::File file = h5::File::open(s.path, h5::Access::read_write);
+    write_end(file);
+    file.close();
   }
-  // No new objects in SWMR mode: close (which also clears the SWMR flag) and reopen normally.
-  s.close();
-  h5::File file = h5::File::open(s.path, h5::Access::read_write);
-  write_solver_outcome(file, result, extra_datasets);
-  file.close();
+  s.lock.reset();
 }
 
 std::int64_t Recorder::samples_written() const { return impl_->written; }

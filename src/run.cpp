@@ -10,13 +10,13 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <tuple>
 
 #include "gfsim/build.hpp"
 #include "gfsim/errors.hpp"
 #include "gfsim/flow_problem.hpp"
-#include "gfsim/hdf5_file.hpp"
 #include "gfsim/recorder.hpp"
 #include "gfsim/stationary.hpp"
 
@@ -75,10 +75,12 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   report.uses_events = use_events;
   report.loss = to_string(spec.loss.kind);
 
-  RunMetadata meta;
-  meta.model_toml = spec.resolved_toml;
-  meta.model_name = spec.name;
-  meta.string_attrs = {{"flow", report.flow},
+  Provenance provenance;
+  provenance.file_type = "gfsim-trajectory";
+  provenance.model_toml = spec.resolved_toml;
+  provenance.model_name = spec.name;
+  provenance.seeds = {{"data_seed", std::int64_t(spec.data.seed)}, {"network_seed", std::int64_t(spec.network.seed)}};
+  provenance.string_attrs = {{"flow", report.flow},
                        {"loss", report.loss},
                        {"activation", to_string(net.activation())},
                        {"method", to_string(solver.method)},
@@ -93,25 +95,13 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
                                                 ? "smooth: ReLU replaced by eps log(1 + exp(z/eps)), eps = kink_width "
                                                   "(pre-activation units); a smooth flow, no events"
                                                 : "ignore: ReLU'(0) = 0, plain integration"}};
-  meta.int_attrs = {{"K", K}, {"P", P}, {"n", data.n()}, {"data_seed", std::int64_t(spec.data.seed)},
-                    {"network_seed", std::int64_t(spec.network.seed)}};
-  meta.double_attrs = {{"t_end", spec.time.t_end}, {"rtol", solver.rtol}, {"atol", solver.atol}};
-  if (net.kink_width() > 0) meta.double_attrs["kink_width"] = net.kink_width();
-  if (spec.flow.kind == FlowKind::fixed_rho) meta.double_attrs["rho"] = spec.flow.rho;
-  for (Index w : net.widths()) meta.widths.push_back(w);
-
-  std::vector<std::string> layer_names;
-  for (Index k = 1; k <= K; ++k) layer_names.push_back(fmt::format("rho_{}", k));
-  std::vector<ObservableDef> defs{
-      {"theta", P, "weights W_1..W_K (theta layout); fixed_rho: V_k scaled to rho_k = rho^(1/K)", {}},
-      {"direction", P, "normalized weights V_k = W_k/||W_k||, concatenated", {}},
-      {"rho", K, "per-layer Frobenius norms rho_k = ||W_k||", layer_names},
-      {"log_loss", 0, "log L(W), L = sum_n l(y_n f(x_n))", {}},
-      {"margin", 0, "normalized margin min_n y_n f(V; x_n)", {}},
-      {"grad_norm", 0, "||grad_W L|| (fixed_rho: Riemannian gradient norm)", {}},
-      {"balance", 0, "Lemma 2 drift: max_k |(rho_k^2 - rho_1^2)(t) - (rho_k^2 - rho_1^2)(0)|", {}},
-  };
-  Recorder recorder(spec.output.path, defs, meta, {spec.output.flush_interval, spec.output.swmr});
+  provenance.int_attrs = {{"K", K}, {"P", P}, {"n", data.n()}};
+  provenance.double_attrs = {{"t_end", spec.time.t_end}, {"rtol", solver.rtol}, {"atol", solver.atol}};
+  if (net.kink_width() > 0) provenance.double_attrs["kink_width"] = net.kink_width();
+  if (spec.flow.kind == FlowKind::fixed_rho) provenance.double_attrs["rho"] = spec.flow.rho;
+  std::vector<std::int64_t> widths;
+  for (Index w : net.widths()) widths.push_back(w);
+  provenance.int_array_attrs = {{"widths", widths}};
 
   const Vec rho0_sq = flow.layer_norms(y0).array().square();
   auto balance_of = [&](const Vec& rho) {
@@ -120,15 +110,87 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
     for (Index k = 1; k < K; ++k) drift = std::max(drift, std::abs((r2[k] - r2[0]) - (rho0_sq[k] - rho0_sq[0])));
     return drift;
   };
+  // Observables: each computes its values from (t, y). The diagnostics (loss, margin, gradient
+  // norm) cost a gradient; they are evaluated once per sample, by the first observable needing them.
+  std::optional<FlowDiagnostics> sample_diagnostics;
+  auto diagnostics_at = [&](const Vec& y) -> const FlowDiagnostics& {
+    if (!sample_diagnostics) sample_diagnostics = flow.diagnostics(y);
+    return *sample_diagnostics;
+  };
+  auto copy_to = [](std::span<double> out, const Vec& v) { std::copy(v.data(), v.data() + v.size(), out.begin()); };
+  std::vector<std::string> layer_names;
+  for (Index k = 1; k <= K; ++k) layer_names.push_back(fmt::format("rho_{}", k));
+  RecorderLayout layout;
+  layout.observables = {
+      {"theta", P, "weights W_1..W_K (theta layout); fixed_rho: V_k scaled to rho_k = rho^(1/K)", {},
+       [&](double, const Vec& y, std::span<double> out) { copy_to(out, flow.theta(y)); }},
+      {"direction", P, "normalized weights V_k = W_k/||W_k||, concatenated", {},
+       [&](double, const Vec& y, std::span<double> out) { copy_to(out, flow.direction(y)); }},
+      {"rho", K, "per-layer Frobenius norms rho_k = ||W_k||", layer_names,
+       [&](double, const Vec& y, std::span<double> out) { copy_to(out, flow.layer_norms(y)); }},
+      {"log_loss", 0, "log L(W), L = sum_n l(y_n f(x_n))", {},
+       [&](double, const Vec& y, std::span<double> out) { out[0] = diagnostics_at(y).log_loss; }},
+      {"margin", 0, "normalized margin min_n y_n f(V; x_n)", {},
+       [&](double, const Vec& y, std::span<double> out) { out[0] = diagnostics_at(y).margin; }},
+      {"grad_norm", 0, "||grad_W L|| (fixed_rho: Riemannian gradient norm)", {},
+       [&](double, const Vec& y, std::span<double> out) { out[0] = diagnostics_at(y).grad_norm; }},
+      {"balance", 0, "Lemma 2 drift: max_k |(rho_k^2 - rho_1^2)(t) - (rho_k^2 - rho_1^2)(0)|", {},
+       [&](double, const Vec& y, std::span<double> out) {
+         out[0] = balance_of(flow.layer_norms(y));
+         report.balance_drift = std::max(report.balance_drift, out[0]);
+       }},
+  };
   // [spectrum]: tangent-space Hessian eigenvalues at the current direction and rho(t); its sample
-  // times are added to the output grid.
-  std::vector<double> spectrum_times, spectrum_done_t, spectrum_values;
-  std::vector<std::int64_t> spectrum_steps;
+  // times are added to the output grid, and it has its own time axis (a subset of the samples).
+  std::vector<double> spectrum_times;
   const Index spectrum_k = spec.spectrum.k;
   if (spec.spectrum.enabled())
     spectrum_times = spec.spectrum.samples_per_decade > 0
                          ? log_spaced_times(spec.time.t_first, spec.time.t_end, spec.spectrum.samples_per_decade)
                          : spec.spectrum.times;
+  const std::size_t no_series = std::size_t(-1);
+  std::size_t spectrum_series = no_series, events_series = no_series;
+  if (!spectrum_times.empty()) {
+    spectrum_series = layout.series.size();
+    layout.series.push_back(
+        {"observables/hessian_eigs",
+         "k smallest then k largest eigenvalues (ascending) of the Riemannian Hessian of V -> L(rho f~(V)) on the "
+         "tangent space of the product of unit spheres, at V(t) and rho(t) = prod_k rho_k (equations.md section 7); "
+         "NaN where the tangent dimension < k",
+         {{"step", h5::ElementType::int64, 0, "solver step of the sample", {}},
+          {"time", h5::ElementType::float64, 0, "physical time t", {}},
+          {"value", h5::ElementType::float64, 2 * spectrum_k, "eigenvalues, [samples, 2k]", {}}},
+         {{"k", spectrum_k}}});
+  }
+  if (use_events) {
+    events_series = layout.series.size();
+    layout.series.push_back(
+        {"events", "ReLU kink events in the order located (docs/events.md)",
+         {{"time", h5::ElementType::float64, 0, "physical time of the event", {}},
+          {"layer", h5::ElementType::int64, 0, "hidden layer k (0-based)", {}},
+          {"unit", h5::ElementType::int64, 0, "unit i of the layer", {}},
+          {"point", h5::ElementType::int64, 0, "data point n", {}},
+          {"kind", h5::ElementType::int8_enum, 0, "crossing, sliding_entry or sliding_exit",
+           {"crossing", "sliding_entry", "sliding_exit"}}},
+         {}});
+  }
+  const RowMat X = data.X;
+  auto layer_datasets = [&](const std::string& group, const Vec& theta) {
+    std::vector<StaticDataset> out{{group + "/theta", std::vector<double>(theta.data(), theta.data() + P), {}, ""}};
+    for (Index k = 0; k < K; ++k) {
+      const double* W = theta.data() + net.layer_offset(k);
+      out.push_back({fmt::format("{}/W_{}", group, k + 1), std::vector<double>(W, W + net.layer_size(k)),
+                     {net.layer_rows(k), net.layer_cols(k)}, fmt::format("W_{} [d_{}, d_{}]", k + 1, k + 1, k)});
+    }
+    return out;
+  };
+  layout.initial_datasets = layer_datasets("initial", theta0);
+  layout.initial_datasets.push_back({"data/X", std::vector<double>(X.data(), X.data() + X.size()),
+                                     {data.n(), data.dim()}, "data points x_n as rows, [n, d]"});
+  layout.initial_datasets.push_back(
+      {"data/y", std::vector<double>(data.y.data(), data.y.data() + data.n()), {}, "labels y_n"});
+  Recorder recorder(spec.output.path, std::move(layout), provenance, {spec.output.flush_interval, spec.output.swmr});
+
   std::size_t spectrum_next = 0;
   auto sample_spectrum = [&](std::int64_t step, double t, const Vec& y) {
     const double tol = 1e-9 * std::max(1.0, t);
@@ -139,23 +201,18 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
     const Vec V = flow.direction(y);
     Flow at_rho(net, data, spec.loss.kind, FlowKind::fixed_rho, net.layer_norms(flow.theta(y)).prod());
     const Vec eig = tangent_extreme_eigenvalues(SphereProblem(at_rho), V, spectrum_k);
-    spectrum_done_t.push_back(t);
-    spectrum_steps.push_back(step);
-    spectrum_values.insert(spectrum_values.end(), eig.data(), eig.data() + eig.size());
+    recorder.append_row(spectrum_series, {std::span<const std::int64_t>(&step, 1), std::span<const double>(&t, 1),
+                                          std::span<const double>(eig.data(), std::size_t(eig.size()))});
+    ++report.spectrum_samples;
   };
   double observe_seconds = 0;  // sample recording (diagnostics + HDF5), inside the solver's wall time
   auto observe = [&](std::int64_t step, double t, const Vec& y) {
     const auto observe_start = std::chrono::steady_clock::now();
     if (!spectrum_times.empty()) sample_spectrum(step, t, y);
-    const Vec theta = flow.theta(y), direction = flow.direction(y), rho = flow.layer_norms(y);
-    const FlowDiagnostics d = flow.diagnostics(y);
-    const double balance = balance_of(rho);
-    report.balance_drift = std::max(report.balance_drift, balance);
+    sample_diagnostics.reset();
+    recorder.record(step, t, y);
     ++report.samples;
-    recorder.append(step, t,
-                    {{theta.data(), std::size_t(P)}, {direction.data(), std::size_t(P)},
-                     {rho.data(), std::size_t(K)}, {&d.log_loss, 1}, {&d.margin, 1}, {&d.grad_norm, 1}, {&balance, 1}});
-    if (options.on_sample) options.on_sample(t, theta, rho, d.margin);
+    if (options.on_sample) options.on_sample(t, flow.theta(y), flow.layer_norms(y), diagnostics_at(y).margin);
     observe_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - observe_start).count();
   };
   ProgressLine progress(options.progress, spec.time.t_end);
@@ -171,20 +228,25 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
                             [](double a, double b) { return std::abs(a - b) <= 1e-12 * std::max(1.0, std::abs(b)); }),
                 times.end());
   }
-  std::vector<double> event_t, event_layer, event_unit, event_point, event_kind;
   double sliding_since = 0;
   std::map<std::tuple<Index, Index, Index>, double> sliding_start;
   const OdeProblem problem =
       use_events ? to_event_problem(flow, y0,
                                     [&](double t, Index layer, Index unit, Index point, KinkEvent kind) {
-                                      event_t.push_back(t);
-                                      event_layer.push_back(double(layer));
-                                      event_unit.push_back(double(unit));
-                                      event_point.push_back(double(point));
-                                      event_kind.push_back(double(kind));
+                                      const std::int64_t ids[4] = {layer, unit, point, std::int64_t(kind)};
+                                      recorder.append_row(events_series, {std::span<const double>(&t, 1),
+                                                                          std::span<const std::int64_t>(ids, 1),
+                                                                          std::span<const std::int64_t>(ids + 1, 1),
+                                                                          std::span<const std::int64_t>(ids + 2, 1),
+                                                                          std::span<const std::int64_t>(ids + 3, 1)});
                                       const auto key = std::make_tuple(layer, unit, point);
-                                      if (kind == KinkEvent::sliding_entry) sliding_start[key] = t;
+                                      if (kind == KinkEvent::crossing) ++report.kink_crossings;
+                                      if (kind == KinkEvent::sliding_entry) {
+                                        ++report.sliding_entries;
+                                        sliding_start[key] = t;
+                                      }
                                       if (kind == KinkEvent::sliding_exit) {
+                                        ++report.sliding_exits;
                                         sliding_since += t - sliding_start[key];
                                         sliding_start.erase(key);
                                       }
@@ -205,53 +267,23 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   }
   for (const auto& [key, t0] : sliding_start) sliding_since += report.result.t_final - t0;
   report.sliding_time = sliding_since;
-  for (double k : event_kind) {
-    if (k == double(KinkEvent::crossing)) ++report.kink_crossings;
-    if (k == double(KinkEvent::sliding_entry)) ++report.sliding_entries;
-    if (k == double(KinkEvent::sliding_exit)) ++report.sliding_exits;
-  }
   progress.clear();
 
   const Vec& yf = report.result.y_final;
   report.rho = flow.layer_norms(yf);
   report.final = flow.diagnostics(yf);
-  const Vec theta_final = flow.theta(yf);
-  std::map<std::string, std::vector<double>> extra{
-      {"initial/theta", std::vector<double>(theta0.data(), theta0.data() + P)},
-      {"final/theta", std::vector<double>(theta_final.data(), theta_final.data() + P)},
-      {"data/y", std::vector<double>(data.y.data(), data.y.data() + data.n())},
-      {"timing/observe_seconds", {observe_seconds}},
-  };
+  std::vector<StaticDataset> end = layer_datasets("final", flow.theta(yf));
+  end.push_back({"timing/observe_seconds", {observe_seconds}, {}, "seconds spent recording samples"});
+  std::map<std::string, std::int64_t> event_counters;
   if (use_events) {
-    extra["events/time"] = event_t;
-    extra["events/layer"] = event_layer;
-    extra["events/unit"] = event_unit;
-    extra["events/point"] = event_point;
-    extra["events/kind"] = event_kind;  // 0 crossing, 1 sliding entry, 2 sliding exit
-    extra["events/summary"] = {double(report.kink_crossings), double(report.sliding_entries),
-                               double(report.sliding_exits), report.sliding_time};
+    end.push_back({"events/summary",
+                   {double(report.kink_crossings), double(report.sliding_entries), double(report.sliding_exits),
+                    report.sliding_time},
+                   {},
+                   "kink crossings, sliding entries, sliding exits, unit-time spent sliding (summed over pairs)"});
+    event_counters = {{"kink_crossings", report.kink_crossings}, {"sliding_exits", report.sliding_exits}};
   }
-  const RowMat X = data.X;
-  extra["data/X_rowmajor"] = std::vector<double>(X.data(), X.data() + X.size());
-  recorder.finish(report.result, extra);
-  if (!spectrum_times.empty()) {
-    // Its own time axis: a subset of the output samples, [T, 2k] values.
-    auto file = h5::File::open(spec.output.path, h5::Access::read_write);
-    {
-    auto g = file.create_group("observables/hessian_eigs");
-    g.set_string_attr("description",
-                      "k smallest then k largest eigenvalues (ascending) of the Riemannian Hessian of "
-                      "V -> L(rho f~(V)) on the tangent space of the product of unit spheres, at V(t) and "
-                      "rho(t) = prod_k rho_k (equations.md section 7); NaN where the tangent dimension < k");
-    g.set_int64_attr("k", spectrum_k);
-    g.create_extendible_dataset("time", h5::ElementType::float64, 0, 64).append_rows(std::span<const double>(spectrum_done_t));
-    g.create_extendible_dataset("step", h5::ElementType::int64, 0, 64).append_rows(std::span<const std::int64_t>(spectrum_steps));
-    g.create_extendible_dataset("value", h5::ElementType::float64, 2 * spectrum_k, 64)
-        .append_rows(std::span<const double>(spectrum_values));
-    }
-    file.close();
-  }
-  report.spectrum_samples = Index(spectrum_done_t.size());
+  recorder.finish(report.result, end, options.write_extra_groups, event_counters);
   return report;
 }
 

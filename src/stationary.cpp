@@ -19,6 +19,7 @@
 #include "gfsim/hdf5_file.hpp"
 #include "gfsim/integrate.hpp"
 #include "gfsim/minres.hpp"
+#include "gfsim/provenance.hpp"
 #include "gfsim/recorder.hpp"
 #include "gfsim/run.hpp"
 #include "gfsim/spectrum.hpp"
@@ -953,19 +954,17 @@ std::string fit_decay(const std::vector<SweepPoint>& sweep) {
 void write_stationary_file(const std::string& path, const ModelSpec& spec, const StationaryReport& rep,
                            const StationaryOptions& o) {
   auto file = h5::File::create(path, h5::FileFormat::earliest);
-  file.set_string_attr("file_type", "gfsim-stationary");
-  file.set_int64_attr("format_version", kFormatVersion);
-  file.set_string_attr("gfsim_version", kVersion);
-  file.set_string_attr("git_commit", kGitCommit);
-  file.set_string_attr("created", utc_timestamp_now());
-  file.set_string_attr("model_toml", spec.resolved_toml);
-  file.set_string_attr("model_name", spec.name);
-  file.set_string_attr("loss", rep.loss);
-  file.set_string_attr("network", rep.network);
-  file.set_string_attr("theta_layout", "W_1..W_K, each row-major (d_k x d_{k-1}), concatenated");
-  file.set_int64_attr("K", rep.K);
-  file.set_int64_attr("P", rep.P);
-  file.set_int64_attr("n", rep.n);
+  write_provenance(file, {.file_type = "gfsim-stationary",
+                          .model_toml = spec.resolved_toml,
+                          .model_name = spec.name,
+                          .seeds = {{"data_seed", std::int64_t(spec.data.seed)},
+                                    {"network_seed", std::int64_t(spec.network.seed)}},
+                          .string_attrs = {{"loss", rep.loss},
+                                           {"network", rep.network},
+                                           {"theta_layout", "W_1..W_K, each row-major (d_k x d_{k-1}), concatenated"}},
+                          .double_attrs = {},
+                          .int_attrs = {{"K", rep.K}, {"P", rep.P}, {"n", rep.n}},
+                          .int_array_attrs = {}});
   const StationaryResult& r = rep.result;
   auto g = file.create_group("stationary");
   g.set_double_attr("rho", r.rho);

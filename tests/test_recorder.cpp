@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <regex>
 
 #include "gfsim/hdf5_file.hpp"
+#include "gfsim/output_lock.hpp"
 #include "gfsim/recorder.hpp"
 #include "gfsim/version.hpp"
 
@@ -33,14 +35,16 @@ class TempFile {
   std::string path_;
 };
 
-RunMetadata test_metadata() {
-  RunMetadata meta;
+Provenance test_provenance() {
+  Provenance meta;
+  meta.file_type = "gfsim-trajectory";
   meta.model_toml = "[model]\nname = \"toy\"\n";
   meta.model_name = "toy";
+  meta.seeds = {{"data_seed", 11}, {"network_seed", 12}};
   meta.string_attrs = {{"flow", "gd"}, {"loss", "exp"}};
   meta.double_attrs = {{"init_scale", 0.25}};
   meta.int_attrs = {{"K", 2}, {"P", 6}};
-  meta.widths = {2, 3, 1};
+  meta.int_array_attrs = {{"widths", {2, 3, 1}}};
   return meta;
 }
 
@@ -73,7 +77,7 @@ SolveResult test_result() {
   result.t_final = 3.5;
   result.counters = {.steps = 9, .accepted = 7, .rejected = 2, .rhs_evals = 55,
                      .jacobian_evals = 1, .jvp_evals = 3, .lu_decompositions = 4, .events = 5,
-                     .wall_seconds = 0.75};
+                     .sliding_entries = 6, .wall_seconds = 0.75};
   return result;
 }
 
@@ -111,6 +115,8 @@ void expect_layout_attributes(const h5::File& file) {
   EXPECT_EQ(file.string_attr("model_toml"), "[model]\nname = \"toy\"\n");
   EXPECT_EQ(file.string_attr("model_name"), "toy");
   EXPECT_EQ(file.int64_array_attr("widths"), (std::vector<std::int64_t>{2, 3, 1}));
+  EXPECT_EQ(file.int64_attr("data_seed"), 11);
+  EXPECT_EQ(file.int64_attr("network_seed"), 12);
   EXPECT_EQ(file.string_attr("flow"), "gd");
   EXPECT_EQ(file.string_attr("loss"), "exp");
   EXPECT_EQ(file.double_attr("init_scale"), 0.25);
@@ -151,14 +157,14 @@ TEST_P(RecorderModes, WritesEveryPartOfTheLayoutOverSeveralFlushes) {
   TempFile file_path("run");
   constexpr std::int64_t kSamples = 50;
   {
-    Recorder recorder(file_path.path(), test_observables(), test_metadata(),
+    Recorder recorder(file_path.path(), {test_observables()}, test_provenance(),
                       {.flush_interval = 1e9, .swmr = swmr});
     for (std::int64_t i = 0; i < kSamples; ++i) {
       append_sample(recorder, i);
       if (i % 7 == 6) recorder.flush();
     }
     EXPECT_EQ(recorder.samples_flushed(), 49);
-    recorder.finish(test_result(), {{"final/theta", {1.0, 2.0, 3.0}}, {"solver/y_final", {4.0}}});
+    recorder.finish(test_result(), {{"final/theta", {1.0, 2.0, 3.0}, {}, ""}, {"solver/y_final", {4.0}, {}, ""}});
     EXPECT_EQ(recorder.samples_written(), kSamples);
     EXPECT_EQ(recorder.samples_flushed(), kSamples);
   }
@@ -181,6 +187,7 @@ TEST_P(RecorderModes, WritesEveryPartOfTheLayoutOverSeveralFlushes) {
   EXPECT_EQ(solver.int64_attr("jvp_evals"), 3);
   EXPECT_EQ(solver.int64_attr("lu_decompositions"), 4);
   EXPECT_EQ(solver.int64_attr("events"), 5);
+  EXPECT_EQ(solver.int64_attr("sliding_entries"), 6);
   EXPECT_EQ(solver.double_attr("wall_seconds"), 0.75);
   EXPECT_EQ(file.open_dataset("final/theta").read_doubles(), (std::vector<double>{1, 2, 3}));
   EXPECT_EQ(file.open_dataset("solver/y_final").read_doubles(), (std::vector<double>{4}));
@@ -189,7 +196,7 @@ TEST_P(RecorderModes, WritesEveryPartOfTheLayoutOverSeveralFlushes) {
 TEST_P(RecorderModes, DestructorWithoutFinishKeepsSamplesAndLeavesNoSolverGroup) {
   TempFile file_path("unfinished");
   {
-    Recorder recorder(file_path.path(), test_observables(), test_metadata(),
+    Recorder recorder(file_path.path(), {test_observables()}, test_provenance(),
                       {.flush_interval = 1e9, .swmr = GetParam()});
     for (std::int64_t i = 0; i < 5; ++i) append_sample(recorder, i);
     EXPECT_EQ(recorder.samples_written(), 0) << "5 rows are less than a chunk: still buffered";
@@ -205,14 +212,14 @@ INSTANTIATE_TEST_SUITE_P(Recorder, RecorderModes, ::testing::Values(true, false)
 
 TEST(Recorder, FlushesOnTheWallClockIntervalOnlyInSwmrMode) {
   TempFile swmr_path("swmr");
-  Recorder swmr(swmr_path.path(), test_observables(), test_metadata(),
+  Recorder swmr(swmr_path.path(), {test_observables()}, test_provenance(),
                 {.flush_interval = 0.0, .swmr = true});
   append_sample(swmr, 0);
   append_sample(swmr, 1);
   EXPECT_EQ(swmr.samples_flushed(), 2);
 
   TempFile plain_path("plain");
-  Recorder plain(plain_path.path(), test_observables(), test_metadata(),
+  Recorder plain(plain_path.path(), {test_observables()}, test_provenance(),
                  {.flush_interval = 0.0, .swmr = false});
   append_sample(plain, 0);
   append_sample(plain, 1);
@@ -225,8 +232,8 @@ TEST(Recorder, WritesAChunkOfTheWidestObservableWithoutFlushing) {
   TempFile file_path("wide");
   // width 16384: one 128 KiB row per chunk, so every sample is written as it arrives.
   constexpr std::int64_t kWidth = 16384;
-  Recorder recorder(file_path.path(), {{"theta", kWidth, "", {}}, {"loss", 0, "", {}}},
-                    test_metadata(), {.flush_interval = 1e9, .swmr = true});
+  Recorder recorder(file_path.path(), {{{"theta", kWidth, "", {}, {}}, {"loss", 0, "", {}, {}}}},
+                    test_provenance(), {.flush_interval = 1e9, .swmr = true});
   std::vector<double> theta(kWidth);
   for (std::int64_t i = 0; i < 3; ++i) {
     for (std::int64_t j = 0; j < kWidth; ++j) theta[j] = theta_value(i, j);
@@ -250,11 +257,11 @@ TEST(Recorder, UnwritablePathIsAnIoErrorNamingThePathWithoutHdf5Noise) {
   const std::string path = "/nonexistent-gfsim-dir/sub/run.h5";
   ::testing::internal::CaptureStderr();
   try {
-    Recorder recorder(path, test_observables(), test_metadata());
+    Recorder recorder(path, {test_observables()}, test_provenance());
     FAIL() << "expected IoError";
   } catch (const IoError& error) {
     EXPECT_NE(std::string(error.what()).find(path), std::string::npos) << error.what();
-    EXPECT_NE(std::string(error.what()).find("create file"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("lock file"), std::string::npos) << error.what();
   }
   EXPECT_EQ(::testing::internal::GetCapturedStderr(), "") << "HDF5 printed its error stack";
 }
@@ -263,17 +270,20 @@ TEST(Recorder, RejectsMisuseBeforeTouchingTheFile) {
   TempFile file_path("misuse");
   auto duplicate = test_observables();
   duplicate[1].name = "theta";
-  EXPECT_THROW(Recorder(file_path.path(), duplicate, test_metadata()), std::invalid_argument);
+  EXPECT_THROW(Recorder(file_path.path(), {duplicate}, test_provenance()), std::invalid_argument);
   auto wrong_columns = test_observables();
   wrong_columns[0].column_names.pop_back();
-  EXPECT_THROW(Recorder(file_path.path(), wrong_columns, test_metadata()), std::invalid_argument);
-  EXPECT_THROW(Recorder(file_path.path(), {}, test_metadata()), std::invalid_argument);
-  auto reserved = test_metadata();
+  EXPECT_THROW(Recorder(file_path.path(), {wrong_columns}, test_provenance()), std::invalid_argument);
+  EXPECT_THROW(Recorder(file_path.path(), RecorderLayout{}, test_provenance()), std::invalid_argument);
+  auto reserved = test_provenance();
   reserved.string_attrs["model_name"] = "clash";
-  EXPECT_THROW(Recorder(file_path.path(), test_observables(), reserved), std::invalid_argument);
+  EXPECT_THROW(Recorder(file_path.path(), {test_observables()}, reserved), std::invalid_argument);
+  reserved = test_provenance();
+  reserved.int_attrs["data_seed"] = 3;  // a seed name given twice
+  EXPECT_THROW(Recorder(file_path.path(), {test_observables()}, reserved), std::invalid_argument);
   EXPECT_FALSE(fs::exists(file_path.path()));
 
-  Recorder recorder(file_path.path(), test_observables(), test_metadata());
+  Recorder recorder(file_path.path(), {test_observables()}, test_provenance());
   const double one = 1.0;
   const double pair[2] = {1.0, 2.0};
   EXPECT_THROW(recorder.append(0, 0.0, {pair, {&one, 1}, pair}), std::invalid_argument);
@@ -281,6 +291,147 @@ TEST(Recorder, RejectsMisuseBeforeTouchingTheFile) {
   recorder.finish(SolveResult{});
   EXPECT_THROW(append_sample(recorder, 0), std::logic_error);
   EXPECT_THROW(recorder.finish(SolveResult{}), std::logic_error);
+}
+
+// record(): each observable computed from (t, y) by its own function, in declaration order.
+TEST(Recorder, RecordEvaluatesEachObservableFromTimeAndState) {
+  TempFile file_path("record");
+  RecorderLayout layout;
+  layout.observables = {
+      {"y", 2, "the state", {}, [](double, const Vec& y, std::span<double> out) { out[0] = y[0]; out[1] = y[1]; }},
+      {"energy", 0, "t |y|^2", {}, [](double t, const Vec& y, std::span<double> out) { out[0] = t * y.squaredNorm(); }}};
+  layout.observables.push_back({"no_fn", 0, "", {}, {}});
+  {
+    Recorder recorder(file_path.path(), layout, test_provenance());
+    Vec y(2);
+    y << 3.0, -4.0;
+    EXPECT_THROW(recorder.record(0, 1.0, y), std::logic_error) << "no_fn has no compute function";
+  }
+  layout.observables.pop_back();
+  Recorder recorder(file_path.path(), layout, test_provenance());
+  for (std::int64_t i = 0; i < 4; ++i) {
+    Vec y(2);
+    y << 3.0 * double(i), -4.0;
+    recorder.record(i, 0.5 * double(i), y);
+  }
+  recorder.finish(SolveResult{});
+  const h5::File file = h5::File::open(file_path.path(), h5::Access::read_only);
+  EXPECT_EQ(file.open_dataset("observables/y/value").read_doubles(),
+            (std::vector<double>{0, -4, 3, -4, 6, -4, 9, -4}));
+  // t |y|^2 = 0.5 i (9 i^2 + 16)
+  EXPECT_EQ(file.open_dataset("observables/energy/value").read_doubles(),
+            (std::vector<double>{0.0, 0.5 * 25, 1.0 * 52, 1.5 * 97}));
+}
+
+// Series have their own time axes: rows appended at any moment (between samples, across
+// flushes) land in their own datasets in order, with int64 columns and an HDF5 enum for kinds.
+TEST(Recorder, SeriesKeepTheirOwnRowsIntegerColumnsAndEnumNames) {
+  TempFile file_path("series");
+  const std::vector<std::string> kinds = {"crossing", "sliding_entry", "sliding_exit"};
+  RecorderLayout layout{test_observables(),
+                        {{"events", "kink events",
+                          {{"time", h5::ElementType::float64, 0, "t", {}},
+                           {"unit", h5::ElementType::int64, 0, "", {}},
+                           {"kind", h5::ElementType::int8_enum, 0, "", kinds}},
+                          {}},
+                         {"observables/spectrum", "", {{"value", h5::ElementType::float64, 2, "", {}}}, {{"k", 1}}}},
+                        {{"data/X", {1, 2, 3, 4, 5, 6}, {3, 2}, "points as rows"}}};
+  constexpr std::int64_t kEvents = 600;  // > one series chunk (256 rows)
+  {
+    Recorder recorder(file_path.path(), layout, test_provenance(), {.flush_interval = 1e9, .swmr = true});
+    for (std::int64_t i = 0; i < kEvents; ++i) {
+      const double t = 0.25 * double(i);
+      const std::int64_t unit = i * i, kind = i % 3;
+      recorder.append_row(0, {std::span<const double>(&t, 1), std::span<const std::int64_t>(&unit, 1),
+                              std::span<const std::int64_t>(&kind, 1)});
+      if (i % 100 == 0) {
+        append_sample(recorder, i / 100);
+        const double eig[2] = {-t, t};
+        recorder.append_row(1, {std::span<const double>(eig, 2)});
+      }
+      if (i == 300) recorder.flush();
+    }
+    const std::int64_t bad_kind = 3, unit = 0;
+    const double t = 0;
+    EXPECT_THROW(recorder.append_row(0, {std::span<const double>(&t, 1), std::span<const std::int64_t>(&unit, 1),
+                                         std::span<const std::int64_t>(&bad_kind, 1)}),
+                 std::invalid_argument);
+    EXPECT_THROW(recorder.append_row(0, {std::span<const double>(&t, 1), std::span<const double>(&t, 1),
+                                         std::span<const std::int64_t>(&unit, 1)}),
+                 std::invalid_argument);
+    EXPECT_THROW(recorder.append_row(2, {}), std::invalid_argument);
+    recorder.finish(test_result(), {{"final/W_1", {1, 2, 3, 4, 5, 6}, {2, 3}, ""}},
+                    [](h5::File& file) { file.create_group("verify").set_double_attr("gamma", 0.5); },
+                    {{"sliding_exits", 42}});
+  }
+  const h5::File file = h5::File::open(file_path.path(), h5::Access::read_only);
+  expect_samples(file, 6);
+  const auto times = file.open_dataset("events/time").read_doubles();
+  const auto units = file.open_dataset("events/unit").read_int64s();
+  const h5::Dataset kind = file.open_dataset("events/kind");
+  EXPECT_EQ(kind.enum_names(), kinds);
+  const auto kind_values = kind.read_int64s();
+  ASSERT_EQ(times.size(), std::size_t(kEvents));
+  ASSERT_EQ(units.size(), std::size_t(kEvents));
+  ASSERT_EQ(kind_values.size(), std::size_t(kEvents));
+  for (std::int64_t i = 0; i < kEvents; ++i) {
+    EXPECT_EQ(times[i], 0.25 * double(i));
+    EXPECT_EQ(units[i], i * i);
+    EXPECT_EQ(kind_values[i], i % 3);
+  }
+  EXPECT_EQ(file.open_group("events").string_attr("description"), "kink events");
+  EXPECT_EQ(file.open_group("observables/spectrum").int64_attr("k"), 1);
+  EXPECT_EQ(file.open_dataset("observables/spectrum/value").read_doubles(),
+            (std::vector<double>{-0, 0, -25, 25, -50, 50, -75, 75, -100, 100, -125, 125}));
+  const h5::Dataset X = file.open_dataset("data/X");
+  EXPECT_EQ(X.shape(), (std::vector<std::int64_t>{3, 2}));
+  EXPECT_EQ(X.string_attr("description"), "points as rows");
+  EXPECT_EQ(file.open_dataset("final/W_1").shape(), (std::vector<std::int64_t>{2, 3}));
+  EXPECT_EQ(file.open_group("verify").double_attr("gamma"), 0.5);
+  EXPECT_EQ(file.open_group("solver").int64_attr("sliding_exits"), 42);
+  EXPECT_FALSE(fs::exists(file_path.path() + ".lock")) << "the lock file is removed on finish";
+  EXPECT_FALSE(fs::exists(file_path.path() + ".partial"));
+}
+
+// One writer per path: a second writer is refused before touching the existing file, and the
+// path becomes writable again once the first finishes.
+TEST(Recorder, SecondWriterOfOnePathIsRefusedAndTheFirstFileSurvives) {
+  TempFile file_path("two_writers");
+  Recorder first(file_path.path(), {test_observables()}, test_provenance(), {.flush_interval = 0.0});
+  append_sample(first, 0);
+  EXPECT_TRUE(fs::exists(file_path.path())) << "published once the layout is on disk";
+  EXPECT_FALSE(fs::exists(file_path.path() + ".partial"));
+  try {
+    Recorder second(file_path.path(), {test_observables()}, test_provenance());
+    FAIL() << "expected IoError";
+  } catch (const IoError& error) {
+    EXPECT_NE(std::string(error.what()).find("being written by another gfsim run"), std::string::npos)
+        << error.what();
+  }
+  append_sample(first, 1);
+  first.finish(test_result());
+  {
+    const h5::File file = h5::File::open(file_path.path(), h5::Access::read_only);
+    expect_samples(file, 2);
+  }
+  Recorder again(file_path.path(), {test_observables()}, test_provenance());
+  again.finish(test_result());
+}
+
+TEST(OutputLock, HeldUntilDestroyedThenFreeAgain) {
+  TempFile file_path("lock");
+  {
+    OutputLock lock(file_path.path());
+    EXPECT_TRUE(fs::exists(lock.lock_path()));
+    EXPECT_THROW(OutputLock{file_path.path()}, IoError);
+    EXPECT_THROW(lock.publish(), IoError) << "nothing to publish: no partial file";
+  }
+  EXPECT_FALSE(fs::exists(file_path.path() + ".lock"));
+  OutputLock lock(file_path.path());
+  { std::ofstream(lock.partial_path()) << "x"; }
+  lock.publish();
+  EXPECT_TRUE(fs::exists(file_path.path()));
+  EXPECT_FALSE(fs::exists(lock.partial_path()));
 }
 
 TEST(Hdf5File, AttributeErrorsNameFileObjectAndCause) {

@@ -45,8 +45,9 @@ class Handle {
   Id id_ = -1;
 };
 
-/// Element type of a dataset.
-enum class ElementType { float64, int64 };
+/// Element type of a dataset. int8_enum: an HDF5 enum over int8 whose members are named at creation
+/// (HDFView and h5py show the names); C++ writes and reads its values as small integers.
+enum class ElementType { float64, int64, int8_enum };
 
 /// Anything that carries attributes: a file's root group, a group, a dataset.
 class Object {
@@ -95,9 +96,13 @@ class Dataset : public Object {
   /// Appends whole rows: values.size() must be a multiple of the row width (1 for 1-D datasets).
   void append_rows(std::span<const double> values);
   void append_rows(std::span<const std::int64_t> values);
-  /// The whole dataset, row-major, converted to the requested type.
+  void append_rows(std::span<const std::int8_t> values);  ///< int8_enum datasets
+  /// The whole dataset, row-major, converted to the requested type (read_int64s also reads the
+  /// values of an int8_enum dataset).
   std::vector<double> read_doubles() const;
   std::vector<std::int64_t> read_int64s() const;
+  /// Member names of an int8_enum dataset ordered by value 0, 1, ...; empty for other types.
+  std::vector<std::string> enum_names() const;
   void close();
 
  private:
@@ -120,11 +125,16 @@ class Group : public Object {
   bool contains(std::string_view path) const;
 
   /// A chunked dataset with shape [0] (width 0) or [0, width], unlimited in its first dimension,
-  /// compressed with shuffle + deflate, chunks of `chunk_rows` rows.
+  /// compressed with shuffle + deflate, chunks of `chunk_rows` rows. int8_enum needs
+  /// `enum_names` (member i has value i); other types take none.
   Dataset create_extendible_dataset(std::string_view path, ElementType type, std::int64_t width,
-                                    std::int64_t chunk_rows);
+                                    std::int64_t chunk_rows,
+                                    std::span<const std::string> enum_names = {});
   /// A fixed 1-D float64 dataset holding `values` (intermediate groups are created).
   Dataset write_dataset(std::string_view path, std::span<const double> values);
+  /// A fixed float64 dataset of the given shape holding `values` row-major (e.g. [n, d]).
+  Dataset write_dataset(std::string_view path, std::span<const double> values,
+                        std::span<const std::int64_t> shape);
   Dataset open_dataset(std::string_view path) const;
   /// A second name `link_path` for the existing object at `target_path` (H5Lcreate_hard).
   void create_hard_link(std::string_view target_path, std::string_view link_path);
@@ -142,8 +152,9 @@ enum class Access { read_only, read_write };
 class File : public Group {
  public:
   File() = default;
-  /// Creates (truncating) `path`.
-  static File create(const std::string& path, FileFormat format);
+  /// Creates (truncating) `path`. Errors name the file `label` when given (e.g. the name a file
+  /// created under a temporary name will have).
+  static File create(const std::string& path, FileFormat format, const std::string& label = "");
   static File open(const std::string& path, Access access);
 
   /// Enters SWMR-write mode: no new objects or attributes afterwards, datasets may still grow.

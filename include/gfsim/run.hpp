@@ -16,6 +16,7 @@
 #include "gfsim/flow.hpp"
 #include "gfsim/integrate.hpp"
 #include "gfsim/model_spec.hpp"
+#include "gfsim/recorder.hpp"
 #include "gfsim/result.hpp"
 
 namespace gfsim {
@@ -26,6 +27,9 @@ struct RunOptions {
   /// Optional in-memory sink, called at every recorded sample (after it is appended to the file):
   /// time, theta (theta layout), per-layer norms rho_k, normalized margin. Used by `gfsim verify`.
   std::function<void(double t, const Vec& theta, const Vec& rho, double margin)> on_sample;
+  /// Optional: writes further groups into the output file before it closes (e.g. /verify), so
+  /// that no module re-opens the file.
+  GroupWriter write_extra_groups;
 };
 
 struct RunReport {

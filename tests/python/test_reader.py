@@ -1,6 +1,9 @@
 """gfsim_io.load on files written by tests/tools/recorder_stress: exact round trip, rejection of
 foreign or newer files, and a writer killed with SIGKILL (every sample it reported flushed must
-be readable, exactly). Run by ctest with GFSIM_RECORDER_STRESS and PYTHONPATH=analysis set."""
+be readable, exactly). Both format versions: tests/data/format_v1.h5 (written by gfsim before the
+version 2 layout) and a fresh run of the same model read through gfsim_io give the same
+trajectory, data matrix, per-layer weights and kink events. Run by ctest with
+GFSIM_RECORDER_STRESS, GFSIM_EXE, GFSIM_SOURCE_DIR and PYTHONPATH=analysis set."""
 import os
 import shutil
 import signal
@@ -74,7 +77,7 @@ class ReaderTest(unittest.TestCase):
                 meta = run.metadata
                 self.assertEqual(meta["file_type"], "gfsim-trajectory")
                 self.assertIs(type(meta["format_version"]), int)
-                self.assertEqual(meta["format_version"], 1)
+                self.assertEqual(meta["format_version"], 2)
                 self.assertEqual(meta["model_name"], "recorder_stress")
                 self.assertEqual(meta["widths"], [7, 1])
                 self.assertEqual(meta["P"], 7)
@@ -92,12 +95,12 @@ class ReaderTest(unittest.TestCase):
     def test_rejects_other_format_versions_and_foreign_files(self):
         path = self.record("run.h5", "--samples", "10")
         with h5py.File(path, "r+") as f:
-            f.attrs["format_version"] = np.int64(2)
-        with self.assertRaisesRegex(ValueError, "format_version 2 is not supported"):
+            f.attrs["format_version"] = np.int64(3)
+        with self.assertRaisesRegex(ValueError, "format_version 3 is not supported"):
             gfsim_io.load(path)
 
         with h5py.File(path, "r+") as f:
-            f.attrs["format_version"] = np.int64(1)
+            f.attrs["format_version"] = np.int64(2)
             f.attrs["file_type"] = "something-else"
         with self.assertRaisesRegex(ValueError, "file_type 'something-else'"):
             gfsim_io.load(path)
@@ -148,6 +151,90 @@ class ReaderTest(unittest.TestCase):
                     subprocess.run(["h5clear", "-s", path], check=True)
                     h5py.File(path, "r").close()
                     self.assertTrue(gfsim_io.load(path).clean_close)
+
+
+
+# The settings tests/data/format_v1.h5 was written with (gfsim 67cbc54, before format_version 2).
+V1_FIXTURE_SETTINGS = ["spectrum.k=1", "spectrum.samples_per_decade=2", "time.samples_per_decade=4",
+                       "data.n=20", "network.hidden=[4]"]
+
+
+def normalized_margin(weights, X, y):
+    """min_n y_n f(V; x_n) for the bias-free ReLU net f = W_K relu(... relu(W_1 x)), V_k = W_k/|W_k|."""
+    h = X.T
+    for k, W in enumerate(weights):
+        h = (W / np.linalg.norm(W)) @ h
+        if k + 1 < len(weights):
+            h = np.maximum(h, 0.0)
+    return float(np.min(y * h.ravel()))
+
+
+class FormatVersionsTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="gfsim_versions_")
+        self.addCleanup(shutil.rmtree, self.dir)
+
+    def run_v2(self):
+        exe, source = os.environ.get("GFSIM_EXE"), os.environ.get("GFSIM_SOURCE_DIR")
+        if not exe or not source:
+            raise RuntimeError("GFSIM_EXE / GFSIM_SOURCE_DIR not set: run this test through ctest")
+        path = os.path.join(self.dir, "v2.h5")
+        sets = [arg for key in V1_FIXTURE_SETTINGS for arg in ("--set", key)]
+        subprocess.run([exe, "run", os.path.join(source, "models", "relu_two_layer.toml"), *sets, "-o", path,
+                        "--quiet"], check=True, stdout=subprocess.DEVNULL)
+        return gfsim_io.load(path)
+
+    def test_version_1_and_2_files_of_one_run_read_alike(self):
+        source = os.environ.get("GFSIM_SOURCE_DIR", ".")
+        v1 = gfsim_io.load(os.path.join(source, "tests", "data", "format_v1.h5"))
+        v2 = self.run_v2()
+        self.assertEqual((v1.metadata["format_version"], v2.metadata["format_version"]), (1, 2))
+        self.assertEqual(v1.metadata["widths"], [5, 4, 1])
+        self.assertEqual(v2.metadata["widths"], [5, 4, 1])
+        self.assertEqual(v1.solver["status"], "success")
+        self.assertEqual(v2.solver["status"], "success")
+        self.assertEqual(sorted(v1.observables), sorted(v2.observables))
+        for name, old in v1.observables.items():
+            new = v2.observables[name]
+            np.testing.assert_array_equal(old["step"], new["step"], name)
+            np.testing.assert_allclose(new["time"], old["time"], rtol=1e-12, err_msg=name)
+            np.testing.assert_allclose(new["value"], old["value"], rtol=1e-8, atol=1e-12, err_msg=name)
+
+        X1, X2 = v1.data_X(), v2.data_X()
+        self.assertEqual(X1.shape, (20, 5))
+        np.testing.assert_array_equal(X1, X2)
+        self.assertEqual(v2.extra["data/X"].shape, (20, 5), "version 2 stores X as [n, d]")
+
+        e1, e2 = v1.events(), v2.events()
+        self.assertGreater(len(e1["time"]), 10)
+        for column in ("layer", "unit", "point", "kind"):
+            self.assertEqual(e1[column].dtype, np.int64)
+            np.testing.assert_array_equal(e1[column], e2[column], column)
+        np.testing.assert_allclose(e2["time"], e1["time"], rtol=1e-8)
+        # The enum names the kinds; the v1 summary counts agree with the event log.
+        with h5py.File(v2.path, "r") as f:
+            self.assertEqual(h5py.check_enum_dtype(f["events/kind"].dtype),
+                             {"crossing": 0, "sliding_entry": 1, "sliding_exit": 2})
+        counts = [int(np.sum(e1["kind"] == k)) for k in range(3)]
+        np.testing.assert_array_equal(v1.extra["events/summary"][:3], counts)
+        self.assertEqual(v2.solver["kink_crossings"], counts[0])
+        self.assertEqual(v2.solver["sliding_exits"], counts[2])
+
+        # Weights per layer: the view of theta, the stored matrices, and the mathematics agree.
+        for run in (v1, v2):
+            W = run.weights(-1)
+            self.assertEqual([w.shape for w in W], [(4, 5), (1, 4)])
+            margin = normalized_margin(W, run.data_X(), run.extra["data/y"])
+            self.assertAlmostEqual(margin, run.observables["margin"]["value"][-1], places=10)
+        for k in (1, 2):
+            np.testing.assert_array_equal(v2.extra[f"final/W_{k}"], v2.weights(-1)[k - 1])
+            np.testing.assert_array_equal(
+                v2.extra[f"initial/W_{k}"],
+                gfsim_io.layer_matrices(v2.extra["initial/theta"], v2.metadata["widths"])[k - 1])
+
+    def test_layer_matrices_rejects_a_theta_of_the_wrong_size(self):
+        with self.assertRaisesRegex(ValueError, "widths"):
+            gfsim_io.layer_matrices(np.zeros(7), [2, 3, 1])
 
 
 if __name__ == "__main__":

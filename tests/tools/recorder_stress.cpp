@@ -64,18 +64,21 @@ Options parse_options(int argc, char** argv) {
 }
 
 void record(const Options& options) {
-  gfsim::RunMetadata meta;
+  gfsim::Provenance meta;
+  meta.file_type = "gfsim-trajectory";
   meta.model_name = "recorder_stress";
   meta.model_toml = "# synthetic trajectory written by tests/tools/recorder_stress\n";
-  meta.widths = {options.width, 1};
+  meta.int_array_attrs = {{"widths", {options.width, 1}}};
   meta.string_attrs = {{"flow", "synthetic"}};
   meta.double_attrs = {{"time_per_step", 1e-3}};
   meta.int_attrs = {{"P", options.width}};
   gfsim::Recorder recorder(
       options.path,
-      {{"theta", options.width, "synthetic state: i + j / 8", {}},
-       {"loss", 0, "1 / (i + 1)", {}},
-       {"eig", 3, "-(i + k)", {"lambda_1", "lambda_2", "lambda_3"}}},
+      {{{"theta", options.width, "synthetic state: i + j / 8", {}, {}},
+        {"loss", 0, "1 / (i + 1)", {}, {}},
+        {"eig", 3, "-(i + k)", {"lambda_1", "lambda_2", "lambda_3"}, {}}},
+       {},
+       {}},
       meta, {.flush_interval = options.flush_interval, .swmr = options.swmr});
 
   std::vector<double> theta(options.width);
@@ -99,7 +102,7 @@ void record(const Options& options) {
   result.clock = "t";
   result.t_final = static_cast<double>(options.samples - 1) * 1e-3;
   result.counters.steps = options.samples;
-  recorder.finish(result, {{"final/theta", theta}});
+  recorder.finish(result, {{"final/theta", theta, {}, ""}});
   std::printf("finished %lld\n", static_cast<long long>(recorder.samples_flushed()));
 }
 
