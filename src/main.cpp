@@ -12,7 +12,7 @@
 #include "gfsim/model_spec.hpp"
 #include "gfsim/recorder.hpp"
 #include "gfsim/run.hpp"
-#include "gfsim/stationary.hpp"
+#include "gfsim/stationary_command.hpp"
 #include "gfsim/verify.hpp"
 #include "gfsim/version.hpp"
 

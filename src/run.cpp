@@ -16,7 +16,8 @@
 #include "gfsim/flow_problem.hpp"
 #include "gfsim/hdf5_file.hpp"
 #include "gfsim/recorder.hpp"
-#include "gfsim/stationary.hpp"
+#include "gfsim/sphere.hpp"
+#include "gfsim/tangent_spectrum.hpp"
 
 namespace gfsim {
 
