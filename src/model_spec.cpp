@@ -409,6 +409,8 @@ std::string resolve_path(const std::string& path, const std::string& source_name
   return fs::absolute(resolved).lexically_normal().string();
 }
 
+}  // namespace
+
 std::string canonical_toml(const ModelSpec& spec) {
   std::string out = "# gfsim model: every key resolved (defaults filled in, --set overrides applied)\n";
   const auto section = [&out](std::string_view name) { out += fmt::format("\n[{}]\n", name); };
@@ -473,6 +475,8 @@ std::string canonical_toml(const ModelSpec& spec) {
   }
   return out;
 }
+
+namespace {
 
 }  // namespace
 

@@ -124,6 +124,8 @@ ModelSpec load_model_spec(const std::string& path, const std::vector<std::string
 /// and the folder that relative data.path / network.init_file resolve against.
 ModelSpec parse_model_spec(const std::string& toml_text, const std::string& source_name,
                            const std::vector<std::string>& overrides = {});
-
+/// The canonical TOML of every key of `spec` (the text of ModelSpec::resolved_toml): for writing a
+/// spec changed in code.
+std::string canonical_toml(const ModelSpec& spec);
 
 }  // namespace gfsim
