@@ -12,8 +12,8 @@
 #include "gfsim/model_spec.hpp"
 #include "gfsim/recorder.hpp"
 #include "gfsim/run.hpp"
-#include "gfsim/stationary.hpp"
-#include "gfsim/verify.hpp"
+#include "gfsim/stationary_command.hpp"
+#include "gfsim/verify_output.hpp"
 #include "gfsim/version.hpp"
 
 namespace {
@@ -48,8 +48,7 @@ int run_command(const std::string& model, const std::vector<std::string>& sets, 
 // Exit 0 when both runs succeeded (whatever the verdicts), 1 on a numerical failure, 2 bad input.
 int verify_command(const std::string& model, const std::vector<std::string>& sets, const std::string& t_end,
                    const std::string& output, bool quiet) {
-  std::vector<std::string> overrides{"time.t_end=1e100"};  // default horizon (log clock by "auto")
-  overrides.insert(overrides.end(), sets.begin(), sets.end());
+  std::vector<std::string> overrides = sets;  // the horizon is the model's time.t_end unless --t-end
   if (!t_end.empty()) overrides.push_back(fmt::format("time.t_end={}", t_end));
   const gfsim::ModelSpec spec = gfsim::load_model_spec(model, overrides);
   if (!quiet) fmt::print("# gfsim {} ({}) verify {}\n", gfsim::kVersion, gfsim::kGitCommit, model);
@@ -96,7 +95,7 @@ int main(int argc, char** argv) {
   auto* verify = app.add_subcommand("verify", "run the GD and WN flows and check the asymptotic laws (equations.md 6)");
   std::string t_end;
   verify->add_option("MODEL", model, "model file (TOML), see models/README.md")->required();
-  verify->add_option("--t-end", t_end, "horizon (default 1e100)");
+  verify->add_option("--t-end", t_end, "horizon (default: the model's time.t_end)");
   verify->add_option("--set", sets, "override a key: --set section.key=value (TOML value; repeatable)");
   verify->add_option("-o,--output", output, "FILE: writes FILE-stem_gd.h5, _wn.h5 and FILE-stem.json");
   verify->add_flag("-q,--quiet", quiet, "no progress line");

@@ -352,6 +352,8 @@ const std::vector<KeyDef>& schema() {
 }
 // clang-format on
 
+}  // namespace
+
 /// Canonical TOML of every key: sections and keys in schema order, each value rendered by toml++'s
 /// formatter (basic strings with escapes, shortest round-trip floats, "1000.0" for whole floats).
 std::string canonical_toml(const ModelSpec& spec) {
@@ -372,8 +374,6 @@ std::string canonical_toml(const ModelSpec& spec) {
   }
   return out;
 }
-
-}  // namespace
 
 std::vector<std::string> model_keys() {
   std::vector<std::string> keys;

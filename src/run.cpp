@@ -18,7 +18,8 @@
 #include "gfsim/errors.hpp"
 #include "gfsim/flow_problem.hpp"
 #include "gfsim/recorder.hpp"
-#include "gfsim/stationary.hpp"
+#include "gfsim/sphere.hpp"
+#include "gfsim/tangent_spectrum.hpp"
 
 namespace gfsim {
 

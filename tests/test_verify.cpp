@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 
@@ -105,10 +106,12 @@ TEST(VerifyEstimators, OrthogonalOrbitDistanceSeesThroughHiddenRotations) {
 }
 
 TEST(Verify, ClosedFormExampleHolds) {
-  const auto spec = load_model_spec(std::string(GFSIM_SOURCE_DIR) + "/models/verify_closed_form.toml",
-                                    {"time.t_end=1e100"});
+  // No override: the model's own horizon (t_end = 1e100) is the one used and reported.
+  const auto spec = load_model_spec(std::string(GFSIM_SOURCE_DIR) + "/models/verify_closed_form.toml");
   const auto dir = temp_dir("closed_form");
   const VerifyReport r = verify_model(spec, {.output = dir + "/cf.h5"});
+  EXPECT_EQ(r.t_end, 1e100);
+  EXPECT_GT(r.gd.run.result.t_final, 0.99e100);
   ASSERT_TRUE(r.has_reference);
   EXPECT_NEAR(r.mm.gamma, 1.0, 1e-12);           // w_hat = (1, 0) in closed form
   EXPECT_NEAR(r.mm.direction[0], 1.0, 1e-12);
@@ -128,6 +131,14 @@ TEST(Verify, ClosedFormExampleHolds) {
   EXPECT_EQ(law("margin_gd").verdict, "holds");
   EXPECT_LT(r.gd.eps_end, 2e-3);
   EXPECT_TRUE(std::filesystem::exists(r.json_path));
+  // The JSON report: keys in their documented order, the horizon, NaN written as null.
+  std::ifstream js(r.json_path);
+  const std::string text((std::istreambuf_iterator<char>(js)), std::istreambuf_iterator<char>());
+  EXPECT_LT(text.find("\"K\""), text.find("\"t_end\""));
+  EXPECT_LT(text.find("\"t_end\""), text.find("\"wall_seconds\""));
+  EXPECT_NE(text.find("\"t_end\": 1e+100"), std::string::npos);
+  EXPECT_EQ(text.find("nan"), std::string::npos);
+  EXPECT_EQ(text.find("NaN"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(r.gd_path));
   EXPECT_TRUE(std::filesystem::exists(r.wn_path));
 }

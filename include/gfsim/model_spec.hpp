@@ -129,4 +129,8 @@ ModelSpec parse_model_spec(const std::string& toml_text, const std::string& sour
 /// Every model key as "section.key", in the order of the schema table (resolved model, README).
 std::vector<std::string> model_keys();
 
+/// The canonical TOML of every key of `spec` (the text of ModelSpec::resolved_toml): for writing a
+/// spec changed in code.
+std::string canonical_toml(const ModelSpec& spec);
+
 }  // namespace gfsim

@@ -15,13 +15,17 @@ class VerifyCli(unittest.TestCase):
     def test_closed_form_verify_and_plots(self):
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "cf.h5")
+            # No --t-end: both flows run to the model's time.t_end (1e100), reported as "t_end".
             proc = subprocess.run([EXE, "verify", os.path.join(SRC, "models", "verify_closed_form.toml"),
-                                   "--t-end", "1e100", "-o", out, "-q"], capture_output=True, text=True, timeout=120)
+                                   "-o", out, "-q"], capture_output=True, text=True, timeout=120)
             self.assertEqual(proc.returncode, 0, proc.stderr)
             self.assertIn("rho_slope_gd", proc.stdout)
             with open(os.path.join(tmp, "cf.json")) as f:
                 report = json.load(f)
             self.assertAlmostEqual(report["gamma"], 1.0, places=10)
+            self.assertEqual(report["t_end"], 1e100)
+            self.assertEqual(report["gd"]["status"], "success")
+            self.assertGreater(report["gd"]["t_final"], 1e99)
             laws = {law["law"]: law for law in report["laws"]}
             self.assertEqual(laws["rho_slope_gd"]["verdict"], "holds")
             self.assertLess(laws["rho_slope_gd"]["rel_error"], 1e-3)
