@@ -194,31 +194,42 @@ class FormatVersionsTest(unittest.TestCase):
         self.assertEqual(v1.solver["status"], "success")
         self.assertEqual(v2.solver["status"], "success")
         self.assertEqual(sorted(v1.observables), sorted(v2.observables))
+        # The fixture was written by an optimised -march=native build. The -O1 sanitizer build rounds
+        # differently (no FMA), and the ReLU trajectory with its kink events follows: there the two files
+        # are compared for layout and internal consistency, not value by value.
+        same_build = os.environ.get("GFSIM_SANITIZE_BUILD") != "1"
         for name, old in v1.observables.items():
             new = v2.observables[name]
             np.testing.assert_array_equal(old["step"], new["step"], name)
             np.testing.assert_allclose(new["time"], old["time"], rtol=1e-12, err_msg=name)
+            if not same_build:
+                continue
             np.testing.assert_allclose(new["value"], old["value"], rtol=1e-8, atol=1e-12, err_msg=name)
 
         X1, X2 = v1.data_X(), v2.data_X()
         self.assertEqual(X1.shape, (20, 5))
-        np.testing.assert_array_equal(X1, X2)
+        np.testing.assert_allclose(X2, X1, rtol=0 if same_build else 1e-12)
         self.assertEqual(v2.extra["data/X"].shape, (20, 5), "version 2 stores X as [n, d]")
 
         e1, e2 = v1.events(), v2.events()
         self.assertGreater(len(e1["time"]), 10)
         for column in ("layer", "unit", "point", "kind"):
             self.assertEqual(e1[column].dtype, np.int64)
-            np.testing.assert_array_equal(e1[column], e2[column], column)
-        np.testing.assert_allclose(e2["time"], e1["time"], rtol=1e-8)
+            if same_build:
+                np.testing.assert_array_equal(e1[column], e2[column], column)
+        if same_build:
+            np.testing.assert_allclose(e2["time"], e1["time"], rtol=1e-8)
         # The enum names the kinds; the v1 summary counts agree with the event log.
         with h5py.File(v2.path, "r") as f:
             self.assertEqual(h5py.check_enum_dtype(f["events/kind"].dtype),
                              {"crossing": 0, "sliding_entry": 1, "sliding_exit": 2})
         counts = [int(np.sum(e1["kind"] == k)) for k in range(3)]
         np.testing.assert_array_equal(v1.extra["events/summary"][:3], counts)
-        self.assertEqual(v2.solver["kink_crossings"], counts[0])
-        self.assertEqual(v2.solver["sliding_exits"], counts[2])
+        counts2 = [int(np.sum(e2["kind"] == k)) for k in range(3)]
+        self.assertEqual(v2.solver["kink_crossings"], counts2[0])
+        self.assertEqual(v2.solver["sliding_exits"], counts2[2])
+        if same_build:
+            self.assertEqual(counts2, counts)
 
         # Weights per layer: the view of theta, the stored matrices, and the mathematics agree.
         for run in (v1, v2):
