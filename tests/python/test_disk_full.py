@@ -13,21 +13,14 @@ import unittest
 import numpy as np
 
 import gfsim_io
+from cli_env import gfsim_exe, model_path
 
 # relu_two_layer with dense sampling: ~12 MB of samples, far more than the 1 MiB disk.
 OVERRIDES = ["--set", "time.samples_per_decade=1000", "--set", "time.t_end=1e5", "--set", "output.flush_interval=0.001"]
 
 
-def gfsim_exe():
-    path = os.environ.get("GFSIM_EXE")
-    if not path:
-        raise RuntimeError("GFSIM_EXE is not set: run this test through ctest")
-    return path
-
-
 def command(out):
-    model = os.path.join(os.environ.get("GFSIM_SOURCE_DIR", "."), "models", "relu_two_layer.toml")
-    return [gfsim_exe(), "run", model, *OVERRIDES, "-o", out, "--quiet"]
+    return [gfsim_exe(), "run", model_path("relu_two_layer.toml"), *OVERRIDES, "-o", out, "--quiet"]
 
 
 class OutputFaultsTest(unittest.TestCase):

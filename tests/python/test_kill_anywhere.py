@@ -23,19 +23,9 @@ import unittest
 import numpy as np
 
 import gfsim_io
+from cli_env import gfsim_exe, model_path
 
 MODEL_OVERRIDES = ["--set", "output.flush_interval=1e-9"]
-
-
-def gfsim_exe():
-    path = os.environ.get("GFSIM_EXE")
-    if not path:
-        raise RuntimeError("GFSIM_EXE is not set: run this test through ctest")
-    return path
-
-
-def model_path():
-    return os.path.join(os.environ.get("GFSIM_SOURCE_DIR", "."), "models", "relu_two_layer.toml")
 
 
 class KillAnywhereTest(unittest.TestCase):
@@ -44,7 +34,7 @@ class KillAnywhereTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.dir)
 
     def command(self, out):
-        return [gfsim_exe(), "run", model_path(), *MODEL_OVERRIDES, "-o", out, "--quiet"]
+        return [gfsim_exe(), "run", model_path("relu_two_layer.toml"), *MODEL_OVERRIDES, "-o", out, "--quiet"]
 
     def test_every_killed_file_is_a_readable_prefix(self):
         reference_path = os.path.join(self.dir, "reference.h5")

@@ -11,17 +11,7 @@ import time
 import unittest
 
 import gfsim_io
-
-
-def gfsim_exe():
-    path = os.environ.get("GFSIM_EXE")
-    if not path:
-        raise RuntimeError("GFSIM_EXE is not set: run this test through ctest")
-    return path
-
-
-def model_path(name):
-    return os.path.join(os.environ.get("GFSIM_SOURCE_DIR", "."), "models", name)
+from cli_env import gfsim_exe, model_path
 
 
 class TwoWritersTest(unittest.TestCase):
