@@ -433,7 +433,7 @@ void Flow::sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& dy, Vec
   // (gd: alpha = 1, no projection), and the rates dh_j/dt = s1 (D_l row i_j) . x_{n_j}, with
   // s1 = d theta_1 / d V_1 (1, rho_1 or rho^(1/2)): the kind's LayerResponse of layer 1.
   const Index S = Index(sliding_.size()), d0 = net_.layer_cols(0), rows = net_.layer_rows(0);
-  const LayerResponse response = model_->layer_response(net_, y, 0);
+  const LayerResponse response = model_->layer_response(net_, tp, y, 0);
   const bool projected = response.projected;
   const Index off = response.offset;
   for (Index j : sliding_) pattern_entry(j) = 0.0;

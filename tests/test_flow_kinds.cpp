@@ -118,13 +118,13 @@ TEST_P(EveryFlowKind, LayerResponseDescribesTheFirstLayerBlock) {
   const Flow flow = flow_on({"relu_K2", widths, Activation::relu}, data);
   const Network& net = flow.network();
   const Vec y = flow.initial_state(test::random_vector(flow.num_params(), 38));
-  const LayerResponse r = flow.kind_model().layer_response(net, y, 0);
+  const LayerResponse r = flow.kind_model().layer_response(net, TimePoint{}, y, 0);
   const Index m = net.layer_size(0);
   const auto V1 = y.segment(r.offset, m);
   const Vec theta = flow.theta(y);
   EXPECT_LT((r.weight_scale * V1 - theta.segment(0, m)).norm(), 1e-14 * theta.norm());
   double rho = 1.0;
-  for (Index k = 0; k < net.num_layers(); ++k) rho *= flow.kind_model().layer_response(net, y, k).weight_scale;
+  for (Index k = 0; k < net.num_layers(); ++k) rho *= flow.kind_model().layer_response(net, TimePoint{}, y, k).weight_scale;
 
   Dataset doubled = data;
   doubled.X.conservativeResize(data.n() + 1, Eigen::NoChange);

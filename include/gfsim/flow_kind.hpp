@@ -63,7 +63,7 @@ class FlowKindModel {
   /// kinds only; the default is for autonomous ones).
   virtual void time_derivative(const Flow& flow, TimePoint tp, const Vec& y, Vec& dft) const;
 
-  virtual LayerResponse layer_response(const Network& net, const Vec& y, Index k) const = 0;
+  virtual LayerResponse layer_response(const Network& net, TimePoint tp, const Vec& y, Index k) const = 0;
   /// True when the flow lives on the spheres at a fixed rho: its diagnostic gradient norm is then
   /// the norm of its (Riemannian) field instead of ||grad_W L||.
   virtual bool on_spheres() const { return false; }

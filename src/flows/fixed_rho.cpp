@@ -48,7 +48,7 @@ class FixedRho final : public FlowKindModel {
     flows::projected_field_tangent(net, y, v, G_, dG_, 0, [&](Index) { return flows::RateAndTangent{rho_, 0.0}; }, jv);
   }
 
-  LayerResponse layer_response(const Network& net, const Vec&, Index) const override {
+  LayerResponse layer_response(const Network& net, TimePoint, const Vec&, Index) const override {
     // One hidden layer: the square root, correctly rounded, as the sliding solve has always used.
     const double scale = net.num_layers() == 2 ? std::sqrt(rho_) : equal_layer_norm(net);
     return {0, rho_, scale, true};

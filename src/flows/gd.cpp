@@ -34,7 +34,7 @@ class GradientDescent final : public FlowKindModel {
     flow.linear_loss_curvature(y, tp.log_scale, J);  // J = -e^{log_scale} Hessian of L
     return true;
   }
-  LayerResponse layer_response(const Network&, const Vec&, Index) const override { return {}; }
+  LayerResponse layer_response(const Network&, TimePoint, const Vec&, Index) const override { return {}; }
 };
 
 }  // namespace

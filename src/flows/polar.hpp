@@ -75,7 +75,7 @@ class PolarFlow : public FlowKindModel {
         jv);
   }
 
-  LayerResponse layer_response(const Network& net, const Vec& y, Index k) const override {
+  LayerResponse layer_response(const Network& net, TimePoint, const Vec& y, Index k) const override {
     const Index K = net.num_layers();
     return {K, rate(y.head(K).prod(), y[k]), y[k], true};
   }
