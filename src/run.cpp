@@ -284,7 +284,9 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
                    "kink crossings, sliding entries, sliding exits, unit-time spent sliding (summed over pairs)"});
     event_counters = {{"kink_crossings", report.kink_crossings}, {"sliding_exits", report.sliding_exits}};
   }
-  recorder.finish(report.result, end, options.write_extra_groups, event_counters);
+  GroupWriter extra_groups;
+  if (options.write_extra_groups) extra_groups = [&](h5::File& file) { options.write_extra_groups(file, report); };
+  recorder.finish(report.result, end, extra_groups, event_counters);
   return report;
 }
 

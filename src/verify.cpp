@@ -64,40 +64,59 @@ VerifyReport verify_model(const ModelSpec& spec, const VerifyOptions& options) {
   if (spec.dynamics.kinks == KinkMode::smooth && net.num_layers() > 1 && net.activation() == Activation::relu)
     r.notes.push_back("dynamics.kinks = \"smooth\" replaced by \"events\": the laws are checked on the exact ReLU flow");
 
-  for (FlowLaws* f : {&r.gd, &r.wn}) {
-    f->flow = f == &r.gd ? "gd" : "wn";
+  r.gd.flow = "gd";
+  r.wn.flow = "wn";
+  auto flow_spec = [&](const FlowLaws& f) {
+    const bool gd = &f == &r.gd;
     ModelSpec s = spec;
-    s.flow.kind = f == &r.gd ? FlowKind::gd : FlowKind::wn;
-    s.output.path = f == &r.gd ? r.gd_path : r.wn_path;
+    s.flow.kind = gd ? FlowKind::gd : FlowKind::wn;
+    s.output.path = gd ? r.gd_path : r.wn_path;
     s.time.samples_per_decade = std::max(s.time.samples_per_decade, 4);
     // The laws are those of the ReLU flow, and wn needs a homogeneous net: exact kinks.
     if (s.dynamics.kinks == KinkMode::smooth) s.dynamics.kinks = KinkMode::events;
     s.resolved_toml = canonical_toml(s);  // the model each output file records
-    SampleSeries c;
+    return s;
+  };
+  auto run_options = [&](SampleSeries& c) {
     RunOptions ro;
     ro.progress = options.progress;
     ro.stop_requested = options.stop_requested;
-    ro.on_sample = [&](double t, const Vec& theta, const Vec& rho, double margin) {
+    ro.on_sample = [&c](double t, const Vec& theta, const Vec& rho, double margin) {
       c.t.push_back(t), c.theta.push_back(theta), c.rho.push_back(rho), c.margin.push_back(margin);
     };
-    f->run = run_model(s, ro);
-    f->stopped_early = f->run.result.status != Status::success;
-    if (f->stopped_early)
-      r.notes.push_back(fmt::format("{} flow ended with status {} at t = {:.3g} ({}): its laws are not measured", f->flow,
-                                    status_name(f->run.result.status), f->run.result.t_final, f->run.result.message));
-    measure_flow_laws(*f, c, r.has_reference ? &r.mm : nullptr, s.solver.rtol, pb);
-  }
+    return ro;
+  };
+  auto measure = [&](FlowLaws& f, const RunReport& report, const SampleSeries& c, const ModelSpec& s) {
+    f.run = report;
+    f.stopped_early = f.run.result.status != Status::success;
+    measure_flow_laws(f, c, r.has_reference ? &r.mm : nullptr, s.solver.rtol, pb);
+  };
 
-  r.laws = judge_laws(r.gd, r.wn, r.has_reference ? r.mm.gamma : std::numeric_limits<double>::quiet_NaN(), r.K,
-                     spec.solver.rtol);
-  r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const std::string json = verify_json(r);
-  {
-    std::ofstream js(r.json_path);
-    if (!js) throw IoError(fmt::format("{}: cannot write the verify JSON", r.json_path));
-    js << json;
-  }
-  write_verify_group(r, json);
+  // The wn flow first; then the gd flow, whose output file receives /verify through its
+  // write_extra_groups before it closes: the laws are judged inside that hook, with both flows
+  // measured, so no file is opened again after its run.
+  const ModelSpec wn_spec = flow_spec(r.wn), gd_spec = flow_spec(r.gd);
+  SampleSeries wn_samples, gd_samples;
+  measure(r.wn, run_model(wn_spec, run_options(wn_samples)), wn_samples, wn_spec);
+  std::string json;
+  RunOptions gd_options = run_options(gd_samples);
+  gd_options.write_extra_groups = [&](h5::File& file, const RunReport& report) {
+    measure(r.gd, report, gd_samples, gd_spec);
+    for (const FlowLaws* f : {&r.gd, &r.wn})
+      if (f->stopped_early)
+        r.notes.push_back(fmt::format("{} flow ended with status {} at t = {:.3g} ({}): its laws are not measured",
+                                      f->flow, status_name(f->run.result.status), f->run.result.t_final,
+                                      f->run.result.message));
+    r.laws = judge_laws(r.gd, r.wn, r.has_reference ? r.mm.gamma : std::numeric_limits<double>::quiet_NaN(), r.K,
+                        spec.solver.rtol);
+    r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    json = verify_json(r);
+    write_verify_group(file, r, json);
+  };
+  run_model(gd_spec, gd_options);
+  std::ofstream js(r.json_path);
+  if (!js) throw IoError(fmt::format("{}: cannot write the verify JSON", r.json_path));
+  js << json;
   return r;
 }
 

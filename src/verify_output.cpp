@@ -90,8 +90,7 @@ std::string verify_json(const VerifyReport& r) {
   return j.dump(2) + "\n";
 }
 
-void write_verify_group(const VerifyReport& r, const std::string& json) {
-  auto file = h5::File::open(r.gd_path, h5::Access::read_write);
+void write_verify_group(h5::File& file, const VerifyReport& r, const std::string& json) {
   {
     auto g = file.create_group("verify");
     g.set_string_attr("json", json);
@@ -145,7 +144,6 @@ void write_verify_group(const VerifyReport& r, const std::string& json) {
       lg.set_string_attr("verdict", law.verdict);
     }
   }
-  file.close();
 }
 
 void print_verify(std::ostream& out, const VerifyReport& r) {

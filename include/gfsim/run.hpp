@@ -21,17 +21,6 @@
 
 namespace gfsim {
 
-struct RunOptions {
-  bool progress = false;                          ///< a \r progress line on stderr
-  const std::atomic<bool>* stop_requested = nullptr;  ///< set by a signal handler: stop cleanly
-  /// Optional in-memory sink, called at every recorded sample (after it is appended to the file):
-  /// time, theta (theta layout), per-layer norms rho_k, normalized margin. Used by `gfsim verify`.
-  std::function<void(double t, const Vec& theta, const Vec& rho, double margin)> on_sample;
-  /// Optional: writes further groups into the output file before it closes (e.g. /verify), so
-  /// that no module re-opens the file.
-  GroupWriter write_extra_groups;
-};
-
 struct RunReport {
   SolveResult result;
   std::string output_path;
@@ -46,6 +35,17 @@ struct RunReport {
   bool uses_events = false;         ///< ReLU network integrated with kink events
   std::int64_t kink_crossings = 0, sliding_entries = 0, sliding_exits = 0;
   double sliding_time = 0;          ///< summed over sliding (unit, point) pairs, physical time
+};
+
+struct RunOptions {
+  bool progress = false;                          ///< a \r progress line on stderr
+  const std::atomic<bool>* stop_requested = nullptr;  ///< set by a signal handler: stop cleanly
+  /// Optional in-memory sink, called at every recorded sample (after it is appended to the file):
+  /// time, theta (theta layout), per-layer norms rho_k, normalized margin. Used by `gfsim verify`.
+  std::function<void(double t, const Vec& theta, const Vec& rho, double margin)> on_sample;
+  /// Optional: writes further groups into the output file before it closes (e.g. /verify), so
+  /// that no module re-opens the file. Called once the run is over, with its complete report.
+  std::function<void(h5::File& file, const RunReport& report)> write_extra_groups;
 };
 
 /// Run the model. Throws SpecError / IoError for bad input; numerical outcomes are in the status.

@@ -4,14 +4,16 @@
 #include <iosfwd>
 #include <string>
 
+#include "gfsim/hdf5_file.hpp"
 #include "gfsim/verify.hpp"
 
 namespace gfsim {
 
 /// The report as JSON (keys in a fixed order; NaN and infinities as null).
 std::string verify_json(const VerifyReport& report);
-/// Adds the /verify group (series, fits, laws, the JSON) to report.gd_path.
-void write_verify_group(const VerifyReport& report, const std::string& json);
+/// Writes the /verify group (series, fits, laws, the JSON) into `file`, the open gd output file
+/// (from RunOptions::write_extra_groups of the gd run, before the file closes).
+void write_verify_group(h5::File& file, const VerifyReport& report, const std::string& json);
 void print_verify(std::ostream& out, const VerifyReport& report);
 
 }  // namespace gfsim
