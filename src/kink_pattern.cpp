@@ -1,5 +1,7 @@
 #include "gfsim/kink_pattern.hpp"
 
+#include "gfsim/sliding_set.hpp"
+
 #include <Eigen/LU>
 
 #include <algorithm>
@@ -26,6 +28,7 @@ KinkPattern::KinkPattern(Flow& flow) : flow_(flow) {}
 KinkPattern::~KinkPattern() { clear(); }
 
 void KinkPattern::clear() {
+  sliding_jacobian_.resize(0, 0);  // belongs to the old sliding set
   flow_.use_pattern(nullptr);
   masks_.clear();
   sliding_.clear();  // sliding modes live on the pattern
@@ -65,6 +68,7 @@ void KinkPattern::flip(Index j) {
 }
 
 bool KinkPattern::start_sliding(Index j) {
+  sliding_jacobian_.resize(0, 0);  // belongs to the old sliding set
   if (masks_.empty()) return false;
   if (std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end()) return false;  // already sliding
   sliding_.push_back(j);
@@ -72,6 +76,7 @@ bool KinkPattern::start_sliding(Index j) {
 }
 
 void KinkPattern::stop_sliding(Index j, bool active) {
+  sliding_jacobian_.resize(0, 0);  // belongs to the old sliding set
   sliding_.erase(std::remove(sliding_.begin(), sliding_.end(), j), sliding_.end());
   entry(j) = active ? 1.0 : 0.0;
 }
@@ -164,9 +169,19 @@ void KinkPattern::event_values_of(const Vec& y, const std::vector<Index>& js, Ve
   bool any_sliding = false;
   for (Index j : js) any_sliding |= std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end();
   const Network& net = flow_.network();
-  if (net.num_layers() != 2 || any_sliding) {  // deeper pre-activations need the forward pass; masks a solve
+  if (any_sliding) {  // a sliding entry's function is its mask: a solve
     event_values(y, g_all_);
     for (std::size_t s = 0; s < js.size(); ++s) g[Index(s)] = g_all_[js[s]];
+    return;
+  }
+  if (net.num_layers() != 2) {
+    // Deeper pre-activations need the forward pass, but no mask solve: the sliding entries' masks
+    // enter it only through their activations relu(h) = m h with h = 0 up to the drift.
+    g_all_ = flow_.preactivations(y);
+    for (std::size_t s = 0; s < js.size(); ++s) {
+      const double h = g_all_[js[s]];
+      g[Index(s)] = value(js[s]) < 0.5 ? -h : h;
+    }
     return;
   }
   const Vec theta = flow_.theta(y);
@@ -182,57 +197,60 @@ void KinkPattern::event_values_of(const Vec& y, const std::vector<Index>& js, Ve
 void KinkPattern::sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks) {
   // On the kink surfaces the field depends on the sliding mask values m only through the
   // backward pass (the pre-activation is 0 there, so the outputs do not depend on m), and it is
-  // affine in each m_l separately: F(m) = F(m, m_l = 0) + m_l D_l(m). For one hidden layer it is
-  // jointly affine and the tangency conditions r(m) = (dh_j/dt along F(m))_j = 0 are a linear
-  // system; deeper nets (masks of several layers multiply) take a few Newton steps, with the
-  // exact Jacobian dr/dm_l = rates(D_l(m)).
+  // affine in each m_l separately. For one hidden layer it is jointly affine and the tangency
+  // conditions r(m) = (dh_j/dt along F(m))_j = 0 are a linear system (closed form below). Deeper
+  // nets are multi-affine: masks of several layers at one point multiply, and the rates of a
+  // deeper entry also see an upstream sliding entry's mask through the tangent pass, so r is at
+  // most quadratic in each m_l (docs/events.md, "Sliding at any depth"). Newton's method from the
+  // last masks (warm start), with the last Jacobian while it keeps converging fast (chord steps)
+  // and the exact one, dr/dm_l = r(m + e_l/2) - r(m - e_l/2) (exact for a quadratic), otherwise.
   if (flow_.num_layers() == 2) return sliding_rhs_one_hidden_layer(y, log_scale, dy, masks);
   const Index S = Index(sliding_.size());
   const Vec theta = flow_.theta(y);
-  auto rates = [&](const Vec& velocity) {  // dh_j/dt along a state velocity, for the sliding entries
-    const Vec dh = flow_.preactivation_tangent(theta, flow_.theta_tangent(y, velocity));
-    Vec r(S);
-    for (Index s = 0; s < S; ++s) r[s] = dh[sliding_[s]];
-    return r;
-  };
-  auto set_masks = [&](const Vec& m) {
+  Vec F, m_of_F;  // the field of the last evaluation and its masks
+  auto evaluate = [&](const Vec& m, Vec& r) {
     for (Index l = 0; l < S; ++l) entry(sliding_[l]) = m[l];
-  };
-  const bool jointly_affine = flow_.num_layers() <= 2;
-  Vec m = Vec::Zero(S), F, Fl, Fm, step;
-  Mat D(flow_.state_size(), S), C(S, S);
-  for (int newton = 0; newton < 20; ++newton) {
-    set_masks(m);
     flow_.rhs(y, log_scale, F);
-    const Vec r = rates(F);
-    for (Index l = 0; l < S; ++l) {
-      Vec ml = m;
-      ml[l] = 1.0;
-      set_masks(ml);
-      flow_.rhs(y, log_scale, Fl);
-      if (m[l] == 0.0) {
-        D.col(l) = Fl - F;
-      } else {  // D_l = F(m_l = 1) - F(m_l = 0)
-        ml[l] = 0.0;
-        set_masks(ml);
-        flow_.rhs(y, log_scale, Fm);
-        D.col(l) = Fl - Fm;
-      }
-      C.col(l) = rates(D.col(l));
-    }
-    step = C.fullPivLu().solve(-r);
-    m += step;
-    if (jointly_affine) {
-      set_masks(m);
-      dy = F + D * step;  // exact: F is affine in m
-      if (masks) *masks = m;
+    const Vec dh = flow_.preactivation_tangent(theta, flow_.theta_tangent(y, F));
+    r.resize(S);
+    for (Index l = 0; l < S; ++l) r[l] = dh[sliding_[l]];
+  };
+  const SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
+    evaluate(m, r);
+    if (!J) {
+      m_of_F = m;
       return;
     }
-    if (step.lpNorm<Eigen::Infinity>() <= 1e-14 * (1.0 + m.lpNorm<Eigen::Infinity>())) break;
-  }
-  set_masks(m);
-  flow_.rhs(y, log_scale, dy);
-  if (masks) *masks = m;
+    const Vec F_at_m = F;
+    J->resize(S, S);
+    Vec ml = m, rp, rm;
+    for (Index l = 0; l < S; ++l) {
+      ml[l] = m[l] + 0.5;
+      evaluate(ml, rp);
+      ml[l] = m[l] - 0.5;
+      evaluate(ml, rm);
+      ml[l] = m[l];
+      J->col(l) = rp - rm;
+    }
+    F = F_at_m;
+    m_of_F = m;
+    for (Index l = 0; l < S; ++l) entry(sliding_[l]) = m[l];
+  };
+  Vec m0(S);
+  for (Index l = 0; l < S; ++l) m0[l] = entry(sliding_[l]);
+  // The rates carry the clock's factor e^{log_scale}: a kept Jacobian is rescaled to this one.
+  if (sliding_jacobian_.rows() == S && sliding_jacobian_.cols() == S)
+    sliding_jacobian_ *= std::exp(log_scale - sliding_jacobian_log_scale_);
+  SlidingSetOptions opt;
+  opt.box = false;  // the masks of a given sliding set; leaving [0,1] is their event
+  const SlidingSetResult res = solve_sliding_set(rates, m0, opt, &sliding_jacobian_);
+  sliding_jacobian_log_scale_ = log_scale;
+  for (Index l = 0; l < S; ++l) entry(sliding_[l]) = res.m[l];
+  if (m_of_F.size() == S && m_of_F == res.m)
+    dy = F;
+  else
+    flow_.rhs(y, log_scale, dy);
+  if (masks) *masks = res.m;
 }
 
 void KinkPattern::sliding_rhs_one_hidden_layer(const Vec& y, double log_scale, Vec& dy, Vec* masks) {

@@ -14,18 +14,68 @@ Vec sliding_set_residual(const Vec& m, const Vec& r, double s) {
   return s * (m - (m + r / s).cwiseMax(0.0).cwiseMin(1.0));
 }
 
-SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt) {
+namespace {
+
+// Active-set Newton step on Phi: entries whose z = m + r/s leaves [0,1] go to that bound, the
+// others solve J_II step_I = -(r_I + J_IB step_B) (the linearized rates vanish there). Without
+// the box every entry is interior. Least-norm on singular blocks: coincident surfaces share the
+// correction equally.
+Vec newton_step(const Vec& m, const Vec& r, const Mat& J, double s, bool box) {
+  const Index C = m.size();
+  Vec step = Vec::Zero(C);
+  std::vector<Index> interior;
+  for (Index j = 0; j < C; ++j) {
+    const double z = m[j] + r[j] / s;
+    if (box && z <= 0.0)
+      step[j] = -m[j];
+    else if (box && z >= 1.0)
+      step[j] = 1.0 - m[j];
+    else
+      interior.push_back(j);
+  }
+  if (interior.empty()) return step;
+  const Index ni = Index(interior.size());
+  Mat JII(ni, ni);
+  Vec rhs(ni);
+  for (Index p = 0; p < ni; ++p) {
+    const Index j = interior[std::size_t(p)];
+    rhs[p] = -r[j] - J.row(j).dot(step);  // step is zero on the interior entries here
+    for (Index q = 0; q < ni; ++q) JII(p, q) = J(j, interior[std::size_t(q)]);
+  }
+  Eigen::CompleteOrthogonalDecomposition<Mat> cod(JII);
+  cod.setThreshold(1e-13);
+  const Vec si = cod.solve(rhs);
+  for (Index p = 0; p < ni; ++p) step[interior[std::size_t(p)]] = si[p];
+  return step;
+}
+
+}  // namespace
+
+SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt,
+                                   Mat* jacobian) {
   SlidingSetResult res;
   const Index C = m0.size();
-  res.m = m0.cwiseMax(0.0).cwiseMin(1.0);
+  const bool box = opt.box;
+  auto project = [box](const Vec& m) -> Vec { return box ? Vec(m.cwiseMax(0.0).cwiseMin(1.0)) : m; };
+  auto residual = [box](const Vec& m, const Vec& r, double s) -> Vec {
+    return box ? sliding_set_residual(m, r, s) : Vec(-r);
+  };
+  res.m = project(m0);
   res.r.resize(C);
   if (C == 0) {
     res.converged = true;
     return res;
   }
-  Mat J(C, C), Jt(C, C);
-  Vec rt(C);
-  rates(res.m, res.r, J);
+  Mat J;
+  bool exact = false;  // J evaluated at the current m
+  if (jacobian && jacobian->rows() == C && jacobian->cols() == C) {
+    J = *jacobian;
+    rates(res.m, res.r, nullptr);
+  } else {
+    rates(res.m, res.r, &J);
+    exact = true;
+    ++res.jacobians;
+  }
   res.evaluations = 1;
   // Rate scale: dr_j/dm_j is the normal speed change between the two sides (the jump of the
   // field across surface j seen by h_j), the natural unit of the complementarity residual.
@@ -33,78 +83,68 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
   if (!(s > 0)) s = J.cwiseAbs().maxCoeff();
   if (!(s > 0)) s = std::max(res.r.cwiseAbs().maxCoeff(), 1.0);
   const double tol = opt.rel_tol * (res.r.cwiseAbs().maxCoeff() + s);
-  Vec phi = sliding_set_residual(res.m, res.r, s);
+  Vec phi = residual(res.m, res.r, s);
   double merit = phi.squaredNorm();
-  std::vector<Index> interior;
-  Vec step(C), trial(C);
+  Vec rt(C), trial(C), trial_phi;
   for (; res.iterations < opt.max_iterations; ++res.iterations) {
     res.residual = phi.lpNorm<Eigen::Infinity>();
     if (res.residual <= tol) {
       res.converged = true;
-      return res;
+      break;
     }
-    // Active-set Newton step on Phi: entries whose z = m + r/s leaves [0,1] go to that bound, the
-    // others solve J_II step_I = -(r_I + J_IB step_B) (the linearized rates vanish there).
-    interior.clear();
-    for (Index j = 0; j < C; ++j) {
-      const double z = res.m[j] + res.r[j] / s;
-      if (z <= 0.0)
-        step[j] = -res.m[j];
-      else if (z >= 1.0)
-        step[j] = 1.0 - res.m[j];
-      else
-        interior.push_back(j);
-    }
-    if (!interior.empty()) {
-      const Index ni = Index(interior.size());
-      Mat JII(ni, ni);
-      Vec rhs(ni);
-      for (Index p = 0; p < ni; ++p) {
-        const Index j = interior[std::size_t(p)];
-        rhs[p] = -res.r[j];
-        for (Index q = 0; q < C; ++q) {
-          const bool q_interior = std::binary_search(interior.begin(), interior.end(), q);
-          if (!q_interior) rhs[p] -= J(j, q) * step[q];
-        }
-        for (Index q = 0; q < ni; ++q) JII(p, q) = J(j, interior[std::size_t(q)]);
-      }
-      // Least-norm step: coincident surfaces (singular block) share the correction equally.
-      Eigen::CompleteOrthogonalDecomposition<Mat> cod(JII);
-      cod.setThreshold(1e-13);
-      const Vec si = cod.solve(rhs);
-      for (Index p = 0; p < ni; ++p) step[interior[std::size_t(p)]] = si[p];
-    }
-    // Projected step with Armijo backtracking on |Phi|^2; a full step when no decrease is found
-    // (the iteration count bounds the work either way).
+    const Vec step = newton_step(res.m, res.r, J, s, box);
+    // Projected step with Armijo backtracking on |Phi|^2. A stale Jacobian that does not give a
+    // decrease at once is evaluated afresh; with the exact one, a full step when no decrease is
+    // found (the iteration count bounds the work either way).
     double lambda = 1.0, trial_merit = 0.0;
-    Vec trial_phi;
     bool accepted = false;
-    for (int back = 0; back < 30; ++back, lambda *= 0.5) {
-      trial = (res.m + lambda * step).cwiseMax(0.0).cwiseMin(1.0);
-      rates(trial, rt, Jt);
+    for (int back = 0; back < (exact ? 30 : 1); ++back, lambda *= 0.5) {
+      trial = project(res.m + lambda * step);
+      rates(trial, rt, nullptr);
       ++res.evaluations;
-      trial_phi = sliding_set_residual(trial, rt, s);
+      trial_phi = residual(trial, rt, s);
       trial_merit = trial_phi.squaredNorm();
       if (trial_merit <= (1.0 - 1e-4 * lambda) * merit) {
         accepted = true;
         break;
       }
     }
-    if (!accepted) {
-      trial = (res.m + step).cwiseMax(0.0).cwiseMin(1.0);
-      rates(trial, rt, Jt);
+    if (!accepted && !exact) {
+      rates(res.m, res.r, &J);
       ++res.evaluations;
-      trial_phi = sliding_set_residual(trial, rt, s);
+      ++res.jacobians;
+      exact = true;
+      continue;
+    }
+    if (!accepted) {
+      trial = project(res.m + step);
+      rates(trial, rt, nullptr);
+      ++res.evaluations;
+      trial_phi = residual(trial, rt, s);
       trial_merit = trial_phi.squaredNorm();
+    }
+    const bool slow = trial_merit > 1e-2 * merit;  // the residual did not drop tenfold
+    if (!box) {
+      // Broyden's update of a kept Jacobian along the step taken: superlinear chord steps.
+      const Vec dm = trial - res.m;
+      const double dm2 = dm.squaredNorm();
+      if (dm2 > 0) J += ((rt - res.r) - J * dm) * (dm.transpose() / dm2);
     }
     res.m.swap(trial);
     res.r.swap(rt);
-    J.swap(Jt);
     phi.swap(trial_phi);
     merit = trial_merit;
+    exact = false;
+    if (slow && phi.lpNorm<Eigen::Infinity>() > tol) {
+      rates(res.m, res.r, &J);
+      ++res.evaluations;
+      ++res.jacobians;
+      exact = true;
+    }
   }
   res.residual = phi.lpNorm<Eigen::Infinity>();
   res.converged = res.residual <= tol;
+  if (jacobian) *jacobian = J;
   return res;
 }
 

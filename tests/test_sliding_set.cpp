@@ -14,9 +14,9 @@ namespace gfsim {
 namespace {
 
 SlidingRates affine(const Vec& r0, const Mat& A) {
-  return [r0, A](const Vec& m, Vec& r, Mat& J) {
+  return [r0, A](const Vec& m, Vec& r, Mat* J) {
     r = r0 + A * m;
-    J = A;
+    if (J) *J = A;
   };
 }
 
@@ -185,12 +185,13 @@ TEST(SlidingSet, MultiAffineRatesConvergeQuadraticallyToTheKnownRoot) {
   A(0, 1) = A(1, 0) = -0.5;
   A(2, 3) = 0.4;
   const Vec c = (Vec(C) << 0.0, 1.2, -0.8, 0.5).finished();
-  SlidingRates rates = [&](const Vec& m, Vec& r, Mat& J) {
+  SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
     // r = A (m - m*) + c (m_0 m_2 - m*_0 m*_2)
     r = A * (m - mstar) + c * (m[0] * m[2] - mstar[0] * mstar[2]);
-    J = A;
-    J.col(0) += c * m[2];
-    J.col(2) += c * m[0];
+    if (!J) return;
+    *J = A;
+    J->col(0) += c * m[2];
+    J->col(2) += c * m[0];
   };
   const auto cold = solve_sliding_set(rates, Vec::Zero(C));
   ASSERT_TRUE(cold.converged);
@@ -203,6 +204,34 @@ TEST(SlidingSet, MultiAffineRatesConvergeQuadraticallyToTheKnownRoot) {
   const auto at_root = solve_sliding_set(rates, mstar);
   EXPECT_EQ(at_root.iterations, 0);
   EXPECT_EQ(at_root.evaluations, 1);
+  // A Jacobian kept from the earlier solve (chord steps): the same root, no fresh Jacobian when
+  // the start is close, and the unboxed solve (the equivalent control of a fixed sliding set)
+  // finds the same interior root.
+  Mat J = Mat::Zero(C, C);
+  const auto first = solve_sliding_set(rates, Vec::Zero(C), {}, &J);
+  EXPECT_NE(J.norm(), 0.0);
+  SlidingSetOptions unboxed;
+  unboxed.box = false;
+  const auto chord = solve_sliding_set(rates, mstar + Vec::Constant(C, 1e-6), unboxed, &J);
+  ASSERT_TRUE(chord.converged);
+  EXPECT_EQ(chord.jacobians, 0);
+  EXPECT_LE((chord.m - mstar).lpNorm<Eigen::Infinity>(), 1e-12);
+}
+
+TEST(SlidingSet, UnboxedSolveReturnsMasksOutsideTheBox) {
+  // Without the box the equivalent control of a fixed sliding set may leave [0,1] (its event).
+  Vec r0(2);
+  r0 << 3.0, -1.0;
+  Mat A(2, 2);
+  A << -1.0, 0.2, 0.1, -2.0;
+  SlidingSetOptions unboxed;
+  unboxed.box = false;
+  const auto res = solve_sliding_set(affine(r0, A), Vec::Zero(2), unboxed);
+  ASSERT_TRUE(res.converged);
+  const Vec exact = A.fullPivLu().solve(-r0);
+  EXPECT_LE((res.m - exact).lpNorm<Eigen::Infinity>(), 1e-13);
+  EXPECT_GT(res.m[0], 1.0);
+  EXPECT_LT(res.m[1], 0.0);
 }
 
 TEST(SlidingSet, ResidualVanishesExactlyOnConsistentSets) {

@@ -81,6 +81,8 @@ class KinkPattern {
   std::vector<Mat> masks_;  ///< hidden layer k: d_k x n (index k-1)
   std::vector<Index> sliding_;
   Vec g_all_;  ///< event_values_of: all event functions when a subset cannot be had cheaply
+  Mat sliding_jacobian_;                 ///< dr/dm of the last deep-net sliding solve (chord steps)
+  double sliding_jacobian_log_scale_ = 0;  ///< the clock factor it was evaluated with
 };
 
 }  // namespace gfsim

@@ -15,7 +15,7 @@
 // solutions (repelling surfaces, -dr/dm not a P-matrix) the one reached from m0 is returned:
 // deterministic for a given warm start, and a bound whose sign conditions hold at m0 stays.
 //
-//   auto f = [&](const Vec& m, Vec& r, Mat& J) { r = r0 + A * m; J = A; };
+//   auto f = [&](const Vec& m, Vec& r, Mat* J) { r = r0 + A * m; if (J) *J = A; };
 //   SlidingSetResult s = solve_sliding_set(f, Vec::Zero(C));
 //   if (s.converged) ... s.m, s.r
 #include <functional>
@@ -24,12 +24,15 @@
 
 namespace gfsim {
 
-/// r(m) and J = dr/dm at m (J exact: the Newton method converges quadratically only with it).
-using SlidingRates = std::function<void(const Vec& m, Vec& r, Mat& J)>;
+/// r(m), and J = dr/dm at m when J is not null (exact: Newton converges quadratically only with it).
+using SlidingRates = std::function<void(const Vec& m, Vec& r, Mat* J)>;
 
 struct SlidingSetOptions {
   double rel_tol = 1e-12;   ///< stop when |Phi|_inf <= rel_tol * (|r(m0)|_inf + s)
-  int max_iterations = 50;  ///< Newton iterations (each one evaluation of r and J, plus backtracking)
+  int max_iterations = 50;  ///< Newton iterations (each one evaluation of r, plus backtracking)
+  /// false: no box, solve r(m) = 0 (the equivalent control of a given sliding set, whose masks
+  /// leaving [0,1] are events of their own).
+  bool box = true;
 };
 
 struct SlidingSetResult {
@@ -37,12 +40,17 @@ struct SlidingSetResult {
   Vec r;                 ///< rates at m
   double residual = 0;   ///< |Phi(m)|_inf, in rate units
   int iterations = 0;    ///< Newton iterations taken
-  int evaluations = 0;   ///< evaluations of r (with J)
+  int evaluations = 0;   ///< evaluations of r
+  int jacobians = 0;     ///< evaluations of J (each with r)
   bool converged = false;
 };
 
-/// Solve the sliding set from the warm start m0 (clamped into [0,1]).
-SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt = {});
+/// Solve the sliding set from the warm start m0 (clamped into [0,1] with the box). `jacobian`, if
+/// given and C x C, is a Jacobian from a nearby earlier solve: the first steps use it (chord
+/// steps, one evaluation of r each) and J is evaluated afresh only when a step fails to reduce the
+/// residual tenfold; the Jacobian last used is stored back.
+SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt = {},
+                                   Mat* jacobian = nullptr);
 
 /// The complementarity residual Phi(m) in rate units for rates r at m, scale s (> 0).
 Vec sliding_set_residual(const Vec& m, const Vec& r, double s);
