@@ -185,6 +185,30 @@ class EventLocator {
     for (const auto& [root, j] : roots_)
       if (root <= tau_star + tol_tau && was_previous(j)) repeated = true;
     zero_length_restarts_ = repeated ? zero_length_restarts_ + 1 : 0;
+    if (hooks_.resolve) {
+      // The problem switches every surface hit here jointly with the ones coupled to them: the new
+      // state is consistent as a whole (no forced exits to chase).
+      hit_.clear();
+      for (const auto& [root, j] : roots_)
+        if (root <= tau_star + tol_tau) hit_.push_back(j);
+      if (auto res = hooks_.resolve(t_star, y, hit_, near_events_)) {
+        const Index j0 = hit_.empty() ? 0 : hit_.front();
+        const std::string where = hooks_.describe ? hooks_.describe(j0) : std::to_string(j0);
+        if (!res->failure.empty())
+          return std::make_pair(Status::stalled_at_kink,
+                                fmt::format("kink {} at t = {:.9g}: {}", where, t_star, res->failure));
+        c.events += res->crossings + res->exits;
+        c.sliding_entries += res->entries;
+        if (zero_length_restarts_ > kMaxZeroLengthRestarts)
+          return std::make_pair(Status::stalled_at_kink,
+                                fmt::format("kink {} at t = {:.6g}: {} zero-length restarts in a row (the state "
+                                            "chatters between crossing, sliding and leaving this surface)",
+                                            where, t_star, zero_length_restarts_));
+        last_event_js_.insert(last_event_js_.end(), hit_.begin(), hit_.end());
+        last_event_tau_ = tau_star;
+        return std::nullopt;
+      }
+    }
     if (auto stop = switch_pattern(tau_star + tol_tau, t_star, y, c)) return stop;
     // The switch can move other surfaces' sliding mask values out of [0,1] at this very point (a
     // crossing by another entry of the same unit changes the sliding system): those modes end here,
@@ -270,7 +294,7 @@ class EventLocator {
   const std::atomic<bool>* stop_requested_;
   Vec g_, g_before_, g_event_, y_event_, sample_;  ///< g at the step's end, start, the event
   Vec g_crossing_;                                 ///< g of the crossing surfaces (values_of)
-  std::vector<Index> violated_, crossing_;
+  std::vector<Index> violated_, crossing_, hit_;
   std::vector<std::pair<double, Index>> roots_;  ///< (clock value, surface) hit in the located step
   double last_event_tau_ = -std::numeric_limits<double>::infinity();
   std::vector<Index> last_event_js_, previous_;  ///< surfaces handled at last_event_tau_; a copy for apply()

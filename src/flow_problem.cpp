@@ -10,10 +10,13 @@ namespace gfsim {
 OdeProblem to_ode_problem(const Flow& flow) {
   OdeProblem p;
   p.size = flow.state_size();
-  // The gradient flows are autonomous: F depends on t only through the clock's factor.
-  p.rhs = [&flow](TimePoint tp, const Vec& y, Vec& dy) { flow.rhs(y, tp.log_scale, dy); };
-  p.jacobian = [&flow](TimePoint tp, const Vec& y, Mat& J) { flow.jacobian(y, tp.log_scale, J); };
-  p.jvp = [&flow](TimePoint tp, const Vec& y, const Vec& v, Vec& jv) { flow.jvp(y, tp.log_scale, v, jv); };
+  p.rhs = [&flow](TimePoint tp, const Vec& y, Vec& dy) { flow.rhs(tp, y, dy); };
+  p.jacobian = [&flow](TimePoint tp, const Vec& y, Mat& J) { flow.jacobian(tp, y, J); };
+  p.jvp = [&flow](TimePoint tp, const Vec& y, const Vec& v, Vec& jv) { flow.jvp(tp, y, v, jv); };
+  // The built-in kinds are autonomous (F depends on t only through the clock's factor).
+  p.autonomous = flow.autonomous();
+  if (!p.autonomous)
+    p.time_derivative = [&flow](TimePoint tp, const Vec& y, Vec& dft) { flow.time_derivative(tp, y, dft); };
   p.explain_stall = [&flow](const Vec& y, bool& at_kink) -> std::string {
     const auto kink = flow.nearest_kink(y);
     if (kink.layer < 0) return {};
@@ -34,9 +37,9 @@ OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink o
   OdeProblem p = to_ode_problem(flow);
   if (flow.num_preactivations() == 0) return p;
   pattern.freeze(y0);
-  p.rhs = [&pattern](TimePoint tp, const Vec& y, Vec& dy) { pattern.rhs(y, tp.log_scale, dy); };
-  p.jacobian = [&pattern](TimePoint tp, const Vec& y, Mat& J) { pattern.jacobian(y, tp.log_scale, J); };
-  p.jvp = [&pattern](TimePoint tp, const Vec& y, const Vec& v, Vec& jv) { pattern.jvp(y, tp.log_scale, v, jv); };
+  p.rhs = [&pattern](TimePoint tp, const Vec& y, Vec& dy) { pattern.rhs(tp, y, dy); };
+  p.jacobian = [&pattern](TimePoint tp, const Vec& y, Mat& J) { pattern.jacobian(tp, y, J); };
+  p.jvp = [&pattern](TimePoint tp, const Vec& y, const Vec& v, Vec& jv) { pattern.jvp(tp, y, v, jv); };
   auto report = [&flow, on_event](double t, Index j, KinkEvent kind) {
     if (!on_event) return;
     const auto k = flow.kink_of(j);
@@ -65,6 +68,22 @@ OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink o
     if (!pattern.start_sliding(j)) return false;
     report(t, j, KinkEvent::sliding_entry);
     return true;
+  };
+  p.events.resolve = [&pattern, report](double t, const Vec& y, const std::vector<Index>& js,
+                                         int cluster) -> std::optional<EventHooks::Resolution> {
+    // The rates' positive clock factor e^{log(1+t)} keeps the loss weights of late times finite.
+    auto joint = pattern.resolve(TimePoint{t, std::log1p(std::max(t, 0.0))}, y, js, cluster);
+    if (!joint) return std::nullopt;
+    EventHooks::Resolution r;
+    r.failure = joint->failure;
+    for (const auto& [j, what] : joint->changes) {
+      switch (what) {
+        case KinkPattern::Switch::crossing: ++r.crossings; report(t, j, KinkEvent::crossing); break;
+        case KinkPattern::Switch::sliding_entry: ++r.entries; report(t, j, KinkEvent::sliding_entry); break;
+        case KinkPattern::Switch::sliding_exit: ++r.exits; report(t, j, KinkEvent::sliding_exit); break;
+      }
+    }
+    return r;
   };
   p.events.describe = [&flow](Index j) {
     const auto k = flow.kink_of(j);

@@ -2,6 +2,8 @@
 
 #include "gfsim/sliding_set.hpp"
 
+#include <fmt/format.h>
+
 #include <Eigen/LU>
 
 #include <algorithm>
@@ -83,7 +85,7 @@ void KinkPattern::stop_sliding(Index j, bool active) {
 
 Vec KinkPattern::sliding_masks(const Vec& y) {
   Vec dy, masks;
-  sliding_rhs(y, 0.0, dy, &masks);
+  sliding_rhs(TimePoint{}, y, dy, &masks);
   return masks;
 }
 
@@ -97,7 +99,7 @@ std::vector<Index> KinkPattern::settle_on_kinks(const Vec& y, double rel_tol) {
   Vec dy;
   // dh_j/dt with the current pattern and sliding set (the e^s of the log clock is a positive factor).
   auto normal_velocity = [&](Index j) {
-    rhs(y, 0.0, dy);
+    rhs(TimePoint{}, y, dy);
     return flow_.preactivation_tangent(theta, flow_.theta_tangent(y, dy))[j];
   };
   for (Index j = 0; j < h.size(); ++j) {
@@ -120,30 +122,30 @@ std::vector<Index> KinkPattern::settle_on_kinks(const Vec& y, double rel_tol) {
   return sliding;
 }
 
-void KinkPattern::rhs(const Vec& y, double log_scale, Vec& dy) {
-  if (!sliding_.empty()) return sliding_rhs(y, log_scale, dy);
-  flow_.rhs(y, log_scale, dy);
+void KinkPattern::rhs(TimePoint tp, const Vec& y, Vec& dy) {
+  if (!sliding_.empty()) return sliding_rhs(tp, y, dy);
+  flow_.rhs(tp, y, dy);
 }
 
-void KinkPattern::jvp(const Vec& y, double log_scale, const Vec& v, Vec& jv) {
-  if (sliding_.empty()) return flow_.jvp(y, log_scale, v, jv);
+void KinkPattern::jvp(TimePoint tp, const Vec& y, const Vec& v, Vec& jv) {
+  if (sliding_.empty()) return flow_.jvp(tp, y, v, jv);
   // The sliding field's masks depend on y through a linear solve: central differences of the
   // sliding right-hand side (second-order accurate; used only while sliding).
   const double h = 1e-7 * (1.0 + y.norm()) / std::max(v.norm(), 1e-300);
   Vec fp, fm;
-  sliding_rhs(y + h * v, log_scale, fp);
-  sliding_rhs(y - h * v, log_scale, fm);
+  sliding_rhs(tp, y + h * v, fp);
+  sliding_rhs(tp, y - h * v, fm);
   jv = (fp - fm) / (2 * h);
 }
 
-void KinkPattern::jacobian(const Vec& y, double log_scale, Mat& J) {
-  if (sliding_.empty()) return flow_.jacobian(y, log_scale, J);
+void KinkPattern::jacobian(TimePoint tp, const Vec& y, Mat& J) {
+  if (sliding_.empty()) return flow_.jacobian(tp, y, J);
   const Index m = flow_.state_size();
   J.resize(m, m);
   Vec e = Vec::Zero(m), col(m);
   for (Index j = 0; j < m; ++j) {
     e[j] = 1.0;
-    jvp(y, log_scale, e, col);
+    jvp(tp, y, e, col);
     J.col(j) = col;
     e[j] = 0.0;
   }
@@ -153,13 +155,16 @@ void KinkPattern::event_values(const Vec& y, Vec& g) {
   Vec masks;
   if (!sliding_.empty()) {
     Vec dy;
-    sliding_rhs(y, 0.0, dy, &masks);
+    sliding_rhs(TimePoint{}, y, dy, &masks);
   }
   g = flow_.preactivations(y);
+  const std::vector<char> dead = flow_.num_layers() > 2 ? dead_entries(g) : std::vector<char>();
   Index o = 0;
   for (const Mat& m : masks_)
     for (Index i = 0; i < m.size(); ++i, ++o)
       if (m.data()[i] < 0.5) g[o] = -g[o];
+  for (std::size_t j = 0; j < dead.size(); ++j)
+    if (dead[j]) g[Index(j)] = std::abs(g[Index(j)]);  // identically zero: never an event
   // A sliding entry's event is its mask value leaving [0,1].
   for (std::size_t s = 0; s < sliding_.size(); ++s) g[sliding_[s]] = std::min(masks[Index(s)], 1.0 - masks[Index(s)]);
 }
@@ -178,9 +183,10 @@ void KinkPattern::event_values_of(const Vec& y, const std::vector<Index>& js, Ve
     // Deeper pre-activations need the forward pass, but no mask solve: the sliding entries' masks
     // enter it only through their activations relu(h) = m h with h = 0 up to the drift.
     g_all_ = flow_.preactivations(y);
+    const std::vector<char> dead = dead_entries(g_all_);
     for (std::size_t s = 0; s < js.size(); ++s) {
       const double h = g_all_[js[s]];
-      g[Index(s)] = value(js[s]) < 0.5 ? -h : h;
+      g[Index(s)] = dead[std::size_t(js[s])] ? std::abs(h) : value(js[s]) < 0.5 ? -h : h;
     }
     return;
   }
@@ -194,7 +200,116 @@ void KinkPattern::event_values_of(const Vec& y, const std::vector<Index>& js, Ve
   }
 }
 
-void KinkPattern::sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks) {
+std::vector<char> KinkPattern::dead_entries(const Vec& h) const {
+  const Network& net = flow_.network();
+  const Index n = flow_.num_points();
+  std::vector<char> dead(std::size_t(h.size()), 0);
+  if (masks_.empty()) return dead;
+  Index o = 0;
+  for (Index k = 0; k + 1 < net.num_layers(); ++k) {
+    const Index rows = net.layer_rows(k);
+    if (k > 0) {
+      // The layer below: activations relu(h) = mask h at each point, against its largest |h|.
+      const Index below = net.layer_rows(k - 1), ob = o - below * n;
+      const auto Hb = Eigen::Map<const Mat>(h.data() + ob, below, n);
+      const double scale = Hb.cwiseAbs().maxCoeff();
+      for (Index p = 0; p < n; ++p) {
+        const double post = (Hb.col(p).array() * masks_[std::size_t(k - 1)].col(p).array()).abs().maxCoeff();
+        if (post <= 1e-12 * scale)
+          for (Index i = 0; i < rows; ++i) dead[std::size_t(o + p * rows + i)] = 1;
+      }
+    }
+    o += rows * n;
+  }
+  return dead;
+}
+
+std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const Vec& y, const std::vector<Index>& hit,
+                                                             int cluster) {
+  if (masks_.empty()) return std::nullopt;
+  if (cluster < kJointAfterEvents) return std::nullopt;
+  const Vec h = flow_.preactivations(y);
+  const double hmax = h.cwiseAbs().maxCoeff();
+  const std::vector<char> dead = dead_entries(h);
+  JointSwitch out;
+  std::vector<Index> cand;
+  for (Index j : std::vector<Index>(sliding_)) {
+    if (dead[std::size_t(j)]) {  // its point died upstream: no surface any more
+      stop_sliding(j, false);
+      out.changes.emplace_back(j, Switch::sliding_exit);
+    } else {
+      cand.push_back(j);
+    }
+  }
+  auto add = [&](Index j) {
+    if (!dead[std::size_t(j)] && std::find(cand.begin(), cand.end(), j) == cand.end()) cand.push_back(j);
+  };
+  for (Index j : hit) add(j);
+  for (Index j = 0; j < h.size(); ++j)
+    if (std::abs(h[j]) <= 1e-10 * hmax) add(j);
+  const Index C = Index(cand.size());
+  Vec m0(C);
+  for (Index l = 0; l < C; ++l) m0[l] = entry(cand[l]);
+  const Vec theta = flow_.theta(y);
+  Vec F;
+  auto evaluate = [&](const Vec& m, Vec& r) {
+    for (Index l = 0; l < C; ++l) entry(cand[l]) = m[l];
+    flow_.rhs(tp, y, F);
+    const Vec dh = flow_.preactivation_tangent(theta, flow_.theta_tangent(y, F));
+    r.resize(C);
+    for (Index l = 0; l < C; ++l) r[l] = dh[cand[l]];
+  };
+  // The rates are at most quadratic in each mask (sliding_rhs): central differences with step 1/2
+  // are its exact derivative.
+  const SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
+    evaluate(m, r);
+    if (!J) return;
+    J->resize(C, C);
+    Vec ml = m, rp, rm;
+    for (Index l = 0; l < C; ++l) {
+      ml[l] = m[l] + 0.5;
+      evaluate(ml, rp);
+      ml[l] = m[l] - 0.5;
+      evaluate(ml, rm);
+      ml[l] = m[l];
+      J->col(l) = rp - rm;
+    }
+  };
+  // From the current masks first (the selection where the problem has several solutions), then,
+  // should Newton stall (rates that are not monotone in the masks), from the two sides.
+  SlidingSetResult res = solve_sliding_set(rates, m0);
+  for (double start : {0.0, 1.0}) {
+    if (res.converged) break;
+    res = solve_sliding_set(rates, Vec::Constant(C, start));
+  }
+  if (!res.converged) {
+    for (Index l = 0; l < C; ++l) entry(cand[l]) = m0[l];
+    out.failure = fmt::format("no consistent sliding set of {} surfaces (complementarity residual {:.3g} after {} "
+                              "Newton steps)", C, res.residual, res.iterations);
+    return out;
+  }
+  for (Index l = 0; l < C; ++l) {
+    const Index j = cand[l];
+    const double m = res.m[l];
+    const bool was_sliding = std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end();
+    if (m > 0.0 && m < 1.0) {
+      entry(j) = m;
+      if (!was_sliding) {
+        start_sliding(j);
+        out.changes.emplace_back(j, Switch::sliding_entry);
+      }
+    } else if (was_sliding) {
+      stop_sliding(j, m == 1.0);
+      out.changes.emplace_back(j, Switch::sliding_exit);
+    } else {
+      entry(j) = m;
+      if (m != m0[l]) out.changes.emplace_back(j, Switch::crossing);
+    }
+  }
+  return out;
+}
+
+void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   // On the kink surfaces the field depends on the sliding mask values m only through the
   // backward pass (the pre-activation is 0 there, so the outputs do not depend on m), and it is
   // affine in each m_l separately. For one hidden layer it is jointly affine and the tangency
@@ -204,13 +319,14 @@ void KinkPattern::sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* mask
   // most quadratic in each m_l (docs/events.md, "Sliding at any depth"). Newton's method from the
   // last masks (warm start), with the last Jacobian while it keeps converging fast (chord steps)
   // and the exact one, dr/dm_l = r(m + e_l/2) - r(m - e_l/2) (exact for a quadratic), otherwise.
-  if (flow_.num_layers() == 2) return sliding_rhs_one_hidden_layer(y, log_scale, dy, masks);
+  if (flow_.num_layers() == 2) return sliding_rhs_one_hidden_layer(tp, y, dy, masks);
+  const double log_scale = tp.log_scale;
   const Index S = Index(sliding_.size());
   const Vec theta = flow_.theta(y);
   Vec F, m_of_F;  // the field of the last evaluation and its masks
   auto evaluate = [&](const Vec& m, Vec& r) {
     for (Index l = 0; l < S; ++l) entry(sliding_[l]) = m[l];
-    flow_.rhs(y, log_scale, F);
+    flow_.rhs(tp, y, F);
     const Vec dh = flow_.preactivation_tangent(theta, flow_.theta_tangent(y, F));
     r.resize(S);
     for (Index l = 0; l < S; ++l) r[l] = dh[sliding_[l]];
@@ -249,35 +365,30 @@ void KinkPattern::sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* mask
   if (m_of_F.size() == S && m_of_F == res.m)
     dy = F;
   else
-    flow_.rhs(y, log_scale, dy);
+    flow_.rhs(tp, y, dy);
   if (masks) *masks = res.m;
 }
 
-void KinkPattern::sliding_rhs_one_hidden_layer(const Vec& y, double log_scale, Vec& dy, Vec* masks) {
+void KinkPattern::sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   // The same equivalent control in closed form for one hidden layer, at the cost of ~2 RHS instead
   // of S + 1. Mask m_l of sliding entry l = (unit i, point n) adds to the loss gradient in the
   // flow's coordinates the single row dG_l = a_n W2_i x_n^T in row i of layer 1 (a_n the loss
   // weight, W2 the output layer of theta for gd, of V otherwise); the outputs do not depend on m.
   // The flow maps it to the state velocity D_l = alpha (dG_l - c_l V_1), c_l = <V_1, dG_l>/|V_1|^2
   // (gd: alpha = 1, no projection), and the rates dh_j/dt = s1 (D_l row i_j) . x_{n_j}, with
-  // s1 = d theta_1 / d V_1 (1, rho_1 or rho^(1/2)).
+  // s1 = d theta_1 / d V_1 (1, rho_1 or rho^(1/2)): the kind's LayerResponse of layer 1.
   const Network& net = flow_.network();
   const Mat& XT = flow_.inputs();
-  const FlowKind kind = flow_.kind();
   const Index S = Index(sliding_.size()), d0 = net.layer_cols(0), rows = net.layer_rows(0);
-  const bool projected = kind != FlowKind::gd;
-  const Index off = flow_.is_polar() ? 2 : 0;
+  const LayerResponse response = flow_.kind_model().layer_response(net, y, 0);
+  const bool projected = response.projected;
+  const Index off = response.offset;
   for (Index j : sliding_) entry(j) = 0.0;
-  flow_.rhs(y, log_scale, dy);  // F(m = 0); leaves the loss weights and V's forward pass in the flow
+  flow_.rhs(tp, y, dy);  // F(m = 0); leaves the loss weights and V's forward pass in the flow
   const Vec& a = flow_.loss_weights();
   const auto V1 = net.layer(y.segment(off, flow_.num_params()), 0);
   const auto W2 = y.segment(off + net.layer_offset(1), net.layer_size(1));
-  double rho = flow_.fixed_rho(), alpha = 1.0, s1 = 1.0;
-  if (flow_.is_polar()) rho = y[0] * y[1];
-  if (kind == FlowKind::gd_polar) alpha = rho / (y[0] * y[0]);
-  if (kind == FlowKind::wn || kind == FlowKind::fixed_rho) alpha = rho;
-  if (flow_.is_polar()) s1 = y[0];
-  if (kind == FlowKind::fixed_rho) s1 = std::sqrt(flow_.fixed_rho());
+  const double alpha = response.alpha, s1 = response.weight_scale;
   const double v1_norm2 = projected ? V1.squaredNorm() : 1.0;
   std::vector<Index> unit(std::size_t(S), 0), point(std::size_t(S), 0);
   Vec coef(S), c(S), hv(S);  // dG_l = coef_l x_{n_l} in row unit_l

@@ -8,10 +8,10 @@
 
 namespace gfsim {
 
-Vec sliding_set_residual(const Vec& m, const Vec& r, double s) {
+Vec sliding_set_residual(const Vec& m, const Vec& r, const Vec& s) {
   // Zero exactly at a consistent set: interior m_j with r_j = 0, m_j = 0 with r_j <= 0, m_j = 1
   // with r_j >= 0 (the natural residual of MCP(-r, [0,1]^C), scaled back to rate units).
-  return s * (m - (m + r / s).cwiseMax(0.0).cwiseMin(1.0));
+  return s.cwiseProduct(m - (m + r.cwiseQuotient(s)).cwiseMax(0.0).cwiseMin(1.0));
 }
 
 namespace {
@@ -20,12 +20,12 @@ namespace {
 // others solve J_II step_I = -(r_I + J_IB step_B) (the linearized rates vanish there). Without
 // the box every entry is interior. Least-norm on singular blocks: coincident surfaces share the
 // correction equally.
-Vec newton_step(const Vec& m, const Vec& r, const Mat& J, double s, bool box) {
+Vec newton_step(const Vec& m, const Vec& r, const Mat& J, const Vec& s, bool box) {
   const Index C = m.size();
   Vec step = Vec::Zero(C);
   std::vector<Index> interior;
   for (Index j = 0; j < C; ++j) {
-    const double z = m[j] + r[j] / s;
+    const double z = m[j] + r[j] / s[j];
     if (box && z <= 0.0)
       step[j] = -m[j];
     else if (box && z >= 1.0)
@@ -57,7 +57,7 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
   const Index C = m0.size();
   const bool box = opt.box;
   auto project = [box](const Vec& m) -> Vec { return box ? Vec(m.cwiseMax(0.0).cwiseMin(1.0)) : m; };
-  auto residual = [box](const Vec& m, const Vec& r, double s) -> Vec {
+  auto residual = [box](const Vec& m, const Vec& r, const Vec& s) -> Vec {
     return box ? sliding_set_residual(m, r, s) : Vec(-r);
   };
   res.m = project(m0);
@@ -77,12 +77,16 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
     ++res.jacobians;
   }
   res.evaluations = 1;
-  // Rate scale: dr_j/dm_j is the normal speed change between the two sides (the jump of the
-  // field across surface j seen by h_j), the natural unit of the complementarity residual.
-  double s = J.diagonal().cwiseAbs().maxCoeff();
-  if (!(s > 0)) s = J.cwiseAbs().maxCoeff();
-  if (!(s > 0)) s = std::max(res.r.cwiseAbs().maxCoeff(), 1.0);
-  const double tol = opt.rel_tol * (res.r.cwiseAbs().maxCoeff() + s);
+  // Rate scales: |dr_j/dm_j| is the normal speed change between the two sides of surface j (the
+  // jump of the field seen by h_j), the natural unit of entry j's complementarity residual; it
+  // also decides the side when both one-sided rates have one sign (z = m + r/s leaves [0,1]).
+  double smax = J.diagonal().cwiseAbs().maxCoeff();
+  if (!(smax > 0)) smax = J.cwiseAbs().maxCoeff();
+  if (!(smax > 0)) smax = std::max(res.r.cwiseAbs().maxCoeff(), 1.0);
+  Vec s = J.diagonal().cwiseAbs();
+  for (Index j = 0; j < C; ++j)
+    if (!(s[j] > 1e-12 * smax)) s[j] = smax;
+  const double tol = opt.rel_tol * (res.r.cwiseAbs().maxCoeff() + smax);
   Vec phi = residual(res.m, res.r, s);
   double merit = phi.squaredNorm();
   Vec rt(C), trial(C), trial_phi;

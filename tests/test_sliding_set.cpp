@@ -234,15 +234,38 @@ TEST(SlidingSet, UnboxedSolveReturnsMasksOutsideTheBox) {
   EXPECT_LT(res.m[1], 0.0);
 }
 
+TEST(SlidingSet, BothRatesPositiveWithAnAntiMonotoneCouplingTakesTheActiveSide) {
+  // Measured at an event of the 3-layer net (20-16-8-1): a sliding layer-1 entry and a layer-2
+  // entry whose rate rises with its own mask (r = 0.085 at m = 0, 0.134 at m = 1: crossed into the
+  // active side). The unique solution has m_2 = 1 and m_1 from r_1 = 0.00508 - 0.1116 m_1 = 0.
+  const Vec r00 = (Vec(2) << 0.00703172, 0.0845396).finished();
+  const Vec r01 = (Vec(2) << 0.00507983, 0.134114).finished();
+  const Vec r10 = (Vec(2) << -0.104539, 0.0870254).finished();
+  const Vec r11 = (Vec(2) << -0.106491, 0.136599).finished();
+  // Bilinear interpolation of the four corners: r(m) = r00 + a m1 + b m2 + c m1 m2.
+  const Vec a = r10 - r00, b = r01 - r00, c = r11 - r10 - r01 + r00;
+  SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
+    r = r00 + a * m[0] + b * m[1] + c * (m[0] * m[1]);
+    if (!J) return;
+    J->resize(2, 2);
+    J->col(0) = a + c * m[1];
+    J->col(1) = b + c * m[0];
+  };
+  const auto res = solve_sliding_set(rates, (Vec(2) << 0.0630246, 0.0).finished());
+  ASSERT_TRUE(res.converged) << res.residual;
+  EXPECT_EQ(res.m[1], 1.0);
+  EXPECT_NEAR(res.m[0], -r01[0] / (a[0] + c[0]), 1e-12);
+}
+
 TEST(SlidingSet, ResidualVanishesExactlyOnConsistentSets) {
   Vec m(3), r(3);
   m << 0.0, 1.0, 0.4;
   r << -2.0, 5.0, 0.0;
-  EXPECT_EQ(sliding_set_residual(m, r, 3.0).lpNorm<Eigen::Infinity>(), 0.0);
+  EXPECT_EQ(sliding_set_residual(m, r, Vec::Constant(3, 3.0)).lpNorm<Eigen::Infinity>(), 0.0);
   r << 2.0, 5.0, 0.0;  // m = 0 with r > 0: the state would leave into the active side
-  EXPECT_NEAR(sliding_set_residual(m, r, 3.0)[0], -2.0, 1e-15);  // -r_j while m_j + r_j/s stays in [0,1]
+  EXPECT_NEAR(sliding_set_residual(m, r, Vec::Constant(3, 3.0))[0], -2.0, 1e-15);  // -r_j while m_j + r_j/s stays in [0,1]
   r << -2.0, 5.0, 0.1;  // an interior mask with a non-zero rate
-  EXPECT_NEAR(sliding_set_residual(m, r, 3.0)[2], -0.1, 1e-15);
+  EXPECT_NEAR(sliding_set_residual(m, r, Vec::Constant(3, 3.0))[2], -0.1, 1e-15);
 }
 
 }  // namespace

@@ -10,6 +10,9 @@
 //   pattern.freeze(y0);
 //   pattern.rhs(y, 0.0, dy);           // the field of the current pattern, sliding if any
 //   OdeProblem p = to_event_problem(pattern, y0, sink);   // flow_problem.hpp
+#include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "gfsim/flow.hpp"
@@ -37,11 +40,13 @@ class KinkPattern {
   /// sliding.
   std::vector<Index> settle_on_kinks(const Vec& y, double rel_tol = 1e-12);
 
-  /// dy = e^{log_scale} F(y) for the current pattern: the sliding field while entries slide.
-  void rhs(const Vec& y, double log_scale, Vec& dy);
+  /// dy = e^{tp.log_scale} F(tp.t, y) for the current pattern: the sliding field while entries slide.
+  void rhs(TimePoint tp, const Vec& y, Vec& dy);
   /// Exact JVP of the smooth field; central differences of the sliding field while sliding.
-  void jvp(const Vec& y, double log_scale, const Vec& v, Vec& jv);
-  void jacobian(const Vec& y, double log_scale, Mat& J);
+  void jvp(TimePoint tp, const Vec& y, const Vec& v, Vec& jv);
+  void jacobian(TimePoint tp, const Vec& y, Mat& J);
+  /// The same at t = 0 (autonomous kinds).
+  void rhs(const Vec& y, double log_scale, Vec& dy) { rhs(TimePoint{0.0, log_scale}, y, dy); }
 
   /// Event functions: g_j = h_j where active, -h_j where inactive, min(m_j, 1 - m_j) while sliding.
   void event_values(const Vec& y, Vec& g);
@@ -71,11 +76,31 @@ class KinkPattern {
   /// Forget the pattern: the flow goes back to the signs of h.
   void clear();
 
+  // ---- Joint switching at an event (docs/events.md, "Sliding sets") --------------------------
+  enum class Switch { crossing, sliding_entry, sliding_exit };
+  struct JointSwitch {
+    std::vector<std::pair<Index, Switch>> changes;  ///< in candidate order
+    std::string failure;                            ///< non-empty: no consistent set found
+  };
+  /// One hidden layer: joint switching only inside a cluster of this many events near one point
+  /// (a cycle between the single-surface modes of coupled surfaces); below it the surfaces hit are
+  /// switched one at a time (cross / bounce into sliding).
+  static constexpr int kJointAfterEvents = 32;
+  /// At an event at y with the surfaces `hit`: the candidates (sliding entries, the surfaces hit,
+  /// and every surface with |h| at round-off level, except dead ones) get masks m in [0,1] from the
+  /// box-constrained complementarity problem of their one-sided rates (sliding_set.hpp): interior
+  /// m slides, m at 0 or 1 takes that side. The rates carry the positive factor e^{tp.log_scale}.
+  /// nullopt for one hidden layer outside a cluster (see kJointAfterEvents).
+  std::optional<JointSwitch> resolve(TimePoint tp, const Vec& y, const std::vector<Index>& hit, int cluster);
+  /// Entries whose pre-activation is identically zero because every unit of the layer below is
+  /// inactive at that data point (up to round-off): no switching surface (ReLU'(0) = 0 there).
+  std::vector<char> dead_entries(const Vec& h) const;
+
  private:
   double& entry(Index j);
   /// Sliding field at y: solves for the sliding masks (stored in the pattern) and writes dy.
-  void sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks = nullptr);
-  void sliding_rhs_one_hidden_layer(const Vec& y, double log_scale, Vec& dy, Vec* masks);
+  void sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks = nullptr);
+  void sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& dy, Vec* masks);
 
   Flow& flow_;
   std::vector<Mat> masks_;  ///< hidden layer k: d_k x n (index k-1)

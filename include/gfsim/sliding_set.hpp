@@ -8,7 +8,7 @@
 //     m_j = 1      =>  r_j >= 0      (stays on the active side)
 // i.e. the mixed complementarity problem MCP(-r, [0,1]^C). For ReLU nets r is affine in m with
 // one hidden layer and multi-affine deeper. Solved by an active-set semismooth Newton method on
-//     Phi_j(m) = s (m_j - clamp(m_j + r_j(m)/s, 0, 1))     (s: the rate scale, max |dr_j/dm_j|)
+//     Phi_j(m) = s_j (m_j - clamp(m_j + r_j(m)/s_j, 0, 1))     (s_j = |dr_j/dm_j| at the start)
 // which is zero exactly at a consistent set; Armijo backtracking on |Phi|^2, warm start m0.
 // Singular interior blocks (coincident surfaces: duplicate data points) take the least-norm
 // Newton step, so coincident surfaces share their control equally. Where the problem has several
@@ -52,7 +52,7 @@ struct SlidingSetResult {
 SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt = {},
                                    Mat* jacobian = nullptr);
 
-/// The complementarity residual Phi(m) in rate units for rates r at m, scale s (> 0).
-Vec sliding_set_residual(const Vec& m, const Vec& r, double s);
+/// The complementarity residual Phi(m) in rate units for rates r at m, scales s_j > 0.
+Vec sliding_set_residual(const Vec& m, const Vec& r, const Vec& s);
 
 }  // namespace gfsim
