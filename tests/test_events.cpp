@@ -254,15 +254,16 @@ TEST(ReluEvents, FirstCrossingTimeInClosedForm) {
 // F(0) + sum_l m_l (F(e_l) - F(0)) of the one-sided fields with the returned mask values.
 TEST(ReluEvents, SlidingFieldIsTangentAndTheFilippovCombination) {
   const Dataset data = test::separable_data(12, 3, 21, 0.1);
-  for (const std::vector<Index>& widths : {std::vector<Index>{3, 5, 1}, std::vector<Index>{3, 4, 3, 1}}) {
+  for (const std::vector<Index>& widths :
+       {std::vector<Index>{3, 5, 1}, std::vector<Index>{3, 4, 3, 1}, std::vector<Index>{3, 4, 3, 3, 1}}) {
     for (FlowKind kind : {FlowKind::gd, FlowKind::gd_polar, FlowKind::wn, FlowKind::fixed_rho}) {
       Flow flow(Network(widths, Activation::relu), data, LossKind::exp, kind, 2.0);
       const Network& net = flow.network();
       Vec theta = test::random_vector(net.num_params(), 22, 0.8);
-      // K = 3: W_2 > 0 keeps every layer-2 unit active, so each layer-1 mask reaches the output
+      // K >= 3: the middle layers > 0 keep every deeper unit active, so each layer-1 mask reaches the output
       // (otherwise a mask can be irrelevant and that surface admits no sliding mode).
-      if (widths.size() == 4)
-        theta.segment(net.layer_offset(1), net.layer_size(1)) = theta.segment(net.layer_offset(1), net.layer_size(1)).cwiseAbs();
+      for (Index k = 1; k + 2 < Index(widths.size()); ++k)
+        theta.segment(net.layer_offset(k), net.layer_size(k)) = theta.segment(net.layer_offset(k), net.layer_size(k)).cwiseAbs();
       // Put (unit 1, points 0 and 3) and (unit 2, point 5) of layer 1 on their kinks: project
       // rows of W_1 onto the orthogonal complement of those points.
       const std::vector<std::pair<Index, std::vector<Index>>> on_kink{{1, {0, 3}}, {2, {5}}};
