@@ -40,8 +40,8 @@ int main(int argc, char** argv) {
   std::vector<double> walls;
   SolveResult r;
   for (int k = 0; k < runs; ++k) {
-    flow.clear_pattern();
-    const OdeProblem p = events ? to_event_problem(flow, y0) : to_ode_problem(flow);
+    KinkPattern pattern(flow);
+    const OdeProblem p = events ? to_event_problem(pattern, y0) : to_ode_problem(flow);
     const auto t0 = std::chrono::steady_clock::now();
     r = integrate(p, y0, times, o, [](std::int64_t, double, const Vec&) {});
     walls.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

@@ -13,7 +13,9 @@
 //   - a switch that puts another surface's sliding mask value outside [0,1] ends that sliding mode
 //     at the same point (checked at once, not at the end of the next step; only values the switch
 //     lowered count);
-//   - more than kMaxZeroLengthRestarts bounces in a row stop the run (Status::stalled_at_kink).
+//   - more than kMaxZeroLengthRestarts bounces in a row stop the run (Status::stalled_at_kink), and
+//     so do more than kMaxEventsNearPoint events within a relative clock distance kNearPoint of
+//     one instant (a Zeno-like accumulation), naming the surface and t.
 // After stop_at_event() the loop restarts its stepper at the event (the right-hand side changed
 // discontinuously). A stop request (SIGINT/SIGTERM flag) is honoured inside the chain of forced
 // exits too, so an event-dense run stops promptly.
@@ -42,6 +44,8 @@ using StepInterpolant = std::function<void(double tau, Vec& out)>;
 class EventLocator {
  public:
   static constexpr int kMaxZeroLengthRestarts = 64;
+  static constexpr int kMaxEventsNearPoint = 2048;  ///< events allowed within kNearPoint of one instant
+  static constexpr double kNearPoint = 1e-6;        ///< relative clock distance of "one point"
 
   EventLocator(const EventHooks& hooks, Clock clock, const std::atomic<bool>* stop_requested = nullptr)
       : hooks_(hooks), clock_(clock), stop_requested_(stop_requested) {}
@@ -52,6 +56,12 @@ class EventLocator {
   /// smooth piece ended inside the step).
   bool crossed(const Vec& y_before, const Vec& y) {
     hooks_.values(y, g_);
+    // g at the start of the next step, unless an event switches the discrete state first.
+    const bool before_known = end_known_ && y_before.size() == y_end_.size() && y_before == y_end_;
+    if (before_known) g_before_.swap(g_end_);
+    y_end_ = y;
+    g_end_ = g_;
+    end_known_ = true;
     violated_.clear();
     for (Index j = 0; j < g_.size(); ++j)
       if (g_[j] < 0) violated_.push_back(j);
@@ -63,7 +73,7 @@ class EventLocator {
     // on the side the event chose, or has not moved off it beyond round-off: not an event. (At a
     // tangential exit from sliding the departure is second order in the step; after CVODE's short
     // restart step it is below the round-off of g.)
-    hooks_.values(y_before, g_before_);
+    if (!before_known) hooks_.values(y_before, g_before_);
     violated_.erase(std::remove_if(violated_.begin(), violated_.end(),
                                    [&](Index j) { return g_before_[j] <= 0 && g_[j] >= 2 * g_before_[j]; }),
                     violated_.end());
@@ -161,8 +171,10 @@ class EventLocator {
   /// that this switch forces at the same point. Counts events and sliding entries in c. Returns the
   /// status and message to stop with when the state chatters.
   std::optional<std::pair<Status, std::string>> apply(double tau_star, const Vec& y, SolverCounters& c) {
+    end_known_ = false;  // the switch changes the event functions
     const double tol_tau = 1e-12 * std::max(1.0, std::abs(tau_star));
     const double t_star = clock_.time(tau_star);
+    if (auto zeno = count_near_point(tau_star, t_star)) return zeno;
     const bool same_instant = tau_star - last_event_tau_ <= tol_tau;
     // Surfaces handled at the previous event, if it was at this instant (they accumulate over a
     // chain of zero-length restarts).
@@ -173,6 +185,30 @@ class EventLocator {
     for (const auto& [root, j] : roots_)
       if (root <= tau_star + tol_tau && was_previous(j)) repeated = true;
     zero_length_restarts_ = repeated ? zero_length_restarts_ + 1 : 0;
+    if (hooks_.resolve) {
+      // The problem switches every surface hit here jointly with the ones coupled to them: the new
+      // state is consistent as a whole (no forced exits to chase).
+      hit_.clear();
+      for (const auto& [root, j] : roots_)
+        if (root <= tau_star + tol_tau) hit_.push_back(j);
+      if (auto res = hooks_.resolve(t_star, y, hit_, near_events_)) {
+        const Index j0 = hit_.empty() ? 0 : hit_.front();
+        const std::string where = hooks_.describe ? hooks_.describe(j0) : std::to_string(j0);
+        if (!res->failure.empty())
+          return std::make_pair(Status::stalled_at_kink,
+                                fmt::format("kink {} at t = {:.9g}: {}", where, t_star, res->failure));
+        c.events += res->crossings + res->exits;
+        c.sliding_entries += res->entries;
+        if (zero_length_restarts_ > kMaxZeroLengthRestarts)
+          return std::make_pair(Status::stalled_at_kink,
+                                fmt::format("kink {} at t = {:.6g}: {} zero-length restarts in a row (the state "
+                                            "chatters between crossing, sliding and leaving this surface)",
+                                            where, t_star, zero_length_restarts_));
+        last_event_js_.insert(last_event_js_.end(), hit_.begin(), hit_.end());
+        last_event_tau_ = tau_star;
+        return std::nullopt;
+      }
+    }
     if (auto stop = switch_pattern(tau_star + tol_tau, t_star, y, c)) return stop;
     // The switch can move other surfaces' sliding mask values out of [0,1] at this very point (a
     // crossing by another entry of the same unit changes the sliding system): those modes end here,
@@ -200,6 +236,24 @@ class EventLocator {
   }
 
  private:
+  // A Zeno-like accumulation: more than kMaxEventsNearPoint events while the clock advances by less
+  // than kNearPoint (relative) from the first of them. Legs between events may be far longer than
+  // the zero-length tolerance (a cycle between the sliding modes of two nearly parallel surfaces),
+  // so the zero-length guard alone does not see it; the work spent near one point is bounded here.
+  std::optional<std::pair<Status, std::string>> count_near_point(double tau_star, double t_star) {
+    if (!std::isfinite(near_tau_) || tau_star - near_tau_ > kNearPoint * std::max(1.0, std::abs(near_tau_))) {
+      near_tau_ = tau_star;
+      near_events_ = 0;
+    }
+    if (++near_events_ <= kMaxEventsNearPoint || roots_.empty()) return std::nullopt;
+    const Index j = roots_.front().second;
+    return std::make_pair(Status::stalled_at_kink,
+                          fmt::format("kink {} at t = {:.9g}: Zeno-like accumulation of events ({} events while t "
+                                      "advanced by {:.3g} from {:.9g})",
+                                      hooks_.describe ? hooks_.describe(j) : std::to_string(j), t_star, near_events_,
+                                      t_star - clock_.time(near_tau_), clock_.time(near_tau_)));
+  }
+
   bool was_previous(Index j) const { return std::find(previous_.begin(), previous_.end(), j) != previous_.end(); }
 
   // Cross or slide every surface in roots_ hit by tau_last (physical time t_star).
@@ -240,11 +294,15 @@ class EventLocator {
   const std::atomic<bool>* stop_requested_;
   Vec g_, g_before_, g_event_, y_event_, sample_;  ///< g at the step's end, start, the event
   Vec g_crossing_;                                 ///< g of the crossing surfaces (values_of)
-  std::vector<Index> violated_, crossing_;
+  std::vector<Index> violated_, crossing_, hit_;
   std::vector<std::pair<double, Index>> roots_;  ///< (clock value, surface) hit in the located step
   double last_event_tau_ = -std::numeric_limits<double>::infinity();
   std::vector<Index> last_event_js_, previous_;  ///< surfaces handled at last_event_tau_; a copy for apply()
   int zero_length_restarts_ = 0;
+  Vec y_end_, g_end_;  ///< the last step's end state and its event functions (the next step's start)
+  bool end_known_ = false;
+  double near_tau_ = -std::numeric_limits<double>::infinity();  ///< first event of the current cluster
+  int near_events_ = 0;                                           ///< events in it so far
 };
 
 }  // namespace gfsim::detail

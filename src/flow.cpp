@@ -107,27 +107,14 @@ void Flow::linear_loss_curvature(const Vec& w, double log_scale, Mat& J) const {
   J.triangularView<Eigen::StrictlyUpper>() = J.transpose();
 }
 
-void Flow::rhs(TimePoint tp, const Vec& y, Vec& dy) const {
-  if (!sliding_.empty()) return sliding_rhs(tp, y, dy);
-  smooth_rhs(tp, y, dy);
-}
+void Flow::rhs(TimePoint tp, const Vec& y, Vec& dy) const { model_->field(*this, tp, y, dy); }
 
 void Flow::jvp(TimePoint tp, const Vec& y, const Vec& v, Vec& jv) const {
-  if (!sliding_.empty()) {
-    // The sliding field's masks depend on y through a linear solve: central differences of the
-    // sliding right-hand side (second-order accurate; used only while sliding).
-    const double h = 1e-7 * (1.0 + y.norm()) / std::max(v.norm(), 1e-300);
-    Vec fp, fm;
-    sliding_rhs(tp, y + h * v, fp);
-    sliding_rhs(tp, y - h * v, fm);
-    jv = (fp - fm) / (2 * h);
-    return;
-  }
   model_->field_tangent(*this, tp, y, v, jv);
 }
 
 void Flow::jacobian(TimePoint tp, const Vec& y, Mat& J) const {
-  if (sliding_.empty() && model_->dense_jacobian(*this, tp, y, J)) return;
+  if (model_->dense_jacobian(*this, tp, y, J)) return;
   const Index m = state_size();
   J.resize(m, m);
   Vec e = Vec::Zero(m), col(m);
@@ -248,281 +235,19 @@ Vec Flow::preactivation_tangent(const Vec& theta, const Vec& dtheta) const {
   return dh;
 }
 
-Index Flow::freeze_pattern(const Vec& y) {
-  clear_pattern();
-  const Vec theta = this->theta(y);
-  forward(theta);
-  pattern_.resize(std::size_t(std::max<Index>(num_layers() - 1, 0)));
-  Index active = 0;
-  for (Index k = 0; k + 1 < num_layers(); ++k) {
-    pattern_[k] = (ws_.pre[k].array() > 0.0).cast<double>();
-    active += Index(pattern_[k].sum());
-  }
-  ws_.pattern = &pattern_;
-  return active;
-}
-
-std::vector<Index> Flow::settle_on_kinks(const Vec& y, double rel_tol) {
-  std::vector<Index> sliding;
-  const Vec h = preactivations(y);
-  if (h.size() == 0 || pattern_.empty()) return sliding;
-  const double tol = rel_tol * h.cwiseAbs().maxCoeff();
-  if (!(tol > 0)) return sliding;  // all pre-activations zero (zero first layer): nothing to decide
-  const Vec theta = this->theta(y);
-  Vec dy;
-  // dh_j/dt with the current pattern and sliding set (the e^s of the log clock is a positive factor).
-  auto normal_velocity = [&](Index j) {
-    rhs(TimePoint{}, y, dy);
-    return preactivation_tangent(theta, theta_tangent(y, dy))[j];
-  };
-  for (Index j = 0; j < h.size(); ++j) {
-    if (std::abs(h[j]) > tol) continue;
-    double& m = pattern_entry(j);
-    m = 1.0;
-    const double up = normal_velocity(j);  // the field on the active side (h > 0)
-    m = 0.0;
-    const double down = normal_velocity(j);  // on the inactive side
-    m = h[j] > 0 ? 1.0 : 0.0;
-    if (up < 0 && down > 0) {  // both sides point into the surface
-      start_sliding(j);
-      sliding.push_back(j);
-    } else if (up > 0 && down >= 0) {
-      m = 1.0;
-    } else if (down < 0 && up <= 0) {
-      m = 0.0;
-    }  // else repelling (up > 0 > down) or tangent on both sides: the sign of h decides
-  }
-  return sliding;
-}
-
-namespace {
-// Locate entry j of the concatenated (layer, column-major d_k x n) pre-activation vector.
-std::pair<Index, Index> locate(const Network& net, Index n, Index j) {
-  for (Index k = 0; k + 1 < net.num_layers(); ++k) {
-    const Index size = net.layer_rows(k) * n;
-    if (j < size) return {k, j};
-    j -= size;
-  }
-  throw std::out_of_range("pre-activation index out of range");
-}
-}  // namespace
-
-void Flow::event_values(const Vec& y, Vec& g) const {
-  Vec masks;
-  if (!sliding_.empty()) {
-    Vec dy;
-    sliding_rhs(TimePoint{}, y, dy, &masks);
-  }
-  g = preactivations(y);
-  Index o = 0;
-  for (const Mat& m : pattern_)
-    for (Index i = 0; i < m.size(); ++i, ++o)
-      if (m.data()[i] < 0.5) g[o] = -g[o];
-  // A sliding entry's event is its mask value leaving [0,1].
-  for (std::size_t s = 0; s < sliding_.size(); ++s) g[sliding_[s]] = std::min(masks[Index(s)], 1.0 - masks[Index(s)]);
-}
-
-void Flow::event_values_of(const Vec& y, const std::vector<Index>& js, Vec& g) const {
-  g.resize(Index(js.size()));
-  bool any_sliding = false;
-  for (Index j : js) any_sliding |= std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end();
-  if (num_layers() != 2 || any_sliding) {  // deeper pre-activations need the forward pass; masks a solve
-    event_values(y, g_all_);
-    for (std::size_t s = 0; s < js.size(); ++s) g[Index(s)] = g_all_[js[s]];
-    return;
-  }
-  const Vec theta = this->theta(y);
-  const auto W1 = net_.layer(theta, 0);
-  const Index d1 = net_.layer_rows(0);
-  for (std::size_t s = 0; s < js.size(); ++s) {
-    const Index j = js[s];  // layer 1: entry j of the d_1 x n pattern, unit j % d_1, point j / d_1
-    const double h = W1.row(j % d1).dot(XT_.col(j / d1));
-    g[Index(s)] = pattern_[0].data()[j] < 0.5 ? -h : h;
-  }
-}
-
-double& Flow::pattern_entry(Index j) const {
-  const auto [k, i] = locate(net_, y_.size(), j);
-  return const_cast<Mat&>(pattern_.at(std::size_t(k))).data()[i];
-}
-
-bool Flow::start_sliding(Index j) {
-  if (pattern_.empty()) return false;
-  if (std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end()) return false;  // already sliding
-  sliding_.push_back(j);
-  return true;
-}
-
-void Flow::stop_sliding(Index j, bool active) {
-  sliding_.erase(std::remove(sliding_.begin(), sliding_.end(), j), sliding_.end());
-  pattern_entry(j) = active ? 1.0 : 0.0;
-}
-
-Vec Flow::sliding_masks(const Vec& y) const {
-  Vec dy, masks;
-  sliding_rhs(TimePoint{}, y, dy, &masks);
-  return masks;
-}
-
-void Flow::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) const {
-  // On the kink surfaces the field depends on the sliding mask values m only through the
-  // backward pass (the pre-activation is 0 there, so the outputs do not depend on m), and it is
-  // affine in each m_l separately: F(m) = F(m, m_l = 0) + m_l D_l(m). For one hidden layer it is
-  // jointly affine and the tangency conditions r(m) = (dh_j/dt along F(m))_j = 0 are a linear
-  // system; deeper nets (masks of several layers multiply) take a few Newton steps, with the
-  // exact Jacobian dr/dm_l = rates(D_l(m)).
-  if (num_layers() == 2) return sliding_rhs_one_hidden_layer(tp, y, dy, masks);
-  const Index S = Index(sliding_.size());
-  const Vec theta = this->theta(y);
-  auto rates = [&](const Vec& velocity) {  // dh_j/dt along a state velocity, for the sliding entries
-    forward(theta);
-    net_.forward_tangent(theta, theta_tangent(y, velocity), XT_, ws_);
-    Vec r(S);
-    for (Index s = 0; s < S; ++s) {
-      const auto [k, i] = locate(net_, y_.size(), sliding_[s]);
-      r[s] = ws_.dpre[k].data()[i];
-    }
-    return r;
-  };
-  auto set_masks = [&](const Vec& m) {
-    for (Index l = 0; l < S; ++l) pattern_entry(sliding_[l]) = m[l];
-  };
-  const bool jointly_affine = num_layers() <= 2;
-  Vec m = Vec::Zero(S), F, Fl, Fm, step;
-  Mat D(state_size(), S), C(S, S);
-  for (int newton = 0; newton < 20; ++newton) {
-    set_masks(m);
-    smooth_rhs(tp, y, F);
-    const Vec r = rates(F);
-    for (Index l = 0; l < S; ++l) {
-      Vec ml = m;
-      ml[l] = 1.0;
-      set_masks(ml);
-      smooth_rhs(tp, y, Fl);
-      if (m[l] == 0.0) {
-        D.col(l) = Fl - F;
-      } else {  // D_l = F(m_l = 1) - F(m_l = 0)
-        ml[l] = 0.0;
-        set_masks(ml);
-        smooth_rhs(tp, y, Fm);
-        D.col(l) = Fl - Fm;
-      }
-      C.col(l) = rates(D.col(l));
-    }
-    step = C.fullPivLu().solve(-r);
-    m += step;
-    if (jointly_affine) {
-      set_masks(m);
-      dy = F + D * step;  // exact: F is affine in m
-      if (masks) *masks = m;
-      return;
-    }
-    if (step.lpNorm<Eigen::Infinity>() <= 1e-14 * (1.0 + m.lpNorm<Eigen::Infinity>())) break;
-  }
-  set_masks(m);
-  smooth_rhs(tp, y, dy);
-  if (masks) *masks = m;
-}
-
-void Flow::sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) const {
-  // The same equivalent control in closed form for one hidden layer, at the cost of ~2 RHS instead
-  // of S + 1. Mask m_l of sliding entry l = (unit i, point n) adds to the loss gradient in the
-  // flow's coordinates the single row dG_l = a_n W2_i x_n^T in row i of layer 1 (a_n the loss
-  // weight, W2 the output layer of theta for gd, of V otherwise); the outputs do not depend on m.
-  // The flow maps it to the state velocity D_l = alpha (dG_l - c_l V_1), c_l = <V_1, dG_l>/|V_1|^2
-  // (gd: alpha = 1, no projection), and the rates dh_j/dt = s1 (D_l row i_j) . x_{n_j}, with
-  // s1 = d theta_1 / d V_1 (1, rho_1 or rho^(1/2)): the kind's LayerResponse of layer 1.
-  const Index S = Index(sliding_.size()), d0 = net_.layer_cols(0), rows = net_.layer_rows(0);
-  const LayerResponse response = model_->layer_response(net_, tp, y, 0);
-  const bool projected = response.projected;
-  const Index off = response.offset;
-  for (Index j : sliding_) pattern_entry(j) = 0.0;
-  smooth_rhs(tp, y, dy);  // F(m = 0); leaves the loss weights in a_ and V's forward pass in ws_
-  const auto V1 = net_.layer(y.segment(off, num_params()), 0);
-  const auto W2 = y.segment(off + net_.layer_offset(1), net_.layer_size(1));
-  const double alpha = response.alpha, s1 = response.weight_scale;
-  const double v1_norm2 = projected ? V1.squaredNorm() : 1.0;
-  std::vector<Index> unit(std::size_t(S), 0), point(std::size_t(S), 0);
-  Vec coef(S), c(S), hv(S);  // dG_l = coef_l x_{n_l} in row unit_l
-  for (Index l = 0; l < S; ++l) {
-    const auto [k, e] = locate(net_, y_.size(), sliding_[l]);
-    unit[l] = e % rows;
-    point[l] = e / rows;
-    coef[l] = a_[point[l]] * W2[unit[l]];
-    hv[l] = V1.row(unit[l]).dot(XT_.col(point[l]));  // pre-activation of V (0 on the surface)
-    c[l] = projected ? coef[l] * hv[l] / v1_norm2 : 0.0;
-  }
-  // Rates along F(0): h_j = (W_1 x_{n_j})_{i_j} is linear in theta_1, so dh_j/dt = (dtheta_1 row i_j) . x_{n_j}.
-  const Vec dtheta = theta_tangent(y, dy);
-  const auto dW1 = net_.layer(dtheta, 0);
-  Vec r(S);
-  for (Index j = 0; j < S; ++j) r[j] = dW1.row(unit[j]).dot(XT_.col(point[j]));
-  // C = B - s1 alpha hv c^T: B is block diagonal (entries couple only within a unit), the
-  // projection adds a rank-one term (hv = 0 on the surfaces up to the integrator's drift).
-  // Solve B by unit blocks and the rank-one term by Sherman-Morrison.
-  std::vector<Index> order(static_cast<std::size_t>(S));
-  for (Index l = 0; l < S; ++l) order[l] = l;
-  std::stable_sort(order.begin(), order.end(), [&](Index p, Index q) { return unit[p] < unit[q]; });
-  auto solve_blocks = [&](const Vec& rhs) {
-    Vec x(S);
-    for (std::size_t b = 0; b < order.size();) {
-      std::size_t e = b;
-      while (e < order.size() && unit[order[e]] == unit[order[b]]) ++e;
-      const Index nb = Index(e - b);
-      Mat Bk(nb, nb);
-      Vec rk(nb);
-      for (Index p = 0; p < nb; ++p) {
-        const Index j = order[b + p];
-        rk[p] = rhs[j];
-        for (Index q = 0; q < nb; ++q) {
-          const Index l = order[b + q];
-          Bk(p, q) = s1 * alpha * coef[l] * XT_.col(point[l]).dot(XT_.col(point[j]));
-        }
-      }
-      const Vec xk = Bk.fullPivLu().solve(rk);
-      for (Index p = 0; p < nb; ++p) x[order[b + p]] = xk[p];
-      b = e;
-    }
-    return x;
-  };
-  Vec m = solve_blocks(-r);
-  if (projected) {
-    const Vec u = -s1 * alpha * hv;  // C = B + u c^T
-    const Vec Binv_u = solve_blocks(u);
-    m -= Binv_u * (c.dot(m) / (1.0 + c.dot(Binv_u)));
-  }
-  for (Index l = 0; l < S; ++l) {
-    pattern_entry(sliding_[l]) = m[l];
-    auto row = dy.segment(off + unit[l] * d0, d0);
-    row += (alpha * m[l] * coef[l]) * XT_.col(point[l]);
-  }
-  if (projected) dy.segment(off, net_.layer_size(0)) -= (alpha * m.dot(c)) * y.segment(off, net_.layer_size(0));
-  if (masks) *masks = m;
-}
-
-void Flow::flip_pattern(Index j) {
-  const auto [k, i] = locate(net_, y_.size(), j);
-  double& m = pattern_.at(std::size_t(k)).data()[i];
-  m = 1.0 - m;
-}
-
-double Flow::pattern_value(Index j) const {
-  if (!ws_.pattern) return -1.0;
-  const auto [k, i] = locate(net_, y_.size(), j);
-  return pattern_[std::size_t(k)].data()[i];
-}
-
-void Flow::clear_pattern() {
-  ws_.pattern = nullptr;
+void Flow::use_pattern(const std::vector<Mat>* masks) {
+  ws_.pattern = masks;
   forward_valid_ = false;
-  pattern_.clear();
-  sliding_.clear();  // sliding modes live on the pattern
 }
 
 Flow::NearestKink Flow::kink_of(Index j) const {
-  const auto [k, i] = locate(net_, y_.size(), j);
-  const Index rows = net_.layer_rows(k);
-  return {k + 1, i % rows, i / rows, 0.0};
+  // Entry j of the concatenated (layer, column-major d_k x n) pre-activation vector.
+  for (Index k = 0; k + 1 < num_layers(); ++k) {
+    const Index rows = net_.layer_rows(k), size = rows * y_.size();
+    if (j < size) return {k + 1, j % rows, j / rows, 0.0};
+    j -= size;
+  }
+  throw std::out_of_range("pre-activation index out of range");
 }
 
 }  // namespace gfsim

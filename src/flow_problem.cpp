@@ -32,10 +32,14 @@ OdeProblem to_ode_problem(const Flow& flow) {
   return p;
 }
 
-OdeProblem to_event_problem(Flow& flow, const Vec& y0, KinkEventSink on_event) {
+OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink on_event) {
+  const Flow& flow = pattern.flow();
   OdeProblem p = to_ode_problem(flow);
   if (flow.num_preactivations() == 0) return p;
-  flow.freeze_pattern(y0);
+  pattern.freeze(y0);
+  p.rhs = [&pattern](TimePoint tp, const Vec& y, Vec& dy) { pattern.rhs(tp, y, dy); };
+  p.jacobian = [&pattern](TimePoint tp, const Vec& y, Mat& J) { pattern.jacobian(tp, y, J); };
+  p.jvp = [&pattern](TimePoint tp, const Vec& y, const Vec& v, Vec& jv) { pattern.jvp(tp, y, v, jv); };
   auto report = [&flow, on_event](double t, Index j, KinkEvent kind) {
     if (!on_event) return;
     const auto k = flow.kink_of(j);
@@ -43,27 +47,43 @@ OdeProblem to_event_problem(Flow& flow, const Vec& y0, KinkEventSink on_event) {
   };
   // A start on kink surfaces (e.g. from a state saved while sliding): sides and sliding modes
   // from the one-sided fields, not from the round-off sign of h. Runs start at t = 0.
-  for (Index j : flow.settle_on_kinks(y0)) report(0.0, j, KinkEvent::sliding_entry);
-  p.events.values = [&flow](const Vec& y, Vec& g) { flow.event_values(y, g); };
-  p.events.values_of = [&flow](const Vec& y, const std::vector<Index>& js, Vec& g) {
-    flow.event_values_of(y, js, g);
+  for (Index j : pattern.settle_on_kinks(y0)) report(0.0, j, KinkEvent::sliding_entry);
+  p.events.values = [&pattern](const Vec& y, Vec& g) { pattern.event_values(y, g); };
+  p.events.values_of = [&pattern](const Vec& y, const std::vector<Index>& js, Vec& g) {
+    pattern.event_values_of(y, js, g);
   };
-  p.events.cross = [&flow, report](double t, const Vec& y, Index j) {
-    const auto& sliding = flow.sliding();
+  p.events.cross = [&pattern, report](double t, const Vec& y, Index j) {
+    const auto& sliding = pattern.sliding();
     const auto it = std::find(sliding.begin(), sliding.end(), j);
     if (it == sliding.end()) {
-      flow.flip_pattern(j);
+      pattern.flip(j);
       return report(t, j, KinkEvent::crossing);
     }
     // Leaving a sliding mode: onto the side through which its mask value left [0,1].
-    const double m = flow.sliding_masks(y)[it - sliding.begin()];
-    flow.stop_sliding(j, m > 0.5);
+    const double m = pattern.sliding_masks(y)[it - sliding.begin()];
+    pattern.stop_sliding(j, m > 0.5);
     report(t, j, KinkEvent::sliding_exit);
   };
-  p.events.slide = [&flow, report](double t, const Vec&, Index j) {
-    if (!flow.start_sliding(j)) return false;
+  p.events.slide = [&pattern, report](double t, const Vec&, Index j) {
+    if (!pattern.start_sliding(j)) return false;
     report(t, j, KinkEvent::sliding_entry);
     return true;
+  };
+  p.events.resolve = [&pattern, report](double t, const Vec& y, const std::vector<Index>& js,
+                                         int cluster) -> std::optional<EventHooks::Resolution> {
+    // The rates' positive clock factor e^{log(1+t)} keeps the loss weights of late times finite.
+    auto joint = pattern.resolve(TimePoint{t, std::log1p(std::max(t, 0.0))}, y, js, cluster);
+    if (!joint) return std::nullopt;
+    EventHooks::Resolution r;
+    r.failure = joint->failure;
+    for (const auto& [j, what] : joint->changes) {
+      switch (what) {
+        case KinkPattern::Switch::crossing: ++r.crossings; report(t, j, KinkEvent::crossing); break;
+        case KinkPattern::Switch::sliding_entry: ++r.entries; report(t, j, KinkEvent::sliding_entry); break;
+        case KinkPattern::Switch::sliding_exit: ++r.exits; report(t, j, KinkEvent::sliding_exit); break;
+      }
+    }
+    return r;
   };
   p.events.describe = [&flow](Index j) {
     const auto k = flow.kink_of(j);

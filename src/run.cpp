@@ -231,8 +231,9 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   }
   double sliding_since = 0;
   std::map<std::tuple<Index, Index, Index>, double> sliding_start;
+  KinkPattern pattern(flow);  // the discrete state of kinks = "events" (unused otherwise)
   const OdeProblem problem =
-      use_events ? to_event_problem(flow, y0,
+      use_events ? to_event_problem(pattern, y0,
                                     [&](double t, Index layer, Index unit, Index point, KinkEvent kind) {
                                       const std::int64_t ids[4] = {layer, unit, point, std::int64_t(kind)};
                                       recorder.append_row(events_series, {std::span<const double>(&t, 1),

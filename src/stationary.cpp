@@ -4,6 +4,7 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <optional>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -217,8 +218,10 @@ Vec run_flow_phase(Flow& flow, const Vec& V, const StationaryOptions& o, Station
   // For this flow kind sliding may be unsupported: the run then stops stalled on the kink, and the
   // flow phase ends there.
   const bool relu_events = flow.num_preactivations() > 0;
+  std::optional<KinkPattern> pattern;
+  if (relu_events) pattern.emplace(flow);
   const OdeProblem base =
-      relu_events ? to_event_problem(flow, V, [&](double, Index, Index, Index, KinkEvent) { ++r.flow_kink_events; })
+      relu_events ? to_event_problem(*pattern, V, [&](double, Index, Index, Index, KinkEvent) { ++r.flow_kink_events; })
                   : to_ode_problem(flow);
   OdeProblem scaled = base;
   scaled.rhs = [&](TimePoint tp, const Vec& y, Vec& dy) {
@@ -236,9 +239,9 @@ Vec run_flow_phase(Flow& flow, const Vec& V, const StationaryOptions& o, Station
   scaled.jvp = {};
   const SolveResult res = integrate(scaled, V, {0.0, o.flow_t_end}, so, [](std::int64_t, double, const Vec&) {}, monitor);
   // Filippov sliding: the flow came to rest on kink surfaces; Newton must stay on them.
-  const std::size_t sliding_count = relu_events ? flow.sliding().size() : 0;
+  const std::size_t sliding_count = relu_events ? pattern->sliding().size() : 0;
   const bool ended_sliding = sliding_count > 0;
-  if (relu_events) flow.clear_pattern();
+  pattern.reset();
   const bool reached = res.status == Status::converged;
   r.flow_status = status_name(res.status);
   r.flow_message =

@@ -263,7 +263,8 @@ void compare_with_gradient_descent(const ModelSpec& spec, const Network& net, co
   }
   Flow gd(net, data, spec.loss.kind, FlowKind::gd);
   const bool relu = gd.num_preactivations() > 0;
-  const OdeProblem problem = relu ? to_event_problem(gd, theta0) : to_ode_problem(gd);
+  KinkPattern pattern(gd);
+  const OdeProblem problem = relu ? to_event_problem(pattern, theta0) : to_ode_problem(gd);
   SolverOptions so;
   so.method = relu ? Method::dopri5 : Method::rosenbrock4;
   so.clock = ClockKind::log;

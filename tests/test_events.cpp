@@ -216,7 +216,8 @@ struct OnePointRelu {
     Flow flow(Network({2, 1, 1}, Activation::relu), data, LossKind::exp, kind);
     std::vector<double> event_times;
     const Vec y0 = flow.initial_state(theta0);
-    const OdeProblem p = to_event_problem(flow, y0, [&](double t, Index layer, Index unit, Index point, KinkEvent e) {
+    KinkPattern pattern(flow);
+    const OdeProblem p = to_event_problem(pattern, y0, [&](double t, Index layer, Index unit, Index point, KinkEvent e) {
       EXPECT_EQ(layer, 1);
       EXPECT_EQ(unit, 0);
       EXPECT_EQ(point, 0);
@@ -253,15 +254,16 @@ TEST(ReluEvents, FirstCrossingTimeInClosedForm) {
 // F(0) + sum_l m_l (F(e_l) - F(0)) of the one-sided fields with the returned mask values.
 TEST(ReluEvents, SlidingFieldIsTangentAndTheFilippovCombination) {
   const Dataset data = test::separable_data(12, 3, 21, 0.1);
-  for (const std::vector<Index>& widths : {std::vector<Index>{3, 5, 1}, std::vector<Index>{3, 4, 3, 1}}) {
+  for (const std::vector<Index>& widths :
+       {std::vector<Index>{3, 5, 1}, std::vector<Index>{3, 4, 3, 1}, std::vector<Index>{3, 4, 3, 3, 1}}) {
     for (FlowKind kind : {FlowKind::gd, FlowKind::gd_polar, FlowKind::wn, FlowKind::fixed_rho}) {
       Flow flow(Network(widths, Activation::relu), data, LossKind::exp, kind, 2.0);
       const Network& net = flow.network();
       Vec theta = test::random_vector(net.num_params(), 22, 0.8);
-      // K = 3: W_2 > 0 keeps every layer-2 unit active, so each layer-1 mask reaches the output
+      // K >= 3: the middle layers > 0 keep every deeper unit active, so each layer-1 mask reaches the output
       // (otherwise a mask can be irrelevant and that surface admits no sliding mode).
-      if (widths.size() == 4)
-        theta.segment(net.layer_offset(1), net.layer_size(1)) = theta.segment(net.layer_offset(1), net.layer_size(1)).cwiseAbs();
+      for (Index k = 1; k + 2 < Index(widths.size()); ++k)
+        theta.segment(net.layer_offset(k), net.layer_size(k)) = theta.segment(net.layer_offset(k), net.layer_size(k)).cwiseAbs();
       // Put (unit 1, points 0 and 3) and (unit 2, point 5) of layer 1 on their kinks: project
       // rows of W_1 onto the orthogonal complement of those points.
       const std::vector<std::pair<Index, std::vector<Index>>> on_kink{{1, {0, 3}}, {2, {5}}};
@@ -273,14 +275,15 @@ TEST(ReluEvents, SlidingFieldIsTangentAndTheFilippovCombination) {
         W1.row(unit) = (w - Xs * (Xs.transpose() * Xs).ldlt().solve(Xs.transpose() * w)).transpose();
       }
       const Vec y = flow.initial_state(theta);
-      flow.freeze_pattern(y);
+      KinkPattern pattern(flow);
+      pattern.freeze(y);
       std::vector<Index> entries;
       for (const auto& [unit, points] : on_kink)
         for (Index n : points) entries.push_back(unit + n * widths[1]);
-      for (Index j : entries) ASSERT_TRUE(flow.start_sliding(j));
+      for (Index j : entries) ASSERT_TRUE(pattern.start_sliding(j));
       Vec F;
-      flow.rhs(y, 0.3, F);
-      const Vec m = flow.sliding_masks(y);
+      pattern.rhs(y, 0.3, F);
+      const Vec m = pattern.sliding_masks(y);
       const std::string what = std::string(to_string(kind)) + " K = " + std::to_string(widths.size() - 1);
       // (1) tangency
       const double e = 1e-6 / F.norm();
@@ -293,10 +296,10 @@ TEST(ReluEvents, SlidingFieldIsTangentAndTheFilippovCombination) {
       // affine in the masks; deeper nets are multi-affine, so only (1) defines the field there)
       if (widths.size() != 3) continue;
       auto one_sided = [&](const std::vector<bool>& active) {
-        for (std::size_t l = 0; l < entries.size(); ++l) flow.stop_sliding(entries[l], active[l]);
+        for (std::size_t l = 0; l < entries.size(); ++l) pattern.stop_sliding(entries[l], active[l]);
         Vec Fs;
-        flow.rhs(y, 0.3, Fs);
-        for (Index j : entries) flow.start_sliding(j);
+        pattern.rhs(y, 0.3, Fs);
+        for (Index j : entries) pattern.start_sliding(j);
         return Fs;
       };
       const Vec F0 = one_sided(std::vector<bool>(entries.size(), false));
@@ -335,9 +338,10 @@ struct ReluCase {
               LossKind::exp, kind, rho);
     Traced out;
     Vec y0 = flow.initial_state(theta0);
+    KinkPattern pattern(flow);
     OdeProblem p = to_ode_problem(flow);
     if (kinks == KinkMode::events)
-      p = to_event_problem(flow, y0, [&](double t, Index, Index, Index, KinkEvent e) {
+      p = to_event_problem(pattern, y0, [&](double t, Index, Index, Index, KinkEvent e) {
         if (out.first_event_t < 0) out.first_event_t = t;
         out.crossings += e == KinkEvent::crossing;
         out.entries += e == KinkEvent::sliding_entry;
@@ -347,9 +351,9 @@ struct ReluCase {
                            [&](std::int64_t, double, const Vec& y) {
                              out.theta.push_back(flow.theta(y));
                              double gap = 0;
-                             if (!flow.sliding().empty()) {
+                             if (!pattern.sliding().empty()) {
                                const Vec h = flow.preactivations(y);
-                               for (Index j : flow.sliding()) gap = std::max(gap, std::abs(h[j]));
+                               for (Index j : pattern.sliding()) gap = std::max(gap, std::abs(h[j]));
                              }
                              out.kink_gap.push_back(gap);
                            });
@@ -588,19 +592,21 @@ TEST(ReluEvents, RestartFromASlidingStateContinuesTheRun) {
   double t1 = -1;
   Vec y1;
   std::size_t sliding_at_t1 = 0;
-  const OdeProblem p = to_event_problem(full, theta0);
+  KinkPattern full_pattern(full);
+  const OdeProblem p = to_event_problem(full_pattern, theta0);
   const auto r = integrate(p, theta0, times, options(Method::dopri5, 1e-11), [&](std::int64_t, double t, const Vec& y) {
-    if (t1 < 0 && t >= 1.0 && full.sliding().size() >= 2) {
+    if (t1 < 0 && t >= 1.0 && full_pattern.sliding().size() >= 2) {
       t1 = t;
       y1 = y;
-      sliding_at_t1 = full.sliding().size();
+      sliding_at_t1 = full_pattern.sliding().size();
     }
   });
   ASSERT_EQ(r.status, Status::success) << r.message;
   ASSERT_GT(t1, 0) << "the test needs a sample with two or more sliding surfaces";
   Flow restarted(net, data, LossKind::exp, FlowKind::gd);
   Index entries_at_start = 0;
-  const OdeProblem q = to_event_problem(restarted, y1, [&](double t, Index, Index, Index, KinkEvent e) {
+  KinkPattern restarted_pattern(restarted);
+  const OdeProblem q = to_event_problem(restarted_pattern, y1, [&](double t, Index, Index, Index, KinkEvent e) {
     entries_at_start += t == 0.0 && e == KinkEvent::sliding_entry;
   });
   EXPECT_EQ(std::size_t(entries_at_start), sliding_at_t1);

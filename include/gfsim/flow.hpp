@@ -45,7 +45,7 @@ class Flow {
   Flow(Network network, const Dataset& data, LossKind loss, FlowKind kind, double fixed_rho = 1.0);
   /// A kind that is not in the table (tests); `kind` names it in messages.
   Flow(Network network, const Dataset& data, LossKind loss, FlowKind kind, std::unique_ptr<FlowKindModel> model);
-  // The workspace points at the flow's own activation pattern: no copies.
+  // The workspace may point at a KinkPattern's masks (use_pattern): no copies.
   Flow(const Flow&) = delete;
   Flow& operator=(const Flow&) = delete;
 
@@ -94,6 +94,15 @@ class Flow {
   void loss_gradient(const Vec& theta, Vec& grad) const;
   void loss_hvp(const Vec& theta, const Vec& v, Vec& hv) const;
 
+  /// d theta(y + e v)/de at e = 0 (state velocity -> weight velocity).
+  Vec theta_tangent(const Vec& y, const Vec& v) const { return model_->theta_tangent(net_, y, v); }
+  /// The data points as columns (d_0 x n) and their number.
+  const Mat& inputs() const { return XT_; }
+  Index num_points() const { return XT_.cols(); }
+  /// The loss weights a_n = y_n e^{log_scale} g(u_n) of the last rhs() evaluation (sliding fields
+  /// add mask terms to the backward pass with them).
+  const Vec& loss_weights() const { return a_; }
+
   /// theta -> state. Polar flows and fixed_rho refuse a zero layer (rho_k = 0) with DomainError.
   Vec initial_state(const Vec& theta) const;
   /// state -> theta (fixed_rho: V_k scaled to equal rho_k = rho^(1/K)).
@@ -116,39 +125,10 @@ class Flow {
   Index num_preactivations() const;
   /// All hidden pre-activations at y, layer by layer, each d_k x n column-major.
   Vec preactivations(const Vec& y) const;
-  /// Fix the activation pattern to the signs of the pre-activations at y (h > 0 active); from
-  /// now on rhs/jvp/jacobian use it instead of the sign of h. Returns the number of active entries.
-  Index freeze_pattern(const Vec& y);
-  /// After freeze_pattern(y): pre-activations at round-off level (|h_j| <= rel_tol max|h|, e.g. a
-  /// restart from a state saved while sliding) carry no sign information. Each gets the side its
-  /// one-sided fields move into, or a Filippov sliding mode where both sides point into the
-  /// surface (taken one at a time; the event logic then ends inconsistent ones). Returns the
-  /// entries put into sliding.
-  std::vector<Index> settle_on_kinks(const Vec& y, double rel_tol = 1e-12);
-  /// Event functions for the frozen pattern: g_j = h_j where active, -h_j where inactive.
-  void event_values(const Vec& y, Vec& g) const;
-  /// g[s] = event function js[s] at y, equal to event_values(y)[js[s]] up to rounding: for one
-  /// hidden layer a pre-activation is one dot product (O(d_0) instead of a forward pass over all
-  /// points), which is what a root search over a few crossing surfaces needs.
-  void event_values_of(const Vec& y, const std::vector<Index>& js, Vec& g) const;
-  /// Flip pattern entry j (index into preactivations()).
-  void flip_pattern(Index j);
-  // ---- Filippov sliding (every flow kind) ------------------------------------------------------
-  /// Put entry j into sliding mode: the trajectory stays on h_j = 0 with the mask value m_j in
-  /// [0,1] chosen so that dh_j/dt = 0 for every sliding entry (equivalent control). On the kink
-  /// surfaces every flow's field is affine in each mask value (jointly affine with one hidden
-  /// layer), so this is the Filippov convex combination of the neighbouring fields, and for several
-  /// surfaces the one tangent to all of them (unique when the surfaces are transversal).
-  /// Returns false if no pattern is frozen or j is already sliding.
-  bool start_sliding(Index j);
-  /// Leave sliding for entry j onto the side its mask value left [0,1] through.
-  void stop_sliding(Index j, bool active);
-  const std::vector<Index>& sliding() const { return sliding_; }
-  /// Current sliding mask values m_j at y (same order as sliding()).
-  Vec sliding_masks(const Vec& y) const;
-  /// Pattern value (1 or 0) of entry j; -1 when no pattern is frozen.
-  double pattern_value(Index j) const;
-  void clear_pattern();
+  /// Evaluate the field with these hidden-layer masks (d_k x n each, 1 active, 0 inactive, a
+  /// value in between for a sliding entry) instead of the signs of h; nullptr: the signs again.
+  /// The masks belong to a KinkPattern (kink_pattern.hpp), which must outlive their use here.
+  void use_pattern(const std::vector<Mat>* masks);
   /// (layer 1-based, unit, point) of pre-activation index j.
   NearestKink kink_of(Index j) const;
   /// Directional derivative of preactivations() in the theta layout: d h(theta + e dtheta)/de at
@@ -175,18 +155,8 @@ class Flow {
   mutable Network::Workspace ws_;
   mutable Vec forward_theta_;          ///< the weights of the pass in ws_, when forward_valid_
   mutable bool forward_valid_ = false; ///< ws_ holds a pattern-free pass at forward_theta_
-  std::vector<Mat> pattern_;
-  std::vector<Index> sliding_;
-  void smooth_rhs(TimePoint tp, const Vec& y, Vec& dy) const { model_->field(*this, tp, y, dy); }
-  double& pattern_entry(Index j) const;
-  /// Sliding field at y: solves for the sliding masks (stored in the pattern) and writes dy.
-  void sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks = nullptr) const;
-  void sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) const;
-  /// d theta(y + e v)/de at e = 0 (state velocity -> weight velocity).
-  Vec theta_tangent(const Vec& y, const Vec& v) const { return model_->theta_tangent(net_, y, v); }
   mutable Vec u_, a_, da_, grad_;
   mutable Mat jac_scaled_;  // K = 1 Jacobian: a block of X^T diag(sqrt(l''(u)))
-  mutable Vec g_all_;       // event_values_of: all event functions when a subset cannot be had cheaply
 };
 
 }  // namespace gfsim

@@ -5,17 +5,19 @@
 //   auto result = integrate(to_ode_problem(flow), flow.initial_state(theta0), times, options, observe);
 #include "gfsim/flow.hpp"
 #include "gfsim/integrate.hpp"
+#include "gfsim/kink_pattern.hpp"
 
 namespace gfsim {
 
 /// The flow must outlive the returned problem.
 OdeProblem to_ode_problem(const Flow& flow);
 
-/// Event-driven ReLU integration: freezes the activation pattern at y0 and adds the kink events
+/// Event-driven ReLU integration: freezes `pattern` at y0 and adds the kink events
 /// (every hidden pre-activation h_{k,i,n} = 0) that switch it, with Filippov sliding where the
 /// field points into a surface from both sides. Every event is reported to `on_event`.
 enum class KinkEvent { crossing = 0, sliding_entry = 1, sliding_exit = 2 };
 using KinkEventSink = std::function<void(double t, Index layer, Index unit, Index point, KinkEvent kind)>;
-OdeProblem to_event_problem(Flow& flow, const Vec& y0, KinkEventSink on_event = {});
+/// The right-hand side, Jacobian and events are the pattern's, which must outlive the problem.
+OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink on_event = {});
 
 }  // namespace gfsim

@@ -43,6 +43,15 @@ struct EventHooks {
   std::function<bool(double t, const Vec& y, Index j)> slide;
   /// Optional: a one-line description of event j ("layer 1 unit 3 point 17").
   std::function<std::string(Index j)> describe;
+  /// Optional: switch the discrete state for the surfaces `js` hit at one instant jointly with the
+  /// ones coupled to them (a complementarity problem over the sliding set, docs/events.md),
+  /// reporting the events itself. `cluster` = events so far within one point (EventLocator).
+  /// nullopt: handle them one at a time by cross/slide instead.
+  struct Resolution {
+    Index crossings = 0, entries = 0, exits = 0;
+    std::string failure;  ///< non-empty: no consistent state found (the run stops stalled_at_kink)
+  };
+  std::function<std::optional<Resolution>(double t, const Vec& y, const std::vector<Index>& js, int cluster)> resolve;
 };
 
 struct OdeProblem {

@@ -1,0 +1,113 @@
+#pragma once
+// The ReLU activation pattern as the discrete state of event-driven integration (docs/events.md):
+// one mask value per (hidden layer, unit, data point) pre-activation h_j, 1 active / 0 inactive
+// between events, and the set of entries sliding on h_j = 0 with their equivalent-control masks in
+// [0,1]. A KinkPattern wraps a Flow's smooth field: while it lives the flow evaluates its field
+// with these masks instead of the signs of h (Flow::use_pattern), and the pattern adds the
+// Filippov sliding field and the event functions that switch it.
+//
+//   KinkPattern pattern(flow);
+//   pattern.freeze(y0);
+//   pattern.rhs(y, 0.0, dy);           // the field of the current pattern, sliding if any
+//   OdeProblem p = to_event_problem(pattern, y0, sink);   // flow_problem.hpp
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gfsim/flow.hpp"
+#include "gfsim/types.hpp"
+
+namespace gfsim {
+
+class KinkPattern {
+ public:
+  /// Registers its masks with `flow`, which must outlive the pattern; one pattern per flow.
+  explicit KinkPattern(Flow& flow);
+  ~KinkPattern();
+  KinkPattern(const KinkPattern&) = delete;
+  KinkPattern& operator=(const KinkPattern&) = delete;
+
+  const Flow& flow() const { return flow_; }
+
+  /// Fix the pattern to the signs of the pre-activations at y (h > 0 active), no sliding entries.
+  /// Returns the number of active entries.
+  Index freeze(const Vec& y);
+  /// After freeze(y): pre-activations at round-off level (|h_j| <= rel_tol max|h|, e.g. a restart
+  /// from a state saved while sliding) carry no sign information. Each gets the side its one-sided
+  /// fields move into, or a Filippov sliding mode where both sides point into the surface (taken
+  /// one at a time; the event logic then ends inconsistent ones). Returns the entries put into
+  /// sliding.
+  std::vector<Index> settle_on_kinks(const Vec& y, double rel_tol = 1e-12);
+
+  /// dy = e^{tp.log_scale} F(tp.t, y) for the current pattern: the sliding field while entries slide.
+  void rhs(TimePoint tp, const Vec& y, Vec& dy);
+  /// Exact JVP of the smooth field; central differences of the sliding field while sliding.
+  void jvp(TimePoint tp, const Vec& y, const Vec& v, Vec& jv);
+  void jacobian(TimePoint tp, const Vec& y, Mat& J);
+  /// The same at t = 0 (autonomous kinds).
+  void rhs(const Vec& y, double log_scale, Vec& dy) { rhs(TimePoint{0.0, log_scale}, y, dy); }
+
+  /// Event functions: g_j = h_j where active, -h_j where inactive, min(m_j, 1 - m_j) while sliding.
+  void event_values(const Vec& y, Vec& g);
+  /// g[s] = event function js[s] at y, equal to event_values(y)[js[s]] up to rounding: for one
+  /// hidden layer a pre-activation is one dot product (O(d_0) instead of a forward pass over all
+  /// points), which is what a root search over a few crossing surfaces needs.
+  void event_values_of(const Vec& y, const std::vector<Index>& js, Vec& g);
+
+  /// Flip entry j (index into Flow::preactivations()).
+  void flip(Index j);
+  /// Put entry j into sliding mode: the trajectory stays on h_j = 0 with the mask value m_j in
+  /// [0,1] chosen so that dh_j/dt = 0 for every sliding entry (equivalent control). On the kink
+  /// surfaces every flow's field is affine in each mask value (jointly affine with one hidden
+  /// layer), so this is the Filippov convex combination of the neighbouring fields, and for several
+  /// surfaces the one tangent to all of them (unique when the surfaces are transversal).
+  /// Returns false if no pattern is frozen or j is already sliding.
+  bool start_sliding(Index j);
+  /// Leave sliding for entry j onto the side `active` (1) or inactive (0).
+  void stop_sliding(Index j, bool active);
+  const std::vector<Index>& sliding() const { return sliding_; }
+  /// Current sliding mask values m_j at y (same order as sliding()).
+  Vec sliding_masks(const Vec& y);
+  /// Mask value of entry j (1 or 0, the equivalent control of the last evaluation while sliding);
+  /// -1 when no pattern is frozen.
+  double value(Index j) const;
+  bool frozen() const { return !masks_.empty(); }
+  /// Forget the pattern: the flow goes back to the signs of h.
+  void clear();
+
+  // ---- Joint switching at an event (docs/events.md, "Sliding sets") --------------------------
+  enum class Switch { crossing, sliding_entry, sliding_exit };
+  struct JointSwitch {
+    std::vector<std::pair<Index, Switch>> changes;  ///< in candidate order
+    std::string failure;                            ///< non-empty: no consistent set found
+  };
+  /// One hidden layer: joint switching only inside a cluster of this many events near one point
+  /// (a cycle between the single-surface modes of coupled surfaces); below it the surfaces hit are
+  /// switched one at a time (cross / bounce into sliding).
+  static constexpr int kJointAfterEvents = 32;
+  /// At an event at y with the surfaces `hit`: the candidates (sliding entries, the surfaces hit,
+  /// and every surface with |h| at round-off level, except dead ones) get masks m in [0,1] from the
+  /// box-constrained complementarity problem of their one-sided rates (sliding_set.hpp): interior
+  /// m slides, m at 0 or 1 takes that side. The rates carry the positive factor e^{tp.log_scale}.
+  /// nullopt for one hidden layer outside a cluster (see kJointAfterEvents).
+  std::optional<JointSwitch> resolve(TimePoint tp, const Vec& y, const std::vector<Index>& hit, int cluster);
+  /// Entries whose pre-activation is identically zero because every unit of the layer below is
+  /// inactive at that data point (up to round-off): no switching surface (ReLU'(0) = 0 there).
+  std::vector<char> dead_entries(const Vec& h) const;
+
+ private:
+  double& entry(Index j);
+  /// Sliding field at y: solves for the sliding masks (stored in the pattern) and writes dy.
+  void sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks = nullptr);
+  void sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& dy, Vec* masks);
+
+  Flow& flow_;
+  std::vector<Mat> masks_;  ///< hidden layer k: d_k x n (index k-1)
+  std::vector<Index> sliding_;
+  Vec g_all_;  ///< event_values_of: all event functions when a subset cannot be had cheaply
+  Mat sliding_jacobian_;                 ///< dr/dm of the last deep-net sliding solve (chord steps)
+  double sliding_jacobian_log_scale_ = 0;  ///< the clock factor it was evaluated with
+};
+
+}  // namespace gfsim

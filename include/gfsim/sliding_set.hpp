@@ -1,0 +1,58 @@
+#pragma once
+// The sliding set of a Filippov system with several switching surfaces as one box-constrained
+// complementarity problem (docs/events.md, "Sliding sets"). Candidate surfaces j = 1..C carry a
+// mask m_j in [0,1] (0: the inactive side's field, 1: the active side's, in between the
+// equivalent control); r_j(m) = dh_j/dt along the field with masks m. A consistent set is
+//     0 < m_j < 1  =>  r_j = 0       (slides on h_j = 0)
+//     m_j = 0      =>  r_j <= 0      (stays on the inactive side)
+//     m_j = 1      =>  r_j >= 0      (stays on the active side)
+// i.e. the mixed complementarity problem MCP(-r, [0,1]^C). For ReLU nets r is affine in m with
+// one hidden layer and multi-affine deeper. Solved by an active-set semismooth Newton method on
+//     Phi_j(m) = s_j (m_j - clamp(m_j + r_j(m)/s_j, 0, 1))     (s_j = |dr_j/dm_j| at the start)
+// which is zero exactly at a consistent set; Armijo backtracking on |Phi|^2, warm start m0.
+// Singular interior blocks (coincident surfaces: duplicate data points) take the least-norm
+// Newton step, so coincident surfaces share their control equally. Where the problem has several
+// solutions (repelling surfaces, -dr/dm not a P-matrix) the one reached from m0 is returned:
+// deterministic for a given warm start, and a bound whose sign conditions hold at m0 stays.
+//
+//   auto f = [&](const Vec& m, Vec& r, Mat* J) { r = r0 + A * m; if (J) *J = A; };
+//   SlidingSetResult s = solve_sliding_set(f, Vec::Zero(C));
+//   if (s.converged) ... s.m, s.r
+#include <functional>
+
+#include "gfsim/types.hpp"
+
+namespace gfsim {
+
+/// r(m), and J = dr/dm at m when J is not null (exact: Newton converges quadratically only with it).
+using SlidingRates = std::function<void(const Vec& m, Vec& r, Mat* J)>;
+
+struct SlidingSetOptions {
+  double rel_tol = 1e-12;   ///< stop when |Phi|_inf <= rel_tol * (|r(m0)|_inf + s)
+  int max_iterations = 50;  ///< Newton iterations (each one evaluation of r, plus backtracking)
+  /// false: no box, solve r(m) = 0 (the equivalent control of a given sliding set, whose masks
+  /// leaving [0,1] are events of their own).
+  bool box = true;
+};
+
+struct SlidingSetResult {
+  Vec m;                 ///< masks in [0,1]^C
+  Vec r;                 ///< rates at m
+  double residual = 0;   ///< |Phi(m)|_inf, in rate units
+  int iterations = 0;    ///< Newton iterations taken
+  int evaluations = 0;   ///< evaluations of r
+  int jacobians = 0;     ///< evaluations of J (each with r)
+  bool converged = false;
+};
+
+/// Solve the sliding set from the warm start m0 (clamped into [0,1] with the box). `jacobian`, if
+/// given and C x C, is a Jacobian from a nearby earlier solve: the first steps use it (chord
+/// steps, one evaluation of r each) and J is evaluated afresh only when a step fails to reduce the
+/// residual tenfold; the Jacobian last used is stored back.
+SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt = {},
+                                   Mat* jacobian = nullptr);
+
+/// The complementarity residual Phi(m) in rate units for rates r at m, scales s_j > 0.
+Vec sliding_set_residual(const Vec& m, const Vec& r, const Vec& s);
+
+}  // namespace gfsim

@@ -1,0 +1,451 @@
+#include "gfsim/kink_pattern.hpp"
+
+#include "gfsim/sliding_set.hpp"
+
+#include <fmt/format.h>
+
+#include <Eigen/LU>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <utility>
+
+namespace gfsim {
+
+namespace {
+// Locate entry j of the concatenated (layer, column-major d_k x n) pre-activation vector.
+std::pair<Index, Index> locate(const Network& net, Index n, Index j) {
+  for (Index k = 0; k + 1 < net.num_layers(); ++k) {
+    const Index size = net.layer_rows(k) * n;
+    if (j < size) return {k, j};
+    j -= size;
+  }
+  throw std::out_of_range("pre-activation index out of range");
+}
+}  // namespace
+
+KinkPattern::KinkPattern(Flow& flow) : flow_(flow) {}
+
+KinkPattern::~KinkPattern() { clear(); }
+
+void KinkPattern::clear() {
+  sliding_jacobian_.resize(0, 0);  // belongs to the old sliding set
+  flow_.use_pattern(nullptr);
+  masks_.clear();
+  sliding_.clear();  // sliding modes live on the pattern
+}
+
+Index KinkPattern::freeze(const Vec& y) {
+  clear();
+  const Vec h = flow_.preactivations(y);
+  const Network& net = flow_.network();
+  const Index n = flow_.num_points();
+  masks_.resize(std::size_t(std::max<Index>(net.num_layers() - 1, 0)));
+  Index active = 0, o = 0;
+  for (Index k = 0; k + 1 < net.num_layers(); ++k) {
+    const Index rows = net.layer_rows(k);
+    masks_[k] = (Eigen::Map<const Mat>(h.data() + o, rows, n).array() > 0.0).cast<double>();
+    o += rows * n;
+    active += Index(masks_[k].sum());
+  }
+  flow_.use_pattern(&masks_);
+  return active;
+}
+
+double& KinkPattern::entry(Index j) {
+  const auto [k, i] = locate(flow_.network(), flow_.num_points(), j);
+  return masks_.at(std::size_t(k)).data()[i];
+}
+
+double KinkPattern::value(Index j) const {
+  if (masks_.empty()) return -1.0;
+  const auto [k, i] = locate(flow_.network(), flow_.num_points(), j);
+  return masks_[std::size_t(k)].data()[i];
+}
+
+void KinkPattern::flip(Index j) {
+  double& m = entry(j);
+  m = 1.0 - m;
+}
+
+bool KinkPattern::start_sliding(Index j) {
+  sliding_jacobian_.resize(0, 0);  // belongs to the old sliding set
+  if (masks_.empty()) return false;
+  if (std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end()) return false;  // already sliding
+  sliding_.push_back(j);
+  return true;
+}
+
+void KinkPattern::stop_sliding(Index j, bool active) {
+  sliding_jacobian_.resize(0, 0);  // belongs to the old sliding set
+  sliding_.erase(std::remove(sliding_.begin(), sliding_.end(), j), sliding_.end());
+  entry(j) = active ? 1.0 : 0.0;
+}
+
+Vec KinkPattern::sliding_masks(const Vec& y) {
+  Vec dy, masks;
+  sliding_rhs(TimePoint{}, y, dy, &masks);
+  return masks;
+}
+
+std::vector<Index> KinkPattern::settle_on_kinks(const Vec& y, double rel_tol) {
+  std::vector<Index> sliding;
+  const Vec h = flow_.preactivations(y);
+  if (h.size() == 0 || masks_.empty()) return sliding;
+  const double tol = rel_tol * h.cwiseAbs().maxCoeff();
+  if (!(tol > 0)) return sliding;  // all pre-activations zero (zero first layer): nothing to decide
+  const Vec theta = flow_.theta(y);
+  Vec dy;
+  // dh_j/dt with the current pattern and sliding set (the e^s of the log clock is a positive factor).
+  auto normal_velocity = [&](Index j) {
+    rhs(TimePoint{}, y, dy);
+    return flow_.preactivation_tangent(theta, flow_.theta_tangent(y, dy))[j];
+  };
+  for (Index j = 0; j < h.size(); ++j) {
+    if (std::abs(h[j]) > tol) continue;
+    double& m = entry(j);
+    m = 1.0;
+    const double up = normal_velocity(j);  // the field on the active side (h > 0)
+    m = 0.0;
+    const double down = normal_velocity(j);  // on the inactive side
+    m = h[j] > 0 ? 1.0 : 0.0;
+    if (up < 0 && down > 0) {  // both sides point into the surface
+      start_sliding(j);
+      sliding.push_back(j);
+    } else if (up > 0 && down >= 0) {
+      m = 1.0;
+    } else if (down < 0 && up <= 0) {
+      m = 0.0;
+    }  // else repelling (up > 0 > down) or tangent on both sides: the sign of h decides
+  }
+  return sliding;
+}
+
+void KinkPattern::rhs(TimePoint tp, const Vec& y, Vec& dy) {
+  if (!sliding_.empty()) return sliding_rhs(tp, y, dy);
+  flow_.rhs(tp, y, dy);
+}
+
+void KinkPattern::jvp(TimePoint tp, const Vec& y, const Vec& v, Vec& jv) {
+  if (sliding_.empty()) return flow_.jvp(tp, y, v, jv);
+  // The sliding field's masks depend on y through a linear solve: central differences of the
+  // sliding right-hand side (second-order accurate; used only while sliding).
+  const double h = 1e-7 * (1.0 + y.norm()) / std::max(v.norm(), 1e-300);
+  Vec fp, fm;
+  sliding_rhs(tp, y + h * v, fp);
+  sliding_rhs(tp, y - h * v, fm);
+  jv = (fp - fm) / (2 * h);
+}
+
+void KinkPattern::jacobian(TimePoint tp, const Vec& y, Mat& J) {
+  if (sliding_.empty()) return flow_.jacobian(tp, y, J);
+  const Index m = flow_.state_size();
+  J.resize(m, m);
+  Vec e = Vec::Zero(m), col(m);
+  for (Index j = 0; j < m; ++j) {
+    e[j] = 1.0;
+    jvp(tp, y, e, col);
+    J.col(j) = col;
+    e[j] = 0.0;
+  }
+}
+
+void KinkPattern::event_values(const Vec& y, Vec& g) {
+  Vec masks;
+  if (!sliding_.empty()) {
+    Vec dy;
+    sliding_rhs(TimePoint{}, y, dy, &masks);
+  }
+  g = flow_.preactivations(y);
+  const std::vector<char> dead = flow_.num_layers() > 2 ? dead_entries(g) : std::vector<char>();
+  Index o = 0;
+  for (const Mat& m : masks_)
+    for (Index i = 0; i < m.size(); ++i, ++o)
+      if (m.data()[i] < 0.5) g[o] = -g[o];
+  for (std::size_t j = 0; j < dead.size(); ++j)
+    if (dead[j]) g[Index(j)] = std::abs(g[Index(j)]);  // identically zero: never an event
+  // A sliding entry's event is its mask value leaving [0,1].
+  for (std::size_t s = 0; s < sliding_.size(); ++s) g[sliding_[s]] = std::min(masks[Index(s)], 1.0 - masks[Index(s)]);
+}
+
+void KinkPattern::event_values_of(const Vec& y, const std::vector<Index>& js, Vec& g) {
+  g.resize(Index(js.size()));
+  bool any_sliding = false;
+  for (Index j : js) any_sliding |= std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end();
+  const Network& net = flow_.network();
+  if (any_sliding) {  // a sliding entry's function is its mask: a solve
+    event_values(y, g_all_);
+    for (std::size_t s = 0; s < js.size(); ++s) g[Index(s)] = g_all_[js[s]];
+    return;
+  }
+  if (net.num_layers() != 2) {
+    // Deeper pre-activations need the forward pass, but no mask solve: the sliding entries' masks
+    // enter it only through their activations relu(h) = m h with h = 0 up to the drift.
+    g_all_ = flow_.preactivations(y);
+    const std::vector<char> dead = dead_entries(g_all_);
+    for (std::size_t s = 0; s < js.size(); ++s) {
+      const double h = g_all_[js[s]];
+      g[Index(s)] = dead[std::size_t(js[s])] ? std::abs(h) : value(js[s]) < 0.5 ? -h : h;
+    }
+    return;
+  }
+  const Vec theta = flow_.theta(y);
+  const auto W1 = net.layer(theta, 0);
+  const Index d1 = net.layer_rows(0);
+  for (std::size_t s = 0; s < js.size(); ++s) {
+    const Index j = js[s];  // layer 1: entry j of the d_1 x n pattern, unit j % d_1, point j / d_1
+    const double h = W1.row(j % d1).dot(flow_.inputs().col(j / d1));
+    g[Index(s)] = masks_[0].data()[j] < 0.5 ? -h : h;
+  }
+}
+
+std::vector<char> KinkPattern::dead_entries(const Vec& h) const {
+  const Network& net = flow_.network();
+  const Index n = flow_.num_points();
+  std::vector<char> dead(std::size_t(h.size()), 0);
+  if (masks_.empty()) return dead;
+  Index o = 0;
+  for (Index k = 0; k + 1 < net.num_layers(); ++k) {
+    const Index rows = net.layer_rows(k);
+    if (k > 0) {
+      // The layer below: activations relu(h) = mask h at each point, against its largest |h|.
+      const Index below = net.layer_rows(k - 1), ob = o - below * n;
+      const auto Hb = Eigen::Map<const Mat>(h.data() + ob, below, n);
+      const double scale = Hb.cwiseAbs().maxCoeff();
+      for (Index p = 0; p < n; ++p) {
+        const double post = (Hb.col(p).array() * masks_[std::size_t(k - 1)].col(p).array()).abs().maxCoeff();
+        if (post <= 1e-12 * scale)
+          for (Index i = 0; i < rows; ++i) dead[std::size_t(o + p * rows + i)] = 1;
+      }
+    }
+    o += rows * n;
+  }
+  return dead;
+}
+
+std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const Vec& y, const std::vector<Index>& hit,
+                                                             int cluster) {
+  if (masks_.empty()) return std::nullopt;
+  if (cluster < kJointAfterEvents) return std::nullopt;
+  const Vec h = flow_.preactivations(y);
+  const double hmax = h.cwiseAbs().maxCoeff();
+  const std::vector<char> dead = dead_entries(h);
+  JointSwitch out;
+  std::vector<Index> cand;
+  for (Index j : std::vector<Index>(sliding_)) {
+    if (dead[std::size_t(j)]) {  // its point died upstream: no surface any more
+      stop_sliding(j, false);
+      out.changes.emplace_back(j, Switch::sliding_exit);
+    } else {
+      cand.push_back(j);
+    }
+  }
+  auto add = [&](Index j) {
+    if (!dead[std::size_t(j)] && std::find(cand.begin(), cand.end(), j) == cand.end()) cand.push_back(j);
+  };
+  for (Index j : hit) add(j);
+  for (Index j = 0; j < h.size(); ++j)
+    if (std::abs(h[j]) <= 1e-10 * hmax) add(j);
+  const Index C = Index(cand.size());
+  Vec m0(C);
+  for (Index l = 0; l < C; ++l) m0[l] = entry(cand[l]);
+  const Vec theta = flow_.theta(y);
+  Vec F;
+  auto evaluate = [&](const Vec& m, Vec& r) {
+    for (Index l = 0; l < C; ++l) entry(cand[l]) = m[l];
+    flow_.rhs(tp, y, F);
+    const Vec dh = flow_.preactivation_tangent(theta, flow_.theta_tangent(y, F));
+    r.resize(C);
+    for (Index l = 0; l < C; ++l) r[l] = dh[cand[l]];
+  };
+  // The rates are at most quadratic in each mask (sliding_rhs): central differences with step 1/2
+  // are its exact derivative.
+  const SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
+    evaluate(m, r);
+    if (!J) return;
+    J->resize(C, C);
+    Vec ml = m, rp, rm;
+    for (Index l = 0; l < C; ++l) {
+      ml[l] = m[l] + 0.5;
+      evaluate(ml, rp);
+      ml[l] = m[l] - 0.5;
+      evaluate(ml, rm);
+      ml[l] = m[l];
+      J->col(l) = rp - rm;
+    }
+  };
+  // From the current masks first (the selection where the problem has several solutions), then,
+  // should Newton stall (rates that are not monotone in the masks), from the two sides.
+  SlidingSetResult res = solve_sliding_set(rates, m0);
+  for (double start : {0.0, 1.0}) {
+    if (res.converged) break;
+    res = solve_sliding_set(rates, Vec::Constant(C, start));
+  }
+  if (!res.converged) {
+    for (Index l = 0; l < C; ++l) entry(cand[l]) = m0[l];
+    out.failure = fmt::format("no consistent sliding set of {} surfaces (complementarity residual {:.3g} after {} "
+                              "Newton steps)", C, res.residual, res.iterations);
+    return out;
+  }
+  for (Index l = 0; l < C; ++l) {
+    const Index j = cand[l];
+    const double m = res.m[l];
+    const bool was_sliding = std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end();
+    if (m > 0.0 && m < 1.0) {
+      entry(j) = m;
+      if (!was_sliding) {
+        start_sliding(j);
+        out.changes.emplace_back(j, Switch::sliding_entry);
+      }
+    } else if (was_sliding) {
+      stop_sliding(j, m == 1.0);
+      out.changes.emplace_back(j, Switch::sliding_exit);
+    } else {
+      entry(j) = m;
+      if (m != m0[l]) out.changes.emplace_back(j, Switch::crossing);
+    }
+  }
+  return out;
+}
+
+void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
+  // On the kink surfaces the field depends on the sliding mask values m only through the
+  // backward pass (the pre-activation is 0 there, so the outputs do not depend on m), and it is
+  // affine in each m_l separately. For one hidden layer it is jointly affine and the tangency
+  // conditions r(m) = (dh_j/dt along F(m))_j = 0 are a linear system (closed form below). Deeper
+  // nets are multi-affine: masks of several layers at one point multiply, and the rates of a
+  // deeper entry also see an upstream sliding entry's mask through the tangent pass, so r is at
+  // most quadratic in each m_l (docs/events.md, "Sliding at any depth"). Newton's method from the
+  // last masks (warm start), with the last Jacobian while it keeps converging fast (chord steps)
+  // and the exact one, dr/dm_l = r(m + e_l/2) - r(m - e_l/2) (exact for a quadratic), otherwise.
+  if (flow_.num_layers() == 2) return sliding_rhs_one_hidden_layer(tp, y, dy, masks);
+  const double log_scale = tp.log_scale;
+  const Index S = Index(sliding_.size());
+  const Vec theta = flow_.theta(y);
+  Vec F, m_of_F;  // the field of the last evaluation and its masks
+  auto evaluate = [&](const Vec& m, Vec& r) {
+    for (Index l = 0; l < S; ++l) entry(sliding_[l]) = m[l];
+    flow_.rhs(tp, y, F);
+    const Vec dh = flow_.preactivation_tangent(theta, flow_.theta_tangent(y, F));
+    r.resize(S);
+    for (Index l = 0; l < S; ++l) r[l] = dh[sliding_[l]];
+  };
+  const SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
+    evaluate(m, r);
+    if (!J) {
+      m_of_F = m;
+      return;
+    }
+    const Vec F_at_m = F;
+    J->resize(S, S);
+    Vec ml = m, rp, rm;
+    for (Index l = 0; l < S; ++l) {
+      ml[l] = m[l] + 0.5;
+      evaluate(ml, rp);
+      ml[l] = m[l] - 0.5;
+      evaluate(ml, rm);
+      ml[l] = m[l];
+      J->col(l) = rp - rm;
+    }
+    F = F_at_m;
+    m_of_F = m;
+    for (Index l = 0; l < S; ++l) entry(sliding_[l]) = m[l];
+  };
+  Vec m0(S);
+  for (Index l = 0; l < S; ++l) m0[l] = entry(sliding_[l]);
+  // The rates carry the clock's factor e^{log_scale}: a kept Jacobian is rescaled to this one.
+  if (sliding_jacobian_.rows() == S && sliding_jacobian_.cols() == S)
+    sliding_jacobian_ *= std::exp(log_scale - sliding_jacobian_log_scale_);
+  SlidingSetOptions opt;
+  opt.box = false;  // the masks of a given sliding set; leaving [0,1] is their event
+  const SlidingSetResult res = solve_sliding_set(rates, m0, opt, &sliding_jacobian_);
+  sliding_jacobian_log_scale_ = log_scale;
+  for (Index l = 0; l < S; ++l) entry(sliding_[l]) = res.m[l];
+  if (m_of_F.size() == S && m_of_F == res.m)
+    dy = F;
+  else
+    flow_.rhs(tp, y, dy);
+  if (masks) *masks = res.m;
+}
+
+void KinkPattern::sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
+  // The same equivalent control in closed form for one hidden layer, at the cost of ~2 RHS instead
+  // of S + 1. Mask m_l of sliding entry l = (unit i, point n) adds to the loss gradient in the
+  // flow's coordinates the single row dG_l = a_n W2_i x_n^T in row i of layer 1 (a_n the loss
+  // weight, W2 the output layer of theta for gd, of V otherwise); the outputs do not depend on m.
+  // The flow maps it to the state velocity D_l = alpha (dG_l - c_l V_1), c_l = <V_1, dG_l>/|V_1|^2
+  // (gd: alpha = 1, no projection), and the rates dh_j/dt = s1 (D_l row i_j) . x_{n_j}, with
+  // s1 = d theta_1 / d V_1 (1, rho_1 or rho^(1/2)): the kind's LayerResponse of layer 1.
+  const Network& net = flow_.network();
+  const Mat& XT = flow_.inputs();
+  const Index S = Index(sliding_.size()), d0 = net.layer_cols(0), rows = net.layer_rows(0);
+  const LayerResponse response = flow_.kind_model().layer_response(net, tp, y, 0);
+  const bool projected = response.projected;
+  const Index off = response.offset;
+  for (Index j : sliding_) entry(j) = 0.0;
+  flow_.rhs(tp, y, dy);  // F(m = 0); leaves the loss weights and V's forward pass in the flow
+  const Vec& a = flow_.loss_weights();
+  const auto V1 = net.layer(y.segment(off, flow_.num_params()), 0);
+  const auto W2 = y.segment(off + net.layer_offset(1), net.layer_size(1));
+  const double alpha = response.alpha, s1 = response.weight_scale;
+  const double v1_norm2 = projected ? V1.squaredNorm() : 1.0;
+  std::vector<Index> unit(std::size_t(S), 0), point(std::size_t(S), 0);
+  Vec coef(S), c(S), hv(S);  // dG_l = coef_l x_{n_l} in row unit_l
+  for (Index l = 0; l < S; ++l) {
+    const auto [k, e] = locate(net, flow_.num_points(), sliding_[l]);
+    unit[l] = e % rows;
+    point[l] = e / rows;
+    coef[l] = a[point[l]] * W2[unit[l]];
+    hv[l] = V1.row(unit[l]).dot(XT.col(point[l]));  // pre-activation of V (0 on the surface)
+    c[l] = projected ? coef[l] * hv[l] / v1_norm2 : 0.0;
+  }
+  // Rates along F(0): h_j = (W_1 x_{n_j})_{i_j} is linear in theta_1, so dh_j/dt = (dtheta_1 row i_j) . x_{n_j}.
+  const Vec dtheta = flow_.theta_tangent(y, dy);
+  const auto dW1 = net.layer(dtheta, 0);
+  Vec r(S);
+  for (Index j = 0; j < S; ++j) r[j] = dW1.row(unit[j]).dot(XT.col(point[j]));
+  // C = B - s1 alpha hv c^T: B is block diagonal (entries couple only within a unit), the
+  // projection adds a rank-one term (hv = 0 on the surfaces up to the integrator's drift).
+  // Solve B by unit blocks and the rank-one term by Sherman-Morrison.
+  std::vector<Index> order(static_cast<std::size_t>(S));
+  for (Index l = 0; l < S; ++l) order[l] = l;
+  std::stable_sort(order.begin(), order.end(), [&](Index p, Index q) { return unit[p] < unit[q]; });
+  auto solve_blocks = [&](const Vec& rhs) {
+    Vec x(S);
+    for (std::size_t b = 0; b < order.size();) {
+      std::size_t e = b;
+      while (e < order.size() && unit[order[e]] == unit[order[b]]) ++e;
+      const Index nb = Index(e - b);
+      Mat Bk(nb, nb);
+      Vec rk(nb);
+      for (Index p = 0; p < nb; ++p) {
+        const Index j = order[b + p];
+        rk[p] = rhs[j];
+        for (Index q = 0; q < nb; ++q) {
+          const Index l = order[b + q];
+          Bk(p, q) = s1 * alpha * coef[l] * XT.col(point[l]).dot(XT.col(point[j]));
+        }
+      }
+      const Vec xk = Bk.fullPivLu().solve(rk);
+      for (Index p = 0; p < nb; ++p) x[order[b + p]] = xk[p];
+      b = e;
+    }
+    return x;
+  };
+  Vec m = solve_blocks(-r);
+  if (projected) {
+    const Vec u = -s1 * alpha * hv;  // C = B + u c^T
+    const Vec Binv_u = solve_blocks(u);
+    m -= Binv_u * (c.dot(m) / (1.0 + c.dot(Binv_u)));
+  }
+  for (Index l = 0; l < S; ++l) {
+    entry(sliding_[l]) = m[l];
+    auto row = dy.segment(off + unit[l] * d0, d0);
+    row += (alpha * m[l] * coef[l]) * XT.col(point[l]);
+  }
+  if (projected) dy.segment(off, net.layer_size(0)) -= (alpha * m.dot(c)) * y.segment(off, net.layer_size(0));
+  if (masks) *masks = m;
+}
+
+}  // namespace gfsim

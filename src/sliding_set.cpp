@@ -1,0 +1,155 @@
+#include "gfsim/sliding_set.hpp"
+
+#include <Eigen/QR>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace gfsim {
+
+Vec sliding_set_residual(const Vec& m, const Vec& r, const Vec& s) {
+  // Zero exactly at a consistent set: interior m_j with r_j = 0, m_j = 0 with r_j <= 0, m_j = 1
+  // with r_j >= 0 (the natural residual of MCP(-r, [0,1]^C), scaled back to rate units).
+  return s.cwiseProduct(m - (m + r.cwiseQuotient(s)).cwiseMax(0.0).cwiseMin(1.0));
+}
+
+namespace {
+
+// Active-set Newton step on Phi: entries whose z = m + r/s leaves [0,1] go to that bound, the
+// others solve J_II step_I = -(r_I + J_IB step_B) (the linearized rates vanish there). Without
+// the box every entry is interior. Least-norm on singular blocks: coincident surfaces share the
+// correction equally.
+Vec newton_step(const Vec& m, const Vec& r, const Mat& J, const Vec& s, bool box) {
+  const Index C = m.size();
+  Vec step = Vec::Zero(C);
+  std::vector<Index> interior;
+  for (Index j = 0; j < C; ++j) {
+    const double z = m[j] + r[j] / s[j];
+    if (box && z <= 0.0)
+      step[j] = -m[j];
+    else if (box && z >= 1.0)
+      step[j] = 1.0 - m[j];
+    else
+      interior.push_back(j);
+  }
+  if (interior.empty()) return step;
+  const Index ni = Index(interior.size());
+  Mat JII(ni, ni);
+  Vec rhs(ni);
+  for (Index p = 0; p < ni; ++p) {
+    const Index j = interior[std::size_t(p)];
+    rhs[p] = -r[j] - J.row(j).dot(step);  // step is zero on the interior entries here
+    for (Index q = 0; q < ni; ++q) JII(p, q) = J(j, interior[std::size_t(q)]);
+  }
+  Eigen::CompleteOrthogonalDecomposition<Mat> cod(JII);
+  cod.setThreshold(1e-13);
+  const Vec si = cod.solve(rhs);
+  for (Index p = 0; p < ni; ++p) step[interior[std::size_t(p)]] = si[p];
+  return step;
+}
+
+}  // namespace
+
+SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt,
+                                   Mat* jacobian) {
+  SlidingSetResult res;
+  const Index C = m0.size();
+  const bool box = opt.box;
+  auto project = [box](const Vec& m) -> Vec { return box ? Vec(m.cwiseMax(0.0).cwiseMin(1.0)) : m; };
+  auto residual = [box](const Vec& m, const Vec& r, const Vec& s) -> Vec {
+    return box ? sliding_set_residual(m, r, s) : Vec(-r);
+  };
+  res.m = project(m0);
+  res.r.resize(C);
+  if (C == 0) {
+    res.converged = true;
+    return res;
+  }
+  Mat J;
+  bool exact = false;  // J evaluated at the current m
+  if (jacobian && jacobian->rows() == C && jacobian->cols() == C) {
+    J = *jacobian;
+    rates(res.m, res.r, nullptr);
+  } else {
+    rates(res.m, res.r, &J);
+    exact = true;
+    ++res.jacobians;
+  }
+  res.evaluations = 1;
+  // Rate scales: |dr_j/dm_j| is the normal speed change between the two sides of surface j (the
+  // jump of the field seen by h_j), the natural unit of entry j's complementarity residual; it
+  // also decides the side when both one-sided rates have one sign (z = m + r/s leaves [0,1]).
+  double smax = J.diagonal().cwiseAbs().maxCoeff();
+  if (!(smax > 0)) smax = J.cwiseAbs().maxCoeff();
+  if (!(smax > 0)) smax = std::max(res.r.cwiseAbs().maxCoeff(), 1.0);
+  Vec s = J.diagonal().cwiseAbs();
+  for (Index j = 0; j < C; ++j)
+    if (!(s[j] > 1e-12 * smax)) s[j] = smax;
+  const double tol = opt.rel_tol * (res.r.cwiseAbs().maxCoeff() + smax);
+  Vec phi = residual(res.m, res.r, s);
+  double merit = phi.squaredNorm();
+  Vec rt(C), trial(C), trial_phi;
+  for (; res.iterations < opt.max_iterations; ++res.iterations) {
+    res.residual = phi.lpNorm<Eigen::Infinity>();
+    if (res.residual <= tol) {
+      res.converged = true;
+      break;
+    }
+    const Vec step = newton_step(res.m, res.r, J, s, box);
+    // Projected step with Armijo backtracking on |Phi|^2. A stale Jacobian that does not give a
+    // decrease at once is evaluated afresh; with the exact one, a full step when no decrease is
+    // found (the iteration count bounds the work either way).
+    double lambda = 1.0, trial_merit = 0.0;
+    bool accepted = false;
+    for (int back = 0; back < (exact ? 30 : 1); ++back, lambda *= 0.5) {
+      trial = project(res.m + lambda * step);
+      rates(trial, rt, nullptr);
+      ++res.evaluations;
+      trial_phi = residual(trial, rt, s);
+      trial_merit = trial_phi.squaredNorm();
+      if (trial_merit <= (1.0 - 1e-4 * lambda) * merit) {
+        accepted = true;
+        break;
+      }
+    }
+    if (!accepted && !exact) {
+      rates(res.m, res.r, &J);
+      ++res.evaluations;
+      ++res.jacobians;
+      exact = true;
+      continue;
+    }
+    if (!accepted) {
+      trial = project(res.m + step);
+      rates(trial, rt, nullptr);
+      ++res.evaluations;
+      trial_phi = residual(trial, rt, s);
+      trial_merit = trial_phi.squaredNorm();
+    }
+    const bool slow = trial_merit > 1e-2 * merit;  // the residual did not drop tenfold
+    if (!box) {
+      // Broyden's update of a kept Jacobian along the step taken: superlinear chord steps.
+      const Vec dm = trial - res.m;
+      const double dm2 = dm.squaredNorm();
+      if (dm2 > 0) J += ((rt - res.r) - J * dm) * (dm.transpose() / dm2);
+    }
+    res.m.swap(trial);
+    res.r.swap(rt);
+    phi.swap(trial_phi);
+    merit = trial_merit;
+    exact = false;
+    if (slow && phi.lpNorm<Eigen::Infinity>() > tol) {
+      rates(res.m, res.r, &J);
+      ++res.evaluations;
+      ++res.jacobians;
+      exact = true;
+    }
+  }
+  res.residual = phi.lpNorm<Eigen::Infinity>();
+  res.converged = res.residual <= tol;
+  if (jacobian) *jacobian = J;
+  return res;
+}
+
+}  // namespace gfsim

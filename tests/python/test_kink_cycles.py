@@ -1,0 +1,51 @@
+"""Coupled kink surfaces of one hidden unit (issue 14, kinks diagnosis Case B): on the 4-6-1 ReLU net on
+Iris setosa/versicolor (exp loss, gd, init 1.0, seed 74) the one-surface-at-a-time event logic cycled
+between the sliding modes of two nearly parallel surfaces of unit 1 at t = 3.71 (229k events in 20 s,
+no progress). Inside such a cluster of events the surfaces are now switched jointly (the
+box-constrained complementarity problem of the sliding set): the run reaches t = 1e20 with a bounded
+number of events and ends on the branch the smoothed flow (an independent formulation, softplus with
+eps = 1e-4) also reaches. Run by ctest with GFSIM_EXE, GFSIM_SOURCE_DIR and PYTHONPATH=analysis set."""
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import gfsim_io
+from cli_env import gfsim_exe
+
+
+def bench_path(name):
+    return os.path.join(os.environ.get("GFSIM_SOURCE_DIR", "."), "bench", name)
+
+
+class KinkCycleTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="gfsim_kink_cycles_")
+        self.addCleanup(shutil.rmtree, self.dir)
+
+    def run_model(self, name, *sets):
+        out = os.path.join(self.dir, name + ".h5")
+        args = [gfsim_exe(), "run", bench_path("relu_iris_seeds.toml"), "-o", out, "--quiet",
+                "--set", "solver.max_wall_seconds=60"]
+        for s in sets:
+            args += ["--set", s]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        return gfsim_io.load(out)
+
+    def test_joint_sliding_ends_the_cycle(self):
+        for seed in (74, 67):
+            exact = self.run_model(f"events_{seed}", f"network.seed={seed}")
+            self.assertEqual(exact.solver["status"], "success")
+            self.assertEqual(exact.solver["t_final"], 1e20)
+            self.assertLess(exact.solver["events"] + exact.solver["sliding_entries"], 5000)
+            smooth = self.run_model(f"smooth_{seed}", f"network.seed={seed}", "dynamics.kinks=smooth",
+                                    "dynamics.kink_width=1e-4")
+            a = exact.observables["log_loss"]["value"][-1]
+            b = smooth.observables["log_loss"]["value"][-1]
+            self.assertLess(abs(a - b), 1e-3, f"seed {seed}: log loss {a} (events) vs {b} (smoothed)")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,272 @@
+// The sliding-set solver (box-constrained complementarity of Filippov sliding) against brute-force
+// enumeration of all 3^C active sets on affine problems, closed forms, degenerate blocks and a
+// multi-affine problem with a known root.
+#include <gtest/gtest.h>
+
+#include <Eigen/LU>
+#include <cmath>
+#include <random>
+
+#include "gfsim/sliding_set.hpp"
+#include "test_util.hpp"
+
+namespace gfsim {
+namespace {
+
+SlidingRates affine(const Vec& r0, const Mat& A) {
+  return [r0, A](const Vec& m, Vec& r, Mat* J) {
+    r = r0 + A * m;
+    if (J) *J = A;
+  };
+}
+
+// Every m in [0,1]^C satisfying the sliding conditions for r = r0 + A m, found by trying each
+// assignment of the C entries to {at 0, at 1, interior} and solving the interior block exactly
+// (nonsingular blocks only: the enumeration is the reference for the P-matrix problems).
+std::vector<Vec> enumerate_solutions(const Vec& r0, const Mat& A, double tol = 1e-9) {
+  const Index C = r0.size();
+  std::vector<Vec> found;
+  Index total = 1;
+  for (Index j = 0; j < C; ++j) total *= 3;
+  for (Index code = 0; code < total; ++code) {
+    Vec m = Vec::Zero(C);
+    std::vector<Index> interior;
+    Index c = code;
+    for (Index j = 0; j < C; ++j, c /= 3) {
+      if (c % 3 == 1) m[j] = 1.0;
+      if (c % 3 == 2) interior.push_back(j);
+    }
+    if (!interior.empty()) {
+      const Index ni = Index(interior.size());
+      Mat AII(ni, ni);
+      Vec rhs(ni);
+      for (Index p = 0; p < ni; ++p) {
+        rhs[p] = -(r0[interior[p]] + A.row(interior[p]).dot(m));
+        for (Index q = 0; q < ni; ++q) AII(p, q) = A(interior[p], interior[q]);
+      }
+      Eigen::FullPivLU<Mat> lu(AII);
+      if (!lu.isInvertible()) continue;
+      const Vec x = lu.solve(rhs);
+      for (Index p = 0; p < ni; ++p) m[interior[p]] = x[p];
+    }
+    const Vec r = r0 + A * m;
+    bool ok = true;
+    for (Index j = 0; j < C && ok; ++j) {
+      if (m[j] < -tol || m[j] > 1 + tol) ok = false;
+      else if (m[j] <= tol) ok = r[j] <= tol;
+      else if (m[j] >= 1 - tol) ok = r[j] >= -tol;
+      else ok = std::abs(r[j]) <= tol;
+    }
+    if (ok) found.push_back(m);
+  }
+  return found;
+}
+
+// True if the conditions hold at (m, r) to tol.
+bool consistent(const Vec& m, const Vec& r, double tol) {
+  for (Index j = 0; j < m.size(); ++j) {
+    if (m[j] < 0 || m[j] > 1) return false;
+    if (m[j] > 0 && m[j] < 1 && std::abs(r[j]) > tol) return false;
+    if (m[j] == 0 && r[j] > tol) return false;
+    if (m[j] == 1 && r[j] < -tol) return false;
+  }
+  return true;
+}
+
+TEST(SlidingSet, RandomPMatricesMatchEnumeration) {
+  // -A = B B^T + D (symmetric positive definite, a P-matrix) plus a skew part (still a P-matrix:
+  // positive definite non-symmetric): the solution is unique, so enumeration finds exactly one.
+  std::mt19937_64 gen(7);
+  std::normal_distribution<double> normal;
+  int interior_total = 0, bound_total = 0;
+  for (int trial = 0; trial < 200; ++trial) {
+    const Index C = 1 + trial % 6;
+    Mat B(C, C), S(C, C);
+    for (Index i = 0; i < C; ++i)
+      for (Index j = 0; j < C; ++j) B(i, j) = normal(gen), S(i, j) = normal(gen);
+    const Mat A = -(B * B.transpose() + 0.1 * Mat::Identity(C, C) + 0.5 * (S - S.transpose()));
+    Vec r0(C);
+    for (Index j = 0; j < C; ++j) r0[j] = 2.0 * normal(gen);
+    const auto reference = enumerate_solutions(r0, A);
+    ASSERT_EQ(reference.size(), 1u) << "trial " << trial;
+    const auto res = solve_sliding_set(affine(r0, A), Vec::Zero(C));
+    ASSERT_TRUE(res.converged) << "trial " << trial << " residual " << res.residual;
+    EXPECT_LE((res.m - reference[0]).lpNorm<Eigen::Infinity>(), 1e-10) << "trial " << trial;
+    EXPECT_TRUE(consistent(res.m, res.r, 1e-9 * (1 + A.norm())));
+    for (Index j = 0; j < C; ++j) (res.m[j] > 0 && res.m[j] < 1 ? interior_total : bound_total)++;
+  }
+  // The family exercises both kinds of entries.
+  EXPECT_GT(interior_total, 50);
+  EXPECT_GT(bound_total, 50);
+}
+
+TEST(SlidingSet, TwoNearlyParallelSurfacesOfOneUnitClosedForm) {
+  // The iris 4-6-1 case (kinks diagnosis, Case B): r(0) and dr/dm at the spin point; the joint
+  // solution is interior and equals A^{-1}(-r0) by Cramer's rule.
+  Vec r0(2);
+  r0 << 0.7633, 0.6449;
+  Mat A(2, 2);
+  A << -73.94, -61.76, -61.76, -52.81;
+  const double det = A(0, 0) * A(1, 1) - A(0, 1) * A(1, 0);
+  const double m0 = (-r0[0] * A(1, 1) + r0[1] * A(0, 1)) / det;
+  const double m1 = (-A(0, 0) * r0[1] + A(1, 0) * r0[0]) / det;
+  ASSERT_GT(m0, 0);
+  ASSERT_GT(m1, 0);
+  const auto res = solve_sliding_set(affine(r0, A), Vec::Zero(2));
+  ASSERT_TRUE(res.converged);
+  EXPECT_NEAR(res.m[0], m0, 1e-13);
+  EXPECT_NEAR(res.m[1], m1, 1e-13);
+  EXPECT_LE(res.r.lpNorm<Eigen::Infinity>(), 1e-12 * 127);
+}
+
+TEST(SlidingSet, CoincidentSurfacesShareTheControlEqually) {
+  // Three identical data points of one unit (duplicate rows): A = -c g g^T with g = (1,1,1) is
+  // singular; the velocity is determined (sum of masks = r0/c) but not the masks. The least-norm
+  // answer gives each the same share.
+  const double c = 50.2, r = 55.47;
+  Mat A = Mat::Constant(3, 3, -c);
+  Vec r0 = Vec::Constant(3, r);
+  const auto res = solve_sliding_set(affine(r0, A), Vec::Zero(3));
+  ASSERT_TRUE(res.converged);
+  EXPECT_NEAR(res.m.sum(), r / c, 1e-12);
+  EXPECT_NEAR(res.m[0], res.m[1], 1e-14);
+  EXPECT_NEAR(res.m[1], res.m[2], 1e-14);
+  // And with a fourth, independent surface coupled to them.
+  Mat A4 = Mat::Zero(4, 4);
+  A4.topLeftCorner(3, 3) = A;
+  A4(3, 3) = -10.0;
+  A4(3, 0) = A4(3, 1) = A4(3, 2) = -1.0;
+  A4(0, 3) = A4(1, 3) = A4(2, 3) = -1.0;
+  Vec r4(4);
+  r4 << r, r, r, 4.0;
+  const auto res4 = solve_sliding_set(affine(r4, A4), Vec::Zero(4));
+  ASSERT_TRUE(res4.converged);
+  EXPECT_TRUE(consistent(res4.m, res4.r, 1e-10));
+  EXPECT_NEAR(res4.m[0], res4.m[2], 1e-14);
+}
+
+TEST(SlidingSet, RepellingSurfaceKeepsTheWarmStartSide) {
+  // r = -0.3 + m: both sides move away from h = 0. m = 0, 1 and 0.3 all satisfy the conditions;
+  // the solver keeps the side it starts on (the sign of h decides), deterministically.
+  Vec r0(1);
+  r0 << -0.3;
+  Mat A(1, 1);
+  A << 1.0;
+  EXPECT_EQ(enumerate_solutions(r0, A).size(), 3u);
+  const auto low = solve_sliding_set(affine(r0, A), Vec::Zero(1));
+  const auto high = solve_sliding_set(affine(r0, A), Vec::Ones(1));
+  ASSERT_TRUE(low.converged && high.converged);
+  EXPECT_EQ(low.m[0], 0.0);
+  EXPECT_EQ(high.m[0], 1.0);
+  EXPECT_EQ(low.iterations, 0);
+}
+
+TEST(SlidingSet, CrossingSurfaceLeavesThroughTheSideOfItsRates) {
+  // Both one-sided rates positive (r(0) = 3.02, r(1) = 3.17: the surface is crossed towards the
+  // active side): m = 1 whatever the warm start, never an "equivalent control" outside [0,1].
+  Vec r0(1);
+  r0 << 3.02;
+  Mat A(1, 1);
+  A << 0.15;
+  for (double start : {0.0, 0.5, 1.0}) {
+    const auto res = solve_sliding_set(affine(r0, A), Vec::Constant(1, start));
+    ASSERT_TRUE(res.converged);
+    EXPECT_EQ(res.m[0], 1.0);
+  }
+}
+
+TEST(SlidingSet, MultiAffineRatesConvergeQuadraticallyToTheKnownRoot) {
+  // Masks of two layers at one point multiply (equations.md, sliding in deep nets): r_b depends
+  // on m_a m_b. Built with a known interior root m*; the exact Jacobian gives Newton's quadratic
+  // convergence from m = 0 and from a warm start near m*.
+  const Index C = 4;
+  const Vec mstar = (Vec(C) << 0.3, 0.7, 0.45, 0.9).finished();
+  Mat A = -(Mat::Identity(C, C) * 3.0);
+  A(0, 1) = A(1, 0) = -0.5;
+  A(2, 3) = 0.4;
+  const Vec c = (Vec(C) << 0.0, 1.2, -0.8, 0.5).finished();
+  SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
+    // r = A (m - m*) + c (m_0 m_2 - m*_0 m*_2)
+    r = A * (m - mstar) + c * (m[0] * m[2] - mstar[0] * mstar[2]);
+    if (!J) return;
+    *J = A;
+    J->col(0) += c * m[2];
+    J->col(2) += c * m[0];
+  };
+  const auto cold = solve_sliding_set(rates, Vec::Zero(C));
+  ASSERT_TRUE(cold.converged);
+  EXPECT_LE((cold.m - mstar).lpNorm<Eigen::Infinity>(), 1e-12);
+  EXPECT_LE(cold.iterations, 6);
+  const auto warm = solve_sliding_set(rates, mstar + Vec::Constant(C, 1e-4));
+  ASSERT_TRUE(warm.converged);
+  EXPECT_LE(warm.iterations, 2);
+  // At the root already: no Newton step, one evaluation.
+  const auto at_root = solve_sliding_set(rates, mstar);
+  EXPECT_EQ(at_root.iterations, 0);
+  EXPECT_EQ(at_root.evaluations, 1);
+  // A Jacobian kept from the earlier solve (chord steps): the same root, no fresh Jacobian when
+  // the start is close, and the unboxed solve (the equivalent control of a fixed sliding set)
+  // finds the same interior root.
+  Mat J = Mat::Zero(C, C);
+  const auto first = solve_sliding_set(rates, Vec::Zero(C), {}, &J);
+  EXPECT_NE(J.norm(), 0.0);
+  SlidingSetOptions unboxed;
+  unboxed.box = false;
+  const auto chord = solve_sliding_set(rates, mstar + Vec::Constant(C, 1e-6), unboxed, &J);
+  ASSERT_TRUE(chord.converged);
+  EXPECT_EQ(chord.jacobians, 0);
+  EXPECT_LE((chord.m - mstar).lpNorm<Eigen::Infinity>(), 1e-12);
+}
+
+TEST(SlidingSet, UnboxedSolveReturnsMasksOutsideTheBox) {
+  // Without the box the equivalent control of a fixed sliding set may leave [0,1] (its event).
+  Vec r0(2);
+  r0 << 3.0, -1.0;
+  Mat A(2, 2);
+  A << -1.0, 0.2, 0.1, -2.0;
+  SlidingSetOptions unboxed;
+  unboxed.box = false;
+  const auto res = solve_sliding_set(affine(r0, A), Vec::Zero(2), unboxed);
+  ASSERT_TRUE(res.converged);
+  const Vec exact = A.fullPivLu().solve(-r0);
+  EXPECT_LE((res.m - exact).lpNorm<Eigen::Infinity>(), 1e-13);
+  EXPECT_GT(res.m[0], 1.0);
+  EXPECT_LT(res.m[1], 0.0);
+}
+
+TEST(SlidingSet, BothRatesPositiveWithAnAntiMonotoneCouplingTakesTheActiveSide) {
+  // Measured at an event of the 3-layer net (20-16-8-1): a sliding layer-1 entry and a layer-2
+  // entry whose rate rises with its own mask (r = 0.085 at m = 0, 0.134 at m = 1: crossed into the
+  // active side). The unique solution has m_2 = 1 and m_1 from r_1 = 0.00508 - 0.1116 m_1 = 0.
+  const Vec r00 = (Vec(2) << 0.00703172, 0.0845396).finished();
+  const Vec r01 = (Vec(2) << 0.00507983, 0.134114).finished();
+  const Vec r10 = (Vec(2) << -0.104539, 0.0870254).finished();
+  const Vec r11 = (Vec(2) << -0.106491, 0.136599).finished();
+  // Bilinear interpolation of the four corners: r(m) = r00 + a m1 + b m2 + c m1 m2.
+  const Vec a = r10 - r00, b = r01 - r00, c = r11 - r10 - r01 + r00;
+  SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
+    r = r00 + a * m[0] + b * m[1] + c * (m[0] * m[1]);
+    if (!J) return;
+    J->resize(2, 2);
+    J->col(0) = a + c * m[1];
+    J->col(1) = b + c * m[0];
+  };
+  const auto res = solve_sliding_set(rates, (Vec(2) << 0.0630246, 0.0).finished());
+  ASSERT_TRUE(res.converged) << res.residual;
+  EXPECT_EQ(res.m[1], 1.0);
+  EXPECT_NEAR(res.m[0], -r01[0] / (a[0] + c[0]), 1e-12);
+}
+
+TEST(SlidingSet, ResidualVanishesExactlyOnConsistentSets) {
+  Vec m(3), r(3);
+  m << 0.0, 1.0, 0.4;
+  r << -2.0, 5.0, 0.0;
+  EXPECT_EQ(sliding_set_residual(m, r, Vec::Constant(3, 3.0)).lpNorm<Eigen::Infinity>(), 0.0);
+  r << 2.0, 5.0, 0.0;  // m = 0 with r > 0: the state would leave into the active side
+  EXPECT_NEAR(sliding_set_residual(m, r, Vec::Constant(3, 3.0))[0], -2.0, 1e-15);  // -r_j while m_j + r_j/s stays in [0,1]
+  r << -2.0, 5.0, 0.1;  // an interior mask with a non-zero rate
+  EXPECT_NEAR(sliding_set_residual(m, r, Vec::Constant(3, 3.0))[2], -0.1, 1e-15);
+}
+
+}  // namespace
+}  // namespace gfsim
