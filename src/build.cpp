@@ -78,7 +78,10 @@ Flow make_flow(const ModelSpec& spec, const Network& net, const Dataset& data) {
 Flow make_flow(const ModelSpec& spec, const Network& net, const Dataset& data, FlowKind kind, double rho,
                const char* rho_key) {
   try {
-    return Flow(net, data, spec.loss.kind, kind, rho);
+    FlowSpec flow = spec.flow;  // the kind's own parameters, with the caller's kind and rho
+    flow.kind = kind;
+    flow.rho = rho;
+    return Flow(net, data, spec.loss.kind, flow);
   } catch (const DomainError& error) {
     throw SpecError(fmt::format("flow.kind = \"{}\", {} = {}: {}", to_string(kind), rho_key, rho, error.what()));
   }

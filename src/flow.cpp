@@ -10,27 +10,37 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 
 namespace gfsim {
 
+Flow::Flow(Network network, const Dataset& data, LossKind loss, const FlowSpec& spec)
+    : Flow(std::move(network), data, loss, spec.kind, make_flow_kind(spec)) {
+  fixed_rho_ = spec.rho;
+}
+
 Flow::Flow(Network network, const Dataset& data, LossKind loss, FlowKind kind, double fixed_rho)
-    : net_(std::move(network)), XT_(data.X.transpose()), y_(data.y), loss_(loss), kind_(kind),
-      fixed_rho_(fixed_rho) {
+    : Flow(std::move(network), data, loss, FlowSpec{kind, fixed_rho}) {}
+
+Flow::Flow(Network network, const Dataset& data, LossKind loss, FlowKind kind, std::unique_ptr<FlowKindModel> model)
+    : net_(std::move(network)), XT_(data.X.transpose()), y_(data.y), loss_(loss), kind_(kind), fixed_rho_(1.0),
+      model_(std::move(model)) {
+  if (!model_) throw std::invalid_argument("Flow: no flow kind model");
   if (data.dim() != net_.widths().front())
     throw std::invalid_argument(fmt::format("Flow: data dimension {} != network input width {}", data.dim(),
                                             net_.widths().front()));
-  if (kind_ == FlowKind::fixed_rho && !(fixed_rho_ > 0))
-    throw DomainError(fmt::format("the fixed-rho flow needs rho > 0, got {}", fixed_rho_));
   const Index n = data.n(), P = num_params();
   u_.resize(n);
   a_.resize(n);
   da_.resize(n);
-  du_.resize(n);
   grad_.resize(P);
-  dgrad_.resize(P);
 }
 
-Index Flow::state_size() const { return is_polar() ? num_layers() + num_params() : num_params(); }
+TimePoint Flow::autonomous_at(double log_scale) const {
+  if (!model_->autonomous())
+    throw std::logic_error(fmt::format("the {} flow depends on t: evaluate it at a TimePoint", to_string(kind_)));
+  return {0.0, log_scale};
+}
 
 void Flow::margins_and_weights(double rho, double log_scale, Vec& a) const {
   // u_n = rho y_n f~_n,  a_n = y_n e^{log_scale} g(u_n): the coefficient of df~_n/dV in -dL/dV / rho.
@@ -50,148 +60,86 @@ void Flow::forward(const Eigen::Ref<const Vec>& theta) const {
   if (forward_valid_) forward_theta_ = theta;
 }
 
-namespace {
-// Tangent-space projection with the exact projector X - V <V,X>/<V,V> (equations.md section 2).
-struct Projection {
-  double n2, c;
-};
-}  // namespace
-
-void Flow::rhs(const Vec& y, double log_scale, Vec& dy) const {
-  if (!sliding_.empty()) return sliding_rhs(y, log_scale, dy);
-  smooth_rhs(y, log_scale, dy);
-}
-
-void Flow::smooth_rhs(const Vec& y, double log_scale, Vec& dy) const {
-  const Index K = num_layers(), P = num_params();
-  dy.resize(state_size());
-  if (kind_ == FlowKind::gd) {
-    forward(y);
-    margins_and_weights(1.0, log_scale, a_);
-    net_.backward(y, a_, XT_, ws_, dy);  // -dL/dtheta = sum_n g_n y_n df_n/dtheta
-    return;
-  }
-  const Index off = is_polar() ? K : 0;
-  const auto V = y.segment(off, P);
-  double rho = fixed_rho_;
-  if (is_polar()) rho = y.head(K).prod();
+void Flow::loss_descent(const Eigen::Ref<const Vec>& V, double rho, double log_scale, Eigen::Ref<Vec> G) const {
   forward(V);
   margins_and_weights(rho, log_scale, a_);
-  net_.backward(V, a_, XT_, ws_, grad_);  // G_k
-  if (is_polar()) {
-    const double S = a_.dot(ws_.f);
-    for (Index k = 0; k < K; ++k) dy[k] = rho / y[k] * S;
-  }
-  for (Index k = 0; k < K; ++k) {
-    const Index o = net_.layer_offset(k), m = net_.layer_size(k);
-    const auto Vk = V.segment(o, m);
-    const auto Gk = grad_.segment(o, m);
-    double alpha = rho;                                         // wn, fixed_rho
-    if (kind_ == FlowKind::gd_polar) alpha = rho / (y[k] * y[k]);  // unconstrained GD in polar form
-    const double c = Vk.dot(Gk) / Vk.squaredNorm();
-    dy.segment(off + o, m) = alpha * (Gk - c * Vk);
-  }
+  net_.backward(V, a_, XT_, ws_, G);  // sum_n a_n df_n/dV
 }
 
-void Flow::jvp(const Vec& y, double log_scale, const Vec& v, Vec& jv) const {
+void Flow::loss_descent_tangent(const Eigen::Ref<const Vec>& V, const Eigen::Ref<const Vec>& dV, double rho,
+                                std::optional<double> drho, double log_scale, Vec* G, Eigen::Ref<Vec> dG) const {
+  forward(V);
+  net_.forward_tangent(V, dV, XT_, ws_);
+  margins_and_weights(rho, log_scale, a_);
+  loss_.curvatures(u_, log_scale, da_);
+  // da = -y c(u) du with du = y (drho f + rho df): the tangent of the loss weights.
+  if (drho)
+    da_.array() *= -y_.array().square() * (*drho * ws_.f.array() + rho * ws_.df.array());
+  else
+    da_.array() *= -y_.array().square() * (rho * ws_.df.array());
+  net_.backward_tangent(V, dV, a_, da_, XT_, ws_, G ? Eigen::Ref<Vec>(*G) : Eigen::Ref<Vec>(grad_), dG,
+                        /*with_grad=*/G != nullptr);
+}
+
+void Flow::linear_loss_curvature(const Vec& w, double log_scale, Mat& J) const {
+  // J = -sum_n e^{log_scale} l''(u_n) x_n x_n^T, one rank-n update.
+  if (num_layers() != 1) throw std::logic_error("linear_loss_curvature: the network is not linear (K > 1)");
+  forward(w);
+  margins_and_weights(1.0, log_scale, a_);
+  // Symmetric: SYRK-style rank updates of the lower triangle (half the flops of a GEMM) on
+  // preallocated buffers, l'' >= 0 for every loss so the square root is real. In blocks of
+  // 32 points: Eigen's packing buffers then fit its stack limit (a depth-1000 product
+  // heap-allocates ~200 KB per call, which costs more page faults than the product), and the
+  // first call touches few fresh pages (docs/benchmarks.md).
+  // The scaled block X_b^T diag(sqrt(l'')) lives in a cache-resident d x 32 buffer.
+  loss_.curvatures(u_, log_scale, da_);
+  da_ = da_.cwiseSqrt();  // once per point, not once per matrix entry
+  constexpr Index kBlock = 32;
+  const Index n = XT_.cols(), m = w.size();
+  jac_scaled_.resize(XT_.rows(), std::min(kBlock, n));
+  J.setZero(m, m);
+  for (Index c = 0; c < n; c += kBlock) {
+    const Index width = std::min(kBlock, n - c);
+    auto block = jac_scaled_.leftCols(width);
+    block.noalias() = XT_.middleCols(c, width) * da_.segment(c, width).asDiagonal();
+    J.selfadjointView<Eigen::Lower>().rankUpdate(block, -1.0);
+  }
+  J.triangularView<Eigen::StrictlyUpper>() = J.transpose();
+}
+
+void Flow::rhs(TimePoint tp, const Vec& y, Vec& dy) const {
+  if (!sliding_.empty()) return sliding_rhs(tp, y, dy);
+  smooth_rhs(tp, y, dy);
+}
+
+void Flow::jvp(TimePoint tp, const Vec& y, const Vec& v, Vec& jv) const {
   if (!sliding_.empty()) {
     // The sliding field's masks depend on y through a linear solve: central differences of the
     // sliding right-hand side (second-order accurate; used only while sliding).
     const double h = 1e-7 * (1.0 + y.norm()) / std::max(v.norm(), 1e-300);
     Vec fp, fm;
-    sliding_rhs(y + h * v, log_scale, fp);
-    sliding_rhs(y - h * v, log_scale, fm);
+    sliding_rhs(tp, y + h * v, fp);
+    sliding_rhs(tp, y - h * v, fm);
     jv = (fp - fm) / (2 * h);
     return;
   }
-  const Index K = num_layers(), P = num_params();
-  jv.resize(state_size());
-  if (kind_ == FlowKind::gd) {
-    forward(y);
-    net_.forward_tangent(y, v, XT_, ws_);
-    margins_and_weights(1.0, log_scale, a_);
-    loss_.curvatures(u_, log_scale, da_);
-    da_.array() *= -y_.array().square() * ws_.df.array();  // -y c(u) du, du = y df
-    net_.backward_tangent(y, v, a_, da_, XT_, ws_, grad_, jv, /*with_grad=*/false);
-    return;
-  }
-  const Index off = is_polar() ? K : 0;
-  const auto V = y.segment(off, P);
-  const auto dV = v.segment(off, P);
-  double rho = fixed_rho_, drho = 0.0;
-  if (is_polar()) {
-    rho = y.head(K).prod();
-    for (Index k = 0; k < K; ++k) drho += v[k] / y[k];
-    drho *= rho;
-  }
-  forward(V);
-  net_.forward_tangent(V, dV, XT_, ws_);
-  margins_and_weights(rho, log_scale, a_);
-  loss_.curvatures(u_, log_scale, da_);
-  da_.array() *= -y_.array().square() * (drho * ws_.f.array() + rho * ws_.df.array());  // -y c(u) du
-  net_.backward_tangent(V, dV, a_, da_, XT_, ws_, grad_, dgrad_);
-  if (is_polar()) {
-    const double S = a_.dot(ws_.f);
-    const double dS = da_.dot(ws_.f) + a_.dot(ws_.df);
-    for (Index k = 0; k < K; ++k)
-      jv[k] = (drho / y[k] - rho * v[k] / (y[k] * y[k])) * S + rho / y[k] * dS;
-  }
-  for (Index k = 0; k < K; ++k) {
-    const Index o = net_.layer_offset(k), m = net_.layer_size(k);
-    const auto Vk = V.segment(o, m);
-    const auto dVk = dV.segment(o, m);
-    const auto Gk = grad_.segment(o, m);
-    const auto dGk = dgrad_.segment(o, m);
-    double alpha = rho, dalpha = drho;
-    if (kind_ == FlowKind::gd_polar) {
-      const double r2 = y[k] * y[k];
-      alpha = rho / r2;
-      dalpha = drho / r2 - 2.0 * rho * v[k] / (r2 * y[k]);
-    }
-    const double n2 = Vk.squaredNorm();
-    const double c = Vk.dot(Gk) / n2;
-    const double dc = (dVk.dot(Gk) + Vk.dot(dGk)) / n2 - 2.0 * c * Vk.dot(dVk) / n2;
-    jv.segment(off + o, m) = dalpha * (Gk - c * Vk) + alpha * (dGk - dc * Vk - c * dVk);
-  }
+  model_->field_tangent(*this, tp, y, v, jv);
 }
 
-void Flow::jacobian(const Vec& y, double log_scale, Mat& J) const {
+void Flow::jacobian(TimePoint tp, const Vec& y, Mat& J) const {
+  if (sliding_.empty() && model_->dense_jacobian(*this, tp, y, J)) return;
   const Index m = state_size();
-  if (kind_ == FlowKind::gd && num_layers() == 1) {
-    // Linear model: J = -sum_n e^{log_scale} l''(u_n) x_n x_n^T, one rank-n update.
-    forward(y);
-    margins_and_weights(1.0, log_scale, a_);
-    // Symmetric: SYRK-style rank updates of the lower triangle (half the flops of a GEMM) on
-    // preallocated buffers, l'' >= 0 for every loss so the square root is real. In blocks of
-    // 32 points: Eigen's packing buffers then fit its stack limit (a depth-1000 product
-    // heap-allocates ~200 KB per call, which costs more page faults than the product: 13x), and
-    // the first call touches few fresh pages (a first touch costs ~25 us on the benchmark VM:
-    // 128-point blocks cost 27 more faults, ~0.7 ms, in a whole default run).
-    // The scaled block X_b^T diag(sqrt(l'')) lives in a cache-resident d x 32 buffer.
-    loss_.curvatures(u_, log_scale, da_);
-    da_ = da_.cwiseSqrt();  // once per point, not once per matrix entry
-    constexpr Index kBlock = 32;
-    const Index n = XT_.cols();
-    jac_scaled_.resize(XT_.rows(), std::min(kBlock, n));
-    J.setZero(m, m);
-    for (Index c = 0; c < n; c += kBlock) {
-      const Index w = std::min(kBlock, n - c);
-      auto block = jac_scaled_.leftCols(w);
-      block.noalias() = XT_.middleCols(c, w) * da_.segment(c, w).asDiagonal();
-      J.selfadjointView<Eigen::Lower>().rankUpdate(block, -1.0);
-    }
-    J.triangularView<Eigen::StrictlyUpper>() = J.transpose();
-    return;
-  }
   J.resize(m, m);
   Vec e = Vec::Zero(m), col(m);
   for (Index j = 0; j < m; ++j) {
     e[j] = 1.0;
-    jvp(y, log_scale, e, col);
+    jvp(tp, y, e, col);
     J.col(j) = col;
     e[j] = 0.0;
   }
 }
+
+void Flow::time_derivative(TimePoint tp, const Vec& y, Vec& dft) const { model_->time_derivative(*this, tp, y, dft); }
 
 void Flow::loss_gradient(const Vec& theta, Vec& grad) const {
   grad.resize(num_params());
@@ -216,50 +164,14 @@ Vec Flow::initial_state(const Vec& theta) const {
   if (theta.size() != num_params())
     throw DomainError(fmt::format("initial weights: {} numbers given, the network {} has P = {} parameters",
                                 theta.size(), net_.describe(), num_params()));
-  if (kind_ == FlowKind::gd) return theta;
-  const Index K = num_layers();
-  const Vec rho = net_.layer_norms(theta);
-  for (Index k = 0; k < K; ++k)
-    if (!(rho[k] > 0))
-      throw DomainError(fmt::format("the {} flow needs every layer norm rho_k > 0: layer {} of the initial "
-                                    "weights is zero (rho_{} = 0)", to_string(kind_), k + 1, k + 1));
-  const Index off = is_polar() ? K : 0;
-  Vec y(state_size());
-  if (is_polar()) y.head(K) = rho;
-  for (Index k = 0; k < K; ++k) {
-    const Index o = net_.layer_offset(k), m = net_.layer_size(k);
-    y.segment(off + o, m) = theta.segment(o, m) / rho[k];
-  }
-  return y;
+  return model_->initial_state(net_, theta);
 }
 
-Vec Flow::theta(const Vec& y) const {
-  if (kind_ == FlowKind::gd) return y;
-  const Index K = num_layers(), P = num_params();
-  const Index off = is_polar() ? K : 0;
-  Vec theta = y.segment(off, P);
-  const double equal_rho = std::pow(fixed_rho_, 1.0 / double(K));
-  for (Index k = 0; k < K; ++k)
-    theta.segment(net_.layer_offset(k), net_.layer_size(k)) *= is_polar() ? y[k] : equal_rho;
-  return theta;
-}
+Vec Flow::theta(const Vec& y) const { return model_->theta(net_, y); }
 
-Vec Flow::direction(const Vec& y) const {
-  if (kind_ != FlowKind::gd) return y.segment(is_polar() ? num_layers() : 0, num_params());
-  Vec V = y;
-  for (Index k = 0; k < num_layers(); ++k) {
-    auto seg = V.segment(net_.layer_offset(k), net_.layer_size(k));
-    const double r = seg.norm();
-    if (r > 0) seg /= r;
-  }
-  return V;
-}
+Vec Flow::direction(const Vec& y) const { return model_->direction(net_, y); }
 
-Vec Flow::layer_norms(const Vec& y) const {
-  if (kind_ == FlowKind::gd) return net_.layer_norms(y);
-  if (is_polar()) return y.head(num_layers());
-  return Vec::Constant(num_layers(), std::pow(fixed_rho_, 1.0 / double(num_layers())));
-}
+Vec Flow::layer_norms(const Vec& y) const { return model_->layer_norms(net_, y); }
 
 FlowDiagnostics Flow::diagnostics(const Vec& y) const {
   FlowDiagnostics d;
@@ -270,9 +182,9 @@ FlowDiagnostics Flow::diagnostics(const Vec& y) const {
   // Normalized margin of the actual weights: min_n y_n f(W; x_n) / prod_k ||W_k||.
   const double prod_norm = net_.layer_norms(theta).prod();
   d.margin = prod_norm > 0 ? u_.minCoeff() / prod_norm : 0.0;
-  if (kind_ == FlowKind::fixed_rho) {
+  if (model_->on_spheres()) {
     Vec dy;
-    rhs(y, 0.0, dy);
+    rhs(TimePoint{}, y, dy);
     d.grad_norm = dy.norm();
   } else {
     net_.backward(theta, a_, XT_, ws_, grad_);
@@ -360,7 +272,7 @@ std::vector<Index> Flow::settle_on_kinks(const Vec& y, double rel_tol) {
   Vec dy;
   // dh_j/dt with the current pattern and sliding set (the e^s of the log clock is a positive factor).
   auto normal_velocity = [&](Index j) {
-    rhs(y, 0.0, dy);
+    rhs(TimePoint{}, y, dy);
     return preactivation_tangent(theta, theta_tangent(y, dy))[j];
   };
   for (Index j = 0; j < h.size(); ++j) {
@@ -399,7 +311,7 @@ void Flow::event_values(const Vec& y, Vec& g) const {
   Vec masks;
   if (!sliding_.empty()) {
     Vec dy;
-    sliding_rhs(y, 0.0, dy, &masks);
+    sliding_rhs(TimePoint{}, y, dy, &masks);
   }
   g = preactivations(y);
   Index o = 0;
@@ -448,34 +360,18 @@ void Flow::stop_sliding(Index j, bool active) {
 
 Vec Flow::sliding_masks(const Vec& y) const {
   Vec dy, masks;
-  sliding_rhs(y, 0.0, dy, &masks);
+  sliding_rhs(TimePoint{}, y, dy, &masks);
   return masks;
 }
 
-Vec Flow::theta_tangent(const Vec& y, const Vec& v) const {
-  // d theta(y + e v)/de at e = 0: W_k = rho_k V_k (polar), rho^(1/K) V_k (fixed_rho).
-  if (kind_ == FlowKind::gd) return v;
-  const Index K = num_layers(), off = is_polar() ? K : 0;
-  Vec dtheta = v.segment(off, num_params());
-  const double equal_rho = std::pow(fixed_rho_, 1.0 / double(K));
-  for (Index k = 0; k < K; ++k) {
-    const Index o = net_.layer_offset(k), m = net_.layer_size(k);
-    if (is_polar())
-      dtheta.segment(o, m) = v[k] * y.segment(off + o, m) + y[k] * v.segment(off + o, m);
-    else
-      dtheta.segment(o, m) *= equal_rho;
-  }
-  return dtheta;
-}
-
-void Flow::sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks) const {
+void Flow::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) const {
   // On the kink surfaces the field depends on the sliding mask values m only through the
   // backward pass (the pre-activation is 0 there, so the outputs do not depend on m), and it is
   // affine in each m_l separately: F(m) = F(m, m_l = 0) + m_l D_l(m). For one hidden layer it is
   // jointly affine and the tangency conditions r(m) = (dh_j/dt along F(m))_j = 0 are a linear
   // system; deeper nets (masks of several layers multiply) take a few Newton steps, with the
   // exact Jacobian dr/dm_l = rates(D_l(m)).
-  if (num_layers() == 2) return sliding_rhs_one_hidden_layer(y, log_scale, dy, masks);
+  if (num_layers() == 2) return sliding_rhs_one_hidden_layer(tp, y, dy, masks);
   const Index S = Index(sliding_.size());
   const Vec theta = this->theta(y);
   auto rates = [&](const Vec& velocity) {  // dh_j/dt along a state velocity, for the sliding entries
@@ -496,19 +392,19 @@ void Flow::sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks) cons
   Mat D(state_size(), S), C(S, S);
   for (int newton = 0; newton < 20; ++newton) {
     set_masks(m);
-    smooth_rhs(y, log_scale, F);
+    smooth_rhs(tp, y, F);
     const Vec r = rates(F);
     for (Index l = 0; l < S; ++l) {
       Vec ml = m;
       ml[l] = 1.0;
       set_masks(ml);
-      smooth_rhs(y, log_scale, Fl);
+      smooth_rhs(tp, y, Fl);
       if (m[l] == 0.0) {
         D.col(l) = Fl - F;
       } else {  // D_l = F(m_l = 1) - F(m_l = 0)
         ml[l] = 0.0;
         set_masks(ml);
-        smooth_rhs(y, log_scale, Fm);
+        smooth_rhs(tp, y, Fm);
         D.col(l) = Fl - Fm;
       }
       C.col(l) = rates(D.col(l));
@@ -524,31 +420,27 @@ void Flow::sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks) cons
     if (step.lpNorm<Eigen::Infinity>() <= 1e-14 * (1.0 + m.lpNorm<Eigen::Infinity>())) break;
   }
   set_masks(m);
-  smooth_rhs(y, log_scale, dy);
+  smooth_rhs(tp, y, dy);
   if (masks) *masks = m;
 }
 
-void Flow::sliding_rhs_one_hidden_layer(const Vec& y, double log_scale, Vec& dy, Vec* masks) const {
+void Flow::sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) const {
   // The same equivalent control in closed form for one hidden layer, at the cost of ~2 RHS instead
   // of S + 1. Mask m_l of sliding entry l = (unit i, point n) adds to the loss gradient in the
   // flow's coordinates the single row dG_l = a_n W2_i x_n^T in row i of layer 1 (a_n the loss
   // weight, W2 the output layer of theta for gd, of V otherwise); the outputs do not depend on m.
   // The flow maps it to the state velocity D_l = alpha (dG_l - c_l V_1), c_l = <V_1, dG_l>/|V_1|^2
   // (gd: alpha = 1, no projection), and the rates dh_j/dt = s1 (D_l row i_j) . x_{n_j}, with
-  // s1 = d theta_1 / d V_1 (1, rho_1 or rho^(1/2)).
+  // s1 = d theta_1 / d V_1 (1, rho_1 or rho^(1/2)): the kind's LayerResponse of layer 1.
   const Index S = Index(sliding_.size()), d0 = net_.layer_cols(0), rows = net_.layer_rows(0);
-  const bool projected = kind_ != FlowKind::gd;
-  const Index off = is_polar() ? 2 : 0;
+  const LayerResponse response = model_->layer_response(net_, y, 0);
+  const bool projected = response.projected;
+  const Index off = response.offset;
   for (Index j : sliding_) pattern_entry(j) = 0.0;
-  smooth_rhs(y, log_scale, dy);  // F(m = 0); leaves the loss weights in a_ and V's forward pass in ws_
+  smooth_rhs(tp, y, dy);  // F(m = 0); leaves the loss weights in a_ and V's forward pass in ws_
   const auto V1 = net_.layer(y.segment(off, num_params()), 0);
   const auto W2 = y.segment(off + net_.layer_offset(1), net_.layer_size(1));
-  double rho = fixed_rho_, alpha = 1.0, s1 = 1.0;
-  if (is_polar()) rho = y[0] * y[1];
-  if (kind_ == FlowKind::gd_polar) alpha = rho / (y[0] * y[0]);
-  if (kind_ == FlowKind::wn || kind_ == FlowKind::fixed_rho) alpha = rho;
-  if (is_polar()) s1 = y[0];
-  if (kind_ == FlowKind::fixed_rho) s1 = std::sqrt(fixed_rho_);
+  const double alpha = response.alpha, s1 = response.weight_scale;
   const double v1_norm2 = projected ? V1.squaredNorm() : 1.0;
   std::vector<Index> unit(std::size_t(S), 0), point(std::size_t(S), 0);
   Vec coef(S), c(S), hv(S);  // dG_l = coef_l x_{n_l} in row unit_l

@@ -10,10 +10,13 @@ namespace gfsim {
 OdeProblem to_ode_problem(const Flow& flow) {
   OdeProblem p;
   p.size = flow.state_size();
-  // The gradient flows are autonomous: F depends on t only through the clock's factor.
-  p.rhs = [&flow](TimePoint tp, const Vec& y, Vec& dy) { flow.rhs(y, tp.log_scale, dy); };
-  p.jacobian = [&flow](TimePoint tp, const Vec& y, Mat& J) { flow.jacobian(y, tp.log_scale, J); };
-  p.jvp = [&flow](TimePoint tp, const Vec& y, const Vec& v, Vec& jv) { flow.jvp(y, tp.log_scale, v, jv); };
+  p.rhs = [&flow](TimePoint tp, const Vec& y, Vec& dy) { flow.rhs(tp, y, dy); };
+  p.jacobian = [&flow](TimePoint tp, const Vec& y, Mat& J) { flow.jacobian(tp, y, J); };
+  p.jvp = [&flow](TimePoint tp, const Vec& y, const Vec& v, Vec& jv) { flow.jvp(tp, y, v, jv); };
+  // The built-in kinds are autonomous (F depends on t only through the clock's factor).
+  p.autonomous = flow.autonomous();
+  if (!p.autonomous)
+    p.time_derivative = [&flow](TimePoint tp, const Vec& y, Vec& dft) { flow.time_derivative(tp, y, dft); };
   p.explain_stall = [&flow](const Vec& y, bool& at_kink) -> std::string {
     const auto kink = flow.nearest_kink(y);
     if (kink.layer < 0) return {};

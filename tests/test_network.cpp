@@ -186,7 +186,7 @@ TEST(Flow, PolarRhsIsTangentToTheSpheres) {
     const Vec y = flow.initial_state(test::random_vector(flow.num_params(), 22));
     Vec dy;
     flow.rhs(y, 0.0, dy);
-    const Index off = flow.is_polar() ? flow.num_layers() : 0;
+    const Index off = flow.state_size() - flow.num_params();  // V after the rho_k, if any
     for (Index k = 0; k < flow.num_layers(); ++k) {
       const auto& net = flow.network();
       const double radial = y.segment(off + net.layer_offset(k), net.layer_size(k))

@@ -4,6 +4,7 @@
 // ...", in table order) and to_string() use. C++17-clean like enums.hpp.
 #include <array>
 #include <utility>
+#include <vector>
 
 #include "gfsim/enums.hpp"
 
@@ -27,12 +28,17 @@ struct EnumNames<LossKind> {
   static constexpr std::array<std::pair<LossKind, const char*>, 3> table{
       {{LossKind::exp, "exp"}, {LossKind::logistic, "logistic"}, {LossKind::square, "square"}}};
 };
+/// The flow kinds' names come from the kind table (src/flow_kinds.cpp), which tests may extend
+/// (register_flow_kind): a view read when iterated, so the reader, the writer and the messages
+/// always see the current table.
+const std::vector<std::pair<FlowKind, const char*>>& flow_kind_names();
 template <>
 struct EnumNames<FlowKind> {
-  static constexpr std::array<std::pair<FlowKind, const char*>, 4> table{{{FlowKind::gd, "gd"},
-                                                                           {FlowKind::gd_polar, "gd_polar"},
-                                                                           {FlowKind::wn, "wn"},
-                                                                           {FlowKind::fixed_rho, "fixed_rho"}}};
+  struct View {
+    auto begin() const { return flow_kind_names().begin(); }
+    auto end() const { return flow_kind_names().end(); }
+  };
+  static constexpr View table{};
 };
 template <>
 struct EnumNames<Method> {

@@ -1,12 +1,27 @@
 #pragma once
 // The option enums of a model; their names are in enum_names.hpp (one table per enum). Kept in a
 // C++17-clean header of their own: stepper_odeint.cpp (odeint) is compiled as C++17.
+#include <string_view>
+
 namespace gfsim {
 
 enum class DataKind { gaussian, teacher, csv };
 enum class Activation { relu, linear };
 enum class LossKind { exp, logistic, square };
-enum class FlowKind { gd, gd_polar, wn, fixed_rho };
+/// A flow kind, by its name in the table of src/flow_kinds.cpp. Not an enum: the kinds are open (a
+/// kind is one file in src/flows/ and one line of that table), so its value is the table's name.
+/// FlowKind::gd etc. name the built-in kinds; FlowKind{"name"} any other.
+struct FlowKind {
+  std::string_view name;
+  static const FlowKind gd, gd_polar, wn, fixed_rho;
+  friend constexpr bool operator==(FlowKind a, FlowKind b) { return a.name == b.name; }
+  friend constexpr bool operator!=(FlowKind a, FlowKind b) { return !(a == b); }
+};
+inline constexpr FlowKind FlowKind::gd{"gd"};
+inline constexpr FlowKind FlowKind::gd_polar{"gd_polar"};
+inline constexpr FlowKind FlowKind::wn{"wn"};
+inline constexpr FlowKind FlowKind::fixed_rho{"fixed_rho"};
+
 enum class Method { auto_select, dopri5, rkf78, cash_karp, rosenbrock4, cvode };
 enum class ClockKind { auto_select, t, log };
 enum class KinkMode { events, ignore, smooth };

@@ -1,10 +1,13 @@
 #pragma once
-// The four gradient flows of equations.md section 3 as ODE right-hand sides. A Flow knows nothing
-// about time, solvers or files: it writes dy/dclock = e^{log_scale} F(y) for a state y (the clock
-// transform s = log(1+t) enters only through log_scale, folded into the loss weights so that
-// e^s * e^{-u} never overflows), and its exact Jacobian-vector products and Jacobian.
+// The gradient flows of equations.md section 3 as ODE right-hand sides. A Flow knows nothing about
+// solvers or files: it writes dy/dclock = e^{log_scale} F(t, y) for a state y (the clock transform
+// s = log(1+t) enters only through log_scale, folded into the loss weights so that e^s * e^{-u}
+// never overflows), and its exact Jacobian-vector products and Jacobian.
 //
-// State layouts (theta layout = W_1..W_K, each row-major):
+// The kind of flow (state layout, weights from state, field from the loss descent, tangent map) is
+// a FlowKindModel (flow_kind.hpp, one file per kind in src/flows/); Flow holds the machinery they
+// share: the network on the data, the loss weights, the forward-pass cache and the ReLU pattern.
+// Built-in state layouts (theta layout = W_1..W_K, each row-major):
 //   gd        y = theta                         (P)
 //   gd_polar  y = (rho_1..rho_K, V_1..V_K)      (K + P),  W_k = rho_k V_k
 //   wn        y = (rho_1..rho_K, V_1..V_K)      (K + P)
@@ -13,11 +16,14 @@
 //
 //   Flow flow(net, data, LossKind::exp, FlowKind::gd_polar);
 //   Vec y = flow.initial_state(theta0), dy(flow.state_size());
-//   flow.rhs(y, 0.0, dy);
-//   flow.jvp(y, 0.0, v, jv);   // exact d/de rhs(y + e v) at e = 0
+//   flow.rhs(TimePoint{t, 0.0}, y, dy);
+//   flow.jvp(TimePoint{t, 0.0}, y, v, jv);   // exact d/de rhs(y + e v) at e = 0
 #include <memory>
+#include <optional>
 
+#include "gfsim/clock.hpp"
 #include "gfsim/dataset.hpp"
+#include "gfsim/flow_kind.hpp"
 #include "gfsim/loss.hpp"
 #include "gfsim/model_spec.hpp"
 #include "gfsim/network.hpp"
@@ -34,26 +40,55 @@ struct FlowDiagnostics {
 
 class Flow {
  public:
+  /// The kind from the table (flow_kind.hpp) with spec's parameters (flow.rho, ...).
+  Flow(Network network, const Dataset& data, LossKind loss, const FlowSpec& spec);
   Flow(Network network, const Dataset& data, LossKind loss, FlowKind kind, double fixed_rho = 1.0);
+  /// A kind that is not in the table (tests); `kind` names it in messages.
+  Flow(Network network, const Dataset& data, LossKind loss, FlowKind kind, std::unique_ptr<FlowKindModel> model);
   // The workspace points at the flow's own activation pattern: no copies.
   Flow(const Flow&) = delete;
   Flow& operator=(const Flow&) = delete;
 
   FlowKind kind() const { return kind_; }
+  const FlowKindModel& kind_model() const { return *model_; }
   const Network& network() const { return net_; }
   const Loss& loss() const { return loss_; }
   Index num_layers() const { return net_.num_layers(); }
   Index num_params() const { return net_.num_params(); }
-  Index state_size() const;
-  bool is_polar() const { return kind_ == FlowKind::gd_polar || kind_ == FlowKind::wn; }
+  Index state_size() const { return model_->state_size(net_); }
+  /// False when F depends on t other than through the clock's factor.
+  bool autonomous() const { return model_->autonomous(); }
+  /// flow.rho: the fixed product of layer norms of the fixed_rho flow.
   double fixed_rho() const { return fixed_rho_; }
 
-  /// dy = e^{log_scale} F(y).
-  void rhs(const Vec& y, double log_scale, Vec& dy) const;
-  /// jv = d/de [e^{log_scale} F(y + e v)] at e = 0 (exact, forward over reverse).
-  void jvp(const Vec& y, double log_scale, const Vec& v, Vec& jv) const;
-  /// Dense Jacobian of rhs (state_size^2), assembled column by column from jvp.
-  void jacobian(const Vec& y, double log_scale, Mat& J) const;
+  /// dy = e^{tp.log_scale} F(tp.t, y).
+  void rhs(TimePoint tp, const Vec& y, Vec& dy) const;
+  /// jv = d/de [e^{log_scale} F(t, y + e v)] at e = 0 (exact, forward over reverse).
+  void jvp(TimePoint tp, const Vec& y, const Vec& v, Vec& jv) const;
+  /// Dense Jacobian of rhs (state_size^2): the kind's closed form, or column by column from jvp.
+  void jacobian(TimePoint tp, const Vec& y, Mat& J) const;
+  /// dft = e^{tp.log_scale} dF/dt (t, y) at fixed y (zero for autonomous kinds).
+  void time_derivative(TimePoint tp, const Vec& y, Vec& dft) const;
+  /// The same at t = 0, for autonomous kinds (every built-in one); std::logic_error otherwise.
+  void rhs(const Vec& y, double log_scale, Vec& dy) const { rhs(autonomous_at(log_scale), y, dy); }
+  void jvp(const Vec& y, double log_scale, const Vec& v, Vec& jv) const { jvp(autonomous_at(log_scale), y, v, jv); }
+  void jacobian(const Vec& y, double log_scale, Mat& J) const { jacobian(autonomous_at(log_scale), y, J); }
+
+  // ---- The shared machinery the kinds' fields are made of (flow_kind.hpp) ----------------------
+  /// The loss descent at V scaled by rho: G = sum_n a_n df_n/dV with u_n = rho y_n f(V; x_n) and
+  /// a_n = y_n e^{log_scale} g(u_n), i.e. G = -(e^{log_scale}/rho) dL(rho-scaled net)/dV. For rho = 1
+  /// and V = theta, G = -e^{log_scale} grad_theta L.
+  void loss_descent(const Eigen::Ref<const Vec>& V, double rho, double log_scale, Eigen::Ref<Vec> G) const;
+  /// After loss_descent: S = sum_n a_n f_n(V) = -e^{log_scale} dL/drho.
+  double radial_descent() const { return a_.dot(ws_.f); }
+  /// dG = d/de G(V + e dV, rho + e drho) at e = 0, and G itself into *G unless G is null.
+  /// drho = nullopt: rho is a constant (the radial term is skipped, not multiplied by zero).
+  void loss_descent_tangent(const Eigen::Ref<const Vec>& V, const Eigen::Ref<const Vec>& dV, double rho,
+                            std::optional<double> drho, double log_scale, Vec* G, Eigen::Ref<Vec> dG) const;
+  /// After loss_descent_tangent: dS, the tangent of radial_descent().
+  double radial_descent_tangent() const { return da_.dot(ws_.f) + a_.dot(ws_.df); }
+  /// Linear model (K = 1) only: J = -e^{log_scale} Hessian of L at w, in closed form.
+  void linear_loss_curvature(const Vec& w, double log_scale, Mat& J) const;
 
   /// Loss gradient grad_theta L and Hessian-vector product in the theta layout (log_scale 0).
   void loss_gradient(const Vec& theta, Vec& grad) const;
@@ -121,6 +156,7 @@ class Flow {
   Vec preactivation_tangent(const Vec& theta, const Vec& dtheta) const;
 
  private:
+  TimePoint autonomous_at(double log_scale) const;
   // Shared evaluation of the loss weights at V (or theta) scaled by rho.
   void margins_and_weights(double rho, double log_scale, Vec& a) const;
   /// net_.forward(theta) into ws_, skipped when ws_ already holds the pass at these exact weights
@@ -134,20 +170,21 @@ class Flow {
   Loss loss_;
   FlowKind kind_;
   double fixed_rho_;
+  std::unique_ptr<const FlowKindModel> model_;
   // Scratch space: flows are not thread-safe; use one Flow per thread.
   mutable Network::Workspace ws_;
   mutable Vec forward_theta_;          ///< the weights of the pass in ws_, when forward_valid_
   mutable bool forward_valid_ = false; ///< ws_ holds a pattern-free pass at forward_theta_
   std::vector<Mat> pattern_;
   std::vector<Index> sliding_;
-  void smooth_rhs(const Vec& y, double log_scale, Vec& dy) const;
+  void smooth_rhs(TimePoint tp, const Vec& y, Vec& dy) const { model_->field(*this, tp, y, dy); }
   double& pattern_entry(Index j) const;
   /// Sliding field at y: solves for the sliding masks (stored in the pattern) and writes dy.
-  void sliding_rhs(const Vec& y, double log_scale, Vec& dy, Vec* masks = nullptr) const;
-  void sliding_rhs_one_hidden_layer(const Vec& y, double log_scale, Vec& dy, Vec* masks) const;
+  void sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks = nullptr) const;
+  void sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) const;
   /// d theta(y + e v)/de at e = 0 (state velocity -> weight velocity).
-  Vec theta_tangent(const Vec& y, const Vec& v) const;
-  mutable Vec u_, a_, da_, du_, grad_, dgrad_;
+  Vec theta_tangent(const Vec& y, const Vec& v) const { return model_->theta_tangent(net_, y, v); }
+  mutable Vec u_, a_, da_, grad_;
   mutable Mat jac_scaled_;  // K = 1 Jacobian: a block of X^T diag(sqrt(l''(u)))
   mutable Vec g_all_;       // event_values_of: all event functions when a subset cannot be had cheaply
 };
