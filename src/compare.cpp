@@ -58,7 +58,7 @@ std::vector<FlowKind> parse_flow_list(const std::string& list) {
   std::stringstream in(list);
   std::string name;
   while (std::getline(in, name, ',')) {
-    const auto* entry = std::find_if(EnumNames<FlowKind>::table.begin(), EnumNames<FlowKind>::table.end(),
+    const auto entry = std::find_if(EnumNames<FlowKind>::table.begin(), EnumNames<FlowKind>::table.end(),
                                      [&](const auto& e) { return name == e.second; });
     if (entry == EnumNames<FlowKind>::table.end())
       throw SpecError(fmt::format("--flows {}: unknown flow \"{}\" (known flows: {})", list, name, known));

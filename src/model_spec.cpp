@@ -252,7 +252,13 @@ const std::vector<KeyDef>& schema() {
    [](const ModelSpec& s, W t) { put_enum(t, "kind", to_string(s.loss.kind)); }},
 
   {"flow", "kind", "string", "", "the gradient flow",
-   [](R r, ModelSpec& s) { s.flow.kind = r.choice(s.flow.kind); },
+   [](R r, ModelSpec& s) {
+     s.flow.kind = r.choice(s.flow.kind);
+     // -grad L / L is unbounded at the finite interpolant where the square loss vanishes.
+     if (s.flow.kind == FlowKind{"normalized"} && s.loss.kind == LossKind::square)
+       r.fail("\"normalized\" needs loss.kind = \"exp\" or \"logistic\" (the square loss vanishes at a finite "
+              "interpolant, where grad L / L is unbounded)", "\"gd\"");
+   },
    [](const ModelSpec& s, W t) { put_enum(t, "kind", to_string(s.flow.kind)); }},
   {"flow", "rho", "float", "> 0", "fixed_rho only: the fixed product of layer norms",
    [](R r, ModelSpec& s) { s.flow.rho = r.real(s.flow.rho, positive); },

@@ -1,4 +1,4 @@
-// Schedules lambda(t) and rho(t) (schedule.hpp, equations.md section 9). Every kind gives the log of
+// Schedules lambda(t) and rho(t) (schedule.hpp, equations.md section 8). Every kind gives the log of
 // its value in closed form, so the log clock's factor e^s = 1 + t is folded in as exp(s + log lambda).
 #include "gfsim/schedule.hpp"
 
@@ -26,8 +26,9 @@ std::size_t segment_of(const ScheduleTable& knots, double t) {
   return std::size_t(std::max<std::ptrdiff_t>(next - knots.t.begin() - 1, 0));
 }
 
-/// Piecewise-linear interpolation through (t_i, v_i) and its slope; constant beyond the last knot.
-/// At a knot the slope is that of the segment starting there (right derivative).
+/// Piecewise-linear interpolation through (t_i, v_i) and its slope; constant beyond the last knot,
+/// the first segment extended below t_0 = 0. At a knot the slope is that of the segment starting
+/// there (right derivative).
 double interpolate(const ScheduleTable& knots, double t, double* slope = nullptr) {
   const std::size_t i = segment_of(knots, t);
   if (i + 1 >= knots.t.size()) {
@@ -39,8 +40,10 @@ double interpolate(const ScheduleTable& knots, double t, double* slope = nullptr
   return knots.value[i] + s * (t - knots.t[i]);
 }
 
+// The schedules are used at t >= 0; they are defined (smoothly) on t > -1 so that differences in t
+// around t = 0 (Jacobian checks, a state component sigma = t perturbed by a solver) stay defined.
 void require_finite_time(double t) {
-  if (!(t >= 0) || !std::isfinite(t)) throw DomainError(fmt::format("schedule evaluated at t = {}: needs finite t >= 0", t));
+  if (!(t > -1) || !std::isfinite(t)) throw DomainError(fmt::format("schedule evaluated at t = {}: needs finite t > -1", t));
 }
 
 }  // namespace

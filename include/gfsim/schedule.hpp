@@ -1,5 +1,5 @@
 #pragma once
-// Prescribed functions of physical time that control how rho grows (issue 15, equations.md section 9):
+// Prescribed functions of physical time that control how rho grows (issue 15, equations.md section 8):
 //   LambdaSchedule  lambda(t) -> 0 of the norm-minimizing flow dW/dt = -grad L - lambda(t) W;
 //   RhoSchedule     rho(t) of the fixed-rho flow driven by a prescribed radius.
 // Each gives its value and d/dt (the stiff solvers' dF/dt), and the forms the log clock needs: in
@@ -8,6 +8,7 @@
 // d log rho/dt, finite even where rho itself overflows (exponential schedule).
 // Tables (two columns t, value; t_0 = 0, strictly increasing, value > 0) interpolate lambda
 // linearly and rho geometrically (log rho linear in t); both are constant beyond the last knot.
+// Every schedule is defined for t > -1 (smoothly through t = 0), used at t >= 0.
 //
 //   LambdaSchedule lambda = LambdaSchedule::power(0.5, 1.0);     // 0.5 / (1 + t)
 //   double decay = lambda.scaled_value(t, log_scale);            // e^{log_scale} lambda(t)
