@@ -6,7 +6,9 @@
 //    e^{log_scale - log L} g(u_n) by the same weights routine as every flow: nothing underflows
 //    when L itself underflows (t = 1e300), so the speed does not vanish as L -> 0;
 //  - it is the continuous limit of the loss-normalized steps eta_t ~ 1/L of Nacson et al. (2019).
-// The state is theta; |W| grows linearly in t (|grad log L| -> gamma for separable data).
+// The state is theta. K = 1: |W| grows linearly in t (|grad log L| -> gamma for separable data);
+// K-homogeneous nets: d|theta|^2/dt ~ 2K q_min ~ |theta|^K, exponential for K = 2, finite-time
+// blow-up for K >= 3 (equations.md section 8 (h)).
 // K > 1: d rho_k^2/dt = -2 <W_k, grad_k L>/L is the same for every layer: the balance rho_k^2 -
 // rho_1^2 is conserved, as for gd. The model reader refuses the square loss: L -> 0 at a finite
 // interpolant where grad log L is unbounded (the field itself is defined wherever L > 0).
