@@ -66,6 +66,12 @@ void Flow::loss_descent(const Eigen::Ref<const Vec>& V, double rho, double log_s
   net_.backward(V, a_, XT_, ws_, G);  // sum_n a_n df_n/dV
 }
 
+double Flow::log_loss(const Eigen::Ref<const Vec>& V, double rho) const {
+  forward(V);
+  u_.array() = rho * y_.array() * ws_.f.array();
+  return loss_.log_total(std::span<const double>(u_.data(), std::size_t(u_.size())));
+}
+
 void Flow::loss_descent_tangent(const Eigen::Ref<const Vec>& V, const Eigen::Ref<const Vec>& dV, double rho,
                                 std::optional<double> drho, double log_scale, Vec* G, Eigen::Ref<Vec> dG) const {
   forward(V);

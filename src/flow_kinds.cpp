@@ -15,6 +15,10 @@ std::unique_ptr<FlowKindModel> make_gd_flow(const FlowSpec&);
 std::unique_ptr<FlowKindModel> make_gd_polar_flow(const FlowSpec&);
 std::unique_ptr<FlowKindModel> make_wn_flow(const FlowSpec&);
 std::unique_ptr<FlowKindModel> make_fixed_rho_flow(const FlowSpec&);
+std::unique_ptr<FlowKindModel> make_nm_flow(const FlowSpec&);
+std::unique_ptr<FlowKindModel> make_nm_polar_flow(const FlowSpec&);
+std::unique_ptr<FlowKindModel> make_rho_schedule_flow(const FlowSpec&);
+std::unique_ptr<FlowKindModel> make_normalized_flow(const FlowSpec&);
 
 namespace {
 
@@ -24,6 +28,10 @@ struct Table {
       {"gd_polar", "the gd flow in polar form, state (rho_k, V_k)", make_gd_polar_flow},
       {"wn", "weight normalization, state (rho_k, V_k)", make_wn_flow},
       {"fixed_rho", "the flow of V on the spheres at a fixed product of layer norms flow.rho", make_fixed_rho_flow},
+      {"nm", "norm-minimizing flow dW/dt = -grad L - lambda(t) W (flow.lambda)", make_nm_flow},
+      {"nm_polar", "the nm flow in polar form, state (rho_k, V_k)", make_nm_polar_flow},
+      {"rho_schedule", "the fixed-rho flow of V at a prescribed rho(t) (flow.rho_schedule), state (t, V_k)", make_rho_schedule_flow},
+      {"normalized", "loss-normalized gradient flow dW/dt = -grad L / L", make_normalized_flow},
   };
   std::vector<std::pair<FlowKind, const char*>> names = name_pairs(entries);
 

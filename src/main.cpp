@@ -9,6 +9,7 @@
 #include <fmt/ostream.h>
 #include <iostream>
 
+#include "gfsim/compare.hpp"
 #include "gfsim/model_spec.hpp"
 #include "gfsim/recorder.hpp"
 #include "gfsim/run.hpp"
@@ -74,6 +75,26 @@ int stationary_command(const std::string& model, const std::vector<std::string>&
   return report.result.newton_converged ? 0 : 1;
 }
 
+// `gfsim compare`: the listed flows from the same start, the cost of reaching margin-gap and
+// direction thresholds, fitted rates. Exit 0 when every run succeeded, 1 on a numerical failure, 2 bad input.
+int compare_command(const std::string& model, const std::vector<std::string>& sets, const std::string& flows,
+                    const std::string& output, bool quiet) {
+  const gfsim::ModelSpec spec = gfsim::load_model_spec(model, sets);
+  if (!quiet) fmt::print("# gfsim {} ({}) compare {}\n", gfsim::kVersion, gfsim::kGitCommit, model);
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  gfsim::CompareOptions options;
+  options.flows = gfsim::parse_flow_list(flows);
+  options.output = output;
+  options.progress = !quiet && isatty(STDERR_FILENO);
+  options.stop_requested = &g_stop_requested;
+  const auto report = gfsim::compare_model(spec, options);
+  gfsim::print_compare(std::cout, report);
+  int code = 0;
+  for (const auto& f : report.flows) code = std::max(code, gfsim::exit_code(f.run.result.status));
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -115,11 +136,20 @@ int main(int argc, char** argv) {
   stationary->add_option("--zero-rel", stat_options.numerics.zero_rel, "|lambda| <= zero_rel * max|lambda| is zero");
   stationary->add_flag("-q,--quiet", quiet, "no header line");
 
+  auto* compare = app.add_subcommand("compare", "run several flows from the same start: cost and rate of reaching the max-margin direction");
+  std::string compare_flows = "gd,wn";
+  compare->add_option("MODEL", model, "model file (TOML), see models/README.md")->required();
+  compare->add_option("--flows", compare_flows, "comma-separated flow kinds (default gd,wn)");
+  compare->add_option("--set", sets, "override a key: --set section.key=value (TOML value; repeatable)");
+  compare->add_option("-o,--output", output, "FILE: writes FILE-stem_<flow>.h5 and FILE-stem_compare.json");
+  compare->add_flag("-q,--quiet", quiet, "no progress line");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (run->parsed()) return run_command(model, sets, output, quiet);
     if (verify->parsed()) return verify_command(model, sets, t_end, output, quiet);
     if (stationary->parsed()) return stationary_command(model, sets, stat_options, quiet);
+    if (compare->parsed()) return compare_command(model, sets, compare_flows, output, quiet);
   } catch (const gfsim::SpecError& e) {
     fmt::print(stderr, "gfsim: error: {}\n", e.what());
     return 2;

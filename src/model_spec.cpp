@@ -28,6 +28,8 @@ const char* to_string(FlowKind value) { return enum_name(value); }
 const char* to_string(Method value) { return enum_name(value); }
 const char* to_string(ClockKind value) { return enum_name(value); }
 const char* to_string(KinkMode value) { return enum_name(value); }
+const char* to_string(LambdaKind value) { return enum_name(value); }
+const char* to_string(RhoScheduleKind value) { return enum_name(value); }
 
 namespace {
 
@@ -250,11 +252,54 @@ const std::vector<KeyDef>& schema() {
    [](const ModelSpec& s, W t) { put_enum(t, "kind", to_string(s.loss.kind)); }},
 
   {"flow", "kind", "string", "", "the gradient flow",
-   [](R r, ModelSpec& s) { s.flow.kind = r.choice(s.flow.kind); },
+   [](R r, ModelSpec& s) {
+     s.flow.kind = r.choice(s.flow.kind);
+     // -grad L / L is unbounded at the finite interpolant where the square loss vanishes.
+     if (s.flow.kind == FlowKind{"normalized"} && s.loss.kind == LossKind::square)
+       r.fail("\"normalized\" needs loss.kind = \"exp\" or \"logistic\" (the square loss vanishes at a finite "
+              "interpolant, where grad L / L is unbounded)", "\"gd\"");
+   },
    [](const ModelSpec& s, W t) { put_enum(t, "kind", to_string(s.flow.kind)); }},
   {"flow", "rho", "float", "> 0", "fixed_rho only: the fixed product of layer norms",
    [](R r, ModelSpec& s) { s.flow.rho = r.real(s.flow.rho, positive); },
    [](const ModelSpec& s, W t) { put(t, "rho", s.flow.rho); }},
+  {"flow", "lambda", "string", "", "nm: the decay schedule lambda(t): power, log or table",
+   [](R r, ModelSpec& s) { s.flow.lambda = r.choice(s.flow.lambda); },
+   [](const ModelSpec& s, W t) { put_enum(t, "lambda", to_string(s.flow.lambda)); }},
+  {"flow", "lambda0", "float", "> 0", "nm, lambda = power or log: lambda(0)",
+   [](R r, ModelSpec& s) { s.flow.lambda0 = r.real(s.flow.lambda0, positive); },
+   [](const ModelSpec& s, W t) { put(t, "lambda0", s.flow.lambda0); }},
+  {"flow", "lambda_power", "float", "> 0 and <= 1", "nm, lambda = power: p in lambda0 (1+t)^-p",
+   [](R r, ModelSpec& s) { s.flow.lambda_power = r.real(s.flow.lambda_power, [](double x) { return x > 0 && x <= 1; }); },
+   [](const ModelSpec& s, W t) { put(t, "lambda_power", s.flow.lambda_power); }},
+  {"flow", "lambda_table", "string", "required when lambda = \"table\"", "nm: CSV t,lambda (t from 0, increasing; linear between rows), relative to the model file",
+   [](R r, ModelSpec& s) {
+     s.flow.lambda_table = r.string(s.flow.lambda_table);
+     if (s.flow.lambda == LambdaKind::table && s.flow.lambda_table.empty())
+       r.fail("must name the table file when flow.lambda = \"table\"", "\"\"");
+     s.flow.lambda_table = resolve_path(s.flow.lambda_table, r.source_name());
+   },
+   [](const ModelSpec& s, W t) { put(t, "lambda_table", s.flow.lambda_table); }},
+  {"flow", "rho_schedule", "string", "", "rho_schedule: rho(t): logarithmic, power, exponential, staircase or table",
+   [](R r, ModelSpec& s) { s.flow.rho_schedule = r.choice(s.flow.rho_schedule); },
+   [](const ModelSpec& s, W t) { put_enum(t, "rho_schedule", to_string(s.flow.rho_schedule)); }},
+  {"flow", "rho_rate", "float", ">= 0", "rho_schedule logarithmic/power/exponential: the rate",
+   [](R r, ModelSpec& s) { s.flow.rho_rate = r.real(s.flow.rho_rate, non_negative); },
+   [](const ModelSpec& s, W t) { put(t, "rho_rate", s.flow.rho_rate); }},
+  {"flow", "rho_factor", "float", "> 0", "rho_schedule staircase: factor rho is rescaled by after each phase",
+   [](R r, ModelSpec& s) { s.flow.rho_factor = r.real(s.flow.rho_factor, positive); },
+   [](const ModelSpec& s, W t) { put(t, "rho_factor", s.flow.rho_factor); }},
+  {"flow", "rho_phase", "float", "> 0", "rho_schedule staircase: duration of a phase (physical t)",
+   [](R r, ModelSpec& s) { s.flow.rho_phase = r.real(s.flow.rho_phase, positive); },
+   [](const ModelSpec& s, W t) { put(t, "rho_phase", s.flow.rho_phase); }},
+  {"flow", "rho_table", "string", "required when rho_schedule = \"table\"", "rho_schedule: CSV t,rho (t from 0, increasing; log rho linear between rows), relative to the model file",
+   [](R r, ModelSpec& s) {
+     s.flow.rho_table = r.string(s.flow.rho_table);
+     if (s.flow.rho_schedule == RhoScheduleKind::table && s.flow.rho_table.empty())
+       r.fail("must name the table file when flow.rho_schedule = \"table\"", "\"\"");
+     s.flow.rho_table = resolve_path(s.flow.rho_table, r.source_name());
+   },
+   [](const ModelSpec& s, W t) { put(t, "rho_table", s.flow.rho_table); }},
 
   {"solver", "method", "string", "", "integrator",
    [](R r, ModelSpec& s) { s.solver.method = r.choice(s.solver.method); },

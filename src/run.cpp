@@ -219,6 +219,7 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   ProgressLine progress(options.progress, spec.time.t_end);
   auto monitor = [&](double t, const Vec&, const SolverCounters& c) -> std::optional<Status> {
     progress.update(t, c);
+    if (options.on_step) options.on_step(t, c);
     return std::nullopt;  // a stop request is read by the solver itself (solver.stop_requested)
   };
   std::vector<double> times = log_spaced_times(spec.time.t_first, spec.time.t_end, spec.time.samples_per_decade);

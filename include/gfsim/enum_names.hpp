@@ -60,6 +60,21 @@ struct EnumNames<KinkMode> {
       {{KinkMode::events, "events"}, {KinkMode::ignore, "ignore"}, {KinkMode::smooth, "smooth"}}};
 };
 
+template <>
+struct EnumNames<LambdaKind> {
+  static constexpr std::array<std::pair<LambdaKind, const char*>, 3> table{
+      {{LambdaKind::power, "power"}, {LambdaKind::log, "log"}, {LambdaKind::table, "table"}}};
+};
+template <>
+struct EnumNames<RhoScheduleKind> {
+  static constexpr std::array<std::pair<RhoScheduleKind, const char*>, 5> table{
+      {{RhoScheduleKind::logarithmic, "logarithmic"},
+       {RhoScheduleKind::power, "power"},
+       {RhoScheduleKind::exponential, "exponential"},
+       {RhoScheduleKind::staircase, "staircase"},
+       {RhoScheduleKind::table, "table"}}};
+};
+
 /// The name of an enum value in files, messages and TOML ("exp", "gd_polar", "auto", ...).
 template <typename Enum>
 const char* enum_name(Enum value) {

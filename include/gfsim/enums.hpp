@@ -25,6 +25,8 @@ inline constexpr FlowKind FlowKind::fixed_rho{"fixed_rho"};
 enum class Method { auto_select, dopri5, rkf78, cash_karp, rosenbrock4, cvode };
 enum class ClockKind { auto_select, t, log };
 enum class KinkMode { events, ignore, smooth };
+enum class LambdaKind { power, log, table };
+enum class RhoScheduleKind { logarithmic, power, exponential, staircase, table };
 
 /// Names used in files, messages and TOML ("exp", "gd_polar", "auto", ...), from the name tables of
 /// enum_names.hpp (defined in model_spec.cpp).
@@ -35,5 +37,7 @@ const char* to_string(FlowKind);
 const char* to_string(Method);
 const char* to_string(ClockKind);
 const char* to_string(KinkMode);
+const char* to_string(LambdaKind);
+const char* to_string(RhoScheduleKind);
 
 }  // namespace gfsim

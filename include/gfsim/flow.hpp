@@ -87,6 +87,9 @@ class Flow {
                             std::optional<double> drho, double log_scale, Vec* G, Eigen::Ref<Vec> dG) const;
   /// After loss_descent_tangent: dS, the tangent of radial_descent().
   double radial_descent_tangent() const { return da_.dot(ws_.f) + a_.dot(ws_.df); }
+  /// log L at V scaled by rho (log-sum-exp: finite where L underflows); the normalized kind divides
+  /// its loss weights by L through the log scale.
+  double log_loss(const Eigen::Ref<const Vec>& V, double rho) const;
   /// Linear model (K = 1) only: J = -e^{log_scale} Hessian of L at w, in closed form.
   void linear_loss_curvature(const Vec& w, double log_scale, Mat& J) const;
 

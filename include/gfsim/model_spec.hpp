@@ -47,7 +47,18 @@ struct LossSpec {
 
 struct FlowSpec {
   FlowKind kind = FlowKind::gd;
-  double rho = 1.0;           ///< fixed_rho only: the fixed product of layer norms
+  double rho = 1.0;           ///< fixed_rho: the fixed product of layer norms; rho_schedule: rho(0)
+  // nm: lambda(t) of dW/dt = -grad L - lambda(t) W (schedule.hpp)
+  LambdaKind lambda = LambdaKind::power;
+  double lambda0 = 1.0;       ///< power, log: lambda(0)
+  double lambda_power = 1.0;  ///< power: p in lambda0 (1+t)^-p, in (0, 1]
+  std::string lambda_table;   ///< table: two columns t, lambda; stored absolute like data.path
+  // rho_schedule: rho(t) (schedule.hpp), rho(0) = flow.rho
+  RhoScheduleKind rho_schedule = RhoScheduleKind::logarithmic;
+  double rho_rate = 1.0;      ///< logarithmic, power, exponential: the rate
+  double rho_factor = 2.0;    ///< staircase: rescaling factor after each phase
+  double rho_phase = 10.0;    ///< staircase: duration of a phase
+  std::string rho_table;      ///< table: two columns t, rho
 
   bool operator==(const FlowSpec&) const = default;
 };

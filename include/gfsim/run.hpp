@@ -43,6 +43,9 @@ struct RunOptions {
   /// Optional in-memory sink, called at every recorded sample (after it is appended to the file):
   /// time, theta (theta layout), per-layer norms rho_k, normalized margin. Used by `gfsim verify`.
   std::function<void(double t, const Vec& theta, const Vec& rho, double margin)> on_sample;
+  /// Optional: called after every accepted solver step with the physical time reached and the
+  /// counters so far (RHS evaluations, ...). Used by `gfsim compare` for the cost of reaching a time.
+  std::function<void(double t, const SolverCounters& counters)> on_step;
   /// Optional: writes further groups into the output file before it closes (e.g. /verify), so
   /// that no module re-opens the file. Called once the run is over, with its complete report.
   std::function<void(h5::File& file, const RunReport& report)> write_extra_groups;

@@ -86,6 +86,11 @@ CASES = {
     "verify_iris": ("models/verify_iris.toml", [], "csv data with a bias feature"),
     "verify_iris_nonseparable": ("models/verify_iris_nonseparable.toml", [], "non-separable data"),
     "verify_relu": ("models/verify_relu.toml", [], "ReLU events in the log clock to 1e100"),
+    "nm_square_min_norm": ("models/nm_square_min_norm.toml", [], "nm flow, square loss, n < dim: minimum-norm limit"),
+    "nm_exp_path": ("models/nm_exp_path.toml", [], "nm flow, exp loss, regularization path to 1e12"),
+    "rho_schedule_staircase": ("models/rho_schedule_staircase.toml", [], "rho_schedule staircase (dopri5, t clock)"),
+    "normalized_linear": ("models/normalized_linear.toml", [], "loss-normalized flow to 1e6"),
+    "compare_gaussian": ("models/compare_gaussian.toml", [], "the compare model run as gd"),
     # Paths no example model takes.
     "gd_polar_logistic": ("models/linear_logistic_wn.toml", ["flow.kind=gd_polar"], "gd_polar flow"),
     "square_loss_rkf78": ("models/square_loss.toml", ["solver.method=rkf78"], "rkf78"),
@@ -100,6 +105,7 @@ CASES = {
     "relu_two_layer_rosenbrock4_events": ("models/relu_two_layer.toml",
                                           ["solver.method=rosenbrock4", "time.t_end=100"],
                                           "kink events with rosenbrock4"),
+    "nm_polar_exp": ("models/nm_exp_path.toml", ["flow.kind=nm_polar", "time.t_end=1e6"], "nm in polar form"),
     "relu_two_layer_ignore": ("models/relu_two_layer.toml", ["dynamics.kinks=ignore"],
                               "kinks ignored: cvode stalls at a kink (exit 1, status stalled_at_kink)"),
 }

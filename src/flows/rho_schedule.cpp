@@ -1,0 +1,103 @@
+// rho_schedule: the fixed-rho flow of the directions V_k driven by a prescribed radius rho(t)
+// (equations.md section 8): dV_k/dt = rho(t) (G_k - c_k V_k) with G at the weights rho(t)^(1/K) V_k.
+// A staircase rho(t) is progressive norm rescaling (Wang et al. 2024): fixed-radius phases, each
+// ended by rescaling rho by a factor. The weights depend on t, so t is in the state (flow_kind.hpp:
+// the state determines theta): y = (sigma, V_1..V_K) with dsigma/dt = 1, sigma(0) = 0, rho = rho(sigma).
+// The field is then autonomous, and its Jacobian's sigma column is the dF/dt of the prescribed
+// radius, drho = rho'(sigma) v_sigma through the loss descent's radial tangent. Balanced: every
+// layer norm is rho^(1/K).
+#include <cmath>
+
+#include "gfsim/flow.hpp"
+#include "gfsim/schedule.hpp"
+#include "projected_layers.hpp"
+
+namespace gfsim {
+namespace {
+
+RhoSchedule rho_of(const FlowSpec& spec) {
+  switch (spec.rho_schedule) {
+    case RhoScheduleKind::logarithmic: return RhoSchedule::logarithmic(spec.rho, spec.rho_rate);
+    case RhoScheduleKind::power: return RhoSchedule::power(spec.rho, spec.rho_rate);
+    case RhoScheduleKind::exponential: return RhoSchedule::exponential(spec.rho, spec.rho_rate);
+    case RhoScheduleKind::staircase: return RhoSchedule::staircase(spec.rho, spec.rho_factor, spec.rho_phase);
+    case RhoScheduleKind::table: return RhoSchedule::table(read_schedule_table(spec.rho_table, "flow.rho_table"));
+  }
+  throw DomainError("unknown rho schedule");
+}
+
+class ScheduledRho final : public FlowKindModel {
+ public:
+  explicit ScheduledRho(RhoSchedule rho) : rho_(std::move(rho)) {}
+
+  Index state_size(const Network& net) const override { return 1 + net.num_params(); }
+  Vec initial_state(const Network& net, const Vec& theta) const override {
+    const Vec rho = flows::nonzero_layer_norms(net, theta, "rho_schedule");
+    Vec y(state_size(net));
+    y[0] = 0.0;
+    for (Index k = 0; k < net.num_layers(); ++k) {
+      const Index o = net.layer_offset(k), m = net.layer_size(k);
+      y.segment(1 + o, m) = theta.segment(o, m) / rho[k];
+    }
+    return y;
+  }
+  Vec theta(const Network& net, const Vec& y) const override {
+    return layer_norm(net, y[0]) * y.segment(1, net.num_params());
+  }
+  Vec theta_tangent(const Network& net, const Vec& y, const Vec& v) const override {
+    // d rho^(1/K)/dsigma = rho^(1/K) (d log rho/dsigma) / K
+    const double s = layer_norm(net, y[0]);
+    return s * v.segment(1, net.num_params()) +
+           (s * rho_.log_derivative(y[0]) / double(net.num_layers()) * v[0]) * y.segment(1, net.num_params());
+  }
+  Vec direction(const Network& net, const Vec& y) const override { return y.segment(1, net.num_params()); }
+  Vec layer_norms(const Network& net, const Vec& y) const override {
+    return Vec::Constant(net.num_layers(), layer_norm(net, y[0]));
+  }
+
+  void field(const Flow& flow, TimePoint tp, const Vec& y, Vec& dy) const override {
+    const Network& net = flow.network();
+    const Index P = net.num_params();
+    dy.resize(y.size());
+    G_.resize(P);
+    const double rho = rho_.value(y[0]);
+    flow.loss_descent(y.segment(1, P), rho, tp.log_scale, G_);
+    dy[0] = std::exp(tp.log_scale);  // dsigma/dt = 1, times the clock's factor
+    flows::projected_field(net, y.segment(1, P), G_, 1, [&](Index) { return rho; }, dy);
+  }
+  void field_tangent(const Flow& flow, TimePoint tp, const Vec& y, const Vec& v, Vec& jv) const override {
+    const Network& net = flow.network();
+    const Index P = net.num_params();
+    jv.resize(y.size());
+    G_.resize(P);
+    dG_.resize(P);
+    const double rho = rho_.value(y[0]);
+    const double drho = rho_.derivative(y[0]) * v[0];
+    flow.loss_descent_tangent(y.segment(1, P), v.segment(1, P), rho, drho, tp.log_scale, &G_, dG_);
+    jv[0] = 0.0;
+    flows::projected_field_tangent(net, y.segment(1, P), v.segment(1, P), G_, dG_, 1,
+                                   [&](Index) { return flows::RateAndTangent{rho, drho}; }, jv);
+  }
+  LayerResponse layer_response(const Network& net, TimePoint, const Vec& y, Index) const override {
+    const double rho = rho_.value(y[0]);
+    // One hidden layer: the correctly rounded square root, as for fixed_rho.
+    const double scale = net.num_layers() == 2 ? std::sqrt(rho) : layer_norm(net, y[0]);
+    return {1, rho, scale, true};
+  }
+
+ private:
+  double layer_norm(const Network& net, double sigma) const {
+    const double rho = rho_.value(sigma);
+    return net.num_layers() == 2 ? std::sqrt(rho) : std::pow(rho, 1.0 / double(net.num_layers()));
+  }
+  RhoSchedule rho_;
+  mutable Vec G_, dG_;  // scratch: one Flow (and its kind) per thread
+};
+
+}  // namespace
+
+std::unique_ptr<FlowKindModel> make_rho_schedule_flow(const FlowSpec& spec) {
+  return std::make_unique<ScheduledRho>(rho_of(spec));
+}
+
+}  // namespace gfsim
