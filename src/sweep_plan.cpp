@@ -50,14 +50,14 @@ class SweepReader {
     throw SpecError(fmt::format("{}: {}: {}", path_, key, rule));
   }
 
-  /// "section.key" of a model key; refuses keys the schema does not know and [output] keys
+  /// "section.key" of a model key; refuses keys the schema does not know and output.path
   /// (the sweep decides where each run is written).
   void check_model_key(const std::string& key, std::string_view block) const {
     const auto keys = model_keys();
     if (std::find(keys.begin(), keys.end(), key) == keys.end())
       fail(fmt::format("{}.\"{}\"", block, key), "not a model key (models/README.md lists them)");
-    if (key.rfind("output.", 0) == 0)
-      fail(fmt::format("{}.\"{}\"", block, key), "output keys cannot vary: the sweep names each run's file");
+    if (key == "output.path")
+      fail(fmt::format("{}.\"{}\"", block, key), "cannot be set: the sweep names each run's file DIR/<id>.h5");
   }
 
   /// The entries of a table as ("section.key", node): quoted dotted keys or one nested level.
@@ -72,6 +72,12 @@ class SweepReader {
         out.emplace_back(std::string(name.str()), &node);
       }
     }
+    // toml++ iterates tables by key; the sweep file's order is the order of the index columns
+    std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+      const auto& pa = a.second->source().begin;
+      const auto& pb = b.second->source().begin;
+      return pa.line != pb.line ? pa.line < pb.line : pa.column < pb.column;
+    });
     for (const auto& [key, node] : out) check_model_key(key, block);
     return out;
   }
