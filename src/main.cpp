@@ -15,6 +15,9 @@
 #include "gfsim/run.hpp"
 #include "gfsim/stationary_command.hpp"
 #include "gfsim/sweep_runner.hpp"
+#ifdef GFSIM_MPI
+#include "gfsim/sweep_mpi.hpp"
+#endif
 #include "gfsim/verify_output.hpp"
 #include "gfsim/version.hpp"
 
@@ -76,6 +79,8 @@ int stationary_command(const std::string& model, const std::vector<std::string>&
   return report.result.newton_converged ? 0 : 1;
 }
 
+int print_sweep_summary(const gfsim::SweepSummary& summary);
+
 // `gfsim sweep`: every run of a sweep file, then DIR/index.h5 + DIR/index.csv (docs/sweeps.md).
 // Exit 0 when every run ended with status success, 1 otherwise, 2 bad input (before any run).
 int sweep_command(const std::string& sweep_file, const std::vector<std::string>& sets, gfsim::SweepOptions options,
@@ -91,7 +96,18 @@ int sweep_command(const std::string& sweep_file, const std::vector<std::string>&
   std::signal(SIGTERM, request_stop);
   options.progress = !quiet && isatty(STDERR_FILENO);
   options.stop_requested = &g_stop_requested;
-  const gfsim::SweepSummary summary = gfsim::run_sweep(plan, options);
+#ifdef GFSIM_MPI
+  if (gfsim::started_by_mpirun()) {
+    int rank = 0;
+    const gfsim::SweepSummary summary = gfsim::run_sweep_mpi(plan, options, &rank);
+    if (rank != 0) return 0;  // rank 0 reports the sweep
+    return print_sweep_summary(summary);
+  }
+#endif
+  return print_sweep_summary(gfsim::run_sweep(plan, options));
+}
+
+int print_sweep_summary(const gfsim::SweepSummary& summary) {
   std::string statuses;
   for (const auto& [status, count] : summary.by_status) statuses += fmt::format(" {} {},", status, count);
   if (!statuses.empty()) statuses.pop_back();

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
@@ -43,9 +44,10 @@ struct Running {
   Clock::time_point start;
 };
 
-/// fork + exec of `gfsim run BASE --set ... -q` writing `file`; stderr goes to `log`.
-pid_t start_run(const std::string& exe, const SweepPlan& plan, const SweepRun& run, const std::string& file,
-                const std::string& log, bool single_thread, const sigset_t& parent_mask) {
+}  // namespace
+
+int start_run_process(const std::string& exe, const SweepPlan& plan, const SweepRun& run, const std::string& file,
+                      const std::string& log, bool single_thread) {
   std::vector<std::string> args = {exe, "run", plan.base_path};
   for (const std::string& set : run.overrides) {
     args.push_back("--set");
@@ -62,13 +64,15 @@ pid_t start_run(const std::string& exe, const SweepPlan& plan, const SweepRun& r
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 
+  sigset_t none;  // the child starts with no signal blocked (the sweep blocks SIGCHLD)
+  sigemptyset(&none);
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) throw IoError(fmt::format("{}: cannot start a run process (fork): {}", file, std::strerror(errno)));
   if (pid == 0) {  // child: only async-signal-safe calls until exec
     prctl(PR_SET_PDEATHSIG, SIGKILL);  // a killed sweep takes its runs with it
     if (getppid() != parent) _exit(127);
-    sigprocmask(SIG_SETMASK, &parent_mask, nullptr);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     const int null_fd = open("/dev/null", O_WRONLY);
     const int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (null_fd >= 0) dup2(null_fd, STDOUT_FILENO);
@@ -80,7 +84,9 @@ pid_t start_run(const std::string& exe, const SweepPlan& plan, const SweepRun& r
   return pid;
 }
 
-}  // namespace
+std::string sweep_run_file(const SweepPlan& plan, std::size_t run, const std::string& out_dir) {
+  return (fs::path(out_dir) / (plan.runs[run].id + ".h5")).string();
+}
 
 std::pair<int, int> parse_shard(const std::string& text) {
   int i = -1, n = 0;
@@ -92,7 +98,7 @@ std::pair<int, int> parse_shard(const std::string& text) {
   return {i, n};
 }
 
-SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options) {
+SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options, RemoteRunners* remote) {
   if (options.jobs < 1) throw SpecError(fmt::format("--jobs {}: expected at least 1", options.jobs));
   const Clock::time_point begin = Clock::now();
   std::error_code error;
@@ -126,7 +132,7 @@ SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options) {
     if (int(r % std::size_t(options.shard_count)) == options.shard_index) mine.push_back(r);
   std::vector<SweepRow> rows(mine.size());
   std::deque<std::size_t> queue;  // positions in `mine`
-  auto file_of = [&](std::size_t r) { return (fs::path(options.out_dir) / (plan.runs[r].id + ".h5")).string(); };
+  auto file_of = [&](std::size_t r) { return sweep_run_file(plan, r, options.out_dir); };
   auto fill = [&](std::size_t pos, SweepRow row) {
     row.id = plan.runs[mine[pos]].id;
     row.values = plan.runs[mine[pos]].values;
@@ -155,6 +161,9 @@ SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options) {
   sigprocmask(SIG_BLOCK, &chld, &old_mask);
 
   std::map<pid_t, Running> running;
+  std::size_t remote_running = 0;
+  std::map<std::size_t, std::size_t> position_of;  // plan index -> position in `mine`
+  for (std::size_t pos = 0; pos < mine.size(); ++pos) position_of[mine[pos]] = pos;
   std::size_t done_now = 0, failed_now = 0;
   const std::size_t to_run = queue.size();
   auto progress = [&] {
@@ -163,40 +172,11 @@ SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options) {
     const std::string left =
         done_now > 0 ? clock_text(elapsed / double(done_now) * double(to_run - done_now)) : std::string("?");
     fmt::print(stderr, "\rsweep: {}/{} done, {} failed, {} running, {} elapsed, ~{} left   ", done_now, to_run,
-               failed_now, running.size(), clock_text(elapsed), left);
+               failed_now, running.size() + remote_running, clock_text(elapsed), left);
     std::fflush(stderr);
   };
-  bool stopping = false;
-  while (!queue.empty() || !running.empty()) {
-    if (!stopping && options.stop_requested && options.stop_requested->load()) {
-      stopping = true;
-      summary.interrupted = true;
-      queue.clear();
-      for (const auto& [pid, unused] : running) kill(pid, SIGTERM);  // runs stop cleanly, status interrupted
-    }
-    while (!stopping && !queue.empty() && int(running.size()) < options.jobs) {
-      const std::size_t pos = queue.front();
-      queue.pop_front();
-      const std::size_t r = mine[pos];
-      const std::string file = file_of(r);
-      const pid_t pid = start_run(exe, plan, plan.runs[r], file, file.substr(0, file.size() - 3) + ".log",
-                                  options.jobs > 1, old_mask);
-      running[pid] = Running{pos, Clock::now()};
-      rows[pos].status = "running";
-    }
-    progress();
-    int wstatus = 0;
-    const pid_t pid = waitpid(-1, &wstatus, WNOHANG);
-    if (pid <= 0) {
-      const timespec timeout{0, 200'000'000};
-      sigtimedwait(&chld, nullptr, &timeout);
-      continue;
-    }
-    const auto it = running.find(pid);
-    if (it == running.end()) continue;
-    const std::size_t pos = it->second.run;
-    const double seconds = std::chrono::duration<double>(Clock::now() - it->second.start).count();
-    running.erase(it);
+  // A finished run process (local or remote): its row is read from its file.
+  auto record = [&](std::size_t pos, int wstatus, double seconds) {
     const std::string file = file_of(mine[pos]);
     SweepRow row = read_run_row(file);
     if (row.status == "missing" || row.status == "incomplete") {
@@ -212,7 +192,60 @@ SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options) {
     ++done_now;
     ++summary.ran;
     write_sweep_index(summary.index_stem, plan.varied_keys, rows, provenance);
+  };
+  bool stopping = false;
+  while (!queue.empty() || !running.empty() || remote_running > 0) {
+    if (!stopping && options.stop_requested && options.stop_requested->load()) {
+      stopping = true;
+      summary.interrupted = true;
+      queue.clear();
+      for (const auto& [pid, unused] : running) kill(pid, SIGTERM);  // runs stop cleanly, status interrupted
+    }
+    // Remote runners first: the local slots are the sweep's own cores.
+    while (!stopping && remote && !queue.empty() && remote->idle() > 0) {
+      const std::size_t pos = queue.front();
+      queue.pop_front();
+      remote->start(mine[pos]);
+      rows[pos].status = "running";
+      ++remote_running;
+    }
+    while (!stopping && !queue.empty() && int(running.size()) < options.jobs) {
+      const std::size_t pos = queue.front();
+      queue.pop_front();
+      const std::size_t r = mine[pos];
+      const std::string file = file_of(r);
+      const pid_t pid = start_run_process(exe, plan, plan.runs[r], file, file.substr(0, file.size() - 3) + ".log",
+                                          options.jobs > 1 || remote != nullptr);
+      running[pid] = Running{pos, Clock::now()};
+      rows[pos].status = "running";
+    }
+    progress();
+    bool any = false;
+    if (remote) {
+      for (const RemoteRunners::Finished& f : remote->poll()) {
+        --remote_running;
+        record(position_of.at(f.run), f.wait_status, f.seconds);
+        any = true;
+      }
+    }
+    int wstatus = 0;
+    const pid_t pid = waitpid(-1, &wstatus, WNOHANG);
+    if (pid > 0) {
+      const auto it = running.find(pid);
+      if (it != running.end()) {
+        const std::size_t pos = it->second.run;
+        const double seconds = std::chrono::duration<double>(Clock::now() - it->second.start).count();
+        running.erase(it);
+        record(pos, wstatus, seconds);
+      }
+      any = true;
+    }
+    if (!any) {  // sleep until a child exits (SIGCHLD) or, with remote runners, briefly
+      const timespec timeout{0, remote ? 2'000'000L : 200'000'000L};
+      sigtimedwait(&chld, nullptr, &timeout);
+    }
   }
+  if (remote) remote->shut_down();
   sigprocmask(SIG_SETMASK, &old_mask, nullptr);
   if (options.progress) {
     progress();
