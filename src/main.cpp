@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cstdlib>
 #include <csignal>
 #include <fmt/format.h>
 #include <fmt/ostream.h>
@@ -87,7 +88,11 @@ int sweep_command(const std::string& sweep_file, const std::vector<std::string>&
                   const std::string& shard, bool quiet) {
   const gfsim::SweepPlan plan = gfsim::read_sweep_plan(sweep_file, sets);
   if (!shard.empty()) std::tie(options.shard_index, options.shard_count) = gfsim::parse_shard(shard);
-  if (!quiet)
+  bool root = true;  // under mpirun only rank 0 prints
+#ifdef GFSIM_MPI
+  if (const char* rank = std::getenv("OMPI_COMM_WORLD_RANK")) root = std::string(rank) == "0";
+#endif
+  if (!quiet && root)
     fmt::print("# gfsim {} ({}) sweep {}: {} runs of {}, {} varied key(s), --jobs {}\n", gfsim::kVersion,
                gfsim::kGitCommit, sweep_file, plan.runs.size(), plan.base_path, plan.varied_keys.size(),
                options.jobs);
