@@ -109,6 +109,23 @@ class SweepTest(unittest.TestCase):
         np.testing.assert_array_equal(table["network.seed"], [1, 2, 1, 2, 1, 2])
         np.testing.assert_array_equal(table["t_final"], 10.0)
 
+    def test_shards_partition_the_runs(self):
+        sweep_file = self.write("sweep.toml", SMALLEST)
+        out = os.path.join(self.dir, "out")
+        shards = []
+        for i in range(4):
+            self.sweep(sweep_file, out, "--shard", f"{i}/4")
+            shards.append(gfsim_io.load_index(os.path.join(out, f"index_shard{i}of4.h5")))
+        result = self.sweep(sweep_file, out)
+        self.assertIn("0 run now, 6 complete before", result.stdout)
+        whole = gfsim_io.load_index(os.path.join(out, "index.h5"))
+        for i, shard in enumerate(shards):  # run r belongs to shard r % 4
+            np.testing.assert_array_equal(shard["id"], whole["id"][i::4])
+            np.testing.assert_array_equal(shard["log_loss"], whole["log_loss"][i::4])
+        bad = self.sweep(sweep_file, out, "--shard", "4/4", check=False)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("--shard", bad.stderr)
+
     def test_bad_sweep_files_fail_before_any_run(self):
         cases = {
             "unknown sweep key": ('base = "model.toml"\ngird = 1\n', "gird"),
