@@ -37,6 +37,11 @@ std::string value_text(const toml::node& node) {
     if (text.find_first_of(".e") == std::string::npos) text += ".0";
     return text;
   }
+  if (const auto* array = node.as_array()) {  // "[16, 8]" rather than toml++'s "[ 16, 8 ]"
+    std::string text = "[";
+    for (std::size_t i = 0; i < array->size(); ++i) text += (i ? ", " : "") + value_text(*array->get(i));
+    return text + "]";
+  }
   std::ostringstream text;
   text << toml::toml_formatter(node, toml::format_flags::none);
   return text.str();

@@ -77,11 +77,14 @@ seeds = 3
 seed_key = "data.seed"
 [grid]
 network.init_scale = [0.1]
+network.hidden = [[16, 8]]
 )"));
   ASSERT_EQ(plan.runs.size(), 3u);
   for (std::size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(plan.runs[i].spec.data.seed, i + 1);
     EXPECT_EQ(plan.runs[i].spec.network.init_scale, 0.1);
+    EXPECT_EQ(plan.runs[i].spec.network.hidden, (std::vector<int>{16, 8}));
+    EXPECT_EQ(plan.runs[i].values, (std::vector<std::string>{"0.1", "[16, 8]", std::to_string(i + 1)}));
   }
 }
 
