@@ -9,6 +9,8 @@
     run.data_X()                                # the data matrix [n, d]
     run.weights(-1)                             # [W_1, ..., W_K] at the last sample, as matrices
     run.events()                                # kink events: time, layer, unit, point, kind (ints)
+    table = gfsim_io.load_index("out/index.h5") # a sweep index: numpy structured array, one row per run
+    gfsim_io.index_frame("out/index.h5")        # the same as a pandas DataFrame (pandas needed)
 
 Reads format_version 1 (gfsim before the v2 layout) and 2 (docs/file-format.md lists the
 differences); data_X, weights and events give the same answers for both.
@@ -173,6 +175,40 @@ def load(path):
         return Trajectory(path=str(path), metadata=metadata, observables=observables,
                           solver=solver, extra=_extra_datasets(file), complete=solver is not None,
                           clean_close=clean_close)
+
+
+INDEX_FILE_TYPE = "gfsim-sweep-index"
+
+
+def load_index(path):
+    """A sweep index (docs/sweeps.md) as a numpy structured array in the index's column order:
+    string columns (id, file, status, non-numeric varied keys) as str, the others float64."""
+    with h5py.File(path, "r") as file:
+        attrs = _attributes(file)
+        if attrs.get("file_type") != INDEX_FILE_TYPE:
+            raise ValueError(f"{path}: not a gfsim sweep index (file_type {attrs.get('file_type')!r})")
+        runs = file["runs"]
+        rows = int(runs.attrs["rows"])
+        columns = []
+        for name in runs.attrs["columns"]:
+            name = _python_value(name)
+            if name in runs:
+                columns.append((name, np.asarray(runs[name][()], dtype=np.float64)))
+            else:
+                values = [_python_value(v) for v in runs.attrs[name]] if rows else []
+                columns.append((name, np.asarray(values, dtype=str)))
+    dtype = [(name, values.dtype if values.size else (np.float64 if values.dtype.kind == "f" else "U1"))
+             for name, values in columns]
+    table = np.zeros(rows, dtype=dtype)
+    for name, values in columns:
+        table[name] = values
+    return table
+
+
+def index_frame(path):
+    """load_index(path) as a pandas DataFrame (needs pandas)."""
+    import pandas  # optional dependency: only this function needs it
+    return pandas.DataFrame(load_index(path))
 
 
 def summary(run):

@@ -4,16 +4,22 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cstdlib>
 #include <csignal>
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 #include <iostream>
+#include <tuple>
 
 #include "gfsim/compare.hpp"
 #include "gfsim/model_spec.hpp"
 #include "gfsim/recorder.hpp"
 #include "gfsim/run.hpp"
 #include "gfsim/stationary_command.hpp"
+#include "gfsim/sweep_runner.hpp"
+#ifdef GFSIM_MPI
+#include "gfsim/sweep_mpi.hpp"
+#endif
 #include "gfsim/verify_output.hpp"
 #include "gfsim/version.hpp"
 
@@ -95,6 +101,48 @@ int compare_command(const std::string& model, const std::vector<std::string>& se
   return code;
 }
 
+int print_sweep_summary(const gfsim::SweepSummary& summary);
+
+// `gfsim sweep`: every run of a sweep file, then DIR/index.h5 + DIR/index.csv (docs/sweeps.md).
+// Exit 0 when every run ended with status success, 1 otherwise, 2 bad input (before any run).
+int sweep_command(const std::string& sweep_file, const std::vector<std::string>& sets, gfsim::SweepOptions options,
+                  const std::string& shard, bool quiet) {
+  const gfsim::SweepPlan plan = gfsim::read_sweep_plan(sweep_file, sets);
+  if (!shard.empty()) std::tie(options.shard_index, options.shard_count) = gfsim::parse_shard(shard);
+  bool root = true;  // under mpirun only rank 0 prints
+#ifdef GFSIM_MPI
+  if (const char* rank = std::getenv("OMPI_COMM_WORLD_RANK")) root = std::string(rank) == "0";
+#endif
+  if (!quiet && root)
+    fmt::print("# gfsim {} ({}) sweep {}: {} runs of {}, {} varied key(s), --jobs {}\n", gfsim::kVersion,
+               gfsim::kGitCommit, sweep_file, plan.runs.size(), plan.base_path, plan.varied_keys.size(),
+               options.jobs);
+  std::cout.flush();
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  options.progress = !quiet && isatty(STDERR_FILENO);
+  options.stop_requested = &g_stop_requested;
+#ifdef GFSIM_MPI
+  if (gfsim::started_by_mpirun()) {
+    int rank = 0;
+    const gfsim::SweepSummary summary = gfsim::run_sweep_mpi(plan, options, &rank);
+    if (rank != 0) return 0;  // rank 0 reports the sweep
+    return print_sweep_summary(summary);
+  }
+#endif
+  return print_sweep_summary(gfsim::run_sweep(plan, options));
+}
+
+int print_sweep_summary(const gfsim::SweepSummary& summary) {
+  std::string statuses;
+  for (const auto& [status, count] : summary.by_status) statuses += fmt::format(" {} {},", status, count);
+  if (!statuses.empty()) statuses.pop_back();
+  fmt::print("sweep: {} runs ({} run now, {} complete before):{}; {:.2f} s; index {}.h5 and .csv{}\n", summary.runs,
+             summary.ran, summary.skipped, statuses, summary.seconds, summary.index_stem,
+             summary.interrupted ? " (interrupted: run again to finish)" : "");
+  return summary.all_success() ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -144,12 +192,23 @@ int main(int argc, char** argv) {
   compare->add_option("-o,--output", output, "FILE: writes FILE-stem_<flow>.h5 and FILE-stem_compare.json");
   compare->add_flag("-q,--quiet", quiet, "no progress line");
 
+  auto* sweep = app.add_subcommand("sweep", "run every model of a sweep file and write a summary index (docs/sweeps.md)");
+  std::string sweep_file, shard;
+  gfsim::SweepOptions sweep_options;
+  sweep->add_option("SWEEP", sweep_file, "sweep file (TOML), see docs/sweeps.md")->required();
+  sweep->add_option("--out", sweep_options.out_dir, "directory of the run files and index.h5/index.csv")->required();
+  sweep->add_option("-j,--jobs", sweep_options.jobs, "runs at once (each with one kernel thread)");
+  sweep->add_option("--shard", shard, "i/N: run only runs r with r % N == i, index DIR/index_shard<i>of<N>");
+  sweep->add_option("--set", sets, "override a key of every run: --set section.key=value (repeatable)");
+  sweep->add_flag("-q,--quiet", quiet, "no header line and no progress line");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (run->parsed()) return run_command(model, sets, output, quiet);
     if (verify->parsed()) return verify_command(model, sets, t_end, output, quiet);
     if (stationary->parsed()) return stationary_command(model, sets, stat_options, quiet);
     if (compare->parsed()) return compare_command(model, sets, compare_flows, output, quiet);
+    if (sweep->parsed()) return sweep_command(sweep_file, sets, sweep_options, shard, quiet);
   } catch (const gfsim::SpecError& e) {
     fmt::print(stderr, "gfsim: error: {}\n", e.what());
     return 2;
