@@ -81,8 +81,8 @@ Dataset gaussian_dataset(int n, int dim, double margin, bool bias, std::uint64_t
   if (!(margin >= 0.0) || !std::isfinite(margin))
     throw SpecError(fmt::format("gaussian data: margin = {}: must be >= 0 and finite", margin));
   if (margin > kMaxFeatureMagnitude / 2)  // features are N(0,1) plus the margin
-    throw SpecError(fmt::format("gaussian data: margin = {}: must be <= {} (features above {} overflow the flow; "
-                                "see kMaxFeatureMagnitude)", margin, kMaxFeatureMagnitude / 2, kMaxFeatureMagnitude));
+    throw SpecError(fmt::format("gaussian data: margin = {}: must be <= {} (features above {} overflow the flow, "
+                                "docs/reliability.md)", margin, kMaxFeatureMagnitude / 2, kMaxFeatureMagnitude));
   NormalStream normal(seed);
   const Vec w_true = draw_unit_vector(dim, normal);
   Dataset data{draw_matrix(n, dim, normal), Vec(n)};
