@@ -88,14 +88,25 @@ Flow make_flow(const ModelSpec& spec, const Network& net, const Dataset& data, F
 }
 
 Vec initial_state(const ModelSpec& spec, const Flow& flow, const Vec& theta0) {
+  const std::string source = spec.network.init_file.empty()
+                                 ? fmt::format("network.init_scale = {}", spec.network.init_scale)
+                                 : fmt::format("network.init_file = \"{}\"", spec.network.init_file);
+  Vec y0;
   try {
-    return flow.initial_state(theta0);
+    y0 = flow.initial_state(theta0);
   } catch (const DomainError& error) {
-    const std::string source = spec.network.init_file.empty()
-                                   ? fmt::format("network.init_scale = {}", spec.network.init_scale)
-                                   : fmt::format("network.init_file = \"{}\"", spec.network.init_file);
     throw SpecError(fmt::format("flow.kind = \"{}\", {}: {}", to_string(flow.kind()), source, error.what()));
   }
+  // A flow that cannot be evaluated where it starts would end at t = 0 with status non_finite:
+  // refuse it here, naming what sets the scale of the margins y f(x) (data and weights).
+  Vec dy(flow.state_size());
+  flow.rhs(y0, 0.0, dy);
+  if (!y0.allFinite() || !dy.allFinite())
+    throw SpecError(fmt::format("flow.kind = \"{}\", loss.kind = \"{}\", {}: the flow is not finite at t = 0 "
+                                "(the loss overflows: margins y f(x) of the initial weights on these data are "
+                                "too large); rescale the data or lower the initial weights",
+                                to_string(flow.kind()), to_string(spec.loss.kind), source));
+  return y0;
 }
 
 SolverOptions resolve_solver(const ModelSpec& spec) {

@@ -80,6 +80,9 @@ Dataset gaussian_dataset(int n, int dim, double margin, bool bias, std::uint64_t
   require_count("gaussian", "dim", dim);
   if (!(margin >= 0.0) || !std::isfinite(margin))
     throw SpecError(fmt::format("gaussian data: margin = {}: must be >= 0 and finite", margin));
+  if (margin > kMaxFeatureMagnitude / 2)  // features are N(0,1) plus the margin
+    throw SpecError(fmt::format("gaussian data: margin = {}: must be <= {} (features above {} overflow the flow, "
+                                "docs/reliability.md)", margin, kMaxFeatureMagnitude / 2, kMaxFeatureMagnitude));
   NormalStream normal(seed);
   const Vec w_true = draw_unit_vector(dim, normal);
   Dataset data{draw_matrix(n, dim, normal), Vec(n)};
@@ -126,8 +129,12 @@ Dataset read_csv_dataset(const std::string& path, bool bias) {
   format.min_columns = 2;
   format.row_rule = "a label and at least one feature";
   format.check_value = [](std::size_t column, double value, std::string_view text) {
-    return column == 0 && value != 1.0 && value != -1.0 ? fmt::format("label \"{}\" must be -1 or +1", text)
-                                                        : std::string();
+    if (column == 0)
+      return value != 1.0 && value != -1.0 ? fmt::format("label \"{}\" must be -1 or +1", text) : std::string();
+    return std::abs(value) > kMaxFeatureMagnitude
+               ? fmt::format("feature \"{}\" has magnitude above {}: the flow squares features and would "
+                             "overflow; rescale the data (features of order one)", text, kMaxFeatureMagnitude)
+               : std::string();
   };
   const NumberTable table = read_number_table(path, format, "data file");
   if (table.rows() == 0)

@@ -327,8 +327,15 @@ void Dataset::append_rows(Id memory_type, const void* values, std::size_t count)
 }
 
 std::size_t Dataset::element_count() const {
+  // A damaged file may declare extents whose product overflows: a wrapped count would size the
+  // buffer H5Dread then overruns.
   std::size_t count = 1;
-  for (const std::int64_t extent : shape()) count *= static_cast<std::size_t>(extent);
+  for (const std::int64_t extent : shape()) {
+    const auto size = static_cast<std::size_t>(extent);
+    if (size != 0 && count > std::numeric_limits<std::size_t>::max() / 8 / size)
+      throw_io_error(file_path_, "read", name_, "its shape holds more values than memory can address");
+    count *= size;
+  }
   return count;
 }
 
@@ -364,6 +371,8 @@ std::vector<std::int64_t> Dataset::read_int64s() const {
 std::vector<std::string> Dataset::enum_names() const {
   const Handle stored(checked(H5Dget_type(id()), file_path_, "get the type of", name_));
   if (H5Tget_class(stored.get()) != H5T_ENUM) return {};
+  // H5Tget_member_value writes one value of the enum's base type: only int8 fits `value` below.
+  if (H5Tget_size(stored.get()) != 1) throw_io_error(file_path_, "read", name_, "an enum dataset not based on int8");
   const int members = static_cast<int>(
       checked(H5Tget_nmembers(stored.get()), file_path_, "count the enum members of", name_));
   std::vector<std::string> names(static_cast<std::size_t>(members));

@@ -39,6 +39,8 @@ Flow make_flow(const ModelSpec& spec, const Network& net, const Dataset& data);
 Flow make_flow(const ModelSpec& spec, const Network& net, const Dataset& data, FlowKind kind, double rho,
                const char* rho_key = "flow.rho");
 /// The initial state of `flow` from weights theta0 (polar flows: every layer must be non-zero).
+/// SpecError naming the keys when the flow's right-hand side there is not finite (e.g. the exp loss
+/// of huge margins overflows at t = 0).
 Vec initial_state(const ModelSpec& spec, const Flow& flow, const Vec& theta0);
 /// Solver options with method/clock "auto" resolved (documented in models/README.md).
 SolverOptions resolve_solver(const ModelSpec& spec);

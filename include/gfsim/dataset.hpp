@@ -11,6 +11,15 @@
 
 namespace gfsim {
 
+/// Largest feature magnitude a data set may have. The flows square features (the loss Hessian and
+/// the Jacobian the implicit solvers factor hold sums of x x^T times loss curvatures and layer
+/// norms): above 1e100 those squares come within 1e108 of double overflow, and such data already
+/// overflow the loss at t = 0 for any weights of order one. Larger data are refused up front
+/// (docs/reliability.md, numerical hazards) rather than rescaled: the flow is not scale-invariant
+/// (features scaled by c change the trajectory, not only its clock), so a silent rescaling would
+/// integrate another experiment.
+inline constexpr double kMaxFeatureMagnitude = 1e100;
+
 struct Dataset {
   Mat X;  ///< n x d
   Vec y;  ///< n, entries +-1
@@ -31,7 +40,7 @@ Dataset make_dataset(const DataSpec& spec, const std::string& base_dir = ".");
 /// Separable Gaussian data: x ~ N(0, I_dim), y = sign(w_true . x) (0 -> +1) for a random unit
 /// w_true, and every point shifted by y margin w_true, so that y_n w_true . x_n >= margin.
 /// Draw order: w_true, then the points row by row. Optional constant-1 feature (last column;
-/// (w_true, 0) still separates with the same margin).
+/// (w_true, 0) still separates with the same margin). margin <= kMaxFeatureMagnitude / 2.
 Dataset gaussian_dataset(int n, int dim, double margin, bool bias, std::uint64_t seed);
 /// The unit separator w_true of gaussian_dataset(..., dim, ..., seed) (length dim, no bias entry).
 Vec gaussian_separator(int dim, std::uint64_t seed);
@@ -51,7 +60,8 @@ Dataset teacher_dataset(int n, int dim, int hidden, bool bias, std::uint64_t see
 /// CSV: first column the label in {-1,+1} (0/1 labels are rejected), then the features; every row
 /// has the same number of columns. Blank lines, '#' comment lines and one optional header line (the
 /// first non-comment line, if its first field is not a number) are skipped; no quoting. Errors name
-/// path:line:column (column = character position of the offending field).
+/// path:line:column (column = character position of the offending field); so does a feature of
+/// magnitude above kMaxFeatureMagnitude.
 Dataset read_csv_dataset(const std::string& path, bool bias);
 
 }  // namespace gfsim
