@@ -12,6 +12,7 @@
 
 #include "gfsim/build.hpp"
 #include "gfsim/flow_problem.hpp"
+#include "gfsim/kink_pattern.hpp"
 #include "test_util.hpp"
 
 namespace gfsim {
@@ -166,7 +167,8 @@ TEST(TimeRescaledKind, CrossesReluKinksAtTheStatesOfGradientFlow) {
   const double t_end = 200.0;
   std::vector<double> gd_events, events;
   auto run = [&](Flow& f, double end, std::vector<double>& at) {
-    const OdeProblem p = to_event_problem(f, w0, [&](double t, Index, Index, Index, KinkEvent) { at.push_back(t); });
+    KinkPattern pattern(f);
+    const OdeProblem p = to_event_problem(pattern, w0, [&](double t, Index, Index, Index, KinkEvent) { at.push_back(t); });
     Vec last;
     const auto r = integrate(p, w0, {0.0, end}, test::solver_options(Method::dopri5, ClockKind::t, 1e-11),
                              [&](std::int64_t, double, const Vec& y) { last = y; });
