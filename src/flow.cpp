@@ -20,7 +20,12 @@ Flow::Flow(Network network, const Dataset& data, LossKind loss, const FlowSpec& 
 }
 
 Flow::Flow(Network network, const Dataset& data, LossKind loss, FlowKind kind, double fixed_rho)
-    : Flow(std::move(network), data, loss, FlowSpec{kind, fixed_rho}) {}
+    : Flow(std::move(network), data, loss, [&] {
+        FlowSpec spec;  // the other members at their defaults
+        spec.kind = kind;
+        spec.rho = fixed_rho;
+        return spec;
+      }()) {}
 
 Flow::Flow(Network network, const Dataset& data, LossKind loss, FlowKind kind, std::unique_ptr<FlowKindModel> model)
     : net_(std::move(network)), XT_(data.X.transpose()), y_(data.y), loss_(loss), kind_(kind), fixed_rho_(1.0),

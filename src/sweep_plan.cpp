@@ -148,7 +148,8 @@ std::string run_identity_text(const ModelSpec& spec) {
 
 std::string run_id(const ModelSpec& spec) { return fmt::format("{:016x}", fnv1a64(run_identity_text(spec))); }
 
-SweepPlan read_sweep_plan(const std::string& sweep_path, const std::vector<std::string>& extra_sets) {
+SweepPlan read_sweep_plan(const std::string& sweep_path, const std::vector<std::string>& extra_sets,
+                          std::uint64_t max_runs) {
   const SweepReader reader(sweep_path);
   toml::table root;
   try {
@@ -225,8 +226,8 @@ SweepPlan read_sweep_plan(const std::string& sweep_path, const std::vector<std::
     add_key(seed_key, "seeds");
     std::vector<Assignment> block;
     if (const auto* count = seeds->as_integer()) {
-      if (count->get() < 1 || count->get() > 10000000)
-        reader.fail("seeds", fmt::format("{}: expected a count from 1 to 10000000 or a list", count->get()));
+      if (count->get() < 1 || std::uint64_t(count->get()) > max_runs)
+        reader.fail("seeds", fmt::format("{}: expected a count from 1 to {} or a list", count->get(), max_runs));
       for (std::int64_t s = 1; s <= count->get(); ++s) block.push_back({{seed_key, std::to_string(s)}});
     } else if (const auto* list = seeds->as_array()) {
       if (list->empty()) reader.fail("seeds", "empty list: a sweep needs at least one seed");
@@ -268,6 +269,19 @@ SweepPlan read_sweep_plan(const std::string& sweep_path, const std::vector<std::
   }
   if (blocks.empty()) reader.fail("grid", "the sweep varies nothing: give [grid], [zip], seeds or [[runs]]");
 
+  // The size of the product, before it is formed: a sweep far beyond what one plan holds is refused
+  // here, not by running out of memory while expanding it.
+  std::uint64_t total = 1;
+  std::string factors;
+  for (const auto& block : blocks) {
+    factors += fmt::format("{}{}", factors.empty() ? "" : " x ", block.size());
+    total = block.size() > max_runs / total ? max_runs + 1 : total * block.size();
+  }
+  if (total > max_runs)
+    reader.fail(plan.varied_keys.front(),
+                fmt::format("the varied lists ({}) expand to more than {} runs: split the sweep into several "
+                            "files or vary fewer values",
+                            factors, max_runs));
   std::vector<Assignment> combos{Assignment{}};
   for (const auto& block : blocks) combos = multiply(combos, block);
 

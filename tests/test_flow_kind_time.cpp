@@ -60,7 +60,7 @@ class TimeRescaledGradient final : public FlowKindModel {
   }
 
  private:
-  std::unique_ptr<FlowKindModel> gd_ = make_flow_kind(FlowSpec{FlowKind::gd, 1.0});
+  std::unique_ptr<FlowKindModel> gd_ = make_flow_kind(FlowSpec{.kind = FlowKind::gd, .rho = 1.0});
 };
 
 constexpr FlowKind kTimeRescaled{"time_rescaled_gd"};

@@ -178,7 +178,7 @@ TEST(FlowKindTable, NamesAreTheModelReadersChoices) {
     EXPECT_EQ(kind.name, name);
   }
   EXPECT_EQ(reader, table_names());
-  EXPECT_THROW(make_flow_kind(FlowSpec{FlowKind{"no_such_kind"}, 1.0}), std::invalid_argument);
+  EXPECT_THROW(make_flow_kind(FlowSpec{.kind = FlowKind{"no_such_kind"}, .rho = 1.0}), std::invalid_argument);
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, EveryFlowKind, testing::ValuesIn(table_names()),

@@ -113,6 +113,27 @@ TEST_F(SweepPlanTest, IdIgnoresOutputThreadsAndDataLocation) {
   EXPECT_NE(run_id(a), run_id(load_model_spec((dir_ / "b/m.toml").string())));
 }
 
+TEST_F(SweepPlanTest, ProductBeyondTheRunLimitIsRefusedBeforeItIsFormed) {
+  // 3 x 2 = 6 runs: within a limit of 6, refused under 5 with both factors and the limit named.
+  const std::string six = write("six.toml", "base = \"model.toml\"\nseeds = 3\n[grid]\n\"network.init_scale\" = [0.1, 0.2]\n");
+  EXPECT_EQ(read_sweep_plan(six, {}, 6).runs.size(), 6u);
+  try {
+    read_sweep_plan(six, {}, 5);
+    ADD_FAILURE() << "6 runs accepted under a limit of 5";
+  } catch (const SpecError& e) {
+    EXPECT_NE(std::string(e.what()).find("(2 x 3) expand to more than 5 runs"), std::string::npos) << e.what();
+  }
+  // Four lists of 100 values: 1e8 runs, refused at once under the default limit (forming the
+  // product would need tens of gigabytes); the seed count alone is bounded by the same limit.
+  std::string list = "[";
+  for (int i = 1; i <= 100; ++i) list += std::to_string(i) + (i < 100 ? ", " : "]");
+  const std::string huge = write("huge.toml", "base = \"model.toml\"\n[grid]\n\"network.seed\" = " + list +
+                                                   "\n\"data.seed\" = " + list + "\n\"data.n\" = " + list +
+                                                   "\n\"time.t_end\" = " + list + "\n");
+  EXPECT_THROW(read_sweep_plan(huge), SpecError);
+  EXPECT_THROW(read_sweep_plan(write("seeds.toml", "base = \"model.toml\"\nseeds = 1000001\n")), SpecError);
+}
+
 TEST_F(SweepPlanTest, BadFilesNameTheKey) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"base = \"model.toml\"\nbogus = 1\n", "bogus"},

@@ -50,8 +50,13 @@ std::string run_identity_text(const ModelSpec& spec);
 /// 16 lowercase hex digits of fnv1a64(run_identity_text(spec)).
 std::string run_id(const ModelSpec& spec);
 
+/// Most runs one sweep file may expand to (a plan holds every resolved model in memory).
+inline constexpr std::uint64_t kMaxSweepRuns = 1000000;
+
 /// Reads and expands a sweep file; `extra_sets` are further "section.key=value" overrides given
-/// on the command line (applied to every run, before the varied values). Throws SpecError.
-SweepPlan read_sweep_plan(const std::string& sweep_path, const std::vector<std::string>& extra_sets = {});
+/// on the command line (applied to every run, before the varied values). A product of the varied
+/// lists beyond `max_runs` is refused before it is formed. Throws SpecError.
+SweepPlan read_sweep_plan(const std::string& sweep_path, const std::vector<std::string>& extra_sets = {},
+                          std::uint64_t max_runs = kMaxSweepRuns);
 
 }  // namespace gfsim
