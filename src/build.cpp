@@ -99,8 +99,9 @@ Vec initial_state(const ModelSpec& spec, const Flow& flow, const Vec& theta0) {
   }
   // A flow that cannot be evaluated where it starts would end at t = 0 with status non_finite:
   // refuse it here, naming what sets the scale of the margins y f(x) (data and weights).
+  // At the TimePoint t = 0 (the field of a time-dependent kind, nm, needs its time).
   Vec dy(flow.state_size());
-  flow.rhs(y0, 0.0, dy);
+  flow.rhs(TimePoint{0.0, 0.0}, y0, dy);
   if (!y0.allFinite() || !dy.allFinite())
     throw SpecError(fmt::format("flow.kind = \"{}\", loss.kind = \"{}\", {}: the flow is not finite at t = 0 "
                                 "(the loss overflows: margins y f(x) of the initial weights on these data are "
