@@ -150,7 +150,8 @@ CompareReport compare_model(const ModelSpec& spec, const CompareOptions& options
     f.output_path = (dir / fmt::format("{}_{}.h5", stem, f.flow)).string();
     s.output.path = f.output_path;
     s.time.samples_per_decade = std::max(s.time.samples_per_decade, 10);
-    if (s.dynamics.kinks == KinkMode::smooth && kind != FlowKind::gd) s.dynamics.kinks = KinkMode::events;
+    // The homogeneity-based kinds cannot integrate the smoothed ReLU: they keep its kinks as events.
+    if (s.dynamics.kinks == KinkMode::smooth && !integrates_smoothed_relu(kind)) s.dynamics.kinks = KinkMode::events;
     s.resolved_toml = canonical_toml(s);
     StepLog steps;
     std::vector<Vec> theta;

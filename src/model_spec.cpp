@@ -346,9 +346,10 @@ const std::vector<KeyDef>& schema() {
      // The smoothed ReLU is not positively homogeneous: the polar, weight-normalized and fixed-rho
      // flows are derived from f(rho V) = rho^K f(V) and would integrate the wrong equations.
      if (s.dynamics.kinks == KinkMode::smooth && s.network.activation == Activation::relu &&
-         !s.network.hidden.empty() && s.flow.kind != FlowKind::gd)
-       r.fail(fmt::format("\"smooth\" needs flow.kind = \"gd\" (flow.kind = \"{}\" assumes a positively "
-                          "homogeneous network; the smoothed ReLU is not)", to_string(s.flow.kind)),
+         !s.network.hidden.empty() && !integrates_smoothed_relu(s.flow.kind))
+       r.fail(fmt::format("\"smooth\" needs flow.kind = \"gd\", \"nm\" or \"normalized\" (flow.kind = \"{}\" "
+                          "assumes a positively homogeneous network; the smoothed ReLU is not)",
+                          to_string(s.flow.kind)),
               "\"smooth\"");
    },
    [](const ModelSpec& s, W t) { put_enum(t, "kinks", to_string(s.dynamics.kinks)); }},
@@ -401,6 +402,10 @@ const std::vector<KeyDef>& schema() {
 
 /// Canonical TOML of every key: sections and keys in schema order, each value rendered by toml++'s
 /// formatter (basic strings with escapes, shortest round-trip floats, "1000.0" for whole floats).
+bool integrates_smoothed_relu(FlowKind kind) {
+  return kind == FlowKind::gd || kind == FlowKind{"nm"} || kind == FlowKind{"normalized"};
+}
+
 std::string canonical_toml(const ModelSpec& spec) {
   std::string out = "# gfsim model: every key resolved (defaults filled in, --set overrides applied)\n";
   for (std::string_view section : sections()) {

@@ -134,24 +134,30 @@ TEST(Build, PolarInitialStateIsNormsAndDirections) {
 }
 
 // The start check evaluates the field at t = 0: a time-dependent kind (nm, lambda(t)) is built
-// like every other, and its field there is -grad L - lambda(0) W.
+// like every other, and its field there is -grad L - lambda(0) W, for the linear model and for the
+// smoothed ReLU net (nm integrates it: its field needs no homogeneity).
 TEST(Build, TimeDependentFlowStartsAtTimeZero) {
-  ModelSpec spec;
-  spec.flow.kind = FlowKind{"nm"};
-  spec.flow.lambda0 = 0.5;
-  const Dataset data = make_dataset(spec);
-  const Network net = flow_network(spec, data.dim());
-  const Flow flow = make_flow(spec, net, data);
-  const Vec theta0 = initial_weights(spec, net);
-  const Vec y0 = initial_state(spec, flow, theta0);
-  Vec nm(flow.state_size());
-  flow.rhs(TimePoint{0.0, 0.0}, y0, nm);
-  ModelSpec gd_spec = spec;
-  gd_spec.flow.kind = FlowKind::gd;
-  const Flow gd = make_flow(gd_spec, net, data);
-  Vec grad(gd.state_size());
-  gd.rhs(y0, 0.0, grad);
-  EXPECT_TRUE(nm.isApprox(grad - 0.5 * theta0, 1e-14));
+  ModelSpec linear;
+  ModelSpec smoothed = relu_spec();
+  smoothed.dynamics.kinks = KinkMode::smooth;
+  for (ModelSpec spec : {linear, smoothed}) {
+    spec.flow.kind = FlowKind{"nm"};
+    spec.flow.lambda0 = 0.5;
+    const Dataset data = make_dataset(spec);
+    const Network net = flow_network(spec, data.dim());
+    const Flow flow = make_flow(spec, net, data);
+    const Vec theta0 = initial_weights(spec, net);
+    const Vec y0 = initial_state(spec, flow, theta0);
+    Vec nm(flow.state_size());
+    flow.rhs(TimePoint{0.0, 0.0}, y0, nm);
+    ModelSpec gd_spec = spec;
+    gd_spec.flow.kind = FlowKind::gd;
+    const Flow gd = make_flow(gd_spec, net, data);
+    Vec grad(gd.state_size());
+    gd.rhs(y0, 0.0, grad);
+    EXPECT_GT(grad.norm(), 0.0);
+    EXPECT_TRUE(nm.isApprox(grad - 0.5 * theta0, 1e-14));
+  }
 }
 
 TEST(Build, SolverAutoChoices) {

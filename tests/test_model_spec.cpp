@@ -333,8 +333,8 @@ const BadValue kBadValues[] = {
     {"[data]\nkind = \"csv\"", "x.toml: data.path = \"\" (default): must name the CSV file when data.kind = \"csv\""},
     {"[data]\nkind = \"csv\"\npath = \"\"", "x.toml:3:8: data.path = \"\": must name the CSV file when data.kind = \"csv\""},
     {"[network]\nactivation = \"relu\"\nhidden = [4]\n[flow]\nkind = \"wn\"\n[dynamics]\nkinks = \"smooth\"",
-     "x.toml:7:9: dynamics.kinks = \"smooth\": \"smooth\" needs flow.kind = \"gd\" (flow.kind = \"wn\" assumes a "
-     "positively homogeneous network; the smoothed ReLU is not)"},
+     "x.toml:7:9: dynamics.kinks = \"smooth\": \"smooth\" needs flow.kind = \"gd\", \"nm\" or \"normalized\" "
+     "(flow.kind = \"wn\" assumes a positively homogeneous network; the smoothed ReLU is not)"},
 };
 
 TEST(ModelSpec, BadValuesNameKeyValueAndRule) {

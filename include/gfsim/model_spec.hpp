@@ -144,4 +144,9 @@ std::vector<std::string> model_keys();
 /// spec changed in code.
 std::string canonical_toml(const ModelSpec& spec);
 
+/// True for the kinds whose field is built from grad L of the weights alone (gd, nm, normalized):
+/// they integrate the smoothed ReLU (dynamics.kinks = "smooth") correctly. The polar, weight-
+/// normalized and fixed-radius kinds are derived from f(rho V) = rho^K f(V), which it breaks.
+bool integrates_smoothed_relu(FlowKind kind);
+
 }  // namespace gfsim
