@@ -91,6 +91,7 @@ CASES = {
     "rho_schedule_staircase": ("models/rho_schedule_staircase.toml", [], "rho_schedule staircase (dopri5, t clock)"),
     "normalized_linear": ("models/normalized_linear.toml", [], "loss-normalized flow to 1e6"),
     "compare_gaussian": ("models/compare_gaussian.toml", [], "the compare model run as gd"),
+    "compare_iris_relu": ("models/compare_iris_relu.toml", [], "the 2-layer ReLU compare model run as gd (events)"),
     # Paths no example model takes.
     "gd_polar_logistic": ("models/linear_logistic_wn.toml", ["flow.kind=gd_polar"], "gd_polar flow"),
     "square_loss_rkf78": ("models/square_loss.toml", ["solver.method=rkf78"], "rkf78"),
