@@ -37,6 +37,25 @@ def observable(path, name):
         return f[f"observables/{name}/time"][()], f[f"observables/{name}/value"][()]
 
 
+def cut_back(path, samples):
+    """Makes `path` what a run killed right after flushing sample `samples` leaves: no /solver or
+    end datasets, every sampled dataset `samples` rows, series rows up to that time. Returns t."""
+    with h5py.File(path, "a") as f:
+        t = float(f["observables/theta/time"][samples - 1])
+        for name in ("solver", "final", "timing", "events/summary"):
+            if name in f:
+                del f[name]
+        for name, group in f["observables"].items():
+            for key in ("step", "time", "value"):
+                if key in group and group[key].shape[0] > samples:
+                    group[key].resize(samples, axis=0)
+        if "events" in f:
+            rows = int(np.searchsorted(f["events/time"][()], t, side="right"))
+            for column in f["events"].values():
+                column.resize(rows, axis=0)
+    return t
+
+
 class ResumeTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="gfsim_resume_")
@@ -137,6 +156,37 @@ class ResumeTest(unittest.TestCase):
             self.assertEqual(f.attrs["resumed_from_t"], t[stored - 1])  # from the last flushed sample
         self.assertTrue(np.all(np.diff(t) > 0) and np.all(np.diff(steps) >= 0))
         np.testing.assert_array_equal(run.observables["theta"]["time"], t)
+
+    def test_sweep_resumes_an_intact_incomplete_run(self):
+        """A run file cut back to what a SIGKILL at its 30th sample leaves (no /solver, datasets
+        shorter, events up to that time) is continued by the next sweep, not rerun from t = 0;
+        a cut file whose model differs from the run's is rerun from t = 0."""
+        shutil.copy(model_path("relu_two_layer.toml"), self.path("model.toml"))
+        with open(self.path("s.toml"), "w") as f:
+            f.write('base = "model.toml"\n[grid]\n"network.seed" = [1, 2]\n')
+        out, fresh = self.path("out"), self.path("fresh")
+        for d in (out, fresh):
+            subprocess.run([gfsim_exe(), "sweep", self.path("s.toml"), "--out", d, "--quiet"], check=True,
+                           capture_output=True, timeout=300)
+        reference = gfsim_io.load_index(os.path.join(fresh, "index.h5"))
+        files = [os.path.join(out, name) for name in reference["file"]]
+        cut_t = cut_back(files[0], 30)
+        cut_back(files[1], 30)
+        with h5py.File(files[1], "a") as f:  # another model under this run's name: not intact
+            f.attrs["model_toml"] = f.attrs["model_toml"].replace("init_scale = 0.5", "init_scale = 0.25")
+        result = subprocess.run([gfsim_exe(), "sweep", self.path("s.toml"), "--out", out, "--quiet"],
+                                capture_output=True, text=True, timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("2 run now, 0 complete before", result.stdout)
+        with h5py.File(files[0], "r") as f:
+            self.assertEqual(f.attrs["resumed_from_t"], cut_t)
+        with h5py.File(files[1], "r") as f:
+            self.assertNotIn("resumed_from_t", f.attrs)
+            self.assertIn("init_scale = 0.5", f.attrs["model_toml"])
+        for name in [n.replace(".h5", "") for n in reference["file"]]:
+            self.assert_same_trajectory(os.path.join(fresh, name + ".h5"), os.path.join(out, name + ".h5"))
+        after = gfsim_io.load_index(os.path.join(out, "index.h5"))
+        np.testing.assert_allclose(after["log_loss"], reference["log_loss"], rtol=TOLERANCE)
 
     def test_refusals_are_one_line_exit_2(self):
         done = self.path("done.h5")
