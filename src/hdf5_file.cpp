@@ -413,6 +413,16 @@ Group Group::open_group(std::string_view path) const {
   return Group(std::move(group), file_path_, name);
 }
 
+std::vector<std::string> Group::children() const {
+  std::vector<std::string> names;
+  auto collect = [](hid_t, const char* name, const H5L_info_t*, void* out) -> herr_t {
+    static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+    return 0;
+  };
+  checked(H5Literate(id(), H5_INDEX_NAME, H5_ITER_INC, nullptr, collect, &names), file_path_, "list", name_);
+  return names;
+}
+
 bool Group::contains(std::string_view path) const {
   // H5Lexists fails rather than answering "no" when an intermediate link is missing.
   std::string prefix = path.starts_with('/') ? "/" : "";
@@ -546,7 +556,9 @@ File File::create(const std::string& path, FileFormat format, const std::string&
 
 File File::open(const std::string& path, Access access) {
   silence_hdf5_error_printing();
-  const unsigned flags = access == Access::read_write ? H5F_ACC_RDWR : H5F_ACC_RDONLY;
+  const unsigned flags = access == Access::read_write  ? H5F_ACC_RDWR
+                         : access == Access::swmr_read ? H5F_ACC_RDONLY | H5F_ACC_SWMR_READ
+                                                       : H5F_ACC_RDONLY;
   Handle file(checked(H5Fopen(path.c_str(), flags, H5P_DEFAULT), path, "open file", ""));
   return File(std::move(file), path);
 }

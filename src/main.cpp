@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 #include <iostream>
+#include <optional>
 #include <tuple>
 
 #include "gfsim/compare.hpp"
@@ -30,12 +31,23 @@ std::atomic<bool> g_stop_requested{false};  // the one piece of global state: si
 extern "C" void request_stop(int) { g_stop_requested.store(true); }
 
 int run_command(const std::string& model, const std::vector<std::string>& sets, const std::string& output,
-                bool quiet) {
+                const std::string& resume_file, bool quiet) {
+  if (model.empty() == resume_file.empty())
+    throw gfsim::SpecError("gfsim run: give either MODEL or --resume FILE (exactly one)");
+  if (!resume_file.empty() && !output.empty())
+    throw gfsim::SpecError(fmt::format("gfsim run --resume {}: -o {}: a resume appends to its own file", resume_file,
+                                       output));
   auto overrides = sets;
   if (!output.empty()) overrides.push_back(fmt::format("output.path=\"{}\"", output));
-  const gfsim::ModelSpec spec = gfsim::load_model_spec(model, overrides);
+  std::optional<gfsim::ResumePoint> resume;
+  if (!resume_file.empty()) resume = gfsim::read_resume_point(resume_file, sets);
+  const gfsim::ModelSpec spec = resume ? resume->spec : gfsim::load_model_spec(model, overrides);
   if (!quiet) {
-    fmt::print("# gfsim {} ({}) running {}\n# resolved model:\n", gfsim::kVersion, gfsim::kGitCommit, model);
+    if (resume)
+      fmt::print("# gfsim {} ({}) resuming {} from t = {:.6g} to t_end = {:.6g}\n# resolved model:\n", gfsim::kVersion,
+                 gfsim::kGitCommit, resume_file, resume->t, spec.time.t_end);
+    else
+      fmt::print("# gfsim {} ({}) running {}\n# resolved model:\n", gfsim::kVersion, gfsim::kGitCommit, model);
     std::string line;
     std::istringstream in(spec.resolved_toml);
     while (std::getline(in, line)) fmt::print("#   {}\n", line);
@@ -46,6 +58,7 @@ int run_command(const std::string& model, const std::vector<std::string>& sets, 
   gfsim::RunOptions options;
   options.progress = !quiet && isatty(STDERR_FILENO);
   options.stop_requested = &g_stop_requested;
+  if (resume) options.resume = &*resume;
   const auto report = gfsim::run_model(spec, options);
   gfsim::print_summary(std::cout, report);
   return gfsim::exit_code(report.result.status);
@@ -156,7 +169,11 @@ int main(int argc, char** argv) {
   std::string model, output;
   std::vector<std::string> sets;
   bool quiet = false;
-  run->add_option("MODEL", model, "model file (TOML), see models/README.md")->required();
+  std::string resume_file;
+  run->add_option("MODEL", model, "model file (TOML), see models/README.md");
+  run->add_option("--resume", resume_file,
+                  "FILE: continue the run stored in FILE from its last complete sample to a later time.t_end "
+                  "(--set time.t_end=...), appending to FILE");
   run->add_option("--set", sets, "override a key: --set section.key=value (TOML value; repeatable)");
   run->add_option("-o,--output", output, "output file (overrides output.path)");
   run->add_flag("-q,--quiet", quiet, "no configuration echo and no progress line");
@@ -204,7 +221,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
-    if (run->parsed()) return run_command(model, sets, output, quiet);
+    if (run->parsed()) return run_command(model, sets, output, resume_file, quiet);
     if (verify->parsed()) return verify_command(model, sets, t_end, output, quiet);
     if (stationary->parsed()) return stationary_command(model, sets, stat_options, quiet);
     if (compare->parsed()) return compare_command(model, sets, compare_flows, output, quiet);

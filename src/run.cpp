@@ -20,6 +20,8 @@
 #include "gfsim/recorder.hpp"
 #include "gfsim/sphere.hpp"
 #include "gfsim/tangent_spectrum.hpp"
+#include "gfsim/timestamp.hpp"
+#include "gfsim/version.hpp"
 
 namespace gfsim {
 
@@ -48,6 +50,78 @@ class ProgressLine {
   std::chrono::steady_clock::time_point last_{};
 };
 
+// The rebuilt model must be the one that wrote the file: same initial weights, same state size.
+void check_resume_matches(const ResumePoint& resume, const Vec& theta0, Index state_size) {
+  if (resume.state.size() != state_size)
+    throw SpecError(fmt::format("--resume {}: the stored state has {} values, the rebuilt model's flow {}", resume.path,
+                                resume.state.size(), state_size));
+  bool same = Index(resume.initial_theta.size()) == theta0.size();
+  for (Index i = 0; same && i < theta0.size(); ++i)
+    same = std::abs(resume.initial_theta[std::size_t(i)] - theta0[i]) <= 1e-12 * std::max(1.0, std::abs(theta0[i]));
+  if (!same)
+    throw SpecError(fmt::format("--resume {}: the model rebuilt from the file's model_toml does not reproduce its "
+                                "/initial/theta (moved data or init files, or another gfsim version)",
+                                resume.path));
+}
+
+// Writes the stored samples and series rows of a resume into the new file, in the layout's order.
+// Returns the rows replayed per series path (those complete in every column the layout has).
+std::map<std::string, std::size_t> replay_stored(const ResumePoint& resume, const std::vector<std::string>& observable_names,
+                   const std::vector<SeriesDef>& series_defs, Recorder& recorder) {
+  std::map<std::string, std::size_t> replayed;
+  std::vector<const StoredObservable*> stored;
+  for (const std::string& name : observable_names) {
+    const auto it = resume.observables.find(name);
+    if (it == resume.observables.end())
+      throw SpecError(fmt::format("--resume {}: the file has no /observables/{} the model records", resume.path, name));
+    stored.push_back(&it->second);
+  }
+  std::vector<std::span<const double>> spans(stored.size());
+  for (std::size_t s = 0; s < resume.times.size(); ++s) {
+    for (std::size_t i = 0; i < stored.size(); ++i) {
+      const std::size_t width = std::size_t(std::max<std::int64_t>(stored[i]->width, 1));
+      if (stored[i]->values.size() < (s + 1) * width)
+        throw SpecError(fmt::format("--resume {}: /observables/{} is narrower than the model's", resume.path,
+                                    observable_names[i]));
+      spans[i] = std::span<const double>(stored[i]->values.data() + s * width, width);
+    }
+    recorder.append(resume.steps[s], resume.times[s], spans);
+  }
+  for (std::size_t k = 0; k < series_defs.size(); ++k) {
+    const auto it = resume.series.find(series_defs[k].path);
+    if (it == resume.series.end()) continue;
+    const StoredSeries& series = it->second;
+    std::vector<const std::vector<double>*> columns;
+    for (const SeriesColumn& column : series_defs[k].columns) {
+      const auto at = std::find(series.column_names.begin(), series.column_names.end(), column.name);
+      if (at == series.column_names.end())
+        throw SpecError(fmt::format("--resume {}: the file has no /{}/{}", resume.path, series_defs[k].path, column.name));
+      columns.push_back(&series.columns[std::size_t(at - series.column_names.begin())]);
+    }
+    std::size_t rows = series.rows;
+    for (std::size_t c = 0; c < columns.size(); ++c)
+      rows = std::min(rows, columns[c]->size() / std::size_t(std::max<std::int64_t>(series_defs[k].columns[c].width, 1)));
+    replayed[series_defs[k].path] = rows;
+    std::vector<std::vector<std::int64_t>> ints(columns.size());
+    for (std::size_t r = 0; r < rows; ++r) {
+      std::vector<ColumnValues> row;
+      for (std::size_t c = 0; c < columns.size(); ++c) {
+        const SeriesColumn& column = series_defs[k].columns[c];
+        const std::size_t width = std::size_t(std::max<std::int64_t>(column.width, 1));
+        const double* values = columns[c]->data() + r * width;
+        if (column.type == h5::ElementType::float64) {
+          row.emplace_back(std::span<const double>(values, width));
+        } else {
+          ints[c].assign(values, values + width);
+          row.emplace_back(std::span<const std::int64_t>(ints[c]));
+        }
+      }
+      recorder.append_row(k, row);
+    }
+  }
+  return replayed;
+}
+
 }  // namespace
 
 RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
@@ -60,6 +134,8 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   Flow flow = make_flow(spec, net, data);
   const Vec theta0 = initial_weights(spec, net);
   const Vec y0 = initial_state(spec, flow, theta0);  // translates DomainError into the keys
+  const ResumePoint* const resume = options.resume;
+  if (resume) check_resume_matches(*resume, theta0, flow.state_size());
   SolverOptions solver = resolve_solver(spec);
   solver.stop_requested = options.stop_requested;
   if (use_events && !has_dense_output(solver.method))
@@ -103,6 +179,15 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   std::vector<std::int64_t> widths;
   for (Index w : net.widths()) widths.push_back(w);
   provenance.int_array_attrs = {{"widths", widths}};
+  if (resume) {
+    provenance.string_attrs["resumes"] =
+        resume->resume_history + fmt::format("{} resumed from t = {:.17g} (sample {}, step {}) by gfsim {} git {}\n",
+                                             utc_timestamp_now(), resume->t, resume->times.size() - 1, resume->step,
+                                             kVersion, kGitCommit);
+    provenance.string_attrs["original_created"] = resume->original_created;
+    provenance.string_attrs["original_git_commit"] = resume->original_git_commit;
+    provenance.double_attrs["resumed_from_t"] = resume->t;
+  }
 
   const Vec rho0_sq = flow.layer_norms(y0).array().square();
   auto balance_of = [&](const Vec& rho) {
@@ -141,6 +226,10 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
          report.balance_drift = std::max(report.balance_drift, out[0]);
        }},
   };
+  // The ODE state itself where it is not theta: what --resume restarts from (run_resume.hpp).
+  if (spec.flow.kind != FlowKind::gd)
+    layout.observables.push_back({"state", flow.state_size(), "ODE state y of the flow kind (restart state of --resume)",
+                                  {}, [&](double, const Vec& y, std::span<double> out) { copy_to(out, y); }});
   // [spectrum]: tangent-space Hessian eigenvalues at the current direction and rho(t); its sample
   // times are added to the output grid, and it has its own time axis (a subset of the samples).
   std::vector<double> spectrum_times;
@@ -190,6 +279,9 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
                                      {data.n(), data.dim()}, "data points x_n as rows, [n, d]"});
   layout.initial_datasets.push_back(
       {"data/y", std::vector<double>(data.y.data(), data.y.data() + data.n()), {}, "labels y_n"});
+  std::vector<std::string> observable_names;
+  for (const ObservableDef& observable : layout.observables) observable_names.push_back(observable.name);
+  const std::vector<SeriesDef> series_defs = layout.series;
   Recorder recorder(spec.output.path, std::move(layout), provenance, {spec.output.flush_interval, spec.output.swmr});
 
   std::size_t spectrum_next = 0;
@@ -207,7 +299,14 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
     ++report.spectrum_samples;
   };
   double observe_seconds = 0;  // sample recording (diagnostics + HDF5), inside the solver's wall time
-  auto observe = [&](std::int64_t step, double t, const Vec& y) {
+  bool restart_sample_stored = resume != nullptr;  // the first sample of a resume is the stored last one
+  const std::int64_t step_offset = resume ? resume->step : 0;
+  auto observe = [&](std::int64_t solver_step, double t, const Vec& y) {
+    if (restart_sample_stored) {
+      restart_sample_stored = false;
+      return;
+    }
+    const std::int64_t step = solver_step + step_offset;
     const auto observe_start = std::chrono::steady_clock::now();
     if (!spectrum_times.empty()) sample_spectrum(step, t, y);
     sample_diagnostics.reset();
@@ -232,30 +331,61 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   }
   double sliding_since = 0;
   std::map<std::tuple<Index, Index, Index>, double> sliding_start;
+  auto count_event = [&](double t, const std::tuple<Index, Index, Index>& key, KinkEvent kind) {
+    if (kind == KinkEvent::crossing) ++report.kink_crossings;
+    if (kind == KinkEvent::sliding_entry) {
+      ++report.sliding_entries;
+      sliding_start[key] = t;
+    }
+    if (kind == KinkEvent::sliding_exit) {
+      ++report.sliding_exits;
+      sliding_since += t - sliding_start[key];
+      sliding_start.erase(key);
+    }
+  };
+  if (resume) {
+    const auto replayed = replay_stored(*resume, observable_names, series_defs, recorder);
+    report.samples = std::int64_t(resume->times.size());
+    if (resume->observables.contains("balance"))
+      for (double b : resume->observables.at("balance").values) report.balance_drift = std::max(report.balance_drift, b);
+    if (events_series != no_series && resume->series.contains("events")) {
+      const StoredSeries& stored = resume->series.at("events");
+      auto column = [&](const char* name) -> const std::vector<double>& {
+        const auto at = std::find(stored.column_names.begin(), stored.column_names.end(), name);
+        return stored.columns[std::size_t(at - stored.column_names.begin())];
+      };
+      const auto &time = column("time"), &layer = column("layer"), &unit = column("unit"), &point = column("point"),
+                 &kind = column("kind");
+      for (std::size_t r = 0; r < replayed.at("events"); ++r)
+        count_event(time[r], {Index(layer[r]), Index(unit[r]), Index(point[r])}, KinkEvent(int(kind[r])));
+    }
+  }
+  // A resume re-derives the kink pattern at its restart state (run_resume.hpp); the sliding entries
+  // to_event_problem reports while settling them are the stored ones, already counted.
+  bool settling_restart = resume != nullptr;
+  const Vec& y_start = resume ? resume->state : y0;
   KinkPattern pattern(flow);  // the discrete state of kinks = "events" (unused otherwise)
   const OdeProblem problem =
-      use_events ? to_event_problem(pattern, y0,
+      use_events ? to_event_problem(pattern, y_start,
                                     [&](double t, Index layer, Index unit, Index point, KinkEvent kind) {
+                                      if (settling_restart) return;
                                       const std::int64_t ids[4] = {layer, unit, point, std::int64_t(kind)};
                                       recorder.append_row(events_series, {std::span<const double>(&t, 1),
                                                                           std::span<const std::int64_t>(ids, 1),
                                                                           std::span<const std::int64_t>(ids + 1, 1),
                                                                           std::span<const std::int64_t>(ids + 2, 1),
                                                                           std::span<const std::int64_t>(ids + 3, 1)});
-                                      const auto key = std::make_tuple(layer, unit, point);
-                                      if (kind == KinkEvent::crossing) ++report.kink_crossings;
-                                      if (kind == KinkEvent::sliding_entry) {
-                                        ++report.sliding_entries;
-                                        sliding_start[key] = t;
-                                      }
-                                      if (kind == KinkEvent::sliding_exit) {
-                                        ++report.sliding_exits;
-                                        sliding_since += t - sliding_start[key];
-                                        sliding_start.erase(key);
-                                      }
+                                      count_event(t, std::make_tuple(layer, unit, point), kind);
                                     })
                  : to_ode_problem(flow);
-  report.result = integrate(problem, y0, times, solver, observe, monitor);
+  settling_restart = false;
+  if (resume) {
+    // The continuation: from the restart time through the grid times beyond it.
+    const double t0 = resume->t, tol = 1e-12 * std::max(1.0, t0);
+    times.erase(times.begin(), std::upper_bound(times.begin(), times.end(), t0 + tol));
+    times.insert(times.begin(), t0);
+  }
+  report.result = integrate(problem, y_start, times, solver, observe, monitor);
   // The solver names no model keys: the keys that would change the outcome are added here.
   switch (report.result.status) {
     case Status::max_steps: report.result.message += " (raise solver.max_steps)"; break;

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "gfsim/errors.hpp"
+#include "gfsim/run_resume.hpp"
 #include "gfsim/sweep_index.hpp"
 
 namespace gfsim {
@@ -46,19 +47,37 @@ struct Running {
 
 }  // namespace
 
+bool resumable_run_file(const std::string& file, const ModelSpec& spec) {
+  if (!fs::is_regular_file(file) || run_file_complete(file)) return false;
+  try {
+    const ResumePoint from = read_resume_point(file, {});
+    if (from.t <= 0) return false;  // nothing gained over a fresh start
+    ModelSpec stored = from.spec, planned = spec;
+    planned.output = stored.output;  // the run file's path and flush settings are the sweep's choice
+    planned.solver.threads = stored.solver.threads;  // set to 1 by --jobs
+    return canonical_toml(stored) == canonical_toml(planned);  // every model key
+  } catch (const std::exception&) {  // unreadable, foreign, locked, no complete sample: run afresh
+    return false;
+  }
+}
+
 int start_run_process(const std::string& exe, const SweepPlan& plan, const SweepRun& run, const std::string& file,
                       const std::string& log, bool single_thread) {
-  std::vector<std::string> args = {exe, "run", plan.base_path};
-  for (const std::string& set : run.overrides) {
-    args.push_back("--set");
-    args.push_back(set);
+  std::vector<std::string> args = {exe, "run"};
+  if (resumable_run_file(file, run.spec)) {
+    args.insert(args.end(), {"--resume", file});
+  } else {
+    args.push_back(plan.base_path);
+    for (const std::string& set : run.overrides) {
+      args.push_back("--set");
+      args.push_back(set);
+    }
+    args.insert(args.end(), {"-o", file});
   }
   if (single_thread) {
     args.push_back("--set");
     args.push_back("solver.threads=1");
   }
-  args.push_back("-o");
-  args.push_back(file);
   args.push_back("--quiet");
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

@@ -123,6 +123,8 @@ class Group : public Object {
   Group open_group(std::string_view path) const;
   /// True if every link along `path` exists.
   bool contains(std::string_view path) const;
+  /// Names of the links directly in this group, in name order.
+  std::vector<std::string> children() const;
 
   /// A chunked dataset with shape [0] (width 0) or [0, width], unlimited in its first dimension,
   /// compressed with shuffle + deflate, chunks of `chunk_rows` rows. int8_enum needs
@@ -146,7 +148,8 @@ class Group : public Object {
 
 /// On-disk format: v110 is required for SWMR and unreadable by HDF5 1.8 tools; earliest is not.
 enum class FileFormat { earliest, v110 };
-enum class Access { read_only, read_write };
+/// swmr_read: read-only with SWMR reading, for a file a killed SWMR writer left open.
+enum class Access { read_only, read_write, swmr_read };
 
 /// An open HDF5 file; as a Group it is the root group "/".
 class File : public Group {

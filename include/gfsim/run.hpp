@@ -18,6 +18,7 @@
 #include "gfsim/model_spec.hpp"
 #include "gfsim/recorder.hpp"
 #include "gfsim/result.hpp"
+#include "gfsim/run_resume.hpp"
 
 namespace gfsim {
 
@@ -49,6 +50,10 @@ struct RunOptions {
   /// Optional: writes further groups into the output file before it closes (e.g. /verify), so
   /// that no module re-opens the file. Called once the run is over, with its complete report.
   std::function<void(h5::File& file, const RunReport& report)> write_extra_groups;
+  /// Optional: continue the run stored in resume->path (read_resume_point; `spec` is resume->spec)
+  /// from its last complete sample: the file is rewritten with its stored samples and events, then
+  /// the continuation, under the same lock and rename as a new run (recorder.hpp).
+  const ResumePoint* resume = nullptr;
 };
 
 /// Run the model. Throws SpecError / IoError for bad input; numerical outcomes are in the status.

@@ -55,8 +55,15 @@ class RemoteRunners {
   virtual void shut_down() = 0;                   ///< no more runs: release every runner
 };
 
+/// An incomplete run file a sweep continues with `gfsim run --resume` instead of starting over
+/// (docs/sweeps.md, "What counts as intact"): a gfsim trajectory file of a supported format
+/// version, no /solver group, no writer holding its lock, at least one complete sample after t = 0,
+/// and a stored resolved model equal to `spec` (output keys aside).
+bool resumable_run_file(const std::string& file, const ModelSpec& spec);
+
 /// Starts `gfsim run` for one run of the plan as a child process (stdout to /dev/null, stderr to
 /// `log`, dying with its parent); `single_thread` adds solver.threads=1 and OMP_NUM_THREADS=1.
+/// A resumable_run_file is continued with `gfsim run --resume FILE` instead of run from t = 0.
 int start_run_process(const std::string& exe, const SweepPlan& plan, const SweepRun& run, const std::string& file,
                       const std::string& log, bool single_thread);
 
