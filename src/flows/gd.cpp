@@ -1,26 +1,12 @@
 // gd: dW/dt = -grad L(W) on the weights themselves, state y = theta (equations.md section 3).
 #include "gfsim/flow.hpp"
+#include "weight_state.hpp"
 
 namespace gfsim {
 namespace {
 
-class GradientDescent final : public FlowKindModel {
+class GradientDescent final : public flows::WeightState {
  public:
-  Index state_size(const Network& net) const override { return net.num_params(); }
-  Vec initial_state(const Network&, const Vec& theta) const override { return theta; }
-  Vec theta(const Network&, const Vec& y) const override { return y; }
-  Vec theta_tangent(const Network&, const Vec&, const Vec& v) const override { return v; }
-  Vec direction(const Network& net, const Vec& y) const override {
-    Vec V = y;
-    for (Index k = 0; k < net.num_layers(); ++k) {
-      auto seg = V.segment(net.layer_offset(k), net.layer_size(k));
-      const double r = seg.norm();
-      if (r > 0) seg /= r;
-    }
-    return V;
-  }
-  Vec layer_norms(const Network& net, const Vec& y) const override { return net.layer_norms(y); }
-
   void field(const Flow& flow, TimePoint tp, const Vec& y, Vec& dy) const override {
     dy.resize(y.size());
     flow.loss_descent(y, 1.0, tp.log_scale, dy);  // -e^{log_scale} dL/dtheta

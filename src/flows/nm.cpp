@@ -10,6 +10,7 @@
 #include "gfsim/flow.hpp"
 #include "gfsim/schedule.hpp"
 #include "polar.hpp"
+#include "weight_state.hpp"
 
 namespace gfsim {
 namespace {
@@ -23,25 +24,11 @@ LambdaSchedule lambda_of(const FlowSpec& spec) {
   throw DomainError("unknown lambda schedule");
 }
 
-class NormMinimizing final : public FlowKindModel {
+class NormMinimizing final : public flows::WeightState {
  public:
   explicit NormMinimizing(LambdaSchedule lambda) : lambda_(std::move(lambda)) {}
 
-  Index state_size(const Network& net) const override { return net.num_params(); }
   bool autonomous() const override { return false; }
-  Vec initial_state(const Network&, const Vec& theta) const override { return theta; }
-  Vec theta(const Network&, const Vec& y) const override { return y; }
-  Vec theta_tangent(const Network&, const Vec&, const Vec& v) const override { return v; }
-  Vec direction(const Network& net, const Vec& y) const override {
-    Vec V = y;
-    for (Index k = 0; k < net.num_layers(); ++k) {
-      auto seg = V.segment(net.layer_offset(k), net.layer_size(k));
-      const double r = seg.norm();
-      if (r > 0) seg /= r;
-    }
-    return V;
-  }
-  Vec layer_norms(const Network& net, const Vec& y) const override { return net.layer_norms(y); }
 
   void field(const Flow& flow, TimePoint tp, const Vec& y, Vec& dy) const override {
     dy.resize(y.size());

@@ -15,27 +15,13 @@
 #include <cmath>
 
 #include "gfsim/flow.hpp"
+#include "weight_state.hpp"
 
 namespace gfsim {
 namespace {
 
-class LossNormalized final : public FlowKindModel {
+class LossNormalized final : public flows::WeightState {
  public:
-  Index state_size(const Network& net) const override { return net.num_params(); }
-  Vec initial_state(const Network&, const Vec& theta) const override { return theta; }
-  Vec theta(const Network&, const Vec& y) const override { return y; }
-  Vec theta_tangent(const Network&, const Vec&, const Vec& v) const override { return v; }
-  Vec direction(const Network& net, const Vec& y) const override {
-    Vec V = y;
-    for (Index k = 0; k < net.num_layers(); ++k) {
-      auto seg = V.segment(net.layer_offset(k), net.layer_size(k));
-      const double r = seg.norm();
-      if (r > 0) seg /= r;
-    }
-    return V;
-  }
-  Vec layer_norms(const Network& net, const Vec& y) const override { return net.layer_norms(y); }
-
   void field(const Flow& flow, TimePoint tp, const Vec& y, Vec& dy) const override {
     dy.resize(y.size());
     const double log_loss = flow.log_loss(y, 1.0);

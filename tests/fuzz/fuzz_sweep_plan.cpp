@@ -4,7 +4,7 @@
 // either throws SpecError (bad input, exit 2 in gfsim) or returns at least one run, every run with a
 // 16-hex-digit id, distinct ids, one value per varied key, and a spec equal to the base model read
 // with that run's overrides. Any other exception, a crash, a sanitizer report or a hang is a finding.
-// The plan is capped at a few thousand runs here (read_sweep_plan's max_runs): a sweep of a million
+// The plan is capped at a few hundred runs here (read_sweep_plan's max_runs): a sweep of a million
 // runs is legitimate but takes longer than one fuzz input may.
 #include <unistd.h>
 
@@ -76,7 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   gfsim::SweepPlan plan;
   try {
-    plan = gfsim::read_sweep_plan(path, {}, 2000);
+    plan = gfsim::read_sweep_plan(path, {}, 300);
   } catch (const gfsim::SpecError&) {
     return 0;  // refused with a message: the intended outcome for bad input
   }
