@@ -471,7 +471,7 @@ class CvodeStepper final : public detail::Stepper {
 SolveResult integrate_cvode(const OdeProblem& problem, const Vec& y0, const std::vector<double>& times,
                             const SolverOptions& o, const SampleObserver& observe, const StepMonitor& monitor,
                             CvodeLinearSolver linear_solver) {
-  if (times.size() < 2) throw std::invalid_argument("integrate: need at least the initial and one output time");
+  if (times.empty()) throw std::invalid_argument("integrate: need at least the initial time");
   if (o.fixed_step > 0) throw std::invalid_argument("integrate: method cvode has no fixed-step mode");
   const Index n = problem.size > 0 ? problem.size : y0.size();
   if (linear_solver == CvodeLinearSolver::auto_select)

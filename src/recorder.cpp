@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 #include <set>
 #include <utility>
@@ -370,16 +371,20 @@ void Recorder::finish(const SolveResult& result, const std::vector<StaticDataset
     for (const StaticDataset& dataset : end_datasets) write_static_dataset(file, dataset);
     if (add_groups) add_groups(file);
   };
-  if (!s.options.swmr) {
-    write_end(s.file);
-    s.close();
-  } else {
-    // No new objects in SWMR mode: close (which also clears the SWMR flag) and reopen normally.
-    s.close();
-    h5::File file = h5::File::open(s.path, h5::Access::read_write);
-    write_end(file);
-    file.close();
-  }
+  // The end objects are created while the file is still in SWMR-write mode. HDF5 1.10 does not
+  // promise a concurrent SWMR reader a consistent view of objects created in that mode (only of
+  // appended rows), but it creates them correctly, and a run killed during this write leaves a file
+  // whose superblock says "SWMR writer", which a SWMR reader opens with every flushed sample.
+  // Closing and reopening it normally, as before, left a window in which a kill set the plain
+  // "open for write" flag that no reader accepts (tests/python/test_kill_anywhere.py).
+  // Through its open handle the run would write on into an unlinked file and succeed: a path that
+  // vanished during the run (its directory removed, the file deleted) is an I/O error.
+  std::error_code ec;
+  if (!std::filesystem::exists(s.path, ec))
+    throw IoError("HDF5 file '" + s.path + "': vanished during the run (deleted, or its directory removed); "
+                  "nothing more can be written to it");
+  write_end(s.file);
+  s.close();
   s.lock.reset();
 }
 

@@ -154,7 +154,10 @@ ResumePoint read_resume_point(const std::string& path, const std::vector<std::st
     throw SpecError(fmt::format("--resume {}: the stored state at t = {} is not finite", path, from.t));
   if (file.contains("initial/theta")) from.initial_theta = file.open_dataset("initial/theta").read_doubles();
 
-  if (!(from.spec.time.t_end > from.t))
+  // A run killed after its last sample but before its end was written (/solver) is finished by a
+  // resume to the same t_end: no integration, only the end. A finished run needs a later t_end.
+  const bool finished = file.contains("solver");
+  if (finished ? !(from.spec.time.t_end > from.t) : !(from.spec.time.t_end >= from.t))
     throw SpecError(fmt::format("--resume {}: time.t_end = {} is not beyond the stored t = {} (--set time.t_end=...)",
                                 path, from.spec.time.t_end, from.t));
   from.resume_history = attr_or(file, "resumes", "");

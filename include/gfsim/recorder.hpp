@@ -111,9 +111,9 @@ class Recorder {
   /// Write buffered samples and rows and H5Fflush now (no-op after finish()).
   void flush();
   /// Stores /solver (status, message, method, clock, t_final, counters and `extra_counters`),
-  /// the end datasets, then whatever `add_groups` writes, and closes the file. With SWMR on the
-  /// file is closed and reopened once for this (SWMR forbids new objects), still under the lock.
-  /// std::logic_error if called twice.
+  /// the end datasets, then whatever `add_groups` writes, and closes the file. With SWMR on they
+  /// are created in SWMR-write mode, so a kill during this write leaves a file SWMR readers open.
+  /// IoError if the output path vanished during the run; std::logic_error if called twice.
   void finish(const SolveResult& result, const std::vector<StaticDataset>& end_datasets = {},
               const GroupWriter& add_groups = {},
               const std::map<std::string, std::int64_t>& extra_counters = {});

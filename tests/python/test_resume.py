@@ -157,6 +157,27 @@ class ResumeTest(unittest.TestCase):
         self.assertTrue(np.all(np.diff(t) > 0) and np.all(np.diff(steps) >= 0))
         np.testing.assert_array_equal(run.observables["theta"]["time"], t)
 
+    def test_run_killed_during_its_final_write_is_finished(self):
+        """A SIGKILL after the last sample but before /solver is written leaves every sample up to
+        t_end: a resume to the same t_end integrates nothing and writes the end, equal to the
+        uninterrupted run's; a second resume of the finished file needs a later t_end."""
+        full, cut = self.path("full.h5"), self.path("cut.h5")
+        gfsim("run", model_path("relu_two_layer.toml"), "-q", "-o", full)
+        shutil.copy(full, cut)
+        with h5py.File(full, "r") as f:
+            samples = f["observables/theta/time"].shape[0]
+        cut_back(cut, samples)
+        gfsim("run", "--resume", cut, "-q")
+        self.assert_same_trajectory(full, cut)
+        with h5py.File(full, "r") as a, h5py.File(cut, "r") as b:
+            self.assertEqual(b["solver"].attrs["status"], "success")
+            self.assertEqual(b["solver"].attrs["t_final"], a["solver"].attrs["t_final"])
+            np.testing.assert_array_equal(a["events/summary"][()], b["events/summary"][()])
+            np.testing.assert_array_equal(a["final/theta"][()], b["final/theta"][()])
+        again = gfsim("run", "--resume", cut, "-q", check=False)
+        self.assertEqual(again.returncode, 2)
+        self.assertIn("is not beyond the stored t", again.stderr)
+
     def test_sweep_resumes_an_intact_incomplete_run(self):
         """A run file cut back to what a SIGKILL at its 30th sample leaves (no /solver, datasets
         shorter, events up to that time) is continued by the next sweep, not rerun from t = 0;
