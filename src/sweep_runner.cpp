@@ -213,6 +213,18 @@ SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options, Remot
     write_sweep_index(summary.index_stem, plan.varied_keys, rows, provenance);
   };
   bool stopping = false;
+  auto start_local_runs = [&] {
+    while (!stopping && !queue.empty() && int(running.size()) < options.jobs) {
+      const std::size_t pos = queue.front();
+      queue.pop_front();
+      const std::size_t r = mine[pos];
+      const std::string file = file_of(r);
+      const pid_t pid = start_run_process(exe, plan, plan.runs[r], file, file.substr(0, file.size() - 3) + ".log",
+                                          options.jobs > 1 || remote != nullptr);
+      running[pid] = Running{pos, Clock::now()};
+      rows[pos].status = "running";
+    }
+  };
   while (!queue.empty() || !running.empty() || remote_running > 0) {
     if (!stopping && options.stop_requested && options.stop_requested->load()) {
       stopping = true;
@@ -228,16 +240,7 @@ SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options, Remot
       rows[pos].status = "running";
       ++remote_running;
     }
-    while (!stopping && !queue.empty() && int(running.size()) < options.jobs) {
-      const std::size_t pos = queue.front();
-      queue.pop_front();
-      const std::size_t r = mine[pos];
-      const std::string file = file_of(r);
-      const pid_t pid = start_run_process(exe, plan, plan.runs[r], file, file.substr(0, file.size() - 3) + ".log",
-                                          options.jobs > 1 || remote != nullptr);
-      running[pid] = Running{pos, Clock::now()};
-      rows[pos].status = "running";
-    }
+    start_local_runs();
     progress();
     bool any = false;
     if (remote) {
@@ -255,6 +258,7 @@ SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options, Remot
         const std::size_t pos = it->second.run;
         const double seconds = std::chrono::duration<double>(Clock::now() - it->second.start).count();
         running.erase(it);
+        start_local_runs();  // the freed slot works while this run's row is read and the index rewritten
         record(pos, wstatus, seconds);
       }
       any = true;
