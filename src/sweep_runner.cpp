@@ -117,6 +117,15 @@ std::pair<int, int> parse_shard(const std::string& text) {
   return {i, n};
 }
 
+namespace {
+// A run's log (its stderr) is kept only when it says something.
+void remove_empty_log(const std::string& run_file) {
+  std::error_code ignored;
+  const std::string log = run_file.substr(0, run_file.size() - 3) + ".log";
+  if (fs::file_size(log, ignored) == 0) fs::remove(log, ignored);
+}
+}  // namespace
+
 SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options, RemoteRunners* remote) {
   if (options.jobs < 1) throw SpecError(fmt::format("--jobs {}: expected at least 1", options.jobs));
   const Clock::time_point begin = Clock::now();
@@ -159,6 +168,8 @@ SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options, Remot
   };
   for (std::size_t pos = 0; pos < mine.size(); ++pos) {
     if (run_file_complete(file_of(mine[pos]))) {
+      // A run still in flight when its sweep was killed may have completed afterwards: its log too.
+      remove_empty_log(file_of(mine[pos]));
       fill(pos, read_run_row(file_of(mine[pos])));
       ++summary.skipped;
     } else {
@@ -202,9 +213,7 @@ SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options, Remot
       row.status = WIFSIGNALED(wstatus) ? "killed" : "failed";
       ++failed_now;
     } else {
-      std::error_code ignored;
-      const std::string log = file.substr(0, file.size() - 3) + ".log";
-      if (fs::file_size(log, ignored) == 0) fs::remove(log, ignored);
+      remove_empty_log(file);
     }
     row.numbers["process_seconds"] = seconds;
     fill(pos, std::move(row));
