@@ -77,6 +77,28 @@ void require_known_key(std::string_view section, std::string_view key, const std
                               fmt::join(keys, ", ")));
 }
 
+/// True when `text` is well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
+/// TOML documents are UTF-8; a bare --set string that is not would be rewritten by the formatter
+/// (byte 0xAC becomes "\u00AC", i.e. C2 AC) and the resolved model would name another value.
+bool is_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    const std::size_t length = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 0;
+    if (length == 0 || i + length > text.size()) return false;
+    char32_t code = length == 1 ? lead : lead & (0x7F >> length);
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3F);
+    }
+    static constexpr char32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < smallest[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
+    i += length;
+  }
+  return true;
+}
+
 /// "section.key=value" from the command line. The value is TOML ("1e-10", "[16, 16]", "true",
 /// "\"relu\""); text that is not a TOML value is taken as a bare string, so "flow.kind=wn" works.
 Override parse_override(const std::string& assignment) {
@@ -93,6 +115,9 @@ Override parse_override(const std::string& assignment) {
   require_known_key(result.section, result.key, "--set");
 
   const std::string value = assignment.substr(equals + 1);
+  if (!is_utf8(value))
+    throw SpecError(fmt::format("--set {}.{}: the value is not valid UTF-8 (model files and their values are UTF-8)",
+                                result.section, result.key));
   try {
     toml::table parsed = toml::parse("v = " + value, std::string_view{"--set"});
     if (parsed.size() == 1 && parsed.contains("v")) result.holder = std::move(parsed);

@@ -189,6 +189,19 @@ TEST(ModelSpec, OverridesTakeTomlValuesOrBareStrings) {
   EXPECT_NE(spec.resolved_toml.find("kind = \"wn\"\n"), std::string::npos);
 }
 
+TEST(ModelSpec, OverrideStringsMustBeUtf8SoTheResolvedModelNamesTheSameValue) {
+  // Fuzz finding (tests/fuzz/regressions/model_spec): byte 0xAC was written back as "\u00AC" = C2 AC.
+  EXPECT_EQ(spec_error("", {"flow.rho_table=\xac" "4(=ata"}),
+            "--set flow.rho_table: the value is not valid UTF-8 (model files and their values are UTF-8)");
+  EXPECT_EQ(spec_error("", {"output.path=\"a\xc0\xaf" "b\""}),  // overlong '/', a classic smuggle
+            "--set output.path: the value is not valid UTF-8 (model files and their values are UTF-8)");
+  EXPECT_EQ(spec_error("", {"model.name=\xed\xa0\x80"}),  // a UTF-16 surrogate
+            "--set model.name: the value is not valid UTF-8 (model files and their values are UTF-8)");
+  const ModelSpec spec = parse_model_spec("", "x.toml", {"model.name=\xcf\x81-\xe2\x88\x9e-\xf0\x9f\x98\x80"});
+  EXPECT_EQ(spec.name, "\xcf\x81-\xe2\x88\x9e-\xf0\x9f\x98\x80");  // rho, infinity, a 4-byte emoji
+  EXPECT_TRUE(parse_model_spec(spec.resolved_toml, "x.toml") == spec);
+}
+
 TEST(ModelSpec, OverrideErrorsNameTheKey) {
   EXPECT_EQ(spec_error("", {"network.hiden=[4]"}),
             "--set: unknown key network.hiden (known keys of [network]: activation, hidden, init_scale, "
