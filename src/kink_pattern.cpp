@@ -83,13 +83,13 @@ void KinkPattern::stop_sliding(Index j, bool active) {
   entry(j) = active ? 1.0 : 0.0;
 }
 
-Vec KinkPattern::sliding_masks(const Vec& y) {
+Vec KinkPattern::sliding_masks(TimePoint tp, const Vec& y) {
   Vec dy, masks;
-  sliding_rhs(TimePoint{}, y, dy, &masks);
+  sliding_rhs(tp, y, dy, &masks);
   return masks;
 }
 
-std::vector<Index> KinkPattern::settle_on_kinks(const Vec& y, double rel_tol) {
+std::vector<Index> KinkPattern::settle_on_kinks(TimePoint tp, const Vec& y, double rel_tol) {
   std::vector<Index> sliding;
   const Vec h = flow_.preactivations(y);
   if (h.size() == 0 || masks_.empty()) return sliding;
@@ -99,7 +99,7 @@ std::vector<Index> KinkPattern::settle_on_kinks(const Vec& y, double rel_tol) {
   Vec dy;
   // dh_j/dt with the current pattern and sliding set (the e^s of the log clock is a positive factor).
   auto normal_velocity = [&](Index j) {
-    rhs(TimePoint{}, y, dy);
+    rhs(tp, y, dy);
     return flow_.preactivation_tangent(theta, flow_.theta_tangent(y, dy))[j];
   };
   for (Index j = 0; j < h.size(); ++j) {
@@ -151,11 +151,11 @@ void KinkPattern::jacobian(TimePoint tp, const Vec& y, Mat& J) {
   }
 }
 
-void KinkPattern::event_values(const Vec& y, Vec& g) {
+void KinkPattern::event_values(TimePoint tp, const Vec& y, Vec& g) {
   Vec masks;
   if (!sliding_.empty()) {
     Vec dy;
-    sliding_rhs(TimePoint{}, y, dy, &masks);
+    sliding_rhs(tp, y, dy, &masks);
   }
   g = flow_.preactivations(y);
   const std::vector<char> dead = flow_.num_layers() > 2 ? dead_entries(g) : std::vector<char>();
@@ -169,13 +169,13 @@ void KinkPattern::event_values(const Vec& y, Vec& g) {
   for (std::size_t s = 0; s < sliding_.size(); ++s) g[sliding_[s]] = std::min(masks[Index(s)], 1.0 - masks[Index(s)]);
 }
 
-void KinkPattern::event_values_of(const Vec& y, const std::vector<Index>& js, Vec& g) {
+void KinkPattern::event_values_of(TimePoint tp, const Vec& y, const std::vector<Index>& js, Vec& g) {
   g.resize(Index(js.size()));
   bool any_sliding = false;
   for (Index j : js) any_sliding |= std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end();
   const Network& net = flow_.network();
   if (any_sliding) {  // a sliding entry's function is its mask: a solve
-    event_values(y, g_all_);
+    event_values(tp, y, g_all_);
     for (std::size_t s = 0; s < js.size(); ++s) g[Index(s)] = g_all_[js[s]];
     return;
   }
