@@ -28,6 +28,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -46,6 +47,12 @@ class EventLocator {
   static constexpr int kMaxZeroLengthRestarts = 64;
   static constexpr int kMaxEventsNearPoint = 2048;  ///< events allowed within kNearPoint of one instant
   static constexpr double kNearPoint = 1e-6;        ///< relative clock distance of "one point"
+  /// A surface that enters sliding more than kCycleEntries times within a relative clock window
+  /// kCycleWindow cycles between single-surface modes (kinks diagnosis Case B, legs far longer than
+  /// kNearPoint at late times): the events of the next window are offered to the joint switch as a
+  /// full cluster.
+  static constexpr int kCycleEntries = 16;
+  static constexpr double kCycleWindow = 1e-2;
 
   EventLocator(const EventHooks& hooks, Clock clock, const std::atomic<bool>* stop_requested = nullptr)
       : hooks_(hooks), clock_(clock), stop_requested_(stop_requested) {}
@@ -192,7 +199,8 @@ class EventLocator {
       hit_.clear();
       for (const auto& [root, j] : roots_)
         if (root <= tau_star + tol_tau) hit_.push_back(j);
-      if (auto res = hooks_.resolve(tp_star, y, hit_, near_events_)) {
+      const int cluster = tau_star <= joint_until_tau_ ? std::max(near_events_, kMaxEventsNearPoint) : near_events_;
+      if (auto res = hooks_.resolve(tp_star, y, hit_, cluster)) {
         const Index j0 = hit_.empty() ? 0 : hit_.front();
         const std::string where = hooks_.describe ? hooks_.describe(j0) : std::to_string(j0);
         if (!res->failure.empty())
@@ -255,6 +263,18 @@ class EventLocator {
                                       t_star - clock_.time(near_tau_), clock_.time(near_tau_)));
   }
 
+  // Cycle detection (kCycleEntries): count the sliding entries of surface j in its window.
+  void note_sliding_entry(Index j, double tau) {
+    const double window = kCycleWindow * std::max(1.0, std::abs(tau));
+    Reentries& r = reentries_[j];
+    if (r.count == 0 || tau - r.first_tau > window) {
+      r.count = 1;
+      r.first_tau = tau;
+    } else if (++r.count > kCycleEntries) {
+      joint_until_tau_ = tau + window;
+    }
+  }
+
   bool was_previous(Index j) const { return std::find(previous_.begin(), previous_.end(), j) != previous_.end(); }
 
   // Cross or slide every surface in roots_ hit by tau_last (the state y at tp_star).
@@ -270,6 +290,7 @@ class EventLocator {
       if (bounced && zero_length_restarts_ <= kMaxZeroLengthRestarts && hooks_.slide &&
           hooks_.slide(tp_star, y, j)) {
         ++c.sliding_entries;
+        note_sliding_entry(j, tau_last);
         continue;
       }
       if (bounced && zero_length_restarts_ > kMaxZeroLengthRestarts)
@@ -303,6 +324,12 @@ class EventLocator {
   int zero_length_restarts_ = 0;
   Vec y_end_, g_end_;  ///< the last step's end state and its event functions (the next step's start)
   bool end_known_ = false;
+  struct Reentries {
+    int count = 0;
+    double first_tau = 0;
+  };
+  std::map<Index, Reentries> reentries_;  ///< sliding entries per surface in its current window
+  double joint_until_tau_ = -std::numeric_limits<double>::infinity();  ///< a cycle was detected: joint switching
   double near_tau_ = -std::numeric_limits<double>::infinity();  ///< first event of the current cluster
   int near_events_ = 0;                                           ///< events in it so far
 };

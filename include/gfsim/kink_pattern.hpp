@@ -8,8 +8,8 @@
 //
 //   KinkPattern pattern(flow);
 //   pattern.freeze(y0);
-//   pattern.rhs(tp, y, dy);            // the field of the current pattern, sliding if any
-//   OdeProblem p = to_event_problem(pattern, y0, sink, start);   // flow_problem.hpp
+//   pattern.rhs(y, 0.0, dy);           // the field of the current pattern, sliding if any
+//   OdeProblem p = to_event_problem(pattern, y0, sink);   // flow_problem.hpp
 #include <optional>
 #include <string>
 #include <utility>
@@ -111,6 +111,14 @@ class KinkPattern {
   Vec g_all_;  ///< event_values_of: all event functions when a subset cannot be had cheaply
   Mat sliding_jacobian_;                 ///< dr/dm of the last deep-net sliding solve (chord steps)
   double sliding_jacobian_log_scale_ = 0;  ///< the clock factor it was evaluated with
+  /// Columns of sliding_jacobian_ to evaluate afresh (entries that started sliding since): a
+  /// change of the sliding set keeps the other columns instead of all 2S rate evaluations.
+  std::vector<char> jacobian_pending_;
+  /// The last deep-net sliding solve (state, time, field, masks): the event functions at the end of
+  /// a step are evaluated at the state of the step's last stage. Invalidated by any mask change.
+  bool memo_valid_ = false;
+  TimePoint memo_tp_;
+  Vec memo_y_, memo_dy_, memo_masks_;
 };
 
 }  // namespace gfsim
