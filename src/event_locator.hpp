@@ -28,6 +28,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -46,16 +47,22 @@ class EventLocator {
   static constexpr int kMaxZeroLengthRestarts = 64;
   static constexpr int kMaxEventsNearPoint = 2048;  ///< events allowed within kNearPoint of one instant
   static constexpr double kNearPoint = 1e-6;        ///< relative clock distance of "one point"
+  /// A surface that enters sliding more than kCycleEntries times within a relative clock window
+  /// kCycleWindow cycles between single-surface modes (kinks diagnosis Case B, legs far longer than
+  /// kNearPoint at late times): the events of the next window are offered to the joint switch as a
+  /// full cluster.
+  static constexpr int kCycleEntries = 16;
+  static constexpr double kCycleWindow = 1e-2;
 
   EventLocator(const EventHooks& hooks, Clock clock, const std::atomic<bool>* stop_requested = nullptr)
       : hooks_(hooks), clock_(clock), stop_requested_(stop_requested) {}
 
   bool active() const { return bool(hooks_.values); }
 
-  /// After an accepted step from y_before to y: true if some event function is negative at y (the
-  /// smooth piece ended inside the step).
-  bool crossed(const Vec& y_before, const Vec& y) {
-    hooks_.values(y, g_);
+  /// After an accepted step from (tau_before, y_before) to (tau, y): true if some event function is
+  /// negative at y (the smooth piece ended inside the step).
+  bool crossed(double tau_before, const Vec& y_before, double tau, const Vec& y) {
+    hooks_.values(clock_.at(tau), y, g_);
     // g at the start of the next step, unless an event switches the discrete state first.
     const bool before_known = end_known_ && y_before.size() == y_end_.size() && y_before == y_end_;
     if (before_known) g_before_.swap(g_end_);
@@ -73,7 +80,7 @@ class EventLocator {
     // on the side the event chose, or has not moved off it beyond round-off: not an event. (At a
     // tangential exit from sliding the departure is second order in the step; after CVODE's short
     // restart step it is below the round-off of g.)
-    if (!before_known) hooks_.values(y_before, g_before_);
+    if (!before_known) hooks_.values(clock_.at(tau_before), y_before, g_before_);
     violated_.erase(std::remove_if(violated_.begin(), violated_.end(),
                                    [&](Index j) { return g_before_[j] <= 0 && g_[j] >= 2 * g_before_[j]; }),
                     violated_.end());
@@ -101,15 +108,15 @@ class EventLocator {
       auto phi = [&](double s) {
         interpolate(s, y_event);
         if (hooks_.values_of) {
-          hooks_.values_of(y_event, crossing_, g_crossing_);
+          hooks_.values_of(clock_.at(s), y_event, crossing_, g_crossing_);
           return g_crossing_.minCoeff();
         }
-        hooks_.values(y_event, g_);
+        hooks_.values(clock_.at(s), y_event, g_);
         return min_over_crossing();
       };
       auto phi_full = [&](double s) {
         interpolate(s, y_event);
-        hooks_.values(y_event, g_);
+        hooks_.values(clock_.at(s), y_event, g_);
         return min_over_crossing();
       };
       g_.swap(g_before_);
@@ -173,7 +180,8 @@ class EventLocator {
   std::optional<std::pair<Status, std::string>> apply(double tau_star, const Vec& y, SolverCounters& c) {
     end_known_ = false;  // the switch changes the event functions
     const double tol_tau = 1e-12 * std::max(1.0, std::abs(tau_star));
-    const double t_star = clock_.time(tau_star);
+    const TimePoint tp_star = clock_.at(tau_star);
+    const double t_star = tp_star.t;
     if (auto zeno = count_near_point(tau_star, t_star)) return zeno;
     const bool same_instant = tau_star - last_event_tau_ <= tol_tau;
     // Surfaces handled at the previous event, if it was at this instant (they accumulate over a
@@ -191,7 +199,8 @@ class EventLocator {
       hit_.clear();
       for (const auto& [root, j] : roots_)
         if (root <= tau_star + tol_tau) hit_.push_back(j);
-      if (auto res = hooks_.resolve(t_star, y, hit_, near_events_)) {
+      const int cluster = tau_star <= joint_until_tau_ ? std::max(near_events_, kMaxEventsNearPoint) : near_events_;
+      if (auto res = hooks_.resolve(tp_star, y, hit_, cluster)) {
         const Index j0 = hit_.empty() ? 0 : hit_.front();
         const std::string where = hooks_.describe ? hooks_.describe(j0) : std::to_string(j0);
         if (!res->failure.empty())
@@ -209,7 +218,7 @@ class EventLocator {
         return std::nullopt;
       }
     }
-    if (auto stop = switch_pattern(tau_star + tol_tau, t_star, y, c)) return stop;
+    if (auto stop = switch_pattern(tau_star + tol_tau, tp_star, y, c)) return stop;
     // The switch can move other surfaces' sliding mask values out of [0,1] at this very point (a
     // crossing by another entry of the same unit changes the sliding system): those modes end here,
     // not wherever the next step happens to end (an explicit step can carry the mask back inside and
@@ -221,7 +230,7 @@ class EventLocator {
     for (;;) {
       if (stop_requested_ && stop_requested_->load(std::memory_order_relaxed))
         return std::make_pair(Status::interrupted, fmt::format("interrupted at t = {:.6g} (handling an event)", t_star));
-      hooks_.values(y, g_);
+      hooks_.values(tp_star, y, g_);
       roots_.clear();
       for (Index j = 0; j < g_.size(); ++j)
         if (g_[j] < 0 && g_[j] < g_event_[j] &&
@@ -229,7 +238,7 @@ class EventLocator {
           roots_.emplace_back(tau_star, j);
       g_event_.swap(g_);
       if (roots_.empty()) break;
-      if (auto stop = switch_pattern(tau_star, t_star, y, c)) return stop;
+      if (auto stop = switch_pattern(tau_star, tp_star, y, c)) return stop;
     }
     last_event_tau_ = tau_star;
     return std::nullopt;
@@ -254,11 +263,24 @@ class EventLocator {
                                       t_star - clock_.time(near_tau_), clock_.time(near_tau_)));
   }
 
+  // Cycle detection (kCycleEntries): count the sliding entries of surface j in its window.
+  void note_sliding_entry(Index j, double tau) {
+    const double window = kCycleWindow * std::max(1.0, std::abs(tau));
+    Reentries& r = reentries_[j];
+    if (r.count == 0 || tau - r.first_tau > window) {
+      r.count = 1;
+      r.first_tau = tau;
+    } else if (++r.count > kCycleEntries) {
+      joint_until_tau_ = tau + window;
+    }
+  }
+
   bool was_previous(Index j) const { return std::find(previous_.begin(), previous_.end(), j) != previous_.end(); }
 
-  // Cross or slide every surface in roots_ hit by tau_last (physical time t_star).
-  std::optional<std::pair<Status, std::string>> switch_pattern(double tau_last, double t_star, const Vec& y,
+  // Cross or slide every surface in roots_ hit by tau_last (the state y at tp_star).
+  std::optional<std::pair<Status, std::string>> switch_pattern(double tau_last, TimePoint tp_star, const Vec& y,
                                                                SolverCounters& c) {
+    const double t_star = tp_star.t;
     for (const auto& [root, j] : roots_) {
       if (root > tau_last) continue;
       last_event_js_.push_back(j);
@@ -266,8 +288,9 @@ class EventLocator {
       // into the surface, a Filippov sliding mode.
       const bool bounced = was_previous(j);
       if (bounced && zero_length_restarts_ <= kMaxZeroLengthRestarts && hooks_.slide &&
-          hooks_.slide(t_star, y, j)) {
+          hooks_.slide(tp_star, y, j)) {
         ++c.sliding_entries;
+        note_sliding_entry(j, tau_last);
         continue;
       }
       if (bounced && zero_length_restarts_ > kMaxZeroLengthRestarts)
@@ -277,7 +300,7 @@ class EventLocator {
                                           hooks_.describe ? hooks_.describe(j) : std::to_string(j), t_star,
                                           zero_length_restarts_));
       // Not a new sliding mode: a plain crossing, or the end of a sliding mode on j.
-      hooks_.cross(t_star, y, j);
+      hooks_.cross(tp_star, y, j);
       ++c.events;
     }
     return std::nullopt;
@@ -301,6 +324,12 @@ class EventLocator {
   int zero_length_restarts_ = 0;
   Vec y_end_, g_end_;  ///< the last step's end state and its event functions (the next step's start)
   bool end_known_ = false;
+  struct Reentries {
+    int count = 0;
+    double first_tau = 0;
+  };
+  std::map<Index, Reentries> reentries_;  ///< sliding entries per surface in its current window
+  double joint_until_tau_ = -std::numeric_limits<double>::infinity();  ///< a cycle was detected: joint switching
   double near_tau_ = -std::numeric_limits<double>::infinity();  ///< first event of the current cluster
   int near_events_ = 0;                                           ///< events in it so far
 };

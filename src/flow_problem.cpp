@@ -32,7 +32,7 @@ OdeProblem to_ode_problem(const Flow& flow) {
   return p;
 }
 
-OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink on_event) {
+OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink on_event, TimePoint start) {
   const Flow& flow = pattern.flow();
   OdeProblem p = to_ode_problem(flow);
   if (flow.num_preactivations() == 0) return p;
@@ -46,36 +46,36 @@ OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink o
     on_event(t, k.layer, k.unit, k.point, kind);
   };
   // A start on kink surfaces (e.g. from a state saved while sliding): sides and sliding modes
-  // from the one-sided fields, not from the round-off sign of h. Runs start at t = 0.
-  for (Index j : pattern.settle_on_kinks(y0)) report(0.0, j, KinkEvent::sliding_entry);
-  p.events.values = [&pattern](const Vec& y, Vec& g) { pattern.event_values(y, g); };
-  p.events.values_of = [&pattern](const Vec& y, const std::vector<Index>& js, Vec& g) {
-    pattern.event_values_of(y, js, g);
+  // from the one-sided fields at the start time, not from the round-off sign of h.
+  for (Index j : pattern.settle_on_kinks(start, y0)) report(start.t, j, KinkEvent::sliding_entry);
+  p.events.values = [&pattern](TimePoint tp, const Vec& y, Vec& g) { pattern.event_values(tp, y, g); };
+  p.events.values_of = [&pattern](TimePoint tp, const Vec& y, const std::vector<Index>& js, Vec& g) {
+    pattern.event_values_of(tp, y, js, g);
   };
-  p.events.cross = [&pattern, report](double t, const Vec& y, Index j) {
+  p.events.cross = [&pattern, report](TimePoint tp, const Vec& y, Index j) {
     const auto& sliding = pattern.sliding();
     const auto it = std::find(sliding.begin(), sliding.end(), j);
     if (it == sliding.end()) {
       pattern.flip(j);
-      return report(t, j, KinkEvent::crossing);
+      return report(tp.t, j, KinkEvent::crossing);
     }
     // Leaving a sliding mode: onto the side through which its mask value left [0,1].
-    const double m = pattern.sliding_masks(y)[it - sliding.begin()];
+    const double m = pattern.sliding_masks(tp, y)[it - sliding.begin()];
     pattern.stop_sliding(j, m > 0.5);
-    report(t, j, KinkEvent::sliding_exit);
+    report(tp.t, j, KinkEvent::sliding_exit);
   };
-  p.events.slide = [&pattern, report](double t, const Vec&, Index j) {
+  p.events.slide = [&pattern, report](TimePoint tp, const Vec&, Index j) {
     if (!pattern.start_sliding(j)) return false;
-    report(t, j, KinkEvent::sliding_entry);
+    report(tp.t, j, KinkEvent::sliding_entry);
     return true;
   };
-  p.events.resolve = [&pattern, report](double t, const Vec& y, const std::vector<Index>& js,
+  p.events.resolve = [&pattern, report](TimePoint tp, const Vec& y, const std::vector<Index>& js,
                                          int cluster) -> std::optional<EventHooks::Resolution> {
-    // The rates' positive clock factor e^{log(1+t)} keeps the loss weights of late times finite.
-    auto joint = pattern.resolve(TimePoint{t, std::log1p(std::max(t, 0.0))}, y, js, cluster);
+    auto joint = pattern.resolve(tp, y, js, cluster);
     if (!joint) return std::nullopt;
     EventHooks::Resolution r;
     r.failure = joint->failure;
+    const double t = tp.t;
     for (const auto& [j, what] : joint->changes) {
       switch (what) {
         case KinkPattern::Switch::crossing: ++r.crossings; report(t, j, KinkEvent::crossing); break;

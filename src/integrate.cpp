@@ -201,7 +201,7 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
                     fmt::format("the state became non-finite (NaN or Inf) in the step from t = {:.6g}",
                                 clock.time(tau_before)));
     }
-    if (events.active() && events.crossed(y_before, x)) {
+    if (events.active() && events.crossed(tau_before, y_before, tau, x)) {
       auto stop = events.stop_at_event(tau_before, y_before, tau, x, interpolate, taus, times, next, observe, c);
       last_good_t = clock.time(tau);
       if (stop) return finish(stop->first, std::move(stop->second));

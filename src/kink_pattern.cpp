@@ -31,6 +31,8 @@ KinkPattern::~KinkPattern() { clear(); }
 
 void KinkPattern::clear() {
   sliding_jacobian_.resize(0, 0);  // belongs to the old sliding set
+  jacobian_pending_.clear();
+  memo_valid_ = false;
   flow_.use_pattern(nullptr);
   masks_.clear();
   sliding_.clear();  // sliding modes live on the pattern
@@ -54,6 +56,7 @@ Index KinkPattern::freeze(const Vec& y) {
 }
 
 double& KinkPattern::entry(Index j) {
+  memo_valid_ = false;  // the caller may change the mask
   const auto [k, i] = locate(flow_.network(), flow_.num_points(), j);
   return masks_.at(std::size_t(k)).data()[i];
 }
@@ -70,26 +73,56 @@ void KinkPattern::flip(Index j) {
 }
 
 bool KinkPattern::start_sliding(Index j) {
-  sliding_jacobian_.resize(0, 0);  // belongs to the old sliding set
   if (masks_.empty()) return false;
   if (std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end()) return false;  // already sliding
+  memo_valid_ = false;
+  // The kept Jacobian grows by the new entry's column, evaluated at the next solve; its row starts
+  // at zero (chord and Broyden steps complete it, or the solver evaluates J afresh when they stall).
+  const Index S = Index(sliding_.size());
+  if (sliding_jacobian_.rows() == S && sliding_jacobian_.cols() == S && S > 0) {
+    sliding_jacobian_.conservativeResize(S + 1, S + 1);
+    sliding_jacobian_.row(S).setZero();
+    sliding_jacobian_.col(S).setZero();
+    jacobian_pending_.resize(std::size_t(S), 0);
+    jacobian_pending_.push_back(1);
+  } else {
+    sliding_jacobian_.resize(0, 0);
+    jacobian_pending_.clear();
+  }
   sliding_.push_back(j);
   return true;
 }
 
 void KinkPattern::stop_sliding(Index j, bool active) {
-  sliding_jacobian_.resize(0, 0);  // belongs to the old sliding set
+  const auto it = std::find(sliding_.begin(), sliding_.end(), j);
+  const Index S = Index(sliding_.size());
+  if (it != sliding_.end() && sliding_jacobian_.rows() == S && sliding_jacobian_.cols() == S) {
+    // The other entries' columns and rows stay (the derivatives of their rates in their masks).
+    const Index s = Index(it - sliding_.begin());
+    Mat J(S - 1, S - 1);
+    for (Index p = 0, pp = 0; p < S; ++p) {
+      if (p == s) continue;
+      for (Index q = 0, qq = 0; q < S; ++q)
+        if (q != s) J(pp, qq++) = sliding_jacobian_(p, q);
+      ++pp;
+    }
+    sliding_jacobian_.swap(J);
+    if (jacobian_pending_.size() == std::size_t(S)) jacobian_pending_.erase(jacobian_pending_.begin() + s);
+  } else if (it != sliding_.end()) {
+    sliding_jacobian_.resize(0, 0);
+    jacobian_pending_.clear();
+  }
   sliding_.erase(std::remove(sliding_.begin(), sliding_.end(), j), sliding_.end());
   entry(j) = active ? 1.0 : 0.0;
 }
 
-Vec KinkPattern::sliding_masks(const Vec& y) {
+Vec KinkPattern::sliding_masks(TimePoint tp, const Vec& y) {
   Vec dy, masks;
-  sliding_rhs(TimePoint{}, y, dy, &masks);
+  sliding_rhs(tp, y, dy, &masks);
   return masks;
 }
 
-std::vector<Index> KinkPattern::settle_on_kinks(const Vec& y, double rel_tol) {
+std::vector<Index> KinkPattern::settle_on_kinks(TimePoint tp, const Vec& y, double rel_tol) {
   std::vector<Index> sliding;
   const Vec h = flow_.preactivations(y);
   if (h.size() == 0 || masks_.empty()) return sliding;
@@ -99,7 +132,7 @@ std::vector<Index> KinkPattern::settle_on_kinks(const Vec& y, double rel_tol) {
   Vec dy;
   // dh_j/dt with the current pattern and sliding set (the e^s of the log clock is a positive factor).
   auto normal_velocity = [&](Index j) {
-    rhs(TimePoint{}, y, dy);
+    rhs(tp, y, dy);
     return flow_.preactivation_tangent(theta, flow_.theta_tangent(y, dy))[j];
   };
   for (Index j = 0; j < h.size(); ++j) {
@@ -151,11 +184,11 @@ void KinkPattern::jacobian(TimePoint tp, const Vec& y, Mat& J) {
   }
 }
 
-void KinkPattern::event_values(const Vec& y, Vec& g) {
+void KinkPattern::event_values(TimePoint tp, const Vec& y, Vec& g) {
   Vec masks;
   if (!sliding_.empty()) {
     Vec dy;
-    sliding_rhs(TimePoint{}, y, dy, &masks);
+    sliding_rhs(tp, y, dy, &masks);
   }
   g = flow_.preactivations(y);
   const std::vector<char> dead = flow_.num_layers() > 2 ? dead_entries(g) : std::vector<char>();
@@ -169,13 +202,13 @@ void KinkPattern::event_values(const Vec& y, Vec& g) {
   for (std::size_t s = 0; s < sliding_.size(); ++s) g[sliding_[s]] = std::min(masks[Index(s)], 1.0 - masks[Index(s)]);
 }
 
-void KinkPattern::event_values_of(const Vec& y, const std::vector<Index>& js, Vec& g) {
+void KinkPattern::event_values_of(TimePoint tp, const Vec& y, const std::vector<Index>& js, Vec& g) {
   g.resize(Index(js.size()));
   bool any_sliding = false;
   for (Index j : js) any_sliding |= std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end();
   const Network& net = flow_.network();
   if (any_sliding) {  // a sliding entry's function is its mask: a solve
-    event_values(y, g_all_);
+    event_values(tp, y, g_all_);
     for (std::size_t s = 0; s < js.size(); ++s) g[Index(s)] = g_all_[js[s]];
     return;
   }
@@ -322,6 +355,12 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   if (flow_.num_layers() == 2) return sliding_rhs_one_hidden_layer(tp, y, dy, masks);
   const double log_scale = tp.log_scale;
   const Index S = Index(sliding_.size());
+  if (memo_valid_ && memo_tp_.t == tp.t && memo_tp_.log_scale == tp.log_scale && memo_masks_.size() == S &&
+      memo_y_.size() == y.size() && memo_y_ == y) {
+    dy = memo_dy_;
+    if (masks) *masks = memo_masks_;
+    return;
+  }
   const Vec theta = flow_.theta(y);
   Vec F, m_of_F;  // the field of the last evaluation and its masks
   auto evaluate = [&](const Vec& m, Vec& r) {
@@ -355,8 +394,23 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   Vec m0(S);
   for (Index l = 0; l < S; ++l) m0[l] = entry(sliding_[l]);
   // The rates carry the clock's factor e^{log_scale}: a kept Jacobian is rescaled to this one.
-  if (sliding_jacobian_.rows() == S && sliding_jacobian_.cols() == S)
+  if (sliding_jacobian_.rows() == S && sliding_jacobian_.cols() == S) {
     sliding_jacobian_ *= std::exp(log_scale - sliding_jacobian_log_scale_);
+    if (jacobian_pending_.size() == std::size_t(S)) {
+      Vec ml = m0, rp, rm;
+      for (Index l = 0; l < S; ++l) {
+        if (!jacobian_pending_[std::size_t(l)]) continue;
+        ml[l] = m0[l] + 0.5;
+        evaluate(ml, rp);
+        ml[l] = m0[l] - 0.5;
+        evaluate(ml, rm);
+        ml[l] = m0[l];
+        sliding_jacobian_.col(l) = rp - rm;
+      }
+      for (Index l = 0; l < S; ++l) entry(sliding_[l]) = m0[l];
+    }
+  }
+  jacobian_pending_.assign(std::size_t(S), 0);
   SlidingSetOptions opt;
   opt.box = false;  // the masks of a given sliding set; leaving [0,1] is their event
   const SlidingSetResult res = solve_sliding_set(rates, m0, opt, &sliding_jacobian_);
@@ -367,6 +421,11 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   else
     flow_.rhs(tp, y, dy);
   if (masks) *masks = res.m;
+  memo_tp_ = tp;
+  memo_y_ = y;
+  memo_dy_ = dy;
+  memo_masks_ = res.m;
+  memo_valid_ = true;
 }
 
 void KinkPattern::sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {

@@ -365,6 +365,9 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   bool settling_restart = resume != nullptr;
   const Vec& y_start = resume ? resume->state : y0;
   KinkPattern pattern(flow);  // the discrete state of kinks = "events" (unused otherwise)
+  // The field's arguments at the start (a resume settles its kinks with the field at the restart time).
+  const Clock start_clock{solver.clock};
+  const TimePoint start_time = start_clock.at(start_clock.tau(resume ? resume->t : 0.0));
   const OdeProblem problem =
       use_events ? to_event_problem(pattern, y_start,
                                     [&](double t, Index layer, Index unit, Index point, KinkEvent kind) {
@@ -376,7 +379,8 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
                                                                           std::span<const std::int64_t>(ids + 2, 1),
                                                                           std::span<const std::int64_t>(ids + 3, 1)});
                                       count_event(t, std::make_tuple(layer, unit, point), kind);
-                                    })
+                                    },
+                                    start_time)
                  : to_ode_problem(flow);
   settling_restart = false;
   if (resume) {

@@ -37,12 +37,12 @@ struct FilippovToy {
       dy.resize(3);
       dy << 1.0, -(2.0 * m - 1.0) + y[0] / T, m;
     };
-    p.events.values = [this](const Vec& y, Vec& g) {
+    p.events.values = [this](TimePoint, const Vec& y, Vec& g) {
       g.resize(1);
       const double m = mask(y);
       g[0] = sliding ? std::min(m, 1.0 - m) : (m_side > 0.5 ? y[1] : -y[1]);
     };
-    p.events.cross = [this](double, const Vec& y, Index) {
+    p.events.cross = [this](TimePoint, const Vec& y, Index) {
       if (sliding) {
         m_side = mask(y) > 0.5 ? 1.0 : 0.0;
         sliding = false;
@@ -50,7 +50,7 @@ struct FilippovToy {
         m_side = 1.0 - m_side;
       }
     };
-    p.events.slide = [this](double, const Vec&, Index) { return sliding = true; };
+    p.events.slide = [this](TimePoint, const Vec&, Index) { return sliding = true; };
     p.jacobian = [this](TimePoint, const Vec&, Mat& J) { jacobian(J); };
     return p;
   }
@@ -127,13 +127,13 @@ struct TwoSurfaceToy {
       J(1, 0) = sliding ? 0.0 : dc;
       J(2, 0) = sliding ? 0.5 * dc : 0.0;
     };
-    p.events.values = [this](const Vec& y, Vec& g) {
+    p.events.values = [this](TimePoint, const Vec& y, Vec& g) {
       g.resize(2);
       const double m = mask(y);
       g[0] = sliding ? std::min(m, 1.0 - m) : (m_side > 0.5 ? y[1] : -y[1]);
       g[1] = b > 0 ? -y[3] : y[3];
     };
-    p.events.cross = [this](double, const Vec& y, Index j) {
+    p.events.cross = [this](TimePoint, const Vec& y, Index j) {
       if (j == 1) {
         b = 1.0 - b;
       } else if (sliding) {
@@ -143,7 +143,7 @@ struct TwoSurfaceToy {
         m_side = 1.0 - m_side;
       }
     };
-    p.events.slide = [this](double, const Vec&, Index j) { return j == 0 && (sliding = true); };
+    p.events.slide = [this](TimePoint, const Vec&, Index j) { return j == 0 && (sliding = true); };
     return p;
   }
   Vec exact(double t) const {
@@ -283,7 +283,7 @@ TEST(ReluEvents, SlidingFieldIsTangentAndTheFilippovCombination) {
       for (Index j : entries) ASSERT_TRUE(pattern.start_sliding(j));
       Vec F;
       pattern.rhs(y, 0.3, F);
-      const Vec m = pattern.sliding_masks(y);
+      const Vec m = pattern.sliding_masks(TimePoint{0.0, 0.3}, y);
       const std::string what = std::string(to_string(kind)) + " K = " + std::to_string(widths.size() - 1);
       // (1) tangency
       const double e = 1e-6 / F.norm();

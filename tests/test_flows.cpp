@@ -430,17 +430,17 @@ TEST(EventValues, SubsetEqualsTheFullEvaluation) {
     pattern.freeze(y);
     for (Index j : {0, 3, 11}) pattern.flip(j);  // g_j < 0 there: a crossing in progress
     Vec all, some;
-    pattern.event_values(y, all);
+    pattern.event_values(TimePoint{}, y, all);
     const std::vector<Index> js{0, 1, 3, 11, flow.num_preactivations() - 1, 17};
-    pattern.event_values_of(y, js, some);
+    pattern.event_values_of(TimePoint{}, y, js, some);
     ASSERT_EQ(some.size(), Index(js.size()));
     for (std::size_t s = 0; s < js.size(); ++s)
       EXPECT_NEAR(some[Index(s)], all[js[s]], 1e-13 * (1 + all.cwiseAbs().maxCoeff())) << widths.size() << " " << js[s];
     EXPECT_LT(some[0], 0.0);  // flipped entries are violated, so a root search sees a sign change
     // A sliding entry's function is its mask's distance to the ends of [0,1]: the full evaluation.
     ASSERT_TRUE(pattern.start_sliding(1));
-    pattern.event_values(y, all);
-    pattern.event_values_of(y, js, some);
+    pattern.event_values(TimePoint{}, y, all);
+    pattern.event_values_of(TimePoint{}, y, js, some);
     for (std::size_t s = 0; s < js.size(); ++s) EXPECT_EQ(some[Index(s)], all[js[s]]) << js[s];
   }
 }

@@ -184,11 +184,11 @@ TEST(StopReasons, StopFlagIsHonouredInsideAnEventDenseRun) {
   p.size = 1;
   p.rhs = [](TimePoint, const Vec&, Vec& dy) { dy = Vec::Ones(1); };
   p.jacobian = [](TimePoint, const Vec&, Mat& J) { J = Mat::Zero(1, 1); };
-  p.events.values = [&](const Vec& y, Vec& g) {
+  p.events.values = [&](TimePoint, const Vec& y, Vec& g) {
     g.resize(surfaces);
     for (Index j = 0; j < surfaces; ++j) g[j] = side[j] * (0.1 * double(j + 1) - y[0]);
   };
-  p.events.cross = [&](double, const Vec&, Index j) {
+  p.events.cross = [&](TimePoint, const Vec&, Index j) {
     side[j] = -side[j];
     if (++crossings == 3) stop = true;
   };

@@ -18,6 +18,8 @@ OdeProblem to_ode_problem(const Flow& flow);
 enum class KinkEvent { crossing = 0, sliding_entry = 1, sliding_exit = 2 };
 using KinkEventSink = std::function<void(double t, Index layer, Index unit, Index point, KinkEvent kind)>;
 /// The right-hand side, Jacobian and events are the pattern's, which must outlive the problem.
-OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink on_event = {});
+/// `start`: the TimePoint of y0 (where the pattern is settled on kinks it starts on; a resumed run
+/// starts at its restart time).
+OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink on_event = {}, TimePoint start = {});
 
 }  // namespace gfsim

@@ -31,16 +31,18 @@ namespace gfsim {
 /// Discrete-state events of a piecewise-smooth flow (ReLU kinks). Each event function g_j has
 /// g_j > 0 on the side the current discrete state assumes; a sign change ends the smooth piece.
 struct EventHooks {
+  // Every hook gets the TimePoint (physical t, clock factor) of the state it is given: the sliding
+  // field, and so the sliding masks and their event functions, depend on t for time-dependent fields.
   /// g = all event functions at y (size fixed)
-  std::function<void(const Vec& y, Vec& g)> values;
+  std::function<void(TimePoint tp, const Vec& y, Vec& g)> values;
   /// Optional: g_s = g_{js[s]} at y, equal to values() up to rounding but cheaper (root searches
   /// over the few surfaces crossed in a step).
-  std::function<void(const Vec& y, const std::vector<Index>& js, Vec& g)> values_of;
+  std::function<void(TimePoint tp, const Vec& y, const std::vector<Index>& js, Vec& g)> values_of;
   /// Switch the discrete state for event j at state y (the trajectory has crossed g_j = 0).
-  std::function<void(double t, const Vec& y, Index j)> cross;
+  std::function<void(TimePoint tp, const Vec& y, Index j)> cross;
   /// Optional: the field on both sides of surface j points into it (an event right at the restart
   /// after crossing j): enter Filippov sliding on it. Returns false if unsupported (run stops).
-  std::function<bool(double t, const Vec& y, Index j)> slide;
+  std::function<bool(TimePoint tp, const Vec& y, Index j)> slide;
   /// Optional: a one-line description of event j ("layer 1 unit 3 point 17").
   std::function<std::string(Index j)> describe;
   /// Optional: switch the discrete state for the surfaces `js` hit at one instant jointly with the
@@ -51,7 +53,8 @@ struct EventHooks {
     Index crossings = 0, entries = 0, exits = 0;
     std::string failure;  ///< non-empty: no consistent state found (the run stops stalled_at_kink)
   };
-  std::function<std::optional<Resolution>(double t, const Vec& y, const std::vector<Index>& js, int cluster)> resolve;
+  std::function<std::optional<Resolution>(TimePoint tp, const Vec& y, const std::vector<Index>& js, int cluster)>
+      resolve;
 };
 
 struct OdeProblem {

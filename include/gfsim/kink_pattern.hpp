@@ -38,7 +38,8 @@ class KinkPattern {
   /// fields move into, or a Filippov sliding mode where both sides point into the surface (taken
   /// one at a time; the event logic then ends inconsistent ones). Returns the entries put into
   /// sliding.
-  std::vector<Index> settle_on_kinks(const Vec& y, double rel_tol = 1e-12);
+  /// `tp`: the start's TimePoint (the one-sided fields of time-dependent kinds are taken there).
+  std::vector<Index> settle_on_kinks(TimePoint tp, const Vec& y, double rel_tol = 1e-12);
 
   /// dy = e^{tp.log_scale} F(tp.t, y) for the current pattern: the sliding field while entries slide.
   void rhs(TimePoint tp, const Vec& y, Vec& dy);
@@ -48,12 +49,14 @@ class KinkPattern {
   /// The same at t = 0 (autonomous kinds).
   void rhs(const Vec& y, double log_scale, Vec& dy) { rhs(TimePoint{0.0, log_scale}, y, dy); }
 
-  /// Event functions: g_j = h_j where active, -h_j where inactive, min(m_j, 1 - m_j) while sliding.
-  void event_values(const Vec& y, Vec& g);
+  /// Event functions at the state y of time tp: g_j = h_j where active, -h_j where inactive,
+  /// min(m_j, 1 - m_j) while sliding (the masks of the sliding field at tp: they depend on t for
+  /// the time-dependent kinds).
+  void event_values(TimePoint tp, const Vec& y, Vec& g);
   /// g[s] = event function js[s] at y, equal to event_values(y)[js[s]] up to rounding: for one
   /// hidden layer a pre-activation is one dot product (O(d_0) instead of a forward pass over all
   /// points), which is what a root search over a few crossing surfaces needs.
-  void event_values_of(const Vec& y, const std::vector<Index>& js, Vec& g);
+  void event_values_of(TimePoint tp, const Vec& y, const std::vector<Index>& js, Vec& g);
 
   /// Flip entry j (index into Flow::preactivations()).
   void flip(Index j);
@@ -67,8 +70,8 @@ class KinkPattern {
   /// Leave sliding for entry j onto the side `active` (1) or inactive (0).
   void stop_sliding(Index j, bool active);
   const std::vector<Index>& sliding() const { return sliding_; }
-  /// Current sliding mask values m_j at y (same order as sliding()).
-  Vec sliding_masks(const Vec& y);
+  /// Current sliding mask values m_j at y, time tp (same order as sliding()).
+  Vec sliding_masks(TimePoint tp, const Vec& y);
   /// Mask value of entry j (1 or 0, the equivalent control of the last evaluation while sliding);
   /// -1 when no pattern is frozen.
   double value(Index j) const;
@@ -108,6 +111,14 @@ class KinkPattern {
   Vec g_all_;  ///< event_values_of: all event functions when a subset cannot be had cheaply
   Mat sliding_jacobian_;                 ///< dr/dm of the last deep-net sliding solve (chord steps)
   double sliding_jacobian_log_scale_ = 0;  ///< the clock factor it was evaluated with
+  /// Columns of sliding_jacobian_ to evaluate afresh (entries that started sliding since): a
+  /// change of the sliding set keeps the other columns instead of all 2S rate evaluations.
+  std::vector<char> jacobian_pending_;
+  /// The last deep-net sliding solve (state, time, field, masks): the event functions at the end of
+  /// a step are evaluated at the state of the step's last stage. Invalidated by any mask change.
+  bool memo_valid_ = false;
+  TimePoint memo_tp_;
+  Vec memo_y_, memo_dy_, memo_masks_;
 };
 
 }  // namespace gfsim
