@@ -25,19 +25,21 @@ namespace gfsim {
 
 RateFit fit_rates(const std::vector<double>& t, const std::vector<double>& values, double floor) {
   RateFit fit;
-  std::vector<double> log_t, log_v;
+  std::vector<double> log_t, log_v, lin_t;
   for (std::size_t i = 0; i < t.size(); ++i)
     if (t[i] >= std::exp(1.0) && values[i] > floor && std::isfinite(values[i]))
-      log_t.push_back(std::log(t[i])), log_v.push_back(std::log(values[i]));
+      log_t.push_back(std::log(t[i])), log_v.push_back(std::log(values[i])), lin_t.push_back(t[i]);
   if (log_t.size() < 3) return fit;
   const double half = 0.5 * (log_t.front() + log_t.back());
-  std::vector<double> x_power, x_log, y;
+  std::vector<double> x_power, x_log, x_lin, y;
   for (std::size_t i = 0; i < log_t.size(); ++i)
-    if (log_t[i] >= half) x_power.push_back(log_t[i]), x_log.push_back(std::log(log_t[i])), y.push_back(log_v[i]);
+    if (log_t[i] >= half)
+      x_power.push_back(log_t[i]), x_log.push_back(std::log(log_t[i])), x_lin.push_back(lin_t[i]), y.push_back(log_v[i]);
   if (y.size() < 3) return fit;
-  const LineFit p = fit_line(x_power, y), l = fit_line(x_log, y);
+  const LineFit p = fit_line(x_power, y), l = fit_line(x_log, y), e = fit_line(x_lin, y);
   fit.power = -p.slope, fit.power_r2 = p.r2;
   fit.log_power = -l.slope, fit.log_power_r2 = l.r2;
+  fit.exp_rate = -e.slope, fit.exp_rate_r2 = e.r2;
   fit.points = Index(y.size());
   return fit;
 }

@@ -27,7 +27,8 @@ ordered_json reaches_json(const std::vector<Reach>& reaches) {
 
 ordered_json rate_json(const RateFit& f) {
   return {{"power_of_t", f.power},       {"power_of_t_r2", f.power_r2}, {"power_of_log_t", f.log_power},
-          {"power_of_log_t_r2", f.log_power_r2}, {"points", f.points}};
+          {"power_of_log_t_r2", f.log_power_r2}, {"exp_rate_in_t", f.exp_rate}, {"exp_rate_in_t_r2", f.exp_rate_r2},
+          {"points", f.points}};
 }
 
 std::string cell(const Reach& r) {
@@ -77,13 +78,13 @@ void print_compare(std::ostream& out, const CompareReport& r) {
   fmt::print(out, "\n  compare {} (K = {}): gamma = {:.10g} ({}), direction measure: {}\n", r.model_name, r.K, r.gamma,
              r.has_reference ? "max-margin reference" : "best margin reached", r.direction_measure);
   fmt::print(out, "  cells: t / RHS evaluations / wall seconds at which the quantity went below the threshold for good\n");
-  fmt::print(out, "\n  {:<13} {:<9} {:<24} {:<24} {:<24} {}\n", "flow", "quantity", "< 1e-2", "< 1e-3", "< 1e-4",
-             "rate: t^-a (R2) | (log t)^-b (R2)");
+  fmt::print(out, "\n  {:<23} {:<9} {:<24} {:<24} {:<24} {}\n", "flow", "quantity", "< 1e-2", "< 1e-3", "< 1e-4",
+             "rate: t^-a (R2) | (log t)^-b (R2) | e^-kt (R2)");
   for (const FlowComparison& f : r.flows) {
     const auto row = [&](const char* what, const std::vector<Reach>& reach, const RateFit& rate, const std::string& name) {
-      fmt::print(out, "  {:<13} {:<9} {:<24} {:<24} {:<24} a = {:.3g} ({:.3f}) | b = {:.3g} ({:.3f})\n", name, what,
-                 cell(reach[0]), cell(reach[1]), cell(reach[2]), rate.power, rate.power_r2, rate.log_power,
-                 rate.log_power_r2);
+      fmt::print(out, "  {:<23} {:<9} {:<24} {:<24} {:<24} a = {:.3g} ({:.3f}) | b = {:.3g} ({:.3f}) | k = {:.3g} ({:.3f})\n",
+                 name, what, cell(reach[0]), cell(reach[1]), cell(reach[2]), rate.power, rate.power_r2, rate.log_power,
+                 rate.log_power_r2, rate.exp_rate, rate.exp_rate_r2);
     };
     row("gap", f.gap_reach, f.gap_rate, f.flow);
     row("dir", f.direction_reach, f.direction_rate, "");

@@ -19,6 +19,7 @@ std::unique_ptr<FlowKindModel> make_nm_flow(const FlowSpec&);
 std::unique_ptr<FlowKindModel> make_nm_polar_flow(const FlowSpec&);
 std::unique_ptr<FlowKindModel> make_rho_schedule_flow(const FlowSpec&);
 std::unique_ptr<FlowKindModel> make_normalized_flow(const FlowSpec&);
+std::unique_ptr<FlowKindModel> make_rho_schedule_normalized_flow(const FlowSpec&);
 
 namespace {
 
@@ -32,6 +33,7 @@ struct Table {
       {"nm_polar", "the nm flow in polar form, state (rho_k, V_k)", make_nm_polar_flow},
       {"rho_schedule", "the fixed-rho flow of V at a prescribed rho(t) (flow.rho_schedule), state (t, V_k)", make_rho_schedule_flow},
       {"normalized", "loss-normalized gradient flow dW/dt = -grad L / L", make_normalized_flow},
+      {"rho_schedule_normalized", "the rho_schedule field divided by L: dV/dt = -P grad_V log L at the prescribed rho(t)", make_rho_schedule_normalized_flow},
   };
   std::vector<std::pair<FlowKind, const char*>> names = name_pairs(entries);
 

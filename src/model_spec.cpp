@@ -283,6 +283,10 @@ const std::vector<KeyDef>& schema() {
      if (s.flow.kind == FlowKind{"normalized"} && s.loss.kind == LossKind::square)
        r.fail("\"normalized\" needs loss.kind = \"exp\" or \"logistic\" (the square loss vanishes at a finite "
               "interpolant, where grad L / L is unbounded)", "\"gd\"");
+     // Also on a sphere: the square loss vanishes wherever an interpolant lies at the prescribed radius.
+     if (s.flow.kind == FlowKind{"rho_schedule_normalized"} && s.loss.kind == LossKind::square)
+       r.fail("\"rho_schedule_normalized\" needs loss.kind = \"exp\" or \"logistic\" (the square loss vanishes "
+              "at an interpolant on the sphere of radius rho(t), where grad L / L is unbounded)", "\"rho_schedule\"");
    },
    [](const ModelSpec& s, W t) { put_enum(t, "kind", to_string(s.flow.kind)); }},
   {"flow", "rho", "float", "> 0", "fixed_rho only: the fixed product of layer norms",

@@ -43,6 +43,23 @@ TEST(CompareRates, RecoverAPowerOfLogT) {
   EXPECT_LT(fit.power, 0.05);  // against t it looks nearly flat
 }
 
+TEST(CompareRates, RecoverAnExponentialRateInT) {
+  // Progressive norm rescaling's claim: the gap falls like e^{-k t}. Samples log-spaced as a run's,
+  // 0.4 e^{-0.05 t} down to the floor 1e-9 at t ~ 400: the fit uses the part above the floor.
+  const std::vector<double> t = log_times(1.0, 1e4, 20);
+  std::vector<double> v, power_law;
+  for (double x : t) v.push_back(std::max(0.4 * std::exp(-0.05 * x), 1e-12));
+  for (double x : t) power_law.push_back(3.0 * std::pow(x, -0.7));
+  const RateFit fit = fit_rates(t, v, 1e-9);
+  EXPECT_NEAR(fit.exp_rate, 0.05, 1e-10);
+  EXPECT_NEAR(fit.exp_rate_r2, 1.0, 1e-12);
+  EXPECT_LT(fit.power_r2, 0.99);  // against log t it bends
+  // A power of t is not an exponential: its exponential fit is poor and its rate small.
+  const RateFit p = fit_rates(t, power_law, 1e-12);
+  EXPECT_LT(p.exp_rate_r2, 0.9);
+  EXPECT_LT(p.exp_rate, 1e-3);
+}
+
 TEST(CompareRates, IgnoreValuesAtTheNoiseFloor) {
   const std::vector<double> t = log_times(1.0, 1e8, 10);
   std::vector<double> v;

@@ -215,7 +215,7 @@ TEST(ModelSpec, OverrideErrorsNameTheKey) {
             "--set \"solver.rtol\": expected section.key=value, e.g. solver.rtol=1e-10");
   EXPECT_EQ(spec_error("", {"solver.rtol=-1"}), "--set: solver.rtol = -1: must be > 0 and < 1");
   EXPECT_EQ(spec_error("", {"flow.kind=wm"}),
-            "--set: flow.kind = \"wm\": must be one of \"gd\", \"gd_polar\", \"wn\", \"fixed_rho\", \"nm\", \"nm_polar\", \"rho_schedule\", \"normalized\"");
+            "--set: flow.kind = \"wm\": must be one of \"gd\", \"gd_polar\", \"wn\", \"fixed_rho\", \"nm\", \"nm_polar\", \"rho_schedule\", \"normalized\", \"rho_schedule_normalized\"");
 }
 
 TEST(ModelSpec, NameDefaultsToTheFileStemUnlessGiven) {
@@ -325,7 +325,7 @@ const BadValue kBadValues[] = {
     {"[data]\nkind = 1", "x.toml:2:8: data.kind = 1: must be one of \"gaussian\", \"teacher\", \"csv\""},
     {"[network]\nactivation = \"tanh\"", "x.toml:2:14: network.activation = \"tanh\": must be one of \"relu\", \"linear\""},
     {"[loss]\nkind = \"hinge\"", "x.toml:2:8: loss.kind = \"hinge\": must be one of \"exp\", \"logistic\", \"square\""},
-    {"[flow]\nkind = \"adam\"", "x.toml:2:8: flow.kind = \"adam\": must be one of \"gd\", \"gd_polar\", \"wn\", \"fixed_rho\", \"nm\", \"nm_polar\", \"rho_schedule\", \"normalized\""},
+    {"[flow]\nkind = \"adam\"", "x.toml:2:8: flow.kind = \"adam\": must be one of \"gd\", \"gd_polar\", \"wn\", \"fixed_rho\", \"nm\", \"nm_polar\", \"rho_schedule\", \"normalized\", \"rho_schedule_normalized\""},
     {"[flow]\nlambda_power = 1.5", "x.toml:2:16: flow.lambda_power = 1.5: must be > 0 and <= 1"},
     {"[flow]\nlambda = \"table\"",
      "x.toml: flow.lambda_table = \"\" (default): must name the table file when flow.lambda = \"table\""},
@@ -335,6 +335,10 @@ const BadValue kBadValues[] = {
     {"[loss]\nkind = \"square\"\n[flow]\nkind = \"normalized\"",
      "x.toml:4:8: flow.kind = \"normalized\": \"normalized\" needs loss.kind = \"exp\" or \"logistic\" (the square "
      "loss vanishes at a finite interpolant, where grad L / L is unbounded)"},
+    {"[loss]\nkind = \"square\"\n[flow]\nkind = \"rho_schedule_normalized\"",
+     "x.toml:4:8: flow.kind = \"rho_schedule_normalized\": \"rho_schedule_normalized\" needs loss.kind = \"exp\" or "
+     "\"logistic\" (the square loss vanishes at an interpolant on the sphere of radius rho(t), where grad L / L is "
+     "unbounded)"},
     {"[solver]\nmethod = \"euler\"",
      "x.toml:2:10: solver.method = \"euler\": must be one of \"auto\", \"dopri5\", \"rkf78\", \"cash_karp\", "
      "\"rosenbrock4\", \"cvode\""},

@@ -268,12 +268,175 @@ TEST(Normalized, ConservesTheLayerBalanceAndGrowsExponentiallyWithTwoLayers) {
   EXPECT_GT(net.layer_norms(th.back()).squaredNorm(), 3.0 * net.layer_norms(th[1]).squaredNorm());
 }
 
+FlowSpec normalized_schedule(RhoScheduleKind kind, double rho0) {
+  FlowSpec s;
+  s.kind = FlowKind{"rho_schedule_normalized"};
+  s.rho = rho0;
+  s.rho_schedule = kind;
+  return s;
+}
+
+/// At constant rho the loss-normalized field is fixed_rho's divided by L: the same path in the time
+/// tau(t) = int_0^t L(rho V(t')) dt'. Independent formulation: fixed_rho's field and L integrated
+/// together, (V, tau), by classical RK4 with a fixed step; the normalized flow by dopri5 to tau.
+TEST(RhoScheduleNormalized, ConstantRadiusIsFixedRhoInLossTime) {
+  const Dataset data = test::separable_data(15, 3, 171);
+  for (const std::vector<Index>& widths : {std::vector<Index>{3, 1}, std::vector<Index>{3, 2, 1}}) {
+    const Network net(widths, Activation::linear);
+    const double rho = 2.5;
+    FlowSpec fixed;
+    fixed.kind = FlowKind::fixed_rho;
+    fixed.rho = rho;
+    FlowSpec power = normalized_schedule(RhoScheduleKind::power, rho);
+    power.rho_rate = 0.0;
+    FlowSpec staircase = normalized_schedule(RhoScheduleKind::staircase, rho);
+    staircase.rho_factor = 1.0;
+    staircase.rho_phase = 0.3;
+    for (LossKind loss : {LossKind::exp, LossKind::logistic}) {
+      const Flow a(net, data, loss, fixed);
+      // A start with positive margins (W_1 rows near the mean signed point): L = O(n), the field O(1),
+      // so that the fixed-step RK4 is accurate to ~1e-10 from the first step.
+      Vec theta0 = test::random_vector(net.num_params(), 172, 0.3);
+      const Vec zbar = data.signed_points().colwise().mean().transpose().normalized();
+      for (Index r = 0; r < net.layer_rows(0); ++r) theta0.segment(r * 3, 3) += zbar;
+      if (net.num_layers() == 2) theta0.tail(2) = theta0.tail(2).cwiseAbs();
+      for (Index k = 0; k < net.num_layers(); ++k) {  // balanced: fixed_rho represents it exactly
+        auto W = theta0.segment(net.layer_offset(k), net.layer_size(k));
+        W *= std::pow(rho, 1.0 / double(net.num_layers())) / W.norm();
+      }
+      // RK4 on (V, tau), dV/dt = F_fixed(V), dtau/dt = L(rho V).
+      const auto aug = [&](const Vec& z) {
+        Vec dz(z.size()), dv;
+        const Vec V = z.head(z.size() - 1);
+        a.rhs(V, 0.0, dv);
+        dz.head(dv.size()) = dv;
+        dz[z.size() - 1] = std::exp(a.log_loss(V, rho));
+        return dz;
+      };
+      Vec z(net.num_params() + 1);
+      z.head(net.num_params()) = a.initial_state(theta0);
+      z[net.num_params()] = 0.0;
+      const double h = 2.5e-4;
+      std::vector<double> taus{0.0};
+      std::vector<Vec> thetas{theta0};
+      for (int step = 1; step <= 8000; ++step) {
+        const Vec k1 = aug(z), k2 = aug(z + 0.5 * h * k1), k3 = aug(z + 0.5 * h * k2), k4 = aug(z + h * k3);
+        z += (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4);
+        if (step % 2000 == 0) {
+          taus.push_back(z[net.num_params()]);
+          thetas.push_back(a.theta(z.head(net.num_params())));
+        }
+      }
+      ASSERT_GT(taus.back(), 2.0 * taus[1]);  // the loss does not vanish on the way: tau keeps growing
+      for (const FlowSpec& spec : {power, staircase}) {
+        Flow b(net, data, loss, spec);
+        const auto tb = trajectory(b, theta0, taus, Method::dopri5, ClockKind::t, 1e-11);
+        ASSERT_EQ(tb.size(), taus.size());
+        for (std::size_t i = 0; i < taus.size(); ++i)
+          EXPECT_LT((tb[i] - thetas[i]).norm(), 1e-8 * thetas[i].norm())
+              << "tau = " << taus[i] << " K = " << net.num_layers() << " " << to_string(loss) << " "
+              << to_string(spec.rho_schedule);
+      }
+    }
+  }
+}
+
+TEST(RhoScheduleNormalized, TangentMatchesDifferencesForEverySchedule) {
+  // test_flow_kinds checks the logarithmic schedule at sigma = 0; here every smooth schedule (and the
+  // staircase between jumps) at sigma = 2.3 (the sigma column: drho = rho'(sigma) v_sigma), both
+  // clocks, K = 1 and a ReLU net.
+  const Dataset data = test::separable_data(8, 3, 201);
+  for (RhoScheduleKind kind : {RhoScheduleKind::power, RhoScheduleKind::exponential, RhoScheduleKind::staircase}) {
+    FlowSpec s = normalized_schedule(kind, 1.3);
+    s.rho_rate = 0.4;
+    s.rho_factor = 3.0;
+    s.rho_phase = 1.0;
+    for (const std::vector<Index>& widths : {std::vector<Index>{3, 1}, std::vector<Index>{3, 4, 1}}) {
+      for (LossKind loss : {LossKind::exp, LossKind::logistic}) {
+        const Flow flow(Network(widths, widths.size() == 2 ? Activation::linear : Activation::relu), data, loss, s);
+        Vec y = flow.initial_state(test::random_vector(flow.num_params(), 202, 0.8));
+        y[0] = 2.3;
+        const Vec v = test::random_vector(flow.state_size(), 203);
+        for (const TimePoint tp : {TimePoint{2.3, 0.0}, TimePoint{2.3, std::log1p(2.3)}}) {
+          Vec jv, fp, fm;
+          flow.jvp(tp, y, v, jv);
+          const double h = 1e-6;
+          flow.rhs(tp, y + h * v, fp);
+          flow.rhs(tp, y - h * v, fm);
+          const Vec fd = (fp - fm) / (2 * h);
+          EXPECT_LT((jv - fd).norm(), 1e-6 * (1 + fd.norm()))
+              << to_string(kind) << " K = " << widths.size() - 1 << " " << to_string(loss);
+        }
+      }
+    }
+  }
+}
+
+TEST(RhoScheduleNormalized, FieldIsTheSoftmaxWeightedProjectionWhereTheLossUnderflows) {
+  // K = 1, exp loss: dv/dt = rho sum_n p_n (z_n - v (v.z_n)), p = softmax(-rho v.z).
+  const Dataset data = test::separable_data(10, 3, 181);
+  const Network net({3, 1}, Activation::linear);
+  const Mat Z = data.signed_points();
+  const Vec v = (max_margin(Z).direction + 0.1 * test::random_vector(3, 182)).normalized();
+  for (double rho : {1.0, 1e3, 1e5}) {  // L = sum e^{-rho v.z} underflows to 0 beyond rho ~ 1e3
+    FlowSpec s = normalized_schedule(RhoScheduleKind::power, rho);
+    s.rho_rate = 0.0;
+    const Flow flow(net, data, LossKind::exp, s);
+    Vec y(4);
+    y[0] = 0.0;
+    y.tail(3) = v;
+    const Vec u = rho * (Z * v);
+    const Eigen::ArrayXd e = (-(u.array() - u.minCoeff())).exp();
+    const Vec p = (e / e.sum()).matrix();
+    const Vec zbar = Z.transpose() * p;
+    const Vec expected = rho * (zbar - v * v.dot(zbar));
+    Vec dy;
+    flow.rhs(TimePoint{}, y, dy);
+    ASSERT_TRUE(dy.allFinite()) << rho;
+    EXPECT_LT((dy.tail(3) - expected).norm(), 1e-10 * expected.norm()) << "rho = " << rho;
+    EXPECT_EQ(dy[0], 1.0);
+    // In the log clock at t = 1e300 the field is e^s times the same.
+    const double s300 = std::log1p(1e300);
+    flow.rhs(TimePoint{1e300, s300}, y, dy);
+    EXPECT_LT((dy.tail(3) / 1e300 - expected).norm(), 1e-10 * expected.norm()) << "rho = " << rho;
+  }
+}
+
+/// Progressive norm rescaling: each phase at radius rho settles near v_rho = argmin L(rho v) on the
+/// sphere, whose margin is within log(n)/rho of gamma. With rho doubled per phase the gap at the end
+/// of the phases falls geometrically (equations.md 8 (i)).
+TEST(RhoScheduleNormalized, StaircaseGapFallsGeometricallyWithThePhases) {
+  const Dataset data = test::separable_data(20, 3, 191, 0.3);
+  const Network net({3, 1}, Activation::linear);
+  const Mat Z = data.signed_points();
+  const double gamma = max_margin(Z).gamma;
+  FlowSpec s = normalized_schedule(RhoScheduleKind::staircase, 1.0);
+  s.rho_factor = 2.0;
+  s.rho_phase = 4.0;
+  Flow flow(net, data, LossKind::exp, s);
+  std::vector<double> times{0.0};
+  // Phases 1..10 (rho up to 512): beyond, stepping across a jump of size ~rho needs h below the
+  // spacing of doubles at t ~ 40 (docs/rho_control.md).
+  for (int m = 1; m <= 10; ++m) times.push_back(4.0 * m - 1e-3);  // the end of phase m
+  const auto w = trajectory(flow, test::random_vector(3, 192), times, Method::cvode, ClockKind::t, 1e-10);
+  ASSERT_EQ(w.size(), times.size());
+  std::vector<double> gaps;
+  for (std::size_t i = 1; i < w.size(); ++i) {
+    const double rho = std::pow(2.0, double(i - 1));
+    const double gap = (gamma - (Z * w[i]).minCoeff() / w[i].norm()) / gamma;
+    EXPECT_LE(gap, std::log(20.0) / (rho * gamma)) << "phase " << i << " rho = " << rho;
+    gaps.push_back(gap);
+  }
+  // From the phases where log(n)/rho is small: the gap at least halves per phase on average.
+  EXPECT_LT(gaps.back(), std::pow(0.5, 5.0) * gaps[3]) << gaps[3] << " -> " << gaps.back();
+}
+
 TEST(RhoFlows, SlidingKeepsThePreactivationOnItsSurface) {
   // One hidden ReLU layer, a state with pre-activation (unit 1, point 2) exactly 0: in Filippov
   // sliding on that surface (the solve uses the kind's LayerResponse) dh/dt must vanish.
   const Dataset data = test::separable_data(9, 3, 161);
   const Network net({3, 4, 1}, Activation::relu);
-  for (const char* kind : {"nm", "nm_polar", "rho_schedule", "normalized"}) {
+  for (const char* kind : {"nm", "nm_polar", "rho_schedule", "normalized", "rho_schedule_normalized"}) {
     FlowSpec s = nm_spec(kind, 0.7);
     s.rho = 1.7;
     Flow flow(net, data, LossKind::exp, s);
@@ -283,7 +446,7 @@ TEST(RhoFlows, SlidingKeepsThePreactivationOnItsSurface) {
     const Vec x = data.X.row(2).transpose();
     W1.row(1) -= (W1.row(1).dot(x) / x.squaredNorm()) * x.transpose();
     Vec y = flow.initial_state(theta);
-    if (std::string(kind) == "rho_schedule") y[0] = 2.0;  // at t = 2 of the schedule
+    if (std::string(kind).rfind("rho_schedule", 0) == 0) y[0] = 2.0;  // at t = 2 of the schedule
     KinkPattern pattern(flow);
     pattern.freeze(y);
     const Index j = 2 * 4 + 1;  // pre-activations column-major: point 2, unit 1

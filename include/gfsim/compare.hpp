@@ -23,12 +23,13 @@ namespace gfsim {
 
 inline constexpr double kCompareThresholds[3] = {1e-2, 1e-3, 1e-4};
 
-/// values ~ C t^-power and values ~ C (log t)^-log_power: least-squares lines of log value against
-/// log t and against log log t, on the samples with t >= e and value > floor in the last half of
-/// their log t range.
+/// values ~ C t^-power, values ~ C (log t)^-log_power and values ~ C e^{-exp_rate t}: least-squares
+/// lines of log value against log t, log log t and t, on the samples with t >= e and value > floor
+/// in the last half of their log t range.
 struct RateFit {
   double power = std::numeric_limits<double>::quiet_NaN(), power_r2 = 0;
   double log_power = std::numeric_limits<double>::quiet_NaN(), log_power_r2 = 0;
+  double exp_rate = std::numeric_limits<double>::quiet_NaN(), exp_rate_r2 = 0;
   Index points = 0;
 };
 RateFit fit_rates(const std::vector<double>& t, const std::vector<double>& values, double floor);

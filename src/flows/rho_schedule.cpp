@@ -6,6 +6,10 @@
 // The field is then autonomous, and its Jacobian's sigma column is the dF/dt of the prescribed
 // radius, drho = rho'(sigma) v_sigma through the loss descent's radial tangent. Balanced: every
 // layer norm is rho^(1/K).
+// rho_schedule_normalized: the same field divided by L(rho V), dV_k/dt = rho P_k G_k / L = -P_k grad_{V_k}
+// log L, the Riemannian gradient flow of log L at the prescribed radius (equations.md 8 (i)): the
+// normalized steps at fixed radius of progressive norm rescaling. 1/L enters the loss weights through
+// the log scale (log_scale - log L, log-sum-exp), as for `normalized`: nothing underflows when L does.
 #include <cmath>
 
 #include "gfsim/flow.hpp"
@@ -28,11 +32,11 @@ RhoSchedule rho_of(const FlowSpec& spec) {
 
 class ScheduledRho final : public FlowKindModel {
  public:
-  explicit ScheduledRho(RhoSchedule rho) : rho_(std::move(rho)) {}
+  ScheduledRho(RhoSchedule rho, bool loss_normalized) : rho_(std::move(rho)), loss_normalized_(loss_normalized) {}
 
   Index state_size(const Network& net) const override { return 1 + net.num_params(); }
   Vec initial_state(const Network& net, const Vec& theta) const override {
-    const Vec rho = flows::nonzero_layer_norms(net, theta, "rho_schedule");
+    const Vec rho = flows::nonzero_layer_norms(net, theta, loss_normalized_ ? "rho_schedule_normalized" : "rho_schedule");
     Vec y(state_size(net));
     y[0] = 0.0;
     for (Index k = 0; k < net.num_layers(); ++k) {
@@ -61,7 +65,7 @@ class ScheduledRho final : public FlowKindModel {
     dy.resize(y.size());
     G_.resize(P);
     const double rho = rho_.value(y[0]);
-    flow.loss_descent(y.segment(1, P), rho, tp.log_scale, G_);
+    flow.loss_descent(y.segment(1, P), rho, weight_log_scale(flow, tp, y, rho), G_);
     dy[0] = std::exp(tp.log_scale);  // dsigma/dt = 1, times the clock's factor
     flows::projected_field(net, y.segment(1, P), G_, 1, [&](Index) { return rho; }, dy);
   }
@@ -73,7 +77,14 @@ class ScheduledRho final : public FlowKindModel {
     dG_.resize(P);
     const double rho = rho_.value(y[0]);
     const double drho = rho_.derivative(y[0]) * v[0];
-    flow.loss_descent_tangent(y.segment(1, P), v.segment(1, P), rho, drho, tp.log_scale, &G_, dG_);
+    flow.loss_descent_tangent(y.segment(1, P), v.segment(1, P), rho, drho, weight_log_scale(flow, tp, y, rho), &G_,
+                              dG_);
+    if (loss_normalized_) {
+      // G' = (e^s / L) G_raw with G_raw = -(1/rho) dL/dV and S' = (e^s / L) S_raw, S_raw = -dL/drho:
+      // d log L = -e^{-s} (rho <G', dV> + S' drho), and dG' gains -(d log L) G'.
+      const double dlog_loss = -std::exp(-tp.log_scale) * (rho * G_.dot(v.segment(1, P)) + flow.radial_descent() * drho);
+      dG_ -= dlog_loss * G_;
+    }
     jv[0] = 0.0;
     flows::projected_field_tangent(net, y.segment(1, P), v.segment(1, P), G_, dG_, 1,
                                    [&](Index) { return flows::RateAndTangent{rho, drho}; }, jv);
@@ -86,18 +97,28 @@ class ScheduledRho final : public FlowKindModel {
   }
 
  private:
+  /// The log scale of the loss weights: the clock's, minus log L(rho V) for the normalized field.
+  double weight_log_scale(const Flow& flow, TimePoint tp, const Vec& y, double rho) const {
+    if (!loss_normalized_) return tp.log_scale;
+    return tp.log_scale - flow.log_loss(y.segment(1, flow.network().num_params()), rho);
+  }
   double layer_norm(const Network& net, double sigma) const {
     const double rho = rho_.value(sigma);
     return net.num_layers() == 2 ? std::sqrt(rho) : std::pow(rho, 1.0 / double(net.num_layers()));
   }
   RhoSchedule rho_;
+  bool loss_normalized_;
   mutable Vec G_, dG_;  // scratch: one Flow (and its kind) per thread
 };
 
 }  // namespace
 
 std::unique_ptr<FlowKindModel> make_rho_schedule_flow(const FlowSpec& spec) {
-  return std::make_unique<ScheduledRho>(rho_of(spec));
+  return std::make_unique<ScheduledRho>(rho_of(spec), false);
+}
+
+std::unique_ptr<FlowKindModel> make_rho_schedule_normalized_flow(const FlowSpec& spec) {
+  return std::make_unique<ScheduledRho>(rho_of(spec), true);
 }
 
 }  // namespace gfsim

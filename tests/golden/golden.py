@@ -112,7 +112,7 @@ def compare(case, got):
 
 
 # What the cases together must exercise (the enums of models/README.md).
-MUST_COVER = {"flow": {"gd", "gd_polar", "wn", "fixed_rho", "nm", "nm_polar", "rho_schedule", "normalized"}, "loss": {"exp", "logistic", "square"},
+MUST_COVER = {"flow": {"gd", "gd_polar", "wn", "fixed_rho", "nm", "nm_polar", "rho_schedule", "normalized", "rho_schedule_normalized"}, "loss": {"exp", "logistic", "square"},
               "method": {"dopri5", "rkf78", "cash_karp", "rosenbrock4", "cvode"},
               "kinks": {"events", "ignore", "smooth"}}
 

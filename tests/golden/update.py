@@ -90,6 +90,8 @@ CASES = {
     "nm_exp_path": ("models/nm_exp_path.toml", [], "nm flow, exp loss, regularization path to 1e12"),
     "rho_schedule_staircase": ("models/rho_schedule_staircase.toml", [], "rho_schedule staircase (dopri5, t clock)"),
     "normalized_linear": ("models/normalized_linear.toml", [], "loss-normalized flow to 1e6"),
+    "rho_schedule_normalized_staircase": ("models/rho_schedule_normalized_staircase.toml", [],
+                                          "loss-normalized fixed-radius phases, staircase rho (cvode, t clock)"),
     "compare_gaussian": ("models/compare_gaussian.toml", [], "the compare model run as gd"),
     "compare_iris_relu": ("models/compare_iris_relu.toml", [], "the 2-layer ReLU compare model run as gd (events)"),
     # Paths no example model takes.
