@@ -78,6 +78,9 @@ class ScheduledRho final : public FlowKindModel {
     flows::projected_field_tangent(net, y.segment(1, P), v.segment(1, P), G_, dG_, 1,
                                    [&](Index) { return flows::RateAndTangent{rho, drho}; }, jv);
   }
+  double screening_gain(const Network& net, TimePoint, const Vec& y) const override {
+    return rho_.value(y[0]) * output_gradient_bound(net.layer_norms(y.segment(1, net.num_params())));
+  }
   LayerResponse layer_response(const Network& net, TimePoint, const Vec& y, Index) const override {
     const double rho = rho_.value(y[0]);
     // One hidden layer: the correctly rounded square root, as for fixed_rho.
