@@ -20,7 +20,7 @@ constexpr double kHeadroom = 10.0;
 // Amortisation: a full pass (a screen) after `backoff * n / kept` evaluations of the kept set, so
 // screens cost at most 1/backoff of the work on the kept points; the interval doubles (up to
 // kMaxBackoff) while screens keep finding the same set.
-constexpr double kMinBackoff = 2.0, kMaxBackoff = 64.0;
+constexpr double kMinBackoff = 8.0, kMaxBackoff = 64.0;
 }  // namespace
 
 void Flow::enable_screening(double budget) {
