@@ -49,54 +49,73 @@ TimePoint Flow::autonomous_at(double log_scale) const {
 
 void Flow::margins_and_weights(double rho, double log_scale, Vec& a) const {
   // u_n = rho y_n f~_n,  a_n = y_n e^{log_scale} g(u_n): the coefficient of df~_n/dV in -dL/dV / rho.
-  u_.array() = rho * y_.array() * ws_.f.array();
+  const Vec& labels = *labels_;
+  u_.resize(labels.size());
+  a.resize(labels.size());
+  u_.array() = rho * labels.array() * ws_.f.array();
   loss_.weights(u_, log_scale, a);
-  a.array() *= y_.array();
+  a.array() *= labels.array();
 }
 
-void Flow::forward(const Eigen::Ref<const Vec>& theta) const {
+void Flow::forward_on(const Eigen::Ref<const Vec>& theta, bool kept_only) const {
   // Bitwise equality: the cache must never change a result. Only without a pattern, whose entries
-  // (sliding masks) change under the same weights.
-  if (!ws_.pattern && forward_valid_ && forward_theta_.size() == theta.size() &&
+  // (sliding masks) change under the same weights. The point set is part of the key.
+  const bool kept = kept_only && screening_on();
+  const std::uint64_t set = kept ? screen_.generation : 0;
+  if (!ws_.pattern && forward_valid_ && set == forward_set_ && forward_theta_.size() == theta.size() &&
       std::memcmp(forward_theta_.data(), theta.data(), sizeof(double) * std::size_t(theta.size())) == 0)
     return;
-  net_.forward(theta, XT_, ws_);
+  net_.forward(theta, kept ? screen_.X : XT_, ws_);
+  forward_set_ = set;
+  labels_ = kept ? &screen_.y : &y_;
   forward_valid_ = !ws_.pattern;
   if (forward_valid_) forward_theta_ = theta;
 }
 
 void Flow::loss_descent(const Eigen::Ref<const Vec>& V, double rho, double log_scale, Eigen::Ref<Vec> G) const {
-  forward(V);
+  forward_for_field(V, log_scale);
   margins_and_weights(rho, log_scale, a_);
-  net_.backward(V, a_, XT_, ws_, G);  // sum_n a_n df_n/dV
+  net_.backward(V, a_, inputs_in_use(), ws_, G);  // sum_n a_n df_n/dV
 }
 
 double Flow::log_loss(const Eigen::Ref<const Vec>& V, double rho) const {
-  forward(V);
-  u_.array() = rho * y_.array() * ws_.f.array();
-  return loss_.log_total(std::span<const double>(u_.data(), std::size_t(u_.size())));
+  auto kept_log_loss = [&] {
+    forward_on(V, true);
+    u_.resize(labels_->size());
+    u_.array() = rho * labels_->array() * ws_.f.array();
+    return loss_.log_total(std::span<const double>(u_.data(), std::size_t(u_.size())));
+  };
+  if (!(screen_.enabled && screen_.pending)) return kept_log_loss();
+  // The normalized kind divides its weights by L: certify at log scale s - log L(kept points).
+  certify(screen_.tp.log_scale - kept_log_loss());
+  return kept_log_loss();
 }
 
 void Flow::loss_descent_tangent(const Eigen::Ref<const Vec>& V, const Eigen::Ref<const Vec>& dV, double rho,
                                 std::optional<double> drho, double log_scale, Vec* G, Eigen::Ref<Vec> dG) const {
-  forward(V);
-  net_.forward_tangent(V, dV, XT_, ws_);
+  forward_for_field(V, log_scale);
+  const Mat& X = inputs_in_use();
+  const Vec& labels = *labels_;
+  net_.forward_tangent(V, dV, X, ws_);
   margins_and_weights(rho, log_scale, a_);
+  da_.resize(labels.size());
   loss_.curvatures(u_, log_scale, da_);
   // da = -y c(u) du with du = y (drho f + rho df): the tangent of the loss weights.
   if (drho)
-    da_.array() *= -y_.array().square() * (*drho * ws_.f.array() + rho * ws_.df.array());
+    da_.array() *= -labels.array().square() * (*drho * ws_.f.array() + rho * ws_.df.array());
   else
-    da_.array() *= -y_.array().square() * (rho * ws_.df.array());
-  net_.backward_tangent(V, dV, a_, da_, XT_, ws_, G ? Eigen::Ref<Vec>(*G) : Eigen::Ref<Vec>(grad_), dG,
+    da_.array() *= -labels.array().square() * (rho * ws_.df.array());
+  net_.backward_tangent(V, dV, a_, da_, X, ws_, G ? Eigen::Ref<Vec>(*G) : Eigen::Ref<Vec>(grad_), dG,
                         /*with_grad=*/G != nullptr);
 }
 
 void Flow::linear_loss_curvature(const Vec& w, double log_scale, Mat& J) const {
   // J = -sum_n e^{log_scale} l''(u_n) x_n x_n^T, one rank-n update.
   if (num_layers() != 1) throw std::logic_error("linear_loss_curvature: the network is not linear (K > 1)");
-  forward(w);
+  forward_for_field(w, log_scale);
+  const Mat& XT = inputs_in_use();
   margins_and_weights(1.0, log_scale, a_);
+  da_.resize(u_.size());
   // Symmetric: SYRK-style rank updates of the lower triangle (half the flops of a GEMM) on
   // preallocated buffers, l'' >= 0 for every loss so the square root is real. In blocks of
   // 32 points: Eigen's packing buffers then fit its stack limit (a depth-1000 product
@@ -106,25 +125,30 @@ void Flow::linear_loss_curvature(const Vec& w, double log_scale, Mat& J) const {
   loss_.curvatures(u_, log_scale, da_);
   da_ = da_.cwiseSqrt();  // once per point, not once per matrix entry
   constexpr Index kBlock = 32;
-  const Index n = XT_.cols(), m = w.size();
-  jac_scaled_.resize(XT_.rows(), std::min(kBlock, n));
+  const Index n = XT.cols(), m = w.size();
+  jac_scaled_.resize(XT.rows(), std::min(kBlock, n));
   J.setZero(m, m);
   for (Index c = 0; c < n; c += kBlock) {
     const Index width = std::min(kBlock, n - c);
     auto block = jac_scaled_.leftCols(width);
-    block.noalias() = XT_.middleCols(c, width) * da_.segment(c, width).asDiagonal();
+    block.noalias() = XT.middleCols(c, width) * da_.segment(c, width).asDiagonal();
     J.selfadjointView<Eigen::Lower>().rankUpdate(block, -1.0);
   }
   J.triangularView<Eigen::StrictlyUpper>() = J.transpose();
 }
 
-void Flow::rhs(TimePoint tp, const Vec& y, Vec& dy) const { model_->field(*this, tp, y, dy); }
+void Flow::rhs(TimePoint tp, const Vec& y, Vec& dy) const {
+  begin_evaluation(tp, y);
+  model_->field(*this, tp, y, dy);
+}
 
 void Flow::jvp(TimePoint tp, const Vec& y, const Vec& v, Vec& jv) const {
+  begin_evaluation(tp, y);
   model_->field_tangent(*this, tp, y, v, jv);
 }
 
 void Flow::jacobian(TimePoint tp, const Vec& y, Mat& J) const {
+  begin_evaluation(tp, y);
   if (model_->dense_jacobian(*this, tp, y, J)) return;
   const Index m = state_size();
   J.resize(m, m);
@@ -152,6 +176,7 @@ void Flow::loss_hvp(const Vec& theta, const Vec& v, Vec& hv) const {
   forward(theta);
   net_.forward_tangent(theta, v, XT_, ws_);
   margins_and_weights(1.0, 0.0, a_);
+  da_.resize(u_.size());
   loss_.curvatures(u_, 0.0, da_);
   da_.array() *= -y_.array().square() * ws_.df.array();
   net_.backward_tangent(theta, v, a_, da_, XT_, ws_, grad_, hv);

@@ -354,6 +354,9 @@ const std::vector<KeyDef>& schema() {
   {"solver", "max_memory", "integer", ">= 0", "bytes the run may use (memory_estimate.hpp); 0 = MemAvailable",
    [](R r, ModelSpec& s) { s.solver.max_memory = r.integer(s.solver.max_memory, 0, kInt64Max); },
    [](const ModelSpec& s, W t) { put(t, "max_memory", s.solver.max_memory); }},
+  {"solver", "screening", "boolean", "", "drop data points certified negligible (equations.md section 9)",
+   [](R r, ModelSpec& s) { s.solver.screening = r.boolean(s.solver.screening); },
+   [](const ModelSpec& s, W t) { put(t, "screening", s.solver.screening); }},
 
   {"time", "t_end", "float", "> 0", "final time (physical t)",
    [](R r, ModelSpec& s) { s.time.t_end = r.real(s.time.t_end, positive); },

@@ -138,6 +138,9 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   if (resume) check_resume_matches(*resume, theta0, flow.state_size());
   SolverOptions solver = resolve_solver(spec);
   solver.stop_requested = options.stop_requested;
+  // Safe screening (equations.md section 9): the dropped points' total stays below this per unit of
+  // log clock, so over a whole run to t = 1e300 (s = 691) they move the state by less than atol.
+  if (spec.solver.screening) flow.enable_screening(kScreeningFraction * solver.atol);
   if (use_events && !has_dense_output(solver.method))
     throw SpecError(fmt::format("solver.method = \"{}\": dynamics.kinks = \"events\" needs a method with dense "
                                 "output (dopri5, rosenbrock4, cvode)", to_string(solver.method)));
@@ -226,6 +229,11 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
          report.balance_drift = std::max(report.balance_drift, out[0]);
        }},
   };
+  if (spec.solver.screening)
+    layout.observables.push_back({"kept_points", 0, "screening: data points in the last evaluation of the field", {},
+                                  [&](double, const Vec&, std::span<double> out) {
+                                    out[0] = double(flow.screening_state().kept);
+                                  }});
   // The ODE state itself where it is not theta: what --resume restarts from (run_resume.hpp).
   if (spec.flow.kind != FlowKind::gd)
     layout.observables.push_back({"state", flow.state_size(), "ODE state y of the flow kind (restart state of --resume)",
@@ -264,7 +272,12 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
            {"crossing", "sliding_entry", "sliding_exit"}}},
          {}});
   }
-  const RowMat X = data.X;
+  // The points row-major for the output, without keeping a row-major copy of X for the whole run
+  // (n = 1e6, dim = 50: 400 MB).
+  auto row_major = [](const Mat& M) {
+    const RowMat R = M;
+    return std::vector<double>(R.data(), R.data() + R.size());
+  };
   auto layer_datasets = [&](const std::string& group, const Vec& theta) {
     std::vector<StaticDataset> out{{group + "/theta", std::vector<double>(theta.data(), theta.data() + P), {}, ""}};
     for (Index k = 0; k < K; ++k) {
@@ -275,7 +288,7 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
     return out;
   };
   layout.initial_datasets = layer_datasets("initial", theta0);
-  layout.initial_datasets.push_back({"data/X", std::vector<double>(X.data(), X.data() + X.size()),
+  layout.initial_datasets.push_back({"data/X", row_major(data.X),
                                      {data.n(), data.dim()}, "data points x_n as rows, [n, d]"});
   layout.initial_datasets.push_back(
       {"data/y", std::vector<double>(data.y.data(), data.y.data() + data.n()), {}, "labels y_n"});
@@ -412,6 +425,14 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   std::vector<StaticDataset> end = layer_datasets("final", flow.theta(yf));
   end.push_back({"timing/observe_seconds", {observe_seconds}, {}, "seconds spent recording samples"});
   std::map<std::string, std::int64_t> event_counters;
+  if (spec.solver.screening) {
+    const ScreeningState sc = flow.screening_state();
+    report.screening = true;
+    report.screens = sc.screens;
+    report.kept_points = sc.kept;
+    end.push_back({"screening/summary", {double(sc.screens), double(sc.kept), double(data.n())}, {},
+                   "screening: full passes that re-chose the kept points, points kept at the end, all points"});
+  }
   if (use_events) {
     end.push_back({"events/summary",
                    {double(report.kink_crossings), double(report.sliding_entries), double(report.sliding_exits),
@@ -419,6 +440,10 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
                    {},
                    "kink crossings, sliding entries, sliding exits, unit-time spent sliding (summed over pairs)"});
     event_counters = {{"kink_crossings", report.kink_crossings}, {"sliding_exits", report.sliding_exits}};
+  }
+  if (report.screening) {
+    event_counters["screens"] = report.screens;
+    event_counters["kept_points"] = std::int64_t(report.kept_points);
   }
   GroupWriter extra_groups;
   if (options.write_extra_groups) extra_groups = [&](h5::File& file) { options.write_extra_groups(file, report); };
@@ -451,6 +476,8 @@ void print_summary(std::ostream& out, const RunReport& r) {
   else
     fmt::print(out, "  {:<22} {} rhs, {} jacobians, {} LU\n", "evaluations", c.rhs_evals, c.jacobian_evals,
                c.lu_decompositions);
+  if (r.screening)
+    fmt::print(out, "  {:<22} {} points kept at the end, {} screens\n", "screening", r.kept_points, r.screens);
   fmt::print(out, "  {:<22} {:.3f} s\n", "wall time", c.wall_seconds);
   fmt::print(out, "  {:<22} {} ({} samples)\n", "output", r.output_path, r.samples);
 }

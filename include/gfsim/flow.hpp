@@ -27,6 +27,7 @@
 #include "gfsim/loss.hpp"
 #include "gfsim/model_spec.hpp"
 #include "gfsim/network.hpp"
+#include "gfsim/screening.hpp"
 #include "gfsim/types.hpp"
 
 namespace gfsim {
@@ -128,6 +129,15 @@ class Flow {
   Index num_preactivations() const;
   /// All hidden pre-activations at y, layer by layer, each d_k x n column-major.
   Vec preactivations(const Vec& y) const;
+  // ---- Safe screening of negligible data points (equations.md section 9) -------------------
+  /// From now on rhs, jvp and jacobian sum only over the kept points, re-chosen by a full pass when
+  /// the certificate (screening.hpp) can no longer hold |rhs(all) - rhs(kept)| below `budget` per
+  /// unit of the log clock s = log(1+t) (budget / (1+t) per unit of t). budget > 0. Without effect
+  /// (every point kept) where no certificate applies: the square loss, the smoothed ReLU, a kind
+  /// without a screening gain, or while a kink pattern is in use.
+  void enable_screening(double budget);
+  ScreeningState screening_state() const;
+
   /// Evaluate the field with these hidden-layer masks (d_k x n each, 1 active, 0 inactive, a
   /// value in between for a sliding entry) instead of the signs of h; nullptr: the signs again.
   /// The masks belong to a KinkPattern (kink_pattern.hpp), which must outlive their use here.
@@ -140,12 +150,20 @@ class Flow {
 
  private:
   TimePoint autonomous_at(double log_scale) const;
+  // Screening: note the evaluation point (the first data pass of the evaluation certifies it).
+  void begin_evaluation(TimePoint tp, const Vec& y) const;
+  // The inputs of this evaluation (all, or the kept ones), certified for weights at log scale
+  // `log_scale`; runs the forward pass at V on them.
+  void forward_for_field(const Eigen::Ref<const Vec>& V, double log_scale) const;
+  void certify(double log_scale) const;
+  void rescreen(const Vec& theta, double log_scale, double log_target) const;
   // Shared evaluation of the loss weights at V (or theta) scaled by rho.
   void margins_and_weights(double rho, double log_scale, Vec& a) const;
   /// net_.forward(theta) into ws_, skipped when ws_ already holds the pass at these exact weights
   /// (no activation pattern): CVODE's Krylov products and Lanczos' Hessian products come at the
   /// point of the last right-hand side, where the forward pass is a third of a product's cost.
-  void forward(const Eigen::Ref<const Vec>& theta) const;
+  void forward(const Eigen::Ref<const Vec>& theta) const { forward_on(theta, false); }
+  void forward_on(const Eigen::Ref<const Vec>& theta, bool kept_only) const;
 
   Network net_;
   Mat XT_;   // d_0 x n, points as columns
@@ -160,6 +178,34 @@ class Flow {
   mutable bool forward_valid_ = false; ///< ws_ holds a pattern-free pass at forward_theta_
   mutable Vec u_, a_, da_, grad_;
   mutable Mat jac_scaled_;  // K = 1 Jacobian: a block of X^T diag(sqrt(l''(u)))
+  mutable const Vec* labels_ = &y_;  ///< the labels of the points in ws_ (y_ or screen_.y)
+
+  // Screening state (enable_screening). Mutable: evaluations re-choose the kept set.
+  struct Screen {
+    bool enabled = false;
+    bool applies = false;        // homogeneous net and a loss weight g(u) <= e^{-u}
+    double budget = 0;           // per unit of log clock
+    Vec x_norms;                 // |x_n|, all points
+    double max_norm = 0;
+    mutable ScreeningCertificate cert;
+    Mat X;                       // kept points as columns (when fewer than n)
+    Vec y;                       // their labels
+    Index kept = 0;              // number of kept points (n: X unused)
+    bool has_reference = false;
+    std::uint64_t generation = 0;  // of the kept set, for the forward cache
+    std::int64_t screens = 0, evaluations = 0;
+    double backoff = 2;          // rescreen when evaluations * kept >= backoff * n
+    // The evaluation in progress.
+    bool pending = false;
+    TimePoint tp;
+    const Vec* y_state = nullptr;
+    double last_bound = 0, last_budget = 0;
+  };
+  mutable Screen screen_;
+  mutable std::uint64_t forward_set_ = 0;  ///< 0: all points; else the kept set's generation
+  bool screening_on() const { return screen_.enabled && screen_.kept < Index(y_.size()); }
+  /// The inputs of the pass in ws_ (all points or the kept ones).
+  const Mat& inputs_in_use() const { return forward_set_ ? screen_.X : XT_; }
 };
 
 }  // namespace gfsim

@@ -63,6 +63,12 @@ class FlowKindModel {
   /// kinds only; the default is for autonomous ones).
   virtual void time_derivative(const Flow& flow, TimePoint tp, const Vec& y, Vec& dft) const;
 
+  /// Safe screening (equations.md section 9): Gamma with |F(all points) - F(kept points)| <=
+  /// Gamma sum_{dropped} |x_n| |a_n| at y, a_n the loss weights the field is evaluated with, for a
+  /// network 1-homogeneous per layer (output_gradient_bound, screening.hpp). 0: none known, so
+  /// nothing is ever dropped.
+  virtual double screening_gain(const Network&, TimePoint, const Vec&) const { return 0.0; }
+
   virtual LayerResponse layer_response(const Network& net, TimePoint tp, const Vec& y, Index k) const = 0;
   /// True when the flow lives on the spheres at a fixed rho: its diagnostic gradient norm is then
   /// the norm of its (Riemannian) field instead of ||grad_W L||.

@@ -72,6 +72,7 @@ struct SolverSpec {
   double max_wall_seconds = 0.0;             ///< 0 = no limit
   int threads = 1;                           ///< threads for Eigen's matrix products (OpenMP)
   std::int64_t max_memory = 0;               ///< bytes a run may use; 0 = what /proc/meminfo offers
+  bool screening = false;                    ///< safe screening of negligible points (equations.md 9)
 
   bool operator==(const SolverSpec&) const = default;
 };

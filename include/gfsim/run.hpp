@@ -36,7 +36,14 @@ struct RunReport {
   bool uses_events = false;         ///< ReLU network integrated with kink events
   std::int64_t kink_crossings = 0, sliding_entries = 0, sliding_exits = 0;
   double sliding_time = 0;          ///< summed over sliding (unit, point) pairs, physical time
+  bool screening = false;           ///< [solver] screening = true
+  std::int64_t screens = 0;         ///< full passes that re-chose the kept points
+  Index kept_points = 0;            ///< points kept at the end
 };
+
+/// [solver] screening: the certified budget per unit of log clock, as a fraction of atol
+/// (equations.md section 9).
+inline constexpr double kScreeningFraction = 1e-3;
 
 struct RunOptions {
   bool progress = false;                          ///< a \r progress line on stderr

@@ -48,6 +48,9 @@ class FixedRho final : public FlowKindModel {
     flows::projected_field_tangent(net, y, v, G_, dG_, 0, [&](Index) { return flows::RateAndTangent{rho_, 0.0}; }, jv);
   }
 
+  double screening_gain(const Network& net, TimePoint, const Vec& y) const override {
+    return rho_ * output_gradient_bound(net.layer_norms(y));  // |dV_k| <= rho |dG_k|
+  }
   LayerResponse layer_response(const Network& net, TimePoint, const Vec&, Index) const override {
     // One hidden layer: the square root, correctly rounded, as the sliding solve has always used.
     const double scale = net.num_layers() == 2 ? std::sqrt(rho_) : equal_layer_norm(net);

@@ -20,6 +20,9 @@ class GradientDescent final : public flows::WeightState {
     flow.linear_loss_curvature(y, tp.log_scale, J);  // J = -e^{log_scale} Hessian of L
     return true;
   }
+  double screening_gain(const Network& net, TimePoint, const Vec& y) const override {
+    return output_gradient_bound(net.layer_norms(y));  // F = G
+  }
   LayerResponse layer_response(const Network&, TimePoint, const Vec&, Index) const override { return {}; }
 };
 

@@ -49,6 +49,10 @@ class NormMinimizing final : public flows::WeightState {
   void time_derivative(const Flow&, TimePoint tp, const Vec& y, Vec& dft) const override {
     dft = -lambda_.scaled_derivative(tp.t, tp.log_scale) * y;
   }
+  // The decay is exact on every point set: F - F(kept) = G - G(kept).
+  double screening_gain(const Network& net, TimePoint, const Vec& y) const override {
+    return output_gradient_bound(net.layer_norms(y));
+  }
   // The decay does not depend on the activation pattern: kinks slide as for gd.
   LayerResponse layer_response(const Network&, TimePoint, const Vec&, Index) const override { return {}; }
 

@@ -36,6 +36,11 @@ class LossNormalized final : public flows::WeightState {
     flow.loss_descent_tangent(y, v, 1.0, std::nullopt, scale, &F_, jv);
     jv += (std::exp(-tp.log_scale) * F_.dot(v)) * F_;
   }
+  // The weights divided by L(kept) instead of L: |G/L - G(kept)/L(kept)| <= |G(dropped)|/L(kept) +
+  // |G(kept)|/L(kept) L(dropped)/L(kept), each term at most the bound of gd (equations.md section 9).
+  double screening_gain(const Network& net, TimePoint, const Vec& y) const override {
+    return 2.0 * output_gradient_bound(net.layer_norms(y));
+  }
   // Across a kink surface f_n, hence L, is continuous: on the surface the field is affine in the
   // mask values with the loss weights already divided by L, as for gd.
   LayerResponse layer_response(const Network&, TimePoint, const Vec&, Index) const override { return {}; }

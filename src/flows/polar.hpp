@@ -2,6 +2,8 @@
 // The polar kinds (gd_polar, wn): state y = (rho_1..rho_K, V_1..V_K), W_k = rho_k V_k, with
 // drho_k/dt = (rho/rho_k) S, S = sum_n a_n f_n(V) = -e^{log_scale} dL/drho, and the projected field
 // of V with a rate alpha_k that is all the two kinds differ in (equations.md section 3).
+#include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "gfsim/flow.hpp"
@@ -73,6 +75,20 @@ class PolarFlow : public FlowKindModel {
     projected_field_tangent(
         net, V, dV, G_, dG_, K, [&](Index k) { return RateAndTangent{rate(rho, y[k]), rate_tangent(rho, y[k], drho, v[k])}; },
         jv);
+  }
+
+  // |dV_k| <= alpha_k |dG_k| (the exact projector has norm 1), |drho| = rho (sum_k rho_k^-2)^(1/2) |dS|,
+  // with |df_n/dV| <= c(|V_k|) |x_n| and |f_n| <= prod_k |V_k| |x_n|.
+  double screening_gain(const Network& net, TimePoint, const Vec& y) const override {
+    const Index K = net.num_layers();
+    const Vec norms = net.layer_norms(y.segment(K, net.num_params()));
+    const double rho = y.head(K).prod();
+    double alpha = 0, inv2 = 0;
+    for (Index k = 0; k < K; ++k) {
+      alpha = std::max(alpha, std::abs(rate(rho, y[k])));
+      inv2 += 1.0 / (y[k] * y[k]);
+    }
+    return alpha * output_gradient_bound(norms) + std::abs(rho) * std::sqrt(inv2) * norms.prod();
   }
 
   LayerResponse layer_response(const Network& net, TimePoint, const Vec& y, Index k) const override {

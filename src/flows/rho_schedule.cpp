@@ -89,6 +89,12 @@ class ScheduledRho final : public FlowKindModel {
     flows::projected_field_tangent(net, y.segment(1, P), v.segment(1, P), G_, dG_, 1,
                                    [&](Index) { return flows::RateAndTangent{rho, drho}; }, jv);
   }
+  // The loss-normalized field divides its weights by L(kept) instead of L: twice the bound, as for
+  // `normalized` (equations.md section 9).
+  double screening_gain(const Network& net, TimePoint, const Vec& y) const override {
+    return (loss_normalized_ ? 2.0 : 1.0) * rho_.value(y[0]) *
+           output_gradient_bound(net.layer_norms(y.segment(1, net.num_params())));
+  }
   LayerResponse layer_response(const Network& net, TimePoint, const Vec& y, Index) const override {
     const double rho = rho_.value(y[0]);
     // One hidden layer: the correctly rounded square root, as for fixed_rho.
