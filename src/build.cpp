@@ -18,18 +18,20 @@ Index generated_dim(const DataSpec& data) { return Index(data.dim) + (data.bias 
 
 }  // namespace
 
-Dataset make_dataset(const ModelSpec& spec) {
+Dataset make_dataset(const ModelSpec& spec) { return make_held_out_data(spec).train; }
+
+HeldOutData make_held_out_data(const ModelSpec& spec) {
   const SolverOptions solver = resolve_solver(spec);
   if (spec.data.kind != DataKind::csv)  // refuse before allocating: the sizes are in the spec
     check_memory(spec, estimate_memory(spec, solver, spec.data.n, generated_dim(spec.data)));
-  Dataset data;
+  HeldOutData data;
   try {
-    data = make_dataset(spec.data);
+    data = make_held_out_data(spec.data);
   } catch (const DomainError& error) {
     throw SpecError(fmt::format("data.kind = \"{}\": {}", to_string(spec.data.kind), error.what()));
   }
   if (spec.data.kind == DataKind::csv)  // the file's size bounds the table just read
-    check_memory(spec, estimate_memory(spec, solver, data.n(), data.dim()));
+    check_memory(spec, estimate_memory(spec, solver, data.train.n(), data.train.dim()));
   return data;
 }
 

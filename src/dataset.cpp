@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gfsim/data_split.hpp"
 #include "gfsim/number_table.hpp"
 
 namespace gfsim {
@@ -147,18 +148,7 @@ Dataset read_csv_dataset(const std::string& path, bool bias) {
 }
 
 Dataset make_dataset(const DataSpec& spec, const std::string& base_dir) {
-  switch (spec.kind) {
-    case DataKind::gaussian:
-      return gaussian_dataset(spec.n, spec.dim, spec.margin, spec.bias, spec.seed);
-    case DataKind::teacher:
-      return teacher_dataset(spec.n, spec.dim, spec.teacher_hidden, spec.bias, spec.seed);
-    case DataKind::csv: {
-      std::filesystem::path path(spec.path);
-      if (path.is_relative()) path = std::filesystem::path(base_dir) / path;
-      return read_csv_dataset(path.string(), spec.bias);
-    }
-  }
-  throw std::logic_error("make_dataset: unhandled DataKind");
+  return make_held_out_data(spec, base_dir).train;  // the points, the split and the label keys: data_split.cpp
 }
 
 }  // namespace gfsim

@@ -255,6 +255,43 @@ const std::vector<KeyDef>& schema() {
   {"data", "teacher_hidden", "integer", ">= 1", "teacher: hidden width of the random teacher",
    [](R r, ModelSpec& s) { s.data.teacher_hidden = r.small_integer(s.data.teacher_hidden, 1); },
    [](const ModelSpec& s, W t) { put(t, "teacher_hidden", std::int64_t(s.data.teacher_hidden)); }},
+  // Held-out data and label corruption (data_split.hpp): written only when set, so that models
+  // without them keep their canonical text (and sweep run ids).
+  {"data", "test_fraction", "float", "in (0, 1)", "stratified seeded split: this fraction of each class is held out as the test set",
+   [](R r, ModelSpec& s) { s.data.test_fraction = r.real(s.data.test_fraction, [](double x) { return x > 0 && x < 1; }); },
+   [](const ModelSpec& s, W t) { if (s.data.test_fraction > 0) put(t, "test_fraction", s.data.test_fraction); }},
+  {"data", "test_path", "string", "not with test_fraction", "test set from a second CSV (same format and features), relative to the model file",
+   [](R r, ModelSpec& s) {
+     s.data.test_path = r.string(s.data.test_path);
+     if (r.given() && s.data.test_path.empty()) r.fail("must name a CSV file");
+     if (!s.data.test_path.empty() && s.data.test_fraction > 0)
+       r.fail("give one of data.test_fraction, data.test_path, data.test_n");
+     s.data.test_path = resolve_path(s.data.test_path, r.source_name());
+   },
+   [](const ModelSpec& s, W t) { if (!s.data.test_path.empty()) put(t, "test_path", s.data.test_path); }},
+  {"data", "test_n", "integer", ">= 1; gaussian/teacher", "test points drawn from the same generator after the n training points",
+   [](R r, ModelSpec& s) {
+     s.data.test_n = r.small_integer(s.data.test_n, 1);
+     if (!r.given()) return;
+     if (s.data.kind == DataKind::csv)
+       r.fail("needs data.kind = \"gaussian\" or \"teacher\" (csv data: data.test_fraction or data.test_path)");
+     if (s.data.test_fraction > 0 || !s.data.test_path.empty())
+       r.fail("give one of data.test_fraction, data.test_path, data.test_n");
+   },
+   [](const ModelSpec& s, W t) { if (s.data.test_n > 0) put(t, "test_n", std::int64_t(s.data.test_n)); }},
+  {"data", "label_noise", "float", ">= 0 and < 1", "fraction of training labels flipped, chosen by data.seed",
+   [](R r, ModelSpec& s) { s.data.label_noise = r.real(s.data.label_noise, [](double x) { return x >= 0 && x < 1; }); },
+   [](const ModelSpec& s, W t) { if (s.data.label_noise > 0) put(t, "label_noise", s.data.label_noise); }},
+  {"data", "random_labels", "boolean", "not with label_noise > 0", "replace every training label by a fair +-1 draw (memorisation control)",
+   [](R r, ModelSpec& s) {
+     s.data.random_labels = r.boolean(s.data.random_labels);
+     if (s.data.random_labels && s.data.label_noise > 0)
+       r.fail("give data.label_noise or data.random_labels, not both");
+   },
+   [](const ModelSpec& s, W t) { if (s.data.random_labels) put(t, "random_labels", true); }},
+  {"data", "standardize", "boolean", "", "standardize features with the training set's mean and std (test set too)",
+   [](R r, ModelSpec& s) { s.data.standardize = r.boolean(s.data.standardize); },
+   [](const ModelSpec& s, W t) { if (s.data.standardize) put(t, "standardize", true); }},
 
   {"network", "activation", "string", "", "s in f(W; x)",
    [](R r, ModelSpec& s) { s.network.activation = r.choice(s.network.activation); },
@@ -425,6 +462,11 @@ const std::vector<KeyDef>& schema() {
      if (r.given() && !s.spectrum.enabled()) r.fail("needs spectrum.times or spectrum.samples_per_decade");
    },
    [](const ModelSpec& s, W t) { if (s.spectrum.enabled()) put(t, "k", std::int64_t(s.spectrum.k)); }},
+
+  // [generalization] is optional: written only when set.
+  {"generalization", "rho", "float", "> 0", "also record the loss of the normalized network scaled to this rho",
+   [](R r, ModelSpec& s) { s.generalization.rho = r.real(s.generalization.rho, positive); },
+   [](const ModelSpec& s, W t) { if (s.generalization.rho > 0) put(t, "rho", s.generalization.rho); }},
   };
   return table;
 }

@@ -17,6 +17,7 @@
 #include "gfsim/build.hpp"
 #include "gfsim/errors.hpp"
 #include "gfsim/flow_problem.hpp"
+#include "gfsim/generalization.hpp"
 #include "gfsim/recorder.hpp"
 #include "gfsim/sphere.hpp"
 #include "gfsim/tangent_spectrum.hpp"
@@ -122,12 +123,37 @@ std::map<std::string, std::size_t> replay_stored(const ResumePoint& resume, cons
   return replayed;
 }
 
+/// What make_held_out_data did, stored with the data (docs/file-format.md): the test set, the
+/// standardization statistics, the clean labels and the corrupted rows; nothing without them.
+std::vector<StaticDataset> held_out_datasets(const HeldOutData& d) {
+  auto values = [](const auto& v) { return std::vector<double>(v.data(), v.data() + v.size()); };
+  std::vector<StaticDataset> out;
+  if (d.has_test()) {
+    const RowMat X = d.test.X;
+    out.push_back({"data/X_test", values(X), {d.test.n(), d.test.dim()}, "held-out test points as rows, [n_test, d]"});
+    out.push_back({"data/y_test", values(d.test.y), {}, "test labels (never corrupted)"});
+  }
+  if (d.feature_mean.size() > 0) {
+    out.push_back({"data/feature_mean", values(d.feature_mean), {},
+                   "data.standardize: training mean of each feature (before the bias column), subtracted"});
+    out.push_back({"data/feature_scale", values(d.feature_scale), {},
+                   "data.standardize: training standard deviation of each feature (1 for constant ones), divided by"});
+  }
+  if (d.clean_labels.size() > 0) {
+    out.push_back({"data/y_clean", values(d.clean_labels), {}, "training labels before label_noise / random_labels"});
+    std::vector<double> rows(d.corrupted_rows.begin(), d.corrupted_rows.end());
+    out.push_back({"data/corrupted_rows", rows, {}, "training rows whose label differs from data/y_clean (0-based)"});
+  }
+  return out;
+}
+
 }  // namespace
 
 RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   // Eigen parallelises its large matrix products (GEMM) with OpenMP; 1 thread unless asked.
   configure_kernels(spec.solver.threads);
-  const Dataset data = make_dataset(spec);
+  const HeldOutData held_out = make_held_out_data(spec);
+  const Dataset& data = held_out.train;
   const bool relu = spec.network.activation == Activation::relu && !spec.network.hidden.empty();
   const bool use_events = relu && spec.dynamics.kinks == KinkMode::events;
   Network net = flow_network(spec, data.dim());
@@ -175,7 +201,7 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
                                                 ? "smooth: ReLU replaced by eps log(1 + exp(z/eps)), eps = kink_width "
                                                   "(pre-activation units); a smooth flow, no events"
                                                 : "ignore: ReLU'(0) = 0, plain integration"}};
-  provenance.int_attrs = {{"K", K}, {"P", P}, {"n", data.n()}};
+  provenance.int_attrs = {{"K", K}, {"P", P}, {"n", data.n()}, {"n_test", held_out.test.n()}};
   provenance.double_attrs = {{"t_end", spec.time.t_end}, {"rtol", solver.rtol}, {"atol", solver.atol}};
   if (net.kink_width() > 0) provenance.double_attrs["kink_width"] = net.kink_width();
   if (spec.flow.kind == FlowKind::fixed_rho) provenance.double_attrs["rho"] = spec.flow.rho;
@@ -238,6 +264,10 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   if (spec.flow.kind != FlowKind::gd)
     layout.observables.push_back({"state", flow.state_size(), "ODE state y of the flow kind (restart state of --resume)",
                                   {}, [&](double, const Vec& y, std::span<double> out) { copy_to(out, y); }});
+  // Generalization observables (generalization.hpp): training set, and test set and gap if held out.
+  GeneralizationObserver generalization(flow.network(), data, &held_out.test, spec.loss.kind, spec.generalization.rho);
+  for (ObservableDef& observable : generalization.observables([&](const Vec& y) { return flow.theta(y); }))
+    layout.observables.push_back(std::move(observable));
   // [spectrum]: tangent-space Hessian eigenvalues at the current direction and rho(t); its sample
   // times are added to the output grid, and it has its own time axis (a subset of the samples).
   std::vector<double> spectrum_times;
@@ -292,6 +322,7 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
                                      {data.n(), data.dim()}, "data points x_n as rows, [n, d]"});
   layout.initial_datasets.push_back(
       {"data/y", std::vector<double>(data.y.data(), data.y.data() + data.n()), {}, "labels y_n"});
+  for (StaticDataset& dataset : held_out_datasets(held_out)) layout.initial_datasets.push_back(std::move(dataset));
   std::vector<std::string> observable_names;
   for (const ObservableDef& observable : layout.observables) observable_names.push_back(observable.name);
   const std::vector<SeriesDef> series_defs = layout.series;
@@ -422,6 +453,7 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   const Vec& yf = report.result.y_final;
   report.rho = flow.layer_norms(yf);
   report.final = flow.diagnostics(yf);
+  report.generalization = generalization.values_at(flow.theta(yf));
   std::vector<StaticDataset> end = layer_datasets("final", flow.theta(yf));
   end.push_back({"timing/observe_seconds", {observe_seconds}, {}, "seconds spent recording samples"});
   std::map<std::string, std::int64_t> event_counters;
@@ -467,6 +499,7 @@ void print_summary(std::ostream& out, const RunReport& r) {
   fmt::print(out, "  {:<22} {:.10g}\n", "normalized margin", r.final.margin);
   fmt::print(out, "  {:<22} {:.3e}\n", "gradient norm", r.final.grad_norm);
   fmt::print(out, "  {:<22} {:.3e}\n", "balance drift", r.balance_drift);
+  for (const auto& [name, value] : r.generalization) fmt::print(out, "  {:<22} {:.6g}\n", name, value);
   fmt::print(out, "  {:<22} {} accepted, {} rejected\n", "steps", c.accepted, c.rejected);
   if (r.uses_events)
     fmt::print(out, "  {:<22} {} kink crossings, {} sliding entries, {} exits, {:.4g} unit-time sliding\n",

@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "gfsim/errors.hpp"
+#include "gfsim/generalization.hpp"
 #include "gfsim/hdf5_file.hpp"
 
 namespace gfsim {
@@ -29,7 +30,12 @@ const std::vector<std::string>& solver_counters() {
 }
 
 const std::vector<std::string>& scalar_observables() {
-  static const std::vector<std::string> names = {"log_loss", "margin", "grad_norm"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n = {"log_loss", "margin", "grad_norm"};
+    // train_/test_/gap_ generalization observables (generalization.hpp); NaN where not recorded
+    n.insert(n.end(), generalization_observable_names().begin(), generalization_observable_names().end());
+    return n;
+  }();
   return names;
 }
 

@@ -142,6 +142,7 @@ std::string run_identity_text(const ModelSpec& spec) {
   identity.output = OutputSpec{};
   identity.solver.threads = 1;  // kernel threads change the speed, not the trajectory
   if (!identity.data.path.empty()) identity.data.path = file_hash_text(identity.data.path);
+  if (!identity.data.test_path.empty()) identity.data.test_path = file_hash_text(identity.data.test_path);
   if (!identity.network.init_file.empty()) identity.network.init_file = file_hash_text(identity.network.init_file);
   return canonical_toml(identity);
 }

@@ -208,7 +208,7 @@ TEST(ModelSpec, OverrideErrorsNameTheKey) {
             "seed, init_file)");
   EXPECT_EQ(spec_error("", {"solvr.rtol=1"}),
             "--set: unknown section [solvr] (known sections: model, data, network, loss, flow, solver, "
-            "time, dynamics, output, spectrum)");
+            "time, dynamics, output, spectrum, generalization)");
   EXPECT_EQ(spec_error("", {"rtol=1e-3"}),
             "--set \"rtol=1e-3\": expected section.key=value, e.g. solver.rtol=1e-10");
   EXPECT_EQ(spec_error("", {"solver.rtol"}),
@@ -267,17 +267,17 @@ TEST(ModelSpec, SyntaxErrorsCarryFileLineAndColumn) {
 TEST(ModelSpec, StructuralErrorsNameSectionOrKey) {
   EXPECT_EQ(spec_error("[model]\nname = \"a\"\n\n[dat]\nn = 1\n"),
             "x.toml:4:2: unknown section [dat] (known sections: model, data, network, loss, flow, solver, "
-            "time, dynamics, output, spectrum)");
+            "time, dynamics, output, spectrum, generalization)");
   EXPECT_EQ(spec_error("[network]\nhiden = [4]\n"),
             "x.toml:2:1: unknown key network.hiden (known keys of [network]: activation, hidden, "
             "init_scale, seed, init_file)");
   EXPECT_EQ(spec_error("[data.extra]\nx = 1\n"),
             "x.toml:1:7: unknown key data.extra (known keys of [data]: kind, path, n, dim, margin, bias, "
-            "seed, teacher_hidden)");
+            "seed, teacher_hidden, test_fraction, test_path, test_n, label_noise, random_labels, standardize)");
   EXPECT_EQ(spec_error("data = 5\n"), "x.toml:1:1: data = 5: must be a section [data]");
   EXPECT_EQ(spec_error("t_end = 5\n"),
             "x.toml:1:1: unknown key t_end outside any section (known sections: model, data, network, "
-            "loss, flow, solver, time, dynamics, output, spectrum)");
+            "loss, flow, solver, time, dynamics, output, spectrum, generalization)");
 }
 
 struct BadValue {
@@ -470,10 +470,14 @@ TEST(ModelSpec, ReadmeDocumentsExactlyTheSchemaKeysInOrder) {
 
 TEST(ModelSpec, EveryKeyAppearsInTheResolvedModelOfItsSection) {
   // Default spec plus a spectrum: every key of the schema is written, under its own section header.
-  const std::string text = parse_model_spec("[spectrum]\ntimes = [1.0]\n", "m.toml").resolved_toml;
+  // The optional keys of held-out data and [generalization] are written when set (data_split.hpp).
+  const std::string text = parse_model_spec("[spectrum]\ntimes = [1.0]\n[data]\ntest_fraction = 0.3\nlabel_noise = 0.1\n"
+                                            "standardize = true\n[generalization]\nrho = 2.0\n", "m.toml").resolved_toml;
   for (const std::string& key : model_keys()) {
     const std::string section = key.substr(0, key.find('.')), name = key.substr(key.find('.') + 1);
     if (key == "spectrum.samples_per_decade") continue;  // written instead of times when set
+    // alternatives to test_fraction and label_noise, written when set
+    if (key == "data.test_path" || key == "data.test_n" || key == "data.random_labels") continue;
     const std::size_t header = text.find("[" + section + "]\n");
     ASSERT_NE(header, std::string::npos) << section;
     const std::size_t next = text.find("\n[", header + 1);

@@ -10,6 +10,7 @@
 //   const Vec y0 = initial_state(spec, flow, initial_weights(spec, net));
 #include <vector>
 
+#include "gfsim/data_split.hpp"
 #include "gfsim/dataset.hpp"
 #include "gfsim/flow.hpp"
 #include "gfsim/integrate.hpp"
@@ -22,6 +23,9 @@ namespace gfsim {
 /// it checks the memory estimate of the whole run (memory_estimate.hpp) and throws SpecError
 /// naming the keys that set it when the run cannot fit.
 Dataset make_dataset(const ModelSpec& spec);
+/// The same with the held-out test set and what was done to the data (data_split.hpp); the
+/// training set is make_dataset's.
+HeldOutData make_held_out_data(const ModelSpec& spec);
 /// Network widths {d_0, hidden..., 1} for a spec and data dimension.
 std::vector<Index> network_widths(const ModelSpec& spec, Index data_dim);
 /// The network a run integrates: with dynamics.kinks = "smooth" its ReLU is smoothed at width

@@ -28,8 +28,9 @@ struct Dataset {
   Mat signed_points() const { return y.asDiagonal() * X; }
 };
 
-/// Build the data set of a spec. `base_dir` resolves a relative csv path. Throws SpecError with
-/// file:line:column for malformed CSV, and for generators whose parameters cannot be met.
+/// Build the (training) data set of a spec: make_held_out_data(spec, base_dir).train (data_split.hpp).
+/// `base_dir` resolves a relative csv path. Throws SpecError with file:line:column for malformed
+/// CSV, and for generators whose parameters cannot be met.
 Dataset make_dataset(const DataSpec& spec, const std::string& base_dir = ".");
 
 // Random generators draw every number from one std::mt19937_64 seeded with `seed` through one

@@ -24,6 +24,13 @@ struct DataSpec {
   bool bias = false;          ///< append a constant-1 feature to every point
   std::uint64_t seed = 1;
   int teacher_hidden = 8;     ///< teacher: hidden width of the random 2-layer ReLU teacher
+  // Held-out data and label corruption (data_split.hpp); the defaults leave the data untouched.
+  double test_fraction = 0;   ///< stratified seeded split: this fraction of each class is the test set
+  std::string test_path;      ///< test set from a second CSV; stored absolute like path
+  int test_n = 0;             ///< gaussian/teacher: test points drawn from the same generator
+  double label_noise = 0;     ///< fraction of training labels flipped (seeded), in [0, 1)
+  bool random_labels = false; ///< every training label replaced by a fair +-1 draw (seeded)
+  bool standardize = false;   ///< features standardized with the training set's mean and std
 
   bool operator==(const DataSpec&) const = default;
 };
@@ -112,6 +119,13 @@ struct SpectrumSpec {
   bool operator==(const SpectrumSpec&) const = default;
 };
 
+/// Optional [generalization]: the chosen rho of the normalized-network loss observables.
+struct GeneralizationSpec {
+  double rho = 0;             ///< > 0: also record the loss of rho f~(V) (0 = not recorded)
+
+  bool operator==(const GeneralizationSpec&) const = default;
+};
+
 struct ModelSpec {
   std::string name;           ///< [model] name (default: file stem)
   std::string description;    ///< [model] description
@@ -125,6 +139,7 @@ struct ModelSpec {
   DynamicsSpec dynamics;
   OutputSpec output;
   SpectrumSpec spectrum;
+  GeneralizationSpec generalization;
   std::string resolved_toml;  ///< canonical TOML of every key after defaults and overrides
 
   bool operator==(const ModelSpec&) const = default;

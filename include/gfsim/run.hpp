@@ -10,6 +10,8 @@
 #include <functional>
 #include <iosfwd>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gfsim/build.hpp"
 #include "gfsim/dataset.hpp"
@@ -29,6 +31,8 @@ struct RunReport {
   Index spectrum_samples = 0;  ///< [spectrum] samples stored in /observables/hessian_eigs
   Vec rho;                  ///< per-layer norms at t_final
   FlowDiagnostics final;    ///< log loss, normalized margin, gradient norm at t_final
+  /// Generalization observables at t_final (generalization.hpp), (name, value) in record order.
+  std::vector<std::pair<std::string, double>> generalization;
   double balance_drift = 0; ///< max_k |(rho_k^2 - rho_1^2)(t) - (...)(0)| over the samples
   Index num_params = 0, state_size = 0;
   std::string network;      ///< e.g. "10-16-1 relu"
