@@ -112,7 +112,8 @@ def main(argv=None):
     ax_norm.plot(grid, grid + norm["offset_slope1"], "C1--", lw=1.2,
                  label=f"slope 1: test = train + {norm['offset_slope1']:.3g}")
     ax_norm.plot(grid, norm["slope"] * grid + norm["intercept"], "C0-", lw=1,
-                 label=f"fit: {norm['slope']:.3g} train + {norm['intercept']:.3g} (r = {norm['pearson_r']:.3f})")
+                 label=f"fit: {norm['slope']:.3g} train {'-' if norm['intercept'] < 0 else '+'} "
+                       f"{abs(norm['intercept']):.3g} (r = {norm['pearson_r']:.3f})")
     ax_norm.set_xlim(grid)
     ax_norm.set_ylim(min(grid[0], y.min() - pad), max(grid[1], y.max() + pad))
     for ax in (ax_raw, ax_norm):
