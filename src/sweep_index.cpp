@@ -193,13 +193,15 @@ void write_sweep_index(const std::string& stem, const std::vector<std::string>& 
     std::ofstream out(partial, std::ios::trunc);
     if (!out) throw IoError(fmt::format("{}: cannot create {}", path, partial));
     std::string line = "id,file,status";
-    for (const std::string& key : varied_keys) line += "," + csv_field(key);
-    for (const std::string& column : sweep_numeric_columns()) line += "," + column;
+    // Appended piecewise: `"," + temporary` trips a false -Wrestrict in GCC 12's std::string insert.
+    for (const std::string& key : varied_keys) line.append(",").append(csv_field(key));
+    for (const std::string& column : sweep_numeric_columns()) line.append(",").append(column);
     out << line << '\n';
     for (const SweepRow& row : rows) {
       line = fmt::format("{},{},{}", row.id, csv_field(row.file), row.status);
-      for (const std::string& value : row.values) line += "," + csv_field(display(value));
-      for (const std::string& column : sweep_numeric_columns()) line += "," + csv_number(number(row, column));
+      for (const std::string& value : row.values) line.append(",").append(csv_field(display(value)));
+      for (const std::string& column : sweep_numeric_columns())
+        line.append(",").append(csv_number(number(row, column)));
       out << line << '\n';
     }
     out.close();
