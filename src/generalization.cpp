@@ -45,16 +45,6 @@ Mat transposed(const Mat& X) { return X.transpose(); }
 
 }  // namespace
 
-Vec normalized_weights(const Network& net, const Vec& theta) {
-  Vec V = theta;
-  for (Index k = 0; k < net.num_layers(); ++k) {
-    auto layer = V.segment(net.layer_offset(k), net.layer_size(k));
-    const double norm = layer.norm();
-    if (norm > 0) layer /= norm;
-  }
-  return V;
-}
-
 DataMeasures measure_on(const Network& net, const Vec& theta, const Dataset& data, const Loss& loss, double rho) {
   DataMeasures m;
   const Index n = data.n();
@@ -69,7 +59,7 @@ DataMeasures measure_on(const Network& net, const Vec& theta, const Dataset& dat
   };
   m.error = double((u.array() <= 0.0).count()) / double(n);
   m.log_mean_loss = log_mean(u);
-  net.forward(normalized_weights(net, theta), XT, ws);
+  net.forward(net.layer_directions(theta), XT, ws);
   const Vec u_normalized = data.y.cwiseProduct(ws.f);
   m.nloss = std::exp(log_mean(u_normalized));
   if (rho > 0) m.nloss_rho = std::exp(log_mean(rho * u_normalized));

@@ -154,6 +154,16 @@ Vec Network::layer_norms(const Eigen::Ref<const Vec>& theta) const {
   return rho;
 }
 
+Vec Network::layer_directions(const Eigen::Ref<const Vec>& theta) const {
+  Vec V = theta;
+  for (Index k = 0; k < num_layers(); ++k) {
+    auto layer = V.segment(offsets_[k], layer_size(k));
+    const double norm = layer.norm();
+    if (norm > 0) layer /= norm;
+  }
+  return V;
+}
+
 std::string Network::describe() const {
   const std::string s = fmt::format("{}", fmt::join(widths_, "-"));
   if (activation_ != Activation::relu) return s + " linear";

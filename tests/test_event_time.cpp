@@ -21,6 +21,7 @@
 #include "gfsim/flow_kind.hpp"
 #include "gfsim/flow_problem.hpp"
 #include "gfsim/kink_pattern.hpp"
+#include "gd_based_kind.hpp"
 #include "test_util.hpp"
 
 namespace gfsim {
@@ -29,37 +30,16 @@ namespace {
 constexpr double kPushRate = 0.5;  // c(t) = c1 t
 
 /// gd plus the push c(t) e_0 (the first weight of layer 1).
-class PushedGradient final : public FlowKindModel {
+class PushedGradient final : public test::GdBasedKind {
  public:
-  Index state_size(const Network& net) const override { return gd_->state_size(net); }
-  bool autonomous() const override { return false; }
-  Vec initial_state(const Network& net, const Vec& theta) const override { return gd_->initial_state(net, theta); }
-  Vec theta(const Network& net, const Vec& y) const override { return gd_->theta(net, y); }
-  Vec theta_tangent(const Network& net, const Vec& y, const Vec& v) const override {
-    return gd_->theta_tangent(net, y, v);
-  }
-  Vec direction(const Network& net, const Vec& y) const override { return gd_->direction(net, y); }
-  Vec layer_norms(const Network& net, const Vec& y) const override { return gd_->layer_norms(net, y); }
   void field(const Flow& flow, TimePoint tp, const Vec& y, Vec& dy) const override {
     gd_->field(flow, tp, y, dy);
     dy[0] += std::exp(tp.log_scale) * kPushRate * tp.t;
-  }
-  void field_tangent(const Flow& flow, TimePoint tp, const Vec& y, const Vec& v, Vec& jv) const override {
-    gd_->field_tangent(flow, tp, y, v, jv);
-  }
-  bool dense_jacobian(const Flow& flow, TimePoint tp, const Vec& y, Mat& J) const override {
-    return gd_->dense_jacobian(flow, tp, y, J);
   }
   void time_derivative(const Flow&, TimePoint tp, const Vec& y, Vec& dft) const override {
     dft = Vec::Zero(y.size());
     dft[0] = std::exp(tp.log_scale) * kPushRate;
   }
-  LayerResponse layer_response(const Network& net, TimePoint tp, const Vec& y, Index k) const override {
-    return gd_->layer_response(net, tp, y, k);
-  }
-
- private:
-  std::unique_ptr<FlowKindModel> gd_ = make_flow_kind(FlowSpec{.kind = FlowKind::gd, .rho = 1.0});
 };
 
 constexpr FlowKind kPushed{"pushed_gd"};

@@ -13,6 +13,7 @@
 #include "gfsim/build.hpp"
 #include "gfsim/flow_problem.hpp"
 #include "gfsim/kink_pattern.hpp"
+#include "gd_based_kind.hpp"
 #include "test_util.hpp"
 
 namespace gfsim {
@@ -24,18 +25,8 @@ double speed_rate(double t) { return -kA0 / ((1.0 + t) * (1.0 + t)); }
 double elapsed_gd_time(double t) { return kA0 * std::log1p(t); }  // A(t) = int_0^t a
 
 /// The gd kind's layout, its field times a(t): composition of a table kind, not a copy.
-class TimeRescaledGradient final : public FlowKindModel {
+class TimeRescaledGradient final : public test::GdBasedKind {
  public:
-  Index state_size(const Network& net) const override { return gd_->state_size(net); }
-  bool autonomous() const override { return false; }
-  Vec initial_state(const Network& net, const Vec& theta) const override { return gd_->initial_state(net, theta); }
-  Vec theta(const Network& net, const Vec& y) const override { return gd_->theta(net, y); }
-  Vec theta_tangent(const Network& net, const Vec& y, const Vec& v) const override {
-    return gd_->theta_tangent(net, y, v);
-  }
-  Vec direction(const Network& net, const Vec& y) const override { return gd_->direction(net, y); }
-  Vec layer_norms(const Network& net, const Vec& y) const override { return gd_->layer_norms(net, y); }
-
   void field(const Flow& flow, TimePoint tp, const Vec& y, Vec& dy) const override {
     gd_->field(flow, tp, y, dy);
     dy *= speed(tp.t);
@@ -58,9 +49,6 @@ class TimeRescaledGradient final : public FlowKindModel {
     r.alpha *= speed(tp.t);
     return r;
   }
-
- private:
-  std::unique_ptr<FlowKindModel> gd_ = make_flow_kind(FlowSpec{.kind = FlowKind::gd, .rho = 1.0});
 };
 
 constexpr FlowKind kTimeRescaled{"time_rescaled_gd"};

@@ -72,7 +72,7 @@ TEST(Generalization, MeasuresEqualADirectComputation) {
 
 TEST(Generalization, ZeroLayerStaysZero) {
   const Network net({2, 3, 1}, Activation::relu);
-  const Vec V = normalized_weights(net, Vec::Zero(net.num_params()));
+  const Vec V = net.layer_directions(Vec::Zero(net.num_params()));
   EXPECT_TRUE(V.isZero(0));
   const Dataset data = noisy_data(10, 2, 1);
   const DataMeasures m = measure_on(net, Vec::Zero(net.num_params()), data, Loss(LossKind::exp), 0.0);

@@ -37,8 +37,6 @@ struct DataMeasures {
   double nloss_rho = std::numeric_limits<double>::quiet_NaN();
 };
 
-/// theta with every layer divided by its Frobenius norm (zero layers stay zero).
-Vec normalized_weights(const Network& net, const Vec& theta);
 /// The measures of theta on `data` (points as rows); rho <= 0 leaves nloss_rho NaN.
 DataMeasures measure_on(const Network& net, const Vec& theta, const Dataset& data, const Loss& loss, double rho);
 

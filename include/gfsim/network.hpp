@@ -82,6 +82,8 @@ class Network {
 
   /// Frobenius norms rho_k = ||W_k|| of each layer.
   Vec layer_norms(const Eigen::Ref<const Vec>& theta) const;
+  /// The directions V_k = W_k / ||W_k|| of each layer (a zero layer stays zero).
+  Vec layer_directions(const Eigen::Ref<const Vec>& theta) const;
   /// Human-readable shape, e.g. "10-16-1 relu" or "10-16-1 relu (smoothed, eps = 0.001)".
   std::string describe() const;
 

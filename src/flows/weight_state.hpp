@@ -11,15 +11,7 @@ class WeightState : public FlowKindModel {
   Vec initial_state(const Network&, const Vec& theta) const override { return theta; }
   Vec theta(const Network&, const Vec& y) const override { return y; }
   Vec theta_tangent(const Network&, const Vec&, const Vec& v) const override { return v; }
-  Vec direction(const Network& net, const Vec& y) const override {
-    Vec V = y;
-    for (Index k = 0; k < net.num_layers(); ++k) {
-      auto seg = V.segment(net.layer_offset(k), net.layer_size(k));
-      const double r = seg.norm();
-      if (r > 0) seg /= r;
-    }
-    return V;
-  }
+  Vec direction(const Network& net, const Vec& y) const override { return net.layer_directions(y); }
   Vec layer_norms(const Network& net, const Vec& y) const override { return net.layer_norms(y); }
 };
 
