@@ -135,10 +135,19 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
   } catch (const StepperSetupError& e) {
     return finish(Status::solver_failure, e.what());
   }
+  // Event-driven integration (ReLU kinks): the rules of event_locator.hpp.
+  EventLocator events(problem.events, clock, o.stop_requested);
   auto stalled = [&](const std::string& what) {
     if (auto cause = stepper->non_finite_cause(what, clock.time(tau))) return finish(Status::non_finite, *cause);
     bool at_kink = false;
     std::string why = problem.explain_stall ? problem.explain_stall(x, at_kink) : std::string();
+    // Steps that collapse right after an event: the discontinuity's doing (an accumulation of
+    // events), named by the event's surface when the problem cannot explain the stall itself.
+    if (!at_kink && events.active())
+      if (auto at_event = events.collapse_at_event(tau))
+        return finish(Status::stalled_at_kink, fmt::format("{} at t = {:.6g} ({} clock step {:.3g}): {}", what,
+                                                           clock.time(tau), to_string(o.clock), stepper->step_size(),
+                                                           *at_event));
     const Status s = at_kink ? Status::stalled_at_kink : Status::step_collapse;
     return finish(s, fmt::format("{} at t = {:.6g} ({} clock step {:.3g}){}{}", what, clock.time(tau),
                                  to_string(o.clock), stepper->step_size(), why.empty() ? "" : ": ", why));
@@ -150,8 +159,6 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
 
   observe(0, times.front(), x);
   std::size_t next = 1;
-  // Event-driven integration (ReLU kinks): the rules of event_locator.hpp.
-  EventLocator events(problem.events, clock, o.stop_requested);
   if (events.active() && !stepper->has_dense_output())
     throw std::invalid_argument(fmt::format("event-driven integration needs dense output; method {} has none",
                                             to_string(o.method)));

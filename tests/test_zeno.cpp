@@ -26,13 +26,17 @@ struct Twisting {
   OdeProblem problem() {
     OdeProblem p;
     p.size = 2;
-    p.rhs = [this](TimePoint, const Vec& y, Vec& dy) {
+    // The problem carries the clock's factor (integrate.hpp: dy = e^{log_scale} F(t, y)); without
+    // it the log clock would integrate another ODE, dy/ds = F, whose switches accumulate at
+    // s = T, i.e. t = e^T - 1.
+    p.rhs = [this](TimePoint tp, const Vec& y, Vec& dy) {
       dy.resize(2);
       dy << y[1], -sx - k * sy;
+      dy *= std::exp(tp.log_scale);
     };
-    p.jacobian = [](TimePoint, const Vec&, Mat& J) {
+    p.jacobian = [](TimePoint tp, const Vec&, Mat& J) {
       J = Mat::Zero(2, 2);
-      J(0, 1) = 1.0;
+      J(0, 1) = std::exp(tp.log_scale);
     };
     p.events.values = [this](TimePoint, const Vec& y, Vec& g) {
       g.resize(2);
