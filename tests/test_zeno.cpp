@@ -78,5 +78,35 @@ TEST(Zeno, TwistingSwitchesStopAtTheirAccumulationPointWithAStatus) {
   }
 }
 
+// Every stepper and clock: the run never passes the accumulation point and stops near it after
+// bounded work. CVODE restarts each leg with a short first step; near T that step falls below the
+// clock's resolution (the state moves, the clock does not), and the crossings of such a step must
+// still be events (they were once dropped and the run restarted at the same point until max_steps).
+// The lower bound is the solver's resolution of the spiral: a leg from amplitude a takes a time
+// proportional to a, so stopping a relative 1e-4 before T means the state is still ~1e-4 of y0.
+TEST(Zeno, EveryMethodAndClockStopsAtTheAccumulationPoint) {
+  const double k = 0.9;  // rho ~ 0.23: a fast accumulation, few events before the clock's resolution
+  const double y0 = 1.0;
+  const double rho = std::sqrt((1 - k) / (1 + k));
+  const double T = y0 * (1 / (1 + k) + 1 / std::sqrt(1 - k * k)) / (1 - rho);
+  Vec x0(2);
+  x0 << 0.0, y0;
+  for (Method method : {Method::dopri5, Method::rosenbrock4, Method::cvode}) {
+    for (ClockKind clock : {ClockKind::t, ClockKind::log}) {
+      Twisting toy{k};
+      auto o = test::solver_options(method, clock, 1e-10);
+      o.max_steps = 200000;  // a spin ends here with max_steps, not after minutes
+      const auto r = integrate(toy.problem(), x0, {0.0, 10 * T}, o, [](std::int64_t, double, const Vec&) {});
+      const std::string what = std::string(to_string(method)) + ", clock " + to_string(clock) + ": " + r.message;
+      EXPECT_EQ(r.status, Status::stalled_at_kink) << what;
+      EXPECT_LE(r.t_final, T * (1 + 1e-9)) << what;
+      EXPECT_GE(r.t_final, T * (1 - 1e-4)) << what;
+      EXPECT_NE(r.message.find("= 0 at t = "), std::string::npos) << what;  // the surface and the time
+      EXPECT_LT(toy.events, 2 * 2048 + 1000) << what;
+      EXPECT_LT(r.counters.accepted, 50000) << what;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace gfsim
