@@ -74,6 +74,29 @@ class EventLocator {
                        accumulation(t));
   }
 
+  /// The stepper could not leave the event just applied at tau (state y): its trial steps went
+  /// non-finite or collapsed. Surfaces switched one at a time can leave a side whose field sends
+  /// the state straight back at a rate the clock cannot resolve (late in the log clock, where the
+  /// field carries e^s: iris seed 54 at t = 6.7e13, a dead point's surface crossed next to two
+  /// sliding ones). Switch that event's surfaces jointly instead (hooks_.resolve as for a cluster:
+  /// the complementarity problem over the sliding set, docs/events.md). Returns nullopt if it
+  /// changed the discrete state (restart the stepper), unchanged, or failed with a message.
+  enum class Rejoin { changed, unchanged, failed };
+  std::pair<Rejoin, std::string> rejoin(double tau, const Vec& y, SolverCounters& c) {
+    if (!hooks_.resolve || last_event_js_.empty() || tau != last_event_tau_) return {Rejoin::unchanged, {}};
+    const TimePoint tp = clock_.at(tau);
+    auto res = hooks_.resolve(tp, y, last_event_js_, std::max(near_events_, kMaxEventsNearPoint));
+    if (!res) return {Rejoin::unchanged, {}};
+    if (!res->failure.empty())
+      return {Rejoin::failed,
+              fmt::format("kink {} at t = {:.9g}: {}", describe(last_event_js_.front()), tp.t, res->failure)};
+    if (res->crossings + res->entries + res->exits == 0) return {Rejoin::unchanged, {}};
+    c.events += res->crossings + res->exits;
+    c.sliding_entries += res->entries;
+    end_known_ = false;
+    return {Rejoin::changed, {}};
+  }
+
   /// After an accepted step from (tau_before, y_before) to (tau, y): true if some event function is
   /// negative at y (the smooth piece ended inside the step).
   bool crossed(double tau_before, const Vec& y_before, double tau, const Vec& y) {

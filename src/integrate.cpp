@@ -185,6 +185,8 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
   }
 
   auto interpolate = [&](double s, Vec& out) { stepper->interpolate(s, out); };
+  bool at_event = false;  // no step accepted since the last event
+  bool rejoined = false;  // that event was switched jointly after the stepper failed to leave it
   while (next < taus.size()) {
     if (stop_requested()) return interrupted();
     if (auto limit = limit_reached(o, c, clock.time(tau), times.back(),
@@ -194,6 +196,18 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
     const double tau_before = tau;
     y_before = x;  // the last finite state, restored if the step goes non-finite
     Attempt step = stepper->attempt(x, tau, target);
+    if ((step.kind == Attempt::collapsed || step.kind == Attempt::non_finite) && at_event && !rejoined) {
+      // The stepper cannot leave the event it restarted at: switch that event's surfaces jointly
+      // (EventLocator::rejoin), once, before giving up.
+      rejoined = true;
+      auto [how, why] = events.rejoin(tau, x, c);
+      if (how == EventLocator::Rejoin::failed) return finish(Status::stalled_at_kink, std::move(why));
+      if (how == EventLocator::Rejoin::changed) {
+        if (auto failed = stepper->restart(x, tau)) return finish(Status::solver_failure, std::move(*failed));
+        stall.restart(c.accepted, tau);
+        continue;
+      }
+    }
     switch (step.kind) {
       case Attempt::accepted: break;
       case Attempt::rejected: continue;
@@ -201,6 +215,8 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
       case Attempt::non_finite: return finish(Status::non_finite, std::move(step.message));
       case Attempt::failed: return finish(Status::solver_failure, std::move(step.message));
     }
+    at_event = false;
+    rejoined = false;
     if (!x.allFinite()) {
       tau = tau_before;
       x = y_before;
@@ -216,6 +232,7 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
       // Restart the stepper from the event: the right-hand side changed discontinuously.
       if (auto failed = stepper->restart(x, tau)) return finish(Status::solver_failure, std::move(*failed));
       stall.restart(c.accepted, tau);
+      at_event = true;
       continue;
     }
     last_good_t = clock.time(tau);
