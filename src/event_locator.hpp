@@ -15,7 +15,10 @@
 //     lowered count);
 //   - more than kMaxZeroLengthRestarts bounces in a row stop the run (Status::stalled_at_kink), and
 //     so do more than kMaxEventsNearPoint events within a relative clock distance kNearPoint of
-//     one instant (a Zeno-like accumulation), naming the surface and t.
+//     one instant (a Zeno-like accumulation), naming the surface and t;
+//   - a step that moves the state but not the clock has its crossings as events at its start;
+//   - an event the stepper cannot leave (trial steps non-finite or collapsed) is switched again
+//     jointly, once (rejoin()).
 // After stop_at_event() the loop restarts its stepper at the event (the right-hand side changed
 // discontinuously). A stop request (SIGINT/SIGTERM flag) is honoured inside the chain of forced
 // exits too, so an event-dense run stops promptly.
@@ -79,8 +82,8 @@ class EventLocator {
   /// the state straight back at a rate the clock cannot resolve (late in the log clock, where the
   /// field carries e^s: iris seed 54 at t = 6.7e13, a dead point's surface crossed next to two
   /// sliding ones). Switch that event's surfaces jointly instead (hooks_.resolve as for a cluster:
-  /// the complementarity problem over the sliding set, docs/events.md). Returns nullopt if it
-  /// changed the discrete state (restart the stepper), unchanged, or failed with a message.
+  /// the complementarity problem over the sliding set, docs/events.md). Returns changed (restart
+  /// the stepper), unchanged (no joint switch offered or needed), or failed with a message.
   enum class Rejoin { changed, unchanged, failed };
   std::pair<Rejoin, std::string> rejoin(double tau, const Vec& y, SolverCounters& c) {
     if (!hooks_.resolve || last_event_js_.empty() || tau != last_event_tau_) return {Rejoin::unchanged, {}};
