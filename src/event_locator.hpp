@@ -15,7 +15,10 @@
 //     lowered count);
 //   - more than kMaxZeroLengthRestarts bounces in a row stop the run (Status::stalled_at_kink), and
 //     so do more than kMaxEventsNearPoint events within a relative clock distance kNearPoint of
-//     one instant (a Zeno-like accumulation), naming the surface and t.
+//     one instant (a Zeno-like accumulation), naming the surface and t;
+//   - a step that moves the state but not the clock has its crossings as events at its start;
+//   - an event the stepper cannot leave (trial steps non-finite or collapsed) is switched again
+//     jointly, once (rejoin()).
 // After stop_at_event() the loop restarts its stepper at the event (the right-hand side changed
 // discontinuously). A stop request (SIGINT/SIGTERM flag) is honoured inside the chain of forced
 // exits too, so an event-dense run stops promptly.
@@ -47,6 +50,9 @@ class EventLocator {
   static constexpr int kMaxZeroLengthRestarts = 64;
   static constexpr int kMaxEventsNearPoint = 2048;  ///< events allowed within kNearPoint of one instant
   static constexpr double kNearPoint = 1e-6;        ///< relative clock distance of "one point"
+  /// Events at non-zero distances in one point's cluster before a stop that make the stop an
+  /// accumulation of events (named Zeno in its message) rather than chattering at one instant.
+  static constexpr int kZenoEvents = 16;
   /// A surface that enters sliding more than kCycleEntries times within a relative clock window
   /// kCycleWindow cycles between single-surface modes (kinks diagnosis Case B, legs far longer than
   /// kNearPoint at late times): the events of the next window are offered to the joint switch as a
@@ -58,6 +64,41 @@ class EventLocator {
       : hooks_(hooks), clock_(clock), stop_requested_(stop_requested) {}
 
   bool active() const { return bool(hooks_.values); }
+
+  /// A step-size collapse at clock value tau, close to the last event (within kNearPoint): the
+  /// surface of that event and the cluster it belongs to, to name the stop (an accumulation of
+  /// events collapses the steps of a solver that restarts cautiously, e.g. CVODE at order 1).
+  std::optional<std::string> collapse_at_event(double tau) const {
+    if (last_surface_tau_ == -std::numeric_limits<double>::infinity() ||
+        tau - last_surface_tau_ > kNearPoint * std::max(1.0, std::abs(last_surface_tau_)))
+      return std::nullopt;
+    const double t = clock_.time(tau);
+    return fmt::format("kink {} at t = {:.9g}: steps collapsed right after an event; {}", describe(last_surface_), t,
+                       accumulation(t));
+  }
+
+  /// The stepper could not leave the event just applied at tau (state y): its trial steps went
+  /// non-finite or collapsed. Surfaces switched one at a time can leave a side whose field sends
+  /// the state straight back at a rate the clock cannot resolve (late in the log clock, where the
+  /// field carries e^s: iris seed 54 at t = 6.7e13, a dead point's surface crossed next to two
+  /// sliding ones). Switch that event's surfaces jointly instead (hooks_.resolve as for a cluster:
+  /// the complementarity problem over the sliding set, docs/events.md). Returns changed (restart
+  /// the stepper), unchanged (no joint switch offered or needed), or failed with a message.
+  enum class Rejoin { changed, unchanged, failed };
+  std::pair<Rejoin, std::string> rejoin(double tau, const Vec& y, SolverCounters& c) {
+    if (!hooks_.resolve || last_event_js_.empty() || tau != last_event_tau_) return {Rejoin::unchanged, {}};
+    const TimePoint tp = clock_.at(tau);
+    auto res = hooks_.resolve(tp, y, last_event_js_, std::max(near_events_, kMaxEventsNearPoint));
+    if (!res) return {Rejoin::unchanged, {}};
+    if (!res->failure.empty())
+      return {Rejoin::failed,
+              fmt::format("kink {} at t = {:.9g}: {}", describe(last_event_js_.front()), tp.t, res->failure)};
+    if (res->crossings + res->entries + res->exits == 0) return {Rejoin::unchanged, {}};
+    c.events += res->crossings + res->exits;
+    c.sliding_entries += res->entries;
+    end_known_ = false;
+    return {Rejoin::changed, {}};
+  }
 
   /// After an accepted step from (tau_before, y_before) to (tau, y): true if some event function is
   /// negative at y (the smooth piece ended inside the step).
@@ -102,6 +143,12 @@ class EventLocator {
         crossing_.push_back(j);
       }
     }
+    // A step that moved the state but not the clock (a step below the clock's resolution, e.g.
+    // CVODE's first step after a restart near an accumulation of events): its crossings cannot be
+    // placed inside it, they are events at its start. Dropping them would restart the stepper at
+    // the same point with the same discrete state, forever.
+    if (tau == tau_before)
+      for (Index j : crossing_) roots_.emplace_back(tau_before, j);
     if (tau_star > tau_before && !crossing_.empty()) {
       // The search evaluates only the crossing surfaces when the problem can (values_of); the
       // root's side is then decided on the full evaluation below, as everywhere else.
@@ -208,11 +255,7 @@ class EventLocator {
                                 fmt::format("kink {} at t = {:.9g}: {}", where, t_star, res->failure));
         c.events += res->crossings + res->exits;
         c.sliding_entries += res->entries;
-        if (zero_length_restarts_ > kMaxZeroLengthRestarts)
-          return std::make_pair(Status::stalled_at_kink,
-                                fmt::format("kink {} at t = {:.6g}: {} zero-length restarts in a row (the state "
-                                            "chatters between crossing, sliding and leaving this surface)",
-                                            where, t_star, zero_length_restarts_));
+        if (zero_length_restarts_ > kMaxZeroLengthRestarts) return chatter(j0, t_star);
         last_event_js_.insert(last_event_js_.end(), hit_.begin(), hit_.end());
         last_event_tau_ = tau_star;
         return std::nullopt;
@@ -254,13 +297,41 @@ class EventLocator {
       near_tau_ = tau_star;
       near_events_ = 0;
     }
-    if (++near_events_ <= kMaxEventsNearPoint || roots_.empty()) return std::nullopt;
-    const Index j = roots_.front().second;
+    last_surface_ = roots_.empty() ? (violated_.empty() ? Index(-1) : violated_.front()) : roots_.front().second;
+    last_surface_tau_ = tau_star;
+    if (++near_events_ <= kMaxEventsNearPoint) return std::nullopt;
     return std::make_pair(Status::stalled_at_kink,
-                          fmt::format("kink {} at t = {:.9g}: Zeno-like accumulation of events ({} events while t "
-                                      "advanced by {:.3g} from {:.9g})",
-                                      hooks_.describe ? hooks_.describe(j) : std::to_string(j), t_star, near_events_,
-                                      t_star - clock_.time(near_tau_), clock_.time(near_tau_)));
+                          fmt::format("kink {} at t = {:.9g}: {}", describe(last_surface_), t_star,
+                                      accumulation(t_star)));
+  }
+
+  std::string describe(Index j) const {
+    if (j < 0) return "(unknown surface)";
+    return hooks_.describe ? hooks_.describe(j) : std::to_string(j);
+  }
+
+  // The events of the current cluster: how many, and how far the clock moved over them.
+  std::string accumulation(double t_star) const {
+    const std::string counts = fmt::format("{} events while t advanced by {:.3g} from {:.9g}", near_events_,
+                                           t_star - clock_.time(near_tau_), clock_.time(near_tau_));
+    if (near_events_ < kZenoEvents) return counts;
+    return fmt::format("accumulation of events (Zeno: {})", counts);
+  }
+
+  // The zero-length-restart guard. A chain of zero-length restarts that ends a long cluster of
+  // events is the clock's resolution reached by an accumulation of events (legs shrinking to
+  // zero, e.g. switches spiralling into a codimension-2 point): named as such; otherwise the state
+  // chatters at one instant.
+  std::pair<Status, std::string> chatter(Index j, double t_star) const {
+    if (near_events_ >= zero_length_restarts_ + kZenoEvents)
+      return std::make_pair(Status::stalled_at_kink,
+                            fmt::format("kink {} at t = {:.9g}: {}; the last {} at zero length (the clock cannot "
+                                        "resolve them)",
+                                        describe(j), t_star, accumulation(t_star), zero_length_restarts_));
+    return std::make_pair(Status::stalled_at_kink,
+                          fmt::format("kink {} at t = {:.6g}: {} zero-length restarts in a row (the state "
+                                      "chatters between crossing, sliding and leaving this surface)",
+                                      describe(j), t_star, zero_length_restarts_));
   }
 
   // Cycle detection (kCycleEntries): count the sliding entries of surface j in its window.
@@ -280,7 +351,6 @@ class EventLocator {
   // Cross or slide every surface in roots_ hit by tau_last (the state y at tp_star).
   std::optional<std::pair<Status, std::string>> switch_pattern(double tau_last, TimePoint tp_star, const Vec& y,
                                                                SolverCounters& c) {
-    const double t_star = tp_star.t;
     for (const auto& [root, j] : roots_) {
       if (root > tau_last) continue;
       last_event_js_.push_back(j);
@@ -293,12 +363,7 @@ class EventLocator {
         note_sliding_entry(j, tau_last);
         continue;
       }
-      if (bounced && zero_length_restarts_ > kMaxZeroLengthRestarts)
-        return std::make_pair(Status::stalled_at_kink,
-                              fmt::format("kink {} at t = {:.6g}: {} zero-length restarts in a row (the state "
-                                          "chatters between crossing, sliding and leaving this surface)",
-                                          hooks_.describe ? hooks_.describe(j) : std::to_string(j), t_star,
-                                          zero_length_restarts_));
+      if (bounced && zero_length_restarts_ > kMaxZeroLengthRestarts) return chatter(j, tp_star.t);
       // Not a new sliding mode: a plain crossing, or the end of a sliding mode on j.
       hooks_.cross(tp_star, y, j);
       ++c.events;
@@ -332,6 +397,8 @@ class EventLocator {
   double joint_until_tau_ = -std::numeric_limits<double>::infinity();  ///< a cycle was detected: joint switching
   double near_tau_ = -std::numeric_limits<double>::infinity();  ///< first event of the current cluster
   int near_events_ = 0;                                           ///< events in it so far
+  Index last_surface_ = -1;  ///< the first surface of the last event, and its clock value
+  double last_surface_tau_ = -std::numeric_limits<double>::infinity();
 };
 
 }  // namespace gfsim::detail

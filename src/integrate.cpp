@@ -135,10 +135,19 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
   } catch (const StepperSetupError& e) {
     return finish(Status::solver_failure, e.what());
   }
+  // Event-driven integration (ReLU kinks): the rules of event_locator.hpp.
+  EventLocator events(problem.events, clock, o.stop_requested);
   auto stalled = [&](const std::string& what) {
     if (auto cause = stepper->non_finite_cause(what, clock.time(tau))) return finish(Status::non_finite, *cause);
     bool at_kink = false;
     std::string why = problem.explain_stall ? problem.explain_stall(x, at_kink) : std::string();
+    // Steps that collapse right after an event: the discontinuity's doing (an accumulation of
+    // events), named by the event's surface when the problem cannot explain the stall itself.
+    if (!at_kink && events.active())
+      if (auto at_event = events.collapse_at_event(tau))
+        return finish(Status::stalled_at_kink, fmt::format("{} at t = {:.6g} ({} clock step {:.3g}): {}", what,
+                                                           clock.time(tau), to_string(o.clock), stepper->step_size(),
+                                                           *at_event));
     const Status s = at_kink ? Status::stalled_at_kink : Status::step_collapse;
     return finish(s, fmt::format("{} at t = {:.6g} ({} clock step {:.3g}){}{}", what, clock.time(tau),
                                  to_string(o.clock), stepper->step_size(), why.empty() ? "" : ": ", why));
@@ -150,8 +159,6 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
 
   observe(0, times.front(), x);
   std::size_t next = 1;
-  // Event-driven integration (ReLU kinks): the rules of event_locator.hpp.
-  EventLocator events(problem.events, clock, o.stop_requested);
   if (events.active() && !stepper->has_dense_output())
     throw std::invalid_argument(fmt::format("event-driven integration needs dense output; method {} has none",
                                             to_string(o.method)));
@@ -178,6 +185,8 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
   }
 
   auto interpolate = [&](double s, Vec& out) { stepper->interpolate(s, out); };
+  bool at_event = false;  // no step accepted since the last event
+  bool rejoined = false;  // that event was switched jointly after the stepper failed to leave it
   while (next < taus.size()) {
     if (stop_requested()) return interrupted();
     if (auto limit = limit_reached(o, c, clock.time(tau), times.back(),
@@ -187,6 +196,18 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
     const double tau_before = tau;
     y_before = x;  // the last finite state, restored if the step goes non-finite
     Attempt step = stepper->attempt(x, tau, target);
+    if ((step.kind == Attempt::collapsed || step.kind == Attempt::non_finite) && at_event && !rejoined) {
+      // The stepper cannot leave the event it restarted at: switch that event's surfaces jointly
+      // (EventLocator::rejoin), once, before giving up.
+      rejoined = true;
+      auto [how, why] = events.rejoin(tau, x, c);
+      if (how == EventLocator::Rejoin::failed) return finish(Status::stalled_at_kink, std::move(why));
+      if (how == EventLocator::Rejoin::changed) {
+        if (auto failed = stepper->restart(x, tau)) return finish(Status::solver_failure, std::move(*failed));
+        stall.restart(c.accepted, tau);
+        continue;
+      }
+    }
     switch (step.kind) {
       case Attempt::accepted: break;
       case Attempt::rejected: continue;
@@ -194,6 +215,8 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
       case Attempt::non_finite: return finish(Status::non_finite, std::move(step.message));
       case Attempt::failed: return finish(Status::solver_failure, std::move(step.message));
     }
+    at_event = false;
+    rejoined = false;
     if (!x.allFinite()) {
       tau = tau_before;
       x = y_before;
@@ -209,6 +232,7 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
       // Restart the stepper from the event: the right-hand side changed discontinuously.
       if (auto failed = stepper->restart(x, tau)) return finish(Status::solver_failure, std::move(*failed));
       stall.restart(c.accepted, tau);
+      at_event = true;
       continue;
     }
     last_good_t = clock.time(tau);

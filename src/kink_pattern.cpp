@@ -362,13 +362,41 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
     return;
   }
   const Vec theta = flow_.theta(y);
+  // The rates are needed at the sliding entries only: the tangent pass of the pre-activations
+  // runs over the columns of their points (a handful of the n), with the pattern restricted to
+  // them. The field itself couples all points through the weights and takes the full pass.
+  const Network& net = flow_.network();
+  const Index K = net.num_layers();
+  const auto ns = static_cast<std::size_t>(S);
+  std::vector<Index> pts, layer_of(ns), unit_of(ns), col_of(ns);
+  for (Index l = 0; l < S; ++l) {
+    const auto kink = flow_.kink_of(sliding_[l]);
+    auto it = std::find(pts.begin(), pts.end(), kink.point);
+    if (it == pts.end()) it = pts.insert(pts.end(), kink.point);
+    layer_of[std::size_t(l)] = kink.layer - 1;
+    unit_of[std::size_t(l)] = kink.unit;
+    col_of[std::size_t(l)] = Index(it - pts.begin());
+  }
+  const Index np = Index(pts.size());
+  Mat XS(flow_.inputs().rows(), np);
+  for (Index q = 0; q < np; ++q) XS.col(q) = flow_.inputs().col(pts[std::size_t(q)]);
+  std::vector<Mat> sub_masks(std::size_t(K - 1));
+  Network::Workspace sub;
+  sub.pattern = &sub_masks;
   Vec F, m_of_F;  // the field of the last evaluation and its masks
   auto evaluate = [&](const Vec& m, Vec& r) {
     for (Index l = 0; l < S; ++l) entry(sliding_[l]) = m[l];
     flow_.rhs(tp, y, F);
-    const Vec dh = flow_.preactivation_tangent(theta, flow_.theta_tangent(y, F));
+    for (Index k = 0; k + 1 < K; ++k) {
+      Mat& mk = sub_masks[std::size_t(k)];
+      mk.resize(masks_[std::size_t(k)].rows(), np);
+      for (Index q = 0; q < np; ++q) mk.col(q) = masks_[std::size_t(k)].col(pts[std::size_t(q)]);
+    }
+    net.forward(theta, XS, sub);
+    net.forward_tangent(theta, flow_.theta_tangent(y, F), XS, sub);
     r.resize(S);
-    for (Index l = 0; l < S; ++l) r[l] = dh[sliding_[l]];
+    for (Index l = 0; l < S; ++l)
+      r[l] = sub.dpre[std::size_t(layer_of[std::size_t(l)])](unit_of[std::size_t(l)], col_of[std::size_t(l)]);
   };
   const SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
     evaluate(m, r);

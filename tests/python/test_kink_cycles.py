@@ -50,6 +50,21 @@ class KinkCycleTest(unittest.TestCase):
             b = smooth.observables["log_loss"]["value"][-1]
             self.assertLess(abs(a - b), 1e-3, f"seed {seed}: log loss {a} (events) vs {b} (smoothed)")
 
+    def test_crossing_beside_sliding_surfaces_late_in_the_log_clock(self):
+        # Seed 54 slides on two surfaces of unit 5 until, at t = 6.7e13, a third (a dead setosa
+        # point's) is crossed. Switched one at a time, that crossing leaves a side whose field sends
+        # the state straight back at a rate ~e^s (s = log(1+t) = 31.8) that no step of the clock can
+        # resolve: the trial steps went non-finite and the run ended non_finite. The stepper's failure
+        # to leave the event now switches its surfaces jointly (EventLocator::rejoin): all three slide
+        # and the run ends where the smoothed flow ends.
+        exact = self.run_model("events_54", "network.seed=54")
+        self.assertEqual(exact.solver["status"], "success", exact.solver["message"])
+        self.assertEqual(exact.solver["t_final"], 1e20)
+        smooth = self.run_model("smooth_54", "network.seed=54", "dynamics.kinks=smooth", "dynamics.kink_width=1e-4")
+        a = exact.observables["log_loss"]["value"][-1]
+        b = smooth.observables["log_loss"]["value"][-1]
+        self.assertLess(abs(a - b), 1e-3, f"seed 54: log loss {a} (events) vs {b} (smoothed)")
+
 
 if __name__ == "__main__":
     unittest.main()

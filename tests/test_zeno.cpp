@@ -1,0 +1,112 @@
+// A Zeno accumulation of events stops the run with a named status after a bounded amount of work
+// (docs/events.md, "Zeno guard"): a run never spins on events that accumulate at one instant.
+//
+// The toy is the twisting system x' = y, y' = -s_x - k s_y with the discrete state (s_x, s_y),
+// the signs of (x, y), switched at the events x = 0 and y = 0 (0 < k < 1). From (0, y0), y0 > 0,
+// a half-turn (x > 0: y falls at rate 1 + k to 0, then at rate 1 - k until x = 0) takes
+// y0 (1/(1+k) + 1/sqrt(1-k^2)) and ends at (0, -rho y0), rho = sqrt((1-k)/(1+k)): the switches
+// accumulate at the origin at T = y0 (1/(1+k) + 1/sqrt(1-k^2)) / (1 - rho), after infinitely many
+// events. The hooks offer no sliding mode (the origin is a codimension-2 point), so the run must
+// stop there with stalled_at_kink after a bounded number of events, naming the surface and the time.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "gfsim/integrate.hpp"
+#include "test_util.hpp"
+
+namespace gfsim {
+namespace {
+
+struct Twisting {
+  double k;
+  double sx = 1, sy = 1;
+  long events = 0;
+  OdeProblem problem() {
+    OdeProblem p;
+    p.size = 2;
+    // The problem carries the clock's factor (integrate.hpp: dy = e^{log_scale} F(t, y)); without
+    // it the log clock would integrate another ODE, dy/ds = F, whose switches accumulate at
+    // s = T, i.e. t = e^T - 1.
+    p.rhs = [this](TimePoint tp, const Vec& y, Vec& dy) {
+      dy.resize(2);
+      dy << y[1], -sx - k * sy;
+      dy *= std::exp(tp.log_scale);
+    };
+    p.jacobian = [](TimePoint tp, const Vec&, Mat& J) {
+      J = Mat::Zero(2, 2);
+      J(0, 1) = std::exp(tp.log_scale);
+    };
+    p.events.values = [this](TimePoint, const Vec& y, Vec& g) {
+      g.resize(2);
+      g << sx * y[0], sy * y[1];
+    };
+    p.events.cross = [this](TimePoint, const Vec&, Index j) {
+      ++events;
+      (j == 0 ? sx : sy) = -(j == 0 ? sx : sy);
+    };
+    p.events.describe = [](Index j) { return std::string(j == 0 ? "x = 0" : "y = 0"); };
+    return p;
+  }
+};
+
+TEST(Zeno, TwistingSwitchesStopAtTheirAccumulationPointWithAStatus) {
+  for (double k : {0.5, 0.2}) {
+    Twisting toy{k};
+    toy.sx = 1;  // x = 0 with y > 0: x grows, the positive side
+    const double y0 = 1.0;
+    const double rho = std::sqrt((1 - k) / (1 + k));
+    const double T = y0 * (1 / (1 + k) + 1 / std::sqrt(1 - k * k)) / (1 - rho);
+    Vec x0(2);
+    x0 << 0.0, y0;
+    for (ClockKind clock : {ClockKind::t, ClockKind::log}) {
+      toy.sx = 1;
+      toy.sy = 1;
+      toy.events = 0;
+      auto o = test::solver_options(Method::dopri5, clock, 1e-10);
+      Vec last;
+      const auto r = integrate(toy.problem(), x0, {0.0, 10 * T}, o,
+                               [&](std::int64_t, double, const Vec& y) { last = y; });
+      EXPECT_EQ(r.status, Status::stalled_at_kink) << "k = " << k << ": " << r.message;
+      EXPECT_NEAR(r.t_final, T, 1e-7 * T) << "k = " << k << ": " << r.message;
+      EXPECT_NE(r.message.find("= 0"), std::string::npos) << r.message;  // names the surface
+      // Bounded work: the guards stop within a few thousand events of the accumulation.
+      EXPECT_LT(toy.events, 2 * 2048 + 1000) << "k = " << k;
+      EXPECT_LT(r.counters.accepted, 50000) << "k = " << k;
+    }
+  }
+}
+
+// Every stepper and clock: the run never passes the accumulation point and stops near it after
+// bounded work. CVODE restarts each leg with a short first step; near T that step falls below the
+// clock's resolution (the state moves, the clock does not), and the crossings of such a step must
+// still be events (they were once dropped and the run restarted at the same point until max_steps).
+// The lower bound is the solver's resolution of the spiral: a leg from amplitude a takes a time
+// proportional to a, so stopping a relative 1e-4 before T means the state is still ~1e-4 of y0.
+TEST(Zeno, EveryMethodAndClockStopsAtTheAccumulationPoint) {
+  const double k = 0.9;  // rho ~ 0.23: a fast accumulation, few events before the clock's resolution
+  const double y0 = 1.0;
+  const double rho = std::sqrt((1 - k) / (1 + k));
+  const double T = y0 * (1 / (1 + k) + 1 / std::sqrt(1 - k * k)) / (1 - rho);
+  Vec x0(2);
+  x0 << 0.0, y0;
+  for (Method method : {Method::dopri5, Method::rosenbrock4, Method::cvode}) {
+    for (ClockKind clock : {ClockKind::t, ClockKind::log}) {
+      Twisting toy{k};
+      auto o = test::solver_options(method, clock, 1e-10);
+      o.max_steps = 200000;  // a spin ends here with max_steps, not after minutes
+      const auto r = integrate(toy.problem(), x0, {0.0, 10 * T}, o, [](std::int64_t, double, const Vec&) {});
+      const std::string what = std::string(to_string(method)) + ", clock " + to_string(clock) + ": " + r.message;
+      EXPECT_EQ(r.status, Status::stalled_at_kink) << what;
+      EXPECT_LE(r.t_final, T * (1 + 1e-9)) << what;
+      EXPECT_GE(r.t_final, T * (1 - 1e-4)) << what;
+      EXPECT_NE(r.message.find("= 0 at t = "), std::string::npos) << what;  // the surface and the time
+      EXPECT_LT(toy.events, 2 * 2048 + 1000) << what;
+      EXPECT_LT(r.counters.accepted, 50000) << what;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gfsim
