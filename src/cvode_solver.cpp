@@ -439,7 +439,10 @@ class CvodeStepper final : public detail::Stepper {
     double hlast = 0, tn = 0;
     CVodeGetLastStep(sd_.mem, &hlast);
     CVodeGetCurrentTime(sd_.mem, &tn);  // CVODE's time, from the last restart
-    return !(std::abs(hlast) > 16 * kEps * std::max(std::abs(tn), 1.0));
+    // Before any restart CVODE's time is tau, whose round-off is at least that of 1; after one it is
+    // exact near 0: a step is too small only against the time since the restart.
+    const double scale = cb_.origin == 0.0 ? std::max(std::abs(tn), 1.0) : std::abs(tn);
+    return !(std::abs(hlast) > 16 * kEps * scale);
   }
   std::optional<std::string> non_finite_cause(const std::string& what, double t) const override {
     if (!cb_.non_finite) return std::nullopt;  // else the step was cut down to nothing by NaN/Inf values
