@@ -93,7 +93,10 @@ TEST(Discontinuities, StaircaseRunIsTheConcatenationOfConstantRadiusRuns) {
         rho *= factor;
         theta = weights_at(net, v, rho);
       }
-      EXPECT_LT((got.direction - v).norm(), 2e-7) << c.kind << " " << to_string(c.method) << " "
+      // rtol 1e-10: the one-step methods land within ~1e-11 of the concatenation; creeping across the
+      // jumps (no stops) they were 1e-9 (dopri5) to 3e-6 (rkf78) off. BDF's own error is ~1e-9.
+      const double tol = c.method == Method::cvode ? 2e-8 : 1e-10;
+      EXPECT_LT((got.direction - v).norm(), tol) << c.kind << " " << to_string(c.method) << " "
                                                    << to_string(c.clock) << " K = " << net.num_layers();
       EXPECT_EQ(got.result.counters.discontinuities, jumps) << c.kind << " " << to_string(c.method);
     }
