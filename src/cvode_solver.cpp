@@ -51,6 +51,9 @@ struct Callbacks {
   Vec y, dy, v, jv;
   bool non_finite = false;  ///< a callback produced NaN/Inf (reported as recoverable)
   std::string last_error;   ///< CVODE's last error message
+  double origin = 0.0;      ///< the clock value of CVODE's time 0 (the last restart; CvodeStepper)
+  /// The field's arguments at CVODE's time tau.
+  TimePoint at(realtype tau) const { return clock.at(origin + tau); }
 };
 
 Eigen::Map<Vec> as_eigen(N_Vector v) { return {N_VGetArrayPointer(v), Index(N_VGetLength(v))}; }
@@ -58,7 +61,7 @@ Eigen::Map<Vec> as_eigen(N_Vector v) { return {N_VGetArrayPointer(v), Index(N_VG
 int rhs_fn(realtype tau, N_Vector y, N_Vector ydot, void* user) {
   auto& cb = *static_cast<Callbacks*>(user);
   cb.y = as_eigen(y);
-  cb.problem->rhs(cb.clock.at(tau), cb.y, cb.dy);
+  cb.problem->rhs(cb.at(tau), cb.y, cb.dy);
   if (!cb.dy.allFinite()) {
     cb.non_finite = true;
     return 1;
@@ -119,7 +122,7 @@ int jac_fn(realtype tau, N_Vector y, N_Vector, SUNMatrix J, void* user, N_Vector
   auto& cb = *static_cast<Callbacks*>(user);
   cb.y = as_eigen(y);
   Mat& Jm = eigen_of(J);
-  cb.problem->jacobian(cb.clock.at(tau), cb.y, Jm);
+  cb.problem->jacobian(cb.at(tau), cb.y, Jm);
   if (!Jm.allFinite()) {
     cb.non_finite = true;
     return 1;
@@ -197,7 +200,7 @@ int jtimes_fn(N_Vector v, N_Vector Jv, realtype tau, N_Vector y, N_Vector, void*
   auto& cb = *static_cast<Callbacks*>(user);
   cb.y = as_eigen(y);
   cb.v = as_eigen(v);
-  cb.problem->jvp(cb.clock.at(tau), cb.y, cb.v, cb.jv);
+  cb.problem->jvp(cb.at(tau), cb.y, cb.v, cb.jv);
   if (!cb.jv.allFinite()) {
     cb.non_finite = true;
     return 1;
@@ -295,7 +298,7 @@ double initial_step(Callbacks& cb, const Vec& y0, double tau0, double span, doub
   const Index n = y0.size();
   Vec f0(n), f1(n);
   ++rhs_evals;
-  cb.problem->rhs(cb.clock.at(tau0), y0, f0);
+  cb.problem->rhs(cb.at(tau0), y0, f0);
   if (!f0.allFinite()) return std::min(1e-6, span);
   const Vec scale = (atol + rtol * y0.array().abs()).matrix();
   const double rn = std::sqrt(double(n));
@@ -305,7 +308,7 @@ double initial_step(Callbacks& cb, const Vec& y0, double tau0, double span, doub
   h0 = std::min(h0, span);
   const Vec y1 = y0 + h0 * f0;
   ++rhs_evals;
-  cb.problem->rhs(cb.clock.at(tau0 + h0), y1, f1);
+  cb.problem->rhs(cb.at(tau0 + h0), y1, f1);
   if (!f1.allFinite()) return h0;
   const double d2 = ((f1 - f0).array() / scale.array()).matrix().norm() / rn / h0;
   const double dmax = std::max(d1, d2);
@@ -326,7 +329,7 @@ class CvodeStepper final : public detail::Stepper {
   CvodeStepper(const OdeProblem& problem, const SolverOptions& o, CvodeLinearSolver linear_solver, Index n,
                SolverCounters& c, const Vec& y0, double tau0, double tau_end)
       : o_(o), linear_solver_(linear_solver), c_(c), tau_end_(tau_end),
-        cb_{&problem, Clock{o.clock}, n, Vec(n), Vec(n), Vec(n), Vec(n), false, {}} {
+        cb_{&problem, Clock{o.clock}, n, Vec(n), Vec(n), Vec(n), Vec(n), false, {}, 0.0} {
     auto check = [&](int flag, const char* what) {
       if (flag < 0)
         throw detail::StepperSetupError(fmt::format("CVODE setup: {} failed (flag {}) {}", what, flag, cb_.last_error));
@@ -363,10 +366,18 @@ class CvodeStepper final : public detail::Stepper {
     }
   }
 
-  detail::Attempt attempt(Vec& x, double& tau, double /*target: CVODE stops at tau_end itself*/) override {
+  detail::Attempt attempt(Vec& x, double& tau, double target) override {
+    // The target is tau_end or a known discontinuity of the field before it (integrate.hpp,
+    // Discontinuities): CVODE's stop time, so that no step, and no interpolation, crosses it.
+    if (target != tstop_) {
+      if (const int flag = CVodeSetStopTime(sd_.mem, target - cb_.origin); flag < 0)
+        return {detail::Attempt::failed, fmt::format("CVODE failed to stop at t = {:.6g}: {} {}",
+                                                     cb_.clock.time(target), flag_name(flag), cb_.last_error)};
+      tstop_ = target;
+    }
     double tret = tau;
     cb_.non_finite = false;
-    const int flag = CVode(sd_.mem, tau_end_, sd_.y, &tret, CV_ONE_STEP);
+    const int flag = CVode(sd_.mem, tstop_ - cb_.origin, sd_.y, &tret, CV_ONE_STEP);
     update_counters();
     if (flag < 0) {
       if (cb_.non_finite || flag == CV_RHSFUNC_FAIL || flag == CV_FIRST_RHSFUNC_ERR || flag == CV_REPTD_RHSFUNC_ERR ||
@@ -381,7 +392,7 @@ class CvodeStepper final : public detail::Stepper {
       return {detail::Attempt::failed, fmt::format("CVODE failed at t = {:.6g}: {} {}", cb_.clock.time(tau),
                                                    flag_name(flag), cb_.last_error)};
     }
-    tau = flag == CV_TSTOP_RETURN ? tau_end_ : tret;
+    tau = flag == CV_TSTOP_RETURN ? tstop_ : cb_.origin + tret;
     x = as_eigen(sd_.y);
     return {detail::Attempt::accepted, {}};
   }
@@ -395,20 +406,25 @@ class CvodeStepper final : public detail::Stepper {
     double tn = 0, hu = 0;
     CVodeGetCurrentTime(sd_.mem, &tn);
     CVodeGetLastStep(sd_.mem, &hu);
-    CVodeGetDky(sd_.mem, std::clamp(s, tn - hu, tn), 0, sd_.dky);
+    CVodeGetDky(sd_.mem, std::clamp(s - cb_.origin, tn - hu, tn), 0, sd_.dky);
     out = as_eigen(sd_.dky);
   }
   // The right-hand side jumped: BDF starts afresh at order 1 (new history, new Jacobian) from
-  // (tau, x) with a new starting step.
+  // (tau, x) with a new starting step. CVODE's time restarts at 0 there: the transient after a jump
+  // of the field can need steps far below the round-off of tau (a staircase at rho ~ 1e5 and t ~ 90:
+  // ~1e-13 against 16 ulp(90) ~ 2e-13, docs/rho_control.md), which CVODE then resolves and the
+  // collapse test (step_collapsed) measures against the round-off of the time since the restart.
   std::optional<std::string> restart(const Vec& x, double tau) override {
     before_ = c_;
     as_eigen(sd_.y) = x;
-    int flag = CVodeReInit(sd_.mem, tau, sd_.y);
+    cb_.origin = tau;
+    int flag = CVodeReInit(sd_.mem, 0.0, sd_.y);
     const double h0 = o_.initial_step > 0 ? o_.initial_step
-                                          : initial_step(cb_, x, tau, tau_end_ - tau, o_.atol, o_.rtol, before_.rhs_evals);
+                                          : initial_step(cb_, x, 0.0, tau_end_ - tau, o_.atol, o_.rtol, before_.rhs_evals);
     c_.rhs_evals = before_.rhs_evals;
     if (flag >= 0) flag = CVodeSetInitStep(sd_.mem, h0);
-    if (flag >= 0) flag = CVodeSetStopTime(sd_.mem, tau_end_);  // CVodeReInit clears it
+    if (flag >= 0) flag = CVodeSetStopTime(sd_.mem, tau_end_ - tau);  // CVodeReInit clears it
+    tstop_ = tau_end_;
     if (flag < 0)
       return fmt::format("CVODE restart after the event at t = {:.6g} failed: {} {}", cb_.clock.time(tau),
                          flag_name(flag), cb_.last_error);
@@ -419,10 +435,14 @@ class CvodeStepper final : public detail::Stepper {
     CVodeGetCurrentStep(sd_.mem, &h);
     return h;
   }
-  bool step_collapsed(double tau) const override {
-    double hlast = 0;
+  bool step_collapsed(double) const override {
+    double hlast = 0, tn = 0;
     CVodeGetLastStep(sd_.mem, &hlast);
-    return !(std::abs(hlast) > 16 * kEps * std::max(std::abs(tau), 1.0));
+    CVodeGetCurrentTime(sd_.mem, &tn);  // CVODE's time, from the last restart
+    // Before any restart CVODE's time is tau, whose round-off is at least that of 1; after one it is
+    // exact near 0: a step is too small only against the time since the restart.
+    const double scale = cb_.origin == 0.0 ? std::max(std::abs(tn), 1.0) : std::abs(tn);
+    return !(std::abs(hlast) > 16 * kEps * scale);
   }
   std::optional<std::string> non_finite_cause(const std::string& what, double t) const override {
     if (!cb_.non_finite) return std::nullopt;  // else the step was cut down to nothing by NaN/Inf values
@@ -462,6 +482,7 @@ class CvodeStepper final : public detail::Stepper {
   SolverCounters& c_;
   SolverCounters before_;  ///< counters of the CVODE runs before the last restart
   double tau_end_;
+  double tstop_ = tau_end_;  ///< CVODE's stop time: tau_end_ or the loop's target before it
   Callbacks cb_;
   Sundials sd_;
 };

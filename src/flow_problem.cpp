@@ -17,6 +17,9 @@ OdeProblem to_ode_problem(const Flow& flow) {
   p.autonomous = flow.autonomous();
   if (!p.autonomous)
     p.time_derivative = [&flow](TimePoint tp, const Vec& y, Vec& dft) { flow.time_derivative(tp, y, dft); };
+  // Stop times at the kind's known discontinuities (a staircase rho(t); integrate.hpp).
+  p.discontinuities.next_after = [&flow](double t) { return flow.next_discontinuity(t); };
+  p.discontinuities.enter = [&flow](double t, Vec& y) { flow.enter_piece(t, y); };
   p.explain_stall = [&flow](const Vec& y, bool& at_kink) -> std::string {
     const auto kink = flow.nearest_kink(y);
     if (kink.layer < 0) return {};

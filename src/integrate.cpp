@@ -14,6 +14,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "discontinuity_stops.hpp"
 #include "event_locator.hpp"
 #include "gfsim/clock.hpp"
 #include "gfsim/cvode_solver.hpp"
@@ -129,6 +130,10 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
     observe(0, times.front(), x);
     return finish(Status::success, fmt::format("reached t_end = {:.6g} (nothing left to integrate)", times.front()));
   }
+  // Stop times at the field's known discontinuities (integrate.hpp, Discontinuities); this enters
+  // the first piece, before the stepper's first evaluation.
+  DiscontinuityStops stops(problem.discontinuities, clock, times.front(), times.back(), x);
+  if (stops.failure()) return finish(Status::step_collapse, *stops.failure());
   std::unique_ptr<Stepper> stepper;
   try {
     stepper = make_stepper(c, x, tau, tau_end);
@@ -157,12 +162,24 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
     return finish(Status::interrupted, fmt::format("interrupted at t = {:.6g}", clock.time(tau)));
   };
 
+  StallWindow stall(o, tau);
+  // Every stop: enter the piece beyond it and restart the stepper there (after the samples in the
+  // step that ended on it, which the old interpolant serves).
+  auto enter_piece = [&]() -> std::optional<std::pair<Status, std::string>> {
+    if (auto failed = stops.enter(tau, x)) return std::make_pair(Status::step_collapse, std::move(*failed));
+    return std::nullopt;
+  };
+  auto restart_at_stop = [&]() -> std::optional<std::pair<Status, std::string>> {
+    ++c.discontinuities;
+    if (auto failed = stepper->restart(x, tau)) return std::make_pair(Status::solver_failure, std::move(*failed));
+    stall.restart(c.accepted, tau);
+    return std::nullopt;
+  };
   observe(0, times.front(), x);
   std::size_t next = 1;
   if (events.active() && !stepper->has_dense_output())
     throw std::invalid_argument(fmt::format("event-driven integration needs dense output; method {} has none",
                                             to_string(o.method)));
-  StallWindow stall(o, tau);
 
   if (o.fixed_step > 0) {
     // Fixed steps, clipped to land exactly on each output time.
@@ -171,14 +188,20 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
       if (c.steps >= o.max_steps)
         return finish(Status::max_steps, fmt::format("stopped at t = {:.6g}: the limit of {} steps was reached",
                                                      clock.time(tau), o.max_steps));
-      const double h = std::min(o.fixed_step, taus[next] - tau);
+      const double target = std::min(taus[next], stops.next_tau());
+      const double h = std::min(o.fixed_step, target - tau);
       stepper->fixed_step(x, tau, h);
       ++c.steps;
       ++c.accepted;
-      tau = (taus[next] - (tau + h) <= 8 * kEps * std::max(std::abs(tau), 1.0)) ? taus[next] : tau + h;
+      tau = (target - (tau + h) <= 8 * kEps * std::max(std::abs(tau), 1.0)) ? target : tau + h;
       if (!x.allFinite()) return finish(Status::non_finite, "the state became non-finite (fixed steps)");
       last_good_t = clock.time(tau);
+      const bool at_stop = stops.reached(tau);
+      if (at_stop)
+        if (auto failed = enter_piece()) return finish(failed->first, std::move(failed->second));
       if (tau == taus[next]) observe(c.accepted, times[next++], x);
+      if (at_stop && next < taus.size())
+        if (auto failed = restart_at_stop()) return finish(failed->first, std::move(failed->second));
     }
     last_good_t = times.back();
     return finish(Status::success, fmt::format("reached t_end = {:.6g} with fixed steps", times.back()));
@@ -192,7 +215,7 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
     if (auto limit = limit_reached(o, c, clock.time(tau), times.back(),
                                    std::chrono::duration<double>(steady::now() - start).count()))
       return finish(limit->first, std::move(limit->second));
-    const double target = stepper->has_dense_output() ? tau_end : taus[next];
+    const double target = std::min(stepper->has_dense_output() ? tau_end : taus[next], stops.next_tau());
     const double tau_before = tau;
     y_before = x;  // the last finite state, restored if the step goes non-finite
     Attempt step = stepper->attempt(x, tau, target);
@@ -229,6 +252,9 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
       last_good_t = clock.time(tau);
       if (stop) return finish(stop->first, std::move(stop->second));
       if (next >= taus.size()) break;  // the event is at t_end
+      // An event at the end of a step that ended on a stop: the piece beyond it too.
+      if (stops.reached(tau))
+        if (auto failed = enter_piece()) return finish(failed->first, std::move(failed->second));
       // Restart the stepper from the event: the right-hand side changed discontinuously.
       if (auto failed = stepper->restart(x, tau)) return finish(Status::solver_failure, std::move(*failed));
       stall.restart(c.accepted, tau);
@@ -236,6 +262,10 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
       continue;
     }
     last_good_t = clock.time(tau);
+    // On a stop: a sample at the discontinuity itself sees the piece beyond it (right-continuous).
+    const bool at_stop = stops.reached(tau);
+    if (at_stop)
+      if (auto failed = enter_piece()) return finish(failed->first, std::move(failed->second));
     while (next < taus.size() && taus[next] <= tau) {
       if (taus[next] == tau) {
         observe(c.accepted, times[next], x);
@@ -249,6 +279,10 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
       if (const auto stop = monitor(clock.time(tau), x, c))
         return finish(*stop, fmt::format("{} at t = {:.6g}", status_name(*stop), clock.time(tau)));
     if (next >= taus.size()) break;
+    if (at_stop) {  // the step was cut to land on the stop: its size says nothing of a collapse
+      if (auto failed = restart_at_stop()) return finish(failed->first, std::move(failed->second));
+      continue;
+    }
     if (stepper->step_collapsed(tau)) return stalled("step size collapsed");
     // Stall: at the pace of the last window, finishing would take far more than max_steps.
     if (stall.stalled(c.accepted, tau, tau_end)) return stalled("integration stalled");

@@ -504,6 +504,8 @@ void print_summary(std::ostream& out, const RunReport& r) {
   if (r.uses_events)
     fmt::print(out, "  {:<22} {} kink crossings, {} sliding entries, {} exits, {:.4g} unit-time sliding\n",
                "kink events", r.kink_crossings, r.sliding_entries, r.sliding_exits, r.sliding_time);
+  if (c.discontinuities > 0)  // stops at the field's known jumps (integrate.hpp, Discontinuities)
+    fmt::print(out, "  {:<22} {} stepper restarts\n", "discontinuities", c.discontinuities);
   if (c.jvp_evals > 0)  // matrix-free Krylov: Jacobian-vector products instead of Jacobians and LUs
     fmt::print(out, "  {:<22} {} rhs, {} J v products\n", "evaluations", c.rhs_evals, c.jvp_evals);
   else

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 #include "gfsim/errors.hpp"
@@ -13,6 +14,8 @@
 
 namespace gfsim {
 namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // sign(a) * exp(log_scale + log|a|): finite whenever the product is.
 double scaled(double a, double log_scale) {
@@ -26,11 +29,9 @@ std::size_t segment_of(const ScheduleTable& knots, double t) {
   return std::size_t(std::max<std::ptrdiff_t>(next - knots.t.begin() - 1, 0));
 }
 
-/// Piecewise-linear interpolation through (t_i, v_i) and its slope; constant beyond the last knot,
-/// the first segment extended below t_0 = 0. At a knot the slope is that of the segment starting
-/// there (right derivative).
-double interpolate(const ScheduleTable& knots, double t, double* slope = nullptr) {
-  const std::size_t i = segment_of(knots, t);
+/// The line of segment i at t (extended past the segment's ends) and its slope; the constant beyond
+/// the last knot for i = knots.t.size() - 1.
+double interpolate_on(const ScheduleTable& knots, std::size_t i, double t, double* slope) {
   if (i + 1 >= knots.t.size()) {
     if (slope) *slope = 0.0;
     return knots.value.back();
@@ -38,6 +39,32 @@ double interpolate(const ScheduleTable& knots, double t, double* slope = nullptr
   const double s = (knots.value[i + 1] - knots.value[i]) / (knots.t[i + 1] - knots.t[i]);
   if (slope) *slope = s;
   return knots.value[i] + s * (t - knots.t[i]);
+}
+
+/// Piecewise-linear interpolation through (t_i, v_i) and its slope on the segment holding `piece`
+/// (t itself by default; equations.md 8, discontinuities): constant beyond the last knot, the first
+/// segment extended below t_0 = 0. At a knot the slope is that of the segment starting there (right
+/// derivative).
+double interpolate(const ScheduleTable& knots, double t, double* slope = nullptr, double piece = kNaN) {
+  return interpolate_on(knots, segment_of(knots, std::isnan(piece) ? t : piece), t, slope);
+}
+
+/// The first knot strictly after t, +inf beyond the last: where a table's slope changes.
+double next_knot(const ScheduleTable& knots, double t) {
+  const auto next = std::upper_bound(knots.t.begin(), knots.t.end(), t);
+  return next == knots.t.end() ? std::numeric_limits<double>::infinity() : *next;
+}
+
+/// The staircase's phase index: the number of jump times j * phase (j >= 1, the doubles the
+/// integration stops on) at or before t, so that rho jumps exactly at them (right-continuous);
+/// -1 on (-1, 0), where the first phase is extended back.
+double phase_index(double t, double phase) {
+  double j = std::floor(t / phase);
+  if ((j + 1) * phase <= t)
+    j += 1;
+  else if (j * phase > t)
+    j -= 1;
+  return j;
 }
 
 // The schedules are used at t >= 0; they are defined (smoothly) on t > -1 so that differences in t
@@ -97,14 +124,14 @@ LambdaSchedule LambdaSchedule::table(ScheduleTable knots) {
   return LambdaSchedule(LambdaKind::table, 0.0, 0.0, std::move(knots));
 }
 
-double LambdaSchedule::log_value(double t) const {
+double LambdaSchedule::log_value(double t, double piece) const {
   switch (kind_) {
     case LambdaKind::power:
       return std::log(lambda0_) - p_ * std::log1p(t);
     case LambdaKind::log:
       return std::log(lambda0_) - std::log(std::log(std::numbers::e + t));
     case LambdaKind::table:
-      return std::log(interpolate(knots_, t));
+      return std::log(interpolate(knots_, t, nullptr, piece));
   }
   return 0.0;
 }
@@ -113,12 +140,16 @@ double LambdaSchedule::value(double t) const { return scaled_value(t, 0.0); }
 
 double LambdaSchedule::derivative(double t) const { return scaled_derivative(t, 0.0); }
 
-double LambdaSchedule::scaled_value(double t, double log_scale) const {
-  require_finite_time(t);
-  return std::exp(log_scale + log_value(t));
+double LambdaSchedule::next_discontinuity(double t) const {
+  return kind_ == LambdaKind::table ? next_knot(knots_, t) : std::numeric_limits<double>::infinity();
 }
 
-double LambdaSchedule::scaled_derivative(double t, double log_scale) const {
+double LambdaSchedule::scaled_value(double t, double log_scale, double piece) const {
+  require_finite_time(t);
+  return std::exp(log_scale + log_value(t, piece));
+}
+
+double LambdaSchedule::scaled_derivative(double t, double log_scale, double piece) const {
   require_finite_time(t);
   switch (kind_) {
     case LambdaKind::power:  // -p lambda0 (1+t)^{-p-1}
@@ -129,7 +160,7 @@ double LambdaSchedule::scaled_derivative(double t, double log_scale) const {
     }
     case LambdaKind::table: {
       double slope = 0.0;
-      interpolate(knots_, t, &slope);
+      interpolate(knots_, t, &slope, piece);
       return scaled(slope, log_scale);
     }
   }
@@ -180,8 +211,22 @@ RhoSchedule RhoSchedule::table(ScheduleTable knots) {
   return RhoSchedule(RhoScheduleKind::table, 0.0, 0.0, 0.0, std::move(knots));
 }
 
-double RhoSchedule::log_value(double t) const {
+double RhoSchedule::next_discontinuity(double t) const {
+  constexpr double none = std::numeric_limits<double>::infinity();
+  switch (kind_) {
+    case RhoScheduleKind::staircase: {
+      if (a_ == 1.0) return none;  // a factor 1 does not jump
+      const double next = (phase_index(t, b_) + 1) * b_;
+      return next > t ? next : none;  // beyond 2^53 phases the jumps are not separable in t
+    }
+    case RhoScheduleKind::table: return next_knot(knots_, t);
+    default: return none;
+  }
+}
+
+double RhoSchedule::log_value(double t, double piece) const {
   require_finite_time(t);
+  if (std::isnan(piece)) piece = t;
   switch (kind_) {
     case RhoScheduleKind::logarithmic:
       return std::log(rho0_ + a_ * std::log1p(t));
@@ -190,14 +235,14 @@ double RhoSchedule::log_value(double t) const {
     case RhoScheduleKind::exponential:
       return std::log(rho0_) + a_ * t;
     case RhoScheduleKind::staircase:
-      return std::log(rho0_) + std::floor(t / b_) * std::log(a_);
+      return std::log(rho0_) + phase_index(piece, b_) * std::log(a_);
     case RhoScheduleKind::table:
-      return interpolate(knots_, t);
+      return interpolate(knots_, t, nullptr, piece);
   }
   return 0.0;
 }
 
-double RhoSchedule::log_derivative(double t) const {
+double RhoSchedule::log_derivative(double t, double piece) const {
   require_finite_time(t);
   switch (kind_) {
     case RhoScheduleKind::logarithmic:
@@ -210,28 +255,28 @@ double RhoSchedule::log_derivative(double t) const {
       return 0.0;
     case RhoScheduleKind::table: {
       double slope = 0.0;
-      interpolate(knots_, t, &slope);
+      interpolate(knots_, t, &slope, piece);
       return slope;
     }
   }
   return 0.0;
 }
 
-double RhoSchedule::value(double t) const {
+double RhoSchedule::value(double t, double piece) const {
   if (kind_ == RhoScheduleKind::logarithmic) {
     require_finite_time(t);
     return rho0_ + a_ * std::log1p(t);
   }
-  return std::exp(log_value(t));
+  return std::exp(log_value(t, piece));
 }
 
-double RhoSchedule::derivative(double t) const {
+double RhoSchedule::derivative(double t, double piece) const {
   if (kind_ == RhoScheduleKind::logarithmic) {
     require_finite_time(t);
     return a_ / (1.0 + t);
   }
-  const double slope = log_derivative(t);
-  return slope == 0.0 ? 0.0 : value(t) * slope;
+  const double slope = log_derivative(t, piece);
+  return slope == 0.0 ? 0.0 : value(t, piece) * slope;
 }
 
 }  // namespace gfsim

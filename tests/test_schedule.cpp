@@ -111,6 +111,53 @@ TEST(RhoSchedule, StaircaseRescalesAfterEachPhase) {
   EXPECT_DOUBLE_EQ(RhoSchedule::power(3.0, 0.0).value(1e5), 3.0);
 }
 
+// The integration loop stops on the times next_discontinuity reports (integrate.hpp): rho must jump
+// exactly there, not a rounding error before or after (0.7 * 3 / 0.7 < 3: floor(t / phase) alone
+// would put the jump one double late), and be constant between them.
+TEST(RhoSchedule, StaircaseJumpsExactlyAtTheTimesItReports) {
+  for (double phase : {10.0, 0.7, 0.1, 1.0 / 3.0}) {
+    const RhoSchedule r = RhoSchedule::staircase(1.5, 2.0, phase);
+    double t = 0.0;
+    for (int k = 1; k <= 40; ++k) {
+      const double jump = r.next_discontinuity(t);
+      ASSERT_GT(jump, t);
+      const double before = std::nextafter(jump, 0.0);
+      EXPECT_NEAR(r.value(jump) / r.value(before), 2.0, 1e-13) << "phase " << phase << " jump " << k;
+      EXPECT_EQ(r.next_discontinuity(before), jump);
+      // Constant up to the next jump; the piece before the jump, pinned, extends past it unchanged.
+      const double after = r.next_discontinuity(jump);
+      EXPECT_EQ(r.value(std::nextafter(after, 0.0)), r.value(jump));
+      EXPECT_EQ(r.value(jump, before), r.value(before));
+      EXPECT_EQ(r.derivative(jump, before), 0.0);
+      t = jump;
+    }
+  }
+  EXPECT_EQ(RhoSchedule::staircase(1.0, 1.0, 2.0).next_discontinuity(0.0), HUGE_VAL);  // no jump
+  for (const RhoSchedule& r : smooth_rho_schedules())
+    if (r.kind() != RhoScheduleKind::table) EXPECT_EQ(r.next_discontinuity(5.0), HUGE_VAL) << to_string(r.kind());
+}
+
+// A table's slope breaks at its knots: they are its discontinuities, and a pinned segment is its
+// line (in log rho; in lambda) continued past the knot.
+TEST(ScheduleTable, KnotsAreDiscontinuitiesAndAPinnedSegmentContinuesItsLine) {
+  const RhoSchedule r = RhoSchedule::table({{0.0, 2.0, 4.0}, {1.0, 4.0, 2.0}});
+  EXPECT_EQ(r.next_discontinuity(0.0), 2.0);
+  EXPECT_EQ(r.next_discontinuity(2.0), 4.0);
+  EXPECT_EQ(r.next_discontinuity(4.0), HUGE_VAL);
+  const double line = std::log(4.0) / 2.0;  // d log rho/dt on [0, 2]
+  EXPECT_NEAR(r.log_value(3.0, 1.0), 3.0 * line, 1e-15);
+  EXPECT_NEAR(r.log_derivative(3.0, 1.0), line, 1e-15);
+  EXPECT_NEAR(r.log_derivative(3.0), -std::log(2.0) / 2.0, 1e-15);
+  const LambdaSchedule l = LambdaSchedule::table({{0.0, 1.0, 3.0}, {1.0, 0.5, 0.5}});
+  EXPECT_EQ(l.next_discontinuity(0.5), 1.0);
+  EXPECT_EQ(l.next_discontinuity(1.0), 3.0);
+  EXPECT_EQ(l.next_discontinuity(3.0), HUGE_VAL);
+  EXPECT_NEAR(l.scaled_value(1.5, 0.0, 0.5), 0.25, 1e-15);  // 1 - t/2 continued
+  EXPECT_NEAR(l.scaled_derivative(1.5, 0.0, 0.5), -0.5, 1e-15);
+  EXPECT_DOUBLE_EQ(l.scaled_derivative(1.5, 0.0), 0.0);
+  EXPECT_EQ(LambdaSchedule::power(1.0, 1.0).next_discontinuity(0.0), HUGE_VAL);
+}
+
 TEST(RhoSchedule, TableInterpolatesLogRhoLinearly) {
   const RhoSchedule r = RhoSchedule::table({{0.0, 2.0, 4.0}, {1.0, 4.0, 4.0}});
   EXPECT_NEAR(r.value(1.0), 2.0, 1e-15);  // geometric mean of 1 and 4

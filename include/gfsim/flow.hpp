@@ -70,6 +70,10 @@ class Flow {
   void jacobian(TimePoint tp, const Vec& y, Mat& J) const;
   /// dft = e^{tp.log_scale} dF/dt (t, y) at fixed y (zero for autonomous kinds).
   void time_derivative(TimePoint tp, const Vec& y, Vec& dft) const;
+  /// The kind's known discontinuities (flow_kind.hpp): the first strictly after t, +inf if none.
+  double next_discontinuity(double t) const { return model_->next_discontinuity(t); }
+  /// Pin the field to the smooth piece that starts at t (NaN: unpin); may correct y (flow_kind.hpp).
+  void enter_piece(double t, Vec& y) const { model_->enter_piece(net_, t, y); }
   /// The same at t = 0, for autonomous kinds (every built-in one); std::logic_error otherwise.
   void rhs(const Vec& y, double log_scale, Vec& dy) const { rhs(autonomous_at(log_scale), y, dy); }
   void jvp(const Vec& y, double log_scale, const Vec& v, Vec& jv) const { jvp(autonomous_at(log_scale), y, v, jv); }

@@ -9,6 +9,7 @@
 //
 // The state must determine the weights theta (a time-dependent quantity that changes the weights
 // belongs in the state), so that observables, events and restarts need no time.
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,6 +69,16 @@ class FlowKindModel {
   /// network 1-homogeneous per layer (output_gradient_bound, screening.hpp). 0: none known, so
   /// nothing is ever dropped.
   virtual double screening_gain(const Network&, TimePoint, const Vec&) const { return 0.0; }
+
+  /// Known discontinuities of the field (or of its time derivative) in physical time, as
+  /// DifferentialEquations.jl's d_discontinuities: the first strictly after t, +inf if none. The
+  /// integration loop stops exactly on each one and restarts its stepper there (integrate.hpp,
+  /// Discontinuities). A staircase rho(t) jumps; a table's knots break the slope.
+  virtual double next_discontinuity(double /*t*/) const { return std::numeric_limits<double>::infinity(); }
+  /// The integration continues on the smooth piece of the field that starts at t: until the next
+  /// call, the field (and its tangents) is that piece's formula extended past its ends; t = NaN:
+  /// evaluate from the arguments again (integrate.hpp, Discontinuities::enter). May correct y.
+  virtual void enter_piece(const Network& /*net*/, double /*t*/, Vec& /*y*/) const {}
 
   virtual LayerResponse layer_response(const Network& net, TimePoint tp, const Vec& y, Index k) const = 0;
   /// True when the flow lives on the spheres at a fixed rho: its diagnostic gradient norm is then

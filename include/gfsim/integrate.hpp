@@ -57,6 +57,24 @@ struct EventHooks {
       resolve;
 };
 
+/// Known discontinuities of the field in physical time (a staircase rho(t) jumps; a table's knots
+/// break the slope), DifferentialEquations.jl's d_discontinuities: the integration loop steps exactly
+/// onto each one (the step ends there, in either clock), restarts its stepper there (no step and no
+/// error estimate straddles it) and counts the restart in SolverCounters::discontinuities. Without
+/// it, step-size control has to creep across a jump: h |F+ - F-| <~ atol, and the run ends in
+/// step_collapse once |F| is large (docs/rho_control.md, "Where it ends").
+struct Discontinuities {
+  /// The first discontinuity strictly after t, +inf if none.
+  std::function<double(double t)> next_after;
+  /// The integration continues on the smooth piece of the field that starts at t (the initial time
+  /// or a discontinuity just reached): until the next call the field is that piece's formula,
+  /// extended smoothly past the piece's ends, so the stages of the step that ends on the next
+  /// discontinuity never see the piece beyond it (their clock value maps back to t only up to
+  /// round-off). May correct y (a state component equal to t is set to t exactly). t = NaN: the
+  /// integration is over; the field is again evaluated piece by piece from its arguments.
+  std::function<void(double t, Vec& y)> enter;
+};
+
 struct OdeProblem {
   Index size = 0;
   /// dy = e^{tp.log_scale} F(tp.t, y)
@@ -76,6 +94,8 @@ struct OdeProblem {
   std::function<std::string(const Vec& y, bool& at_kink)> explain_stall;
   /// Optional: event-driven integration (needs a method with dense output: dopri5, rosenbrock4, cvode).
   EventHooks events;
+  /// Optional: stop times at the field's known discontinuities (any method, fixed steps too).
+  Discontinuities discontinuities;
 };
 
 struct SolverOptions {

@@ -34,6 +34,7 @@ struct SolverCounters {
   std::int64_t lu_decompositions = 0;
   std::int64_t events = 0;          ///< kink events located (event-driven ReLU integration)
   std::int64_t sliding_entries = 0; ///< Filippov sliding modes entered
+  std::int64_t discontinuities = 0; ///< stepper restarts at known discontinuities of the field
   double wall_seconds = 0.0;
 };
 

@@ -9,16 +9,25 @@
 // Tables (two columns t, value; t_0 = 0, strictly increasing, value > 0) interpolate lambda
 // linearly and rho geometrically (log rho linear in t); both are constant beyond the last knot.
 // Every schedule is defined for t > -1 (smoothly through t = 0), used at t >= 0.
+// Discontinuities (equations.md section 8 (j)): a staircase jumps at j * phase, a table's slope at its
+// knots; next_discontinuity(t) gives the first after t (the integration loop stops there,
+// integrate.hpp), and the `piece` argument evaluates the smooth piece holding `piece` at any t, past
+// the piece's ends (NaN, the default: the piece holding t), so that a step ending on a jump is
+// evaluated on one piece only.
 //
 //   LambdaSchedule lambda = LambdaSchedule::power(0.5, 1.0);     // 0.5 / (1 + t)
 //   double decay = lambda.scaled_value(t, log_scale);            // e^{log_scale} lambda(t)
 //   RhoSchedule rho = RhoSchedule::staircase(1.0, 2.0, 10.0);    // doubles after each 10 time units
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "gfsim/enums.hpp"
 
 namespace gfsim {
+
+/// The `piece` argument's default: the piece holding t.
+inline constexpr double kNoPiece = std::numeric_limits<double>::quiet_NaN();
 
 /// Knots of a user table: t[0] = 0 < t[1] < ..., value[i] > 0.
 struct ScheduleTable {
@@ -41,13 +50,17 @@ class LambdaSchedule {
   LambdaKind kind() const { return kind_; }
   double value(double t) const;
   double derivative(double t) const;
-  /// e^{log_scale} lambda(t) and e^{log_scale} dlambda/dt without forming e^{log_scale} alone.
-  double scaled_value(double t, double log_scale) const;
-  double scaled_derivative(double t, double log_scale) const;
+  /// e^{log_scale} lambda(t) and e^{log_scale} dlambda/dt without forming e^{log_scale} alone, on
+  /// the piece holding `piece` (NaN: holding t).
+  double scaled_value(double t, double log_scale, double piece = kNoPiece) const;
+  double scaled_derivative(double t, double log_scale, double piece = kNoPiece) const;
+  /// The first knot of a table strictly after t (lambda is continuous there, its slope is not);
+  /// +inf for the other kinds and beyond the last knot.
+  double next_discontinuity(double t) const;
 
  private:
   LambdaSchedule(LambdaKind kind, double lambda0, double p, ScheduleTable knots);
-  double log_value(double t) const;
+  double log_value(double t, double piece) const;
   LambdaKind kind_;
   double lambda0_, p_;
   ScheduleTable knots_;
@@ -68,10 +81,14 @@ class RhoSchedule {
   static RhoSchedule table(ScheduleTable knots);
 
   RhoScheduleKind kind() const { return kind_; }
-  double value(double t) const;       ///< may overflow to inf (exponential at large t)
-  double derivative(double t) const;  ///< d rho/dt; 0 between the staircase's jumps
-  double log_value(double t) const;   ///< log rho(t), finite for every finite t
-  double log_derivative(double t) const;  ///< d log rho/dt
+  // Each on the piece holding `piece` (NaN: holding t).
+  double value(double t, double piece = kNoPiece) const;       ///< may overflow to inf (exponential at large t)
+  double derivative(double t, double piece = kNoPiece) const;  ///< d rho/dt; 0 between the staircase's jumps
+  double log_value(double t, double piece = kNoPiece) const;   ///< log rho(t), finite for every finite t
+  double log_derivative(double t, double piece = kNoPiece) const;  ///< d log rho/dt
+  /// The first time strictly after t where rho jumps (staircase, factor != 1) or its slope does (a
+  /// table's knots); +inf for the smooth kinds.
+  double next_discontinuity(double t) const;
 
  private:
   RhoSchedule(RhoScheduleKind kind, double rho0, double a, double b, ScheduleTable knots);

@@ -33,21 +33,21 @@ class NormMinimizing final : public flows::WeightState {
   void field(const Flow& flow, TimePoint tp, const Vec& y, Vec& dy) const override {
     dy.resize(y.size());
     flow.loss_descent(y, 1.0, tp.log_scale, dy);  // -e^{log_scale} dL/dtheta
-    dy -= lambda_.scaled_value(tp.t, tp.log_scale) * y;
+    dy -= lambda_.scaled_value(tp.t, tp.log_scale, piece_) * y;
   }
   void field_tangent(const Flow& flow, TimePoint tp, const Vec& y, const Vec& v, Vec& jv) const override {
     jv.resize(y.size());
     flow.loss_descent_tangent(y, v, 1.0, std::nullopt, tp.log_scale, nullptr, jv);
-    jv -= lambda_.scaled_value(tp.t, tp.log_scale) * v;
+    jv -= lambda_.scaled_value(tp.t, tp.log_scale, piece_) * v;
   }
   bool dense_jacobian(const Flow& flow, TimePoint tp, const Vec& y, Mat& J) const override {
     if (flow.num_layers() != 1) return false;
     flow.linear_loss_curvature(y, tp.log_scale, J);
-    J.diagonal().array() -= lambda_.scaled_value(tp.t, tp.log_scale);
+    J.diagonal().array() -= lambda_.scaled_value(tp.t, tp.log_scale, piece_);
     return true;
   }
   void time_derivative(const Flow&, TimePoint tp, const Vec& y, Vec& dft) const override {
-    dft = -lambda_.scaled_derivative(tp.t, tp.log_scale) * y;
+    dft = -lambda_.scaled_derivative(tp.t, tp.log_scale, piece_) * y;
   }
   // The decay is exact on every point set: F - F(kept) = G - G(kept).
   double screening_gain(const Network& net, TimePoint, const Vec& y) const override {
@@ -55,8 +55,14 @@ class NormMinimizing final : public flows::WeightState {
   }
   // The decay does not depend on the activation pattern: kinks slide as for gd.
   LayerResponse layer_response(const Network&, TimePoint, const Vec&, Index) const override { return {}; }
+  // A table's knots break lambda's slope (equations.md 8 (j)): the loop stops there, and dF/dt of a
+  // step is the slope of the segment the loop entered even where tp.t, mapped back from the clock,
+  // falls a rounding error past the knot.
+  double next_discontinuity(double t) const override { return lambda_.next_discontinuity(t); }
+  void enter_piece(const Network&, double t, Vec&) const override { piece_ = t; }
 
  private:
+  mutable double piece_ = kNoPiece;  ///< the segment the integration loop entered (NaN: none)
   LambdaSchedule lambda_;
 };
 
@@ -68,18 +74,21 @@ class NormMinimizingPolar final : public flows::PolarFlow {
   void field(const Flow& flow, TimePoint tp, const Vec& y, Vec& dy) const override {
     PolarFlow::field(flow, tp, y, dy);
     const Index K = flow.num_layers();
-    dy.head(K) -= lambda_.scaled_value(tp.t, tp.log_scale) * y.head(K);
+    dy.head(K) -= lambda_.scaled_value(tp.t, tp.log_scale, piece_) * y.head(K);
   }
   void field_tangent(const Flow& flow, TimePoint tp, const Vec& y, const Vec& v, Vec& jv) const override {
     PolarFlow::field_tangent(flow, tp, y, v, jv);
     const Index K = flow.num_layers();
-    jv.head(K) -= lambda_.scaled_value(tp.t, tp.log_scale) * v.head(K);
+    jv.head(K) -= lambda_.scaled_value(tp.t, tp.log_scale, piece_) * v.head(K);
   }
   void time_derivative(const Flow& flow, TimePoint tp, const Vec& y, Vec& dft) const override {
     const Index K = flow.num_layers();
     dft.setZero(y.size());
-    dft.head(K) = -lambda_.scaled_derivative(tp.t, tp.log_scale) * y.head(K);
+    dft.head(K) = -lambda_.scaled_derivative(tp.t, tp.log_scale, piece_) * y.head(K);
   }
+  // As for nm.
+  double next_discontinuity(double t) const override { return lambda_.next_discontinuity(t); }
+  void enter_piece(const Network&, double t, Vec&) const override { piece_ = t; }
 
  protected:
   const char* name() const override { return "nm_polar"; }
@@ -91,6 +100,7 @@ class NormMinimizingPolar final : public flows::PolarFlow {
   }
 
  private:
+  mutable double piece_ = kNoPiece;  ///< the segment the integration loop entered (NaN: none)
   LambdaSchedule lambda_;
 };
 

@@ -10,6 +10,10 @@
 // log L, the Riemannian gradient flow of log L at the prescribed radius (equations.md 8 (i)): the
 // normalized steps at fixed radius of progressive norm rescaling. 1/L enters the loss weights through
 // the log scale (log_scale - log L, log-sum-exp), as for `normalized`: nothing underflows when L does.
+// A staircase (or table) makes the field jump (or bend) at known times (equations.md 8 (j)): the kind
+// reports them, and while integrating evaluates rho on the piece the loop has entered (enter_piece),
+// so that the step ending on a jump never sees the next step of the staircase through sigma, which
+// reaches the jump time only up to the integration error.
 #include <cmath>
 
 #include "gfsim/flow.hpp"
@@ -52,7 +56,7 @@ class ScheduledRho final : public FlowKindModel {
     // d rho^(1/K)/dsigma = rho^(1/K) (d log rho/dsigma) / K
     const double s = layer_norm(net, y[0]);
     return s * v.segment(1, net.num_params()) +
-           (s * rho_.log_derivative(y[0]) / double(net.num_layers()) * v[0]) * y.segment(1, net.num_params());
+           (s * rho_.log_derivative(y[0], piece_) / double(net.num_layers()) * v[0]) * y.segment(1, net.num_params());
   }
   Vec direction(const Network& net, const Vec& y) const override { return y.segment(1, net.num_params()); }
   Vec layer_norms(const Network& net, const Vec& y) const override {
@@ -64,7 +68,7 @@ class ScheduledRho final : public FlowKindModel {
     const Index P = net.num_params();
     dy.resize(y.size());
     G_.resize(P);
-    const double rho = rho_.value(y[0]);
+    const double rho = rho_.value(y[0], piece_);
     flow.loss_descent(y.segment(1, P), rho, weight_log_scale(flow, tp, y, rho), G_);
     dy[0] = std::exp(tp.log_scale);  // dsigma/dt = 1, times the clock's factor
     flows::projected_field(net, y.segment(1, P), G_, 1, [&](Index) { return rho; }, dy);
@@ -75,8 +79,8 @@ class ScheduledRho final : public FlowKindModel {
     jv.resize(y.size());
     G_.resize(P);
     dG_.resize(P);
-    const double rho = rho_.value(y[0]);
-    const double drho = rho_.derivative(y[0]) * v[0];
+    const double rho = rho_.value(y[0], piece_);
+    const double drho = rho_.derivative(y[0], piece_) * v[0];
     flow.loss_descent_tangent(y.segment(1, P), v.segment(1, P), rho, drho, weight_log_scale(flow, tp, y, rho), &G_,
                               dG_);
     if (loss_normalized_) {
@@ -92,14 +96,21 @@ class ScheduledRho final : public FlowKindModel {
   // The loss-normalized field divides its weights by L(kept) instead of L: twice the bound, as for
   // `normalized` (equations.md section 9).
   double screening_gain(const Network& net, TimePoint, const Vec& y) const override {
-    return (loss_normalized_ ? 2.0 : 1.0) * rho_.value(y[0]) *
+    return (loss_normalized_ ? 2.0 : 1.0) * rho_.value(y[0], piece_) *
            output_gradient_bound(net.layer_norms(y.segment(1, net.num_params())));
   }
   LayerResponse layer_response(const Network& net, TimePoint, const Vec& y, Index) const override {
-    const double rho = rho_.value(y[0]);
+    const double rho = rho_.value(y[0], piece_);
     // One hidden layer: the correctly rounded square root, as for fixed_rho.
     const double scale = net.num_layers() == 2 ? std::sqrt(rho) : layer_norm(net, y[0]);
     return {1, rho, scale, true};
+  }
+  double next_discontinuity(double t) const override { return rho_.next_discontinuity(t); }
+  // sigma is t by construction (dsigma/dt = 1): at a stop it is set to the stop's time exactly, so
+  // that the state saved there reads the new piece once unpinned (the schedule is right-continuous).
+  void enter_piece(const Network&, double t, Vec& y) const override {
+    piece_ = t;
+    if (!std::isnan(t) && y.size() > 0) y[0] = t;
   }
 
  private:
@@ -109,11 +120,12 @@ class ScheduledRho final : public FlowKindModel {
     return tp.log_scale - flow.log_loss(y.segment(1, flow.network().num_params()), rho);
   }
   double layer_norm(const Network& net, double sigma) const {
-    const double rho = rho_.value(sigma);
+    const double rho = rho_.value(sigma, piece_);
     return net.num_layers() == 2 ? std::sqrt(rho) : std::pow(rho, 1.0 / double(net.num_layers()));
   }
   RhoSchedule rho_;
   bool loss_normalized_;
+  mutable double piece_ = kNoPiece;  ///< the piece the integration loop entered (NaN: none)
   mutable Vec G_, dG_;  // scratch: one Flow (and its kind) per thread
 };
 
