@@ -62,9 +62,9 @@ OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink o
       pattern.flip(j);
       return report(tp.t, j, KinkEvent::crossing);
     }
-    // Leaving a sliding mode: onto the side through which its mask value left [0,1].
-    const double m = pattern.sliding_masks(tp, y)[it - sliding.begin()];
-    pattern.stop_sliding(j, m > 0.5);
+    // Leaving a sliding mode: onto the side the one-sided rates send the state to (the side
+    // through which its mask value left [0,1] when the mode was attracting).
+    pattern.leave_sliding(tp, y, j);
     report(tp.t, j, KinkEvent::sliding_exit);
   };
   p.events.slide = [&pattern, report](TimePoint tp, const Vec&, Index j) {

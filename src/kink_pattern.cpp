@@ -116,6 +116,26 @@ void KinkPattern::stop_sliding(Index j, bool active) {
   entry(j) = active ? 1.0 : 0.0;
 }
 
+bool KinkPattern::leave_sliding(TimePoint tp, const Vec& y, Index j) {
+  const auto it = std::find(sliding_.begin(), sliding_.end(), j);
+  if (it == sliding_.end()) return value(j) > 0.5;
+  // The bound the mask value left through (m > 1: the top), as computed by the closed form.
+  const bool through_top = sliding_masks(tp, y)[it - sliding_.begin()] > 0.5;
+  // The rate of h_j on the opposite side, the other entries at their equivalent control. At the
+  // exit the rate at the bound itself is zero up to round-off (m_j = bound <=> r_j(bound) = 0):
+  // its sign is noise; the opposite one is +-dr_j/dm_j, the jump of the normal speed across j.
+  stop_sliding(j, !through_top);
+  Vec dy;
+  rhs(tp, y, dy);
+  const double r = flow_.preactivation_tangent(flow_.theta(y), flow_.theta_tangent(y, dy))[j];
+  // Opposite side pointing away from the surface (r > 0 above, r < 0 below): the mode was repelling
+  // and the state crosses to that side; otherwise it departs tangentially on the bound's side.
+  const bool active = through_top ? !(r < 0) : r > 0;
+  if (active == !through_top) return active;  // stays where the probe put it
+  entry(j) = active ? 1.0 : 0.0;
+  return active;
+}
+
 Vec KinkPattern::sliding_masks(TimePoint tp, const Vec& y) {
   Vec dy, masks;
   sliding_rhs(tp, y, dy, &masks);

@@ -69,6 +69,13 @@ class KinkPattern {
   bool start_sliding(Index j);
   /// Leave sliding for entry j onto the side `active` (1) or inactive (0).
   void stop_sliding(Index j, bool active);
+  /// The sliding mode of entry j ends at y (its mask value left [0,1]): leave it onto the side the
+  /// Filippov condition sends the state to and return that side (true: active). At the exit the
+  /// rate on the side of the bound m_j left through is zero (tangent) and the opposite side's rate
+  /// decides: into the surface (an attracting mode) -> that bound's side; away from it (a repelling
+  /// mode, e.g. after the unit's output weight changed sign) -> a transversal crossing to the
+  /// opposite side, whatever bound the mask left through.
+  bool leave_sliding(TimePoint tp, const Vec& y, Index j);
   const std::vector<Index>& sliding() const { return sliding_; }
   /// Current sliding mask values m_j at y, time tp (same order as sliding()).
   Vec sliding_masks(TimePoint tp, const Vec& y);
