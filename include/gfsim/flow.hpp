@@ -18,6 +18,7 @@
 //   Vec y = flow.initial_state(theta0), dy(flow.state_size());
 //   flow.rhs(TimePoint{t, 0.0}, y, dy);
 //   flow.jvp(TimePoint{t, 0.0}, y, v, jv);   // exact d/de rhs(y + e v) at e = 0
+#include <array>
 #include <memory>
 #include <optional>
 
@@ -157,6 +158,8 @@ class Flow {
   void forward_for_field(const Eigen::Ref<const Vec>& V, double log_scale) const;
   void certify(double log_scale) const;
   void rescreen(const Vec& theta, double log_scale, double log_target) const;
+  bool worth_rescreening(const Vec& theta, double log_target) const;
+  static constexpr int kHistBins = 32;
   // Shared evaluation of the loss weights at V (or theta) scaled by rho.
   void margins_and_weights(double rho, double log_scale, Vec& a) const;
   /// net_.forward(theta) into ws_, skipped when ws_ already holds the pass at these exact weights
@@ -193,7 +196,13 @@ class Flow {
     Index kept = 0;              // number of kept points (n: X unused)
     bool has_reference = false;
     std::uint64_t generation = 0;  // of the kept set, for the forward cache
-    std::int64_t screens = 0, evaluations = 0;
+    std::int64_t screens = 0, evaluations = 0;  // evaluations: since the last screen
+    std::int64_t screens_by_bound = 0, total_evaluations = 0;
+    double kept_work = 0;        // sum over evaluations of kept / n
+    // At the last screen: the drop threshold, the target it was chosen for, and a histogram of
+    // the kept margins in [hist_lo, u_star) (Flow::worth_rescreening).
+    double u_star = 0, log_target = 0, hist_lo = 0, hist_width = 0;
+    std::array<std::int64_t, kHistBins> hist{};
     double backoff = 2;          // rescreen when evaluations * kept >= backoff * n
     // The evaluation in progress.
     bool pending = false;
