@@ -128,7 +128,9 @@ void Flow::rescreen(const Vec& theta, double /*log_scale*/, double log_target) c
   Screen& S = screen_;
   const Index n = XT_.cols();
   forward_on(theta, false);  // all points (for gd kinds the kept-set pass may then reuse it)
-  const Vec u = (y_.array() * ws_.f.array()).matrix();
+  Vec& u = S.u;
+  u.resize(n);
+  u.array() = y_.array() * ws_.f.array();
   // Drop the points of largest margin while their mass sum |x_n| e^{-u_n} stays below e^{log_target}
   // (greedy from the top margin: a large margin also gains most when the weights grow). In O(n):
   // every point above u_hi = log(n max|x|) - log_target fits together with all the others above
@@ -154,15 +156,27 @@ void Flow::rescreen(const Vec& theta, double /*log_scale*/, double log_target) c
     mass += bin_mass[std::size_t(b)];
     u_star = u_lo + b * bin_width;
   }
-  std::vector<Index> dropped, kept;
-  dropped.reserve(std::size_t(n));
-  kept.reserve(std::size_t(n));
-  for (Index i = 0; i < n; ++i) (u[i] >= u_star ? dropped : kept).push_back(i);
-  if (kept.empty()) {  // keep the point of largest weight: a field of no points says nothing
+  // Persistent buffers: at n = 1e6 a fresh n-sized allocation per screen costs more in first-touch
+  // page faults than the pass itself.
+  std::vector<char>& keep = S.keep;
+  std::vector<Index>& dropped = S.dropped;
+  keep.assign(std::size_t(n), 0);
+  dropped.clear();
+  Index now = 0;
+  for (Index i = 0; i < n; ++i) {
+    if (u[i] >= u_star) {
+      dropped.push_back(i);
+    } else {
+      keep[std::size_t(i)] = 1;
+      ++now;
+    }
+  }
+  if (now == 0) {  // keep the point of largest weight: a field of no points says nothing
     Index best = 0;
     u.minCoeff(&best);
     dropped.erase(std::find(dropped.begin(), dropped.end(), best));
-    kept.push_back(best);
+    keep[std::size_t(best)] = 1;
+    now = 1;
   }
   S.cert.reset(net_, theta, u, S.x_norms, dropped);
   // Histogram of the kept positive margins below the threshold, for worth_rescreening.
@@ -170,29 +184,40 @@ void Flow::rescreen(const Vec& theta, double /*log_scale*/, double log_target) c
   S.log_target = log_target;
   S.hist.fill(0);
   S.hist_lo = kInf;
-  for (Index i : kept) S.hist_lo = std::min(S.hist_lo, std::max(u[i], 0.0));
+  for (Index i = 0; i < n; ++i)
+    if (keep[std::size_t(i)]) S.hist_lo = std::min(S.hist_lo, std::max(u[i], 0.0));
   S.hist_width = u_star > S.hist_lo ? (u_star - S.hist_lo) / kHistBins : 0.0;
   if (S.hist_width > 0)
-    for (Index i : kept)
-      if (u[i] > 0) ++S.hist[std::size_t(std::clamp(int((u[i] - S.hist_lo) / S.hist_width), 0, kHistBins - 1))];
-  const Index before = S.kept, now = Index(kept.size());
+    for (Index i = 0; i < n; ++i)
+      if (keep[std::size_t(i)] && u[i] > 0)
+        ++S.hist[std::size_t(std::clamp(int((u[i] - S.hist_lo) / S.hist_width), 0, kHistBins - 1))];
+  const Index before = S.kept;
   S.backoff = std::abs(double(now - before)) < 0.1 * double(before) ? std::min(2 * S.backoff, kMaxBackoff) : kMinBackoff;
-  if (now < n) {
-    S.X.resize(XT_.rows(), now);
-    S.y.resize(now);
-    for (Index j = 0; j < now; ++j) {
-      S.X.col(j) = XT_.col(kept[std::size_t(j)]);
-      S.y[j] = y_[kept[std::size_t(j)]];
-    }
-  } else {
-    S.X.resize(0, 0);
-    S.y.resize(0);
-  }
+  if (now < n) place_kept(keep, now);
   S.kept = now;
   ++S.generation;
   ++S.screens;
   S.evaluations = 0;
   S.has_reference = true;
+}
+
+void Flow::place_kept(const std::vector<char>& keep, Index count) const {
+  // The kept points in ascending order in the first columns of S.X, a buffer allocated once: at
+  // n = 1e6 a fresh allocation per screen cost more in first-touch page faults than the pass.
+  // (Moving only the points that change side would copy less, but reorders the kept sums, and
+  // their rounding changes the solver's steps; kept in point order the sums are those of a
+  // fresh copy.)
+  Screen& S = screen_;
+  const Index n = XT_.cols();
+  if (S.X.cols() != n) S.X.resize(XT_.rows(), n);  // once: the memory estimate's n d doubles
+  S.y.resize(count);
+  Index j = 0;
+  for (Index i = 0; i < n; ++i) {
+    if (!keep[std::size_t(i)]) continue;
+    S.X.col(j) = XT_.col(i);
+    S.y[j++] = y_[i];
+  }
+  if (j != count) throw std::logic_error("Flow::place_kept: kept columns out of step");
 }
 
 }  // namespace gfsim

@@ -48,7 +48,8 @@ void ScreeningCertificate::reset(const Network& net, const Vec& theta_c, const V
   };
   for (Band& b : bands_) b.u_lo = kInf;
   std::array<double, kBands> sum_s{}, sum_a{};
-  std::vector<int> which(dropped.size());
+  std::vector<int>& which = which_;
+  which.resize(dropped.size());
   for (std::size_t i = 0; i < dropped.size(); ++i) {
     const Index n = dropped[i];
     Band& b = bands_[std::size_t(which[i] = band_of(u_c[n]))];

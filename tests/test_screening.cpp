@@ -208,7 +208,7 @@ TEST_P(ScreenedRun, AgreesWithTheUnscreenedRunAndTheCertificateHoldsAtEveryStep)
   const double err_plain = test::weighted_error(a.result.y_final, ref.result.y_final, rtol, atol);
   const double err_screened = test::weighted_error(b.result.y_final, ref.result.y_final, rtol, atol);
   EXPECT_LT(err_screened, std::max(2.0 * err_plain, 10.0))
-      << "final states " << b.result.y_final.transpose() << "\n vs " << a.result.y_final.transpose();
+      << "unscreened error " << err_plain << "; final states " << b.result.y_final.transpose() << "\n vs " << a.result.y_final.transpose();
   // The certificate: measured difference <= bound <= budget at every accepted step.
   EXPECT_LE(b.worst_ratio, 1.0);
   EXPECT_LE(b.worst_budget, 1.0);
@@ -270,6 +270,22 @@ TEST(Screening, APointThatLeavesIsBroughtBackWhenItsWeightGrows) {
   EXPECT_LT(test::weighted_error(b.result.y_final, a.result.y_final, rtol, atol), 10.0);
   // The limit direction is the max-margin one, (1, 0): both points support it.
   EXPECT_GT(b.result.y_final.normalized()[0], 0.95);
+}
+
+TEST(Screening, ARepeatedSolveOnTheSameFlowIsBitwiseTheSame) {
+  // enable_screening starts every solve from all points, including the order in which the kept
+  // points are stored (it sets the rounding of the kept sums).
+  const Dataset data = test::separable_data(300, 5, 41, 0.2);
+  Flow flow(Network({5, 1}, Activation::linear), data, LossKind::exp, FlowKind::gd);
+  const Vec y0 = flow.initial_state(test::random_vector(5, 42, 0.3));
+  flow.enable_screening(1e-13);
+  const Outcome a = run(flow, y0, 1e30, Solver::cvode_dense, 1e-8);
+  flow.enable_screening(1e-13);
+  const Outcome b = run(flow, y0, 1e30, Solver::cvode_dense, 1e-8);
+  ASSERT_EQ(a.result.status, Status::success) << a.result.message;
+  EXPECT_LT(*std::min_element(a.kept.begin(), a.kept.end()), data.n() / 2);  // screening did drop points
+  EXPECT_EQ(a.kept, b.kept);
+  EXPECT_EQ(a.result.y_final, b.result.y_final);
 }
 
 TEST(Screening, WithoutCertificateEveryPointIsKept) {

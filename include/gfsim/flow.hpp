@@ -21,6 +21,7 @@
 #include <array>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "gfsim/clock.hpp"
 #include "gfsim/dataset.hpp"
@@ -191,8 +192,12 @@ class Flow {
     Vec x_norms;                 // |x_n|, all points
     double max_norm = 0;
     mutable ScreeningCertificate cert;
-    Mat X;                       // kept points as columns (when fewer than n)
+    Mat X;                       // d x n buffer, allocated at the first drop: the kept points in its first columns
     Vec y;                       // their labels
+    // Scratch of a screen, kept between screens (no fresh pages at large n).
+    Vec u;
+    std::vector<char> keep;
+    std::vector<Index> dropped;
     Index kept = 0;              // number of kept points (n: X unused)
     bool has_reference = false;
     std::uint64_t generation = 0;  // of the kept set, for the forward cache
@@ -214,7 +219,10 @@ class Flow {
   mutable std::uint64_t forward_set_ = 0;  ///< 0: all points; else the kept set's generation
   bool screening_on() const { return screen_.enabled && screen_.kept < Index(y_.size()); }
   /// The inputs of the pass in ws_ (all points or the kept ones).
-  const Mat& inputs_in_use() const { return forward_set_ ? screen_.X : XT_; }
+  Network::Inputs inputs_in_use() const { return forward_set_ ? kept_inputs() : Network::Inputs(XT_); }
+  Network::Inputs kept_inputs() const { return screen_.X.leftCols(screen_.kept); }
+  // Copy the kept points (keep[i]) into the first columns of screen_.X.
+  void place_kept(const std::vector<char>& keep, Index count) const;
 };
 
 }  // namespace gfsim

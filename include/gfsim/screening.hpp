@@ -60,6 +60,7 @@ class ScreeningCertificate {
   Vec norms2_c_;          // |C_k|^2 per layer
   Index count_ = 0;       // dropped points
   std::array<Band, kBands> bands_{};
+  std::vector<int> which_;  // scratch of reset: the band of each dropped point
 };
 
 /// What the screening did along a run (Flow::screening_state).
