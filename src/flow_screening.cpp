@@ -17,13 +17,15 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 // A screen drops points until their certified contribution reaches e^{-kHeadroom} of the budget:
 // the margin left for the weights to turn and the clock to advance before the next full pass.
+// e^3, not more: on the linear benchmark the bound then forces at most one screen per solve (the
+// counter screens_by_bound), the amortisation and the prediction trigger the others.
 constexpr double kHeadroom = 3.0;
 // Amortisation: a full pass (a screen) after `backoff * n / kept` evaluations of the kept set, so
 // screens cost at most 1/backoff of the work on the kept points; the interval doubles (up to
 // kMaxBackoff) while screens keep finding the same set.
+constexpr double kStartBackoff = 2.0, kMinBackoff = 8.0, kMaxBackoff = 64.0;
 // Predicted screens (worth_rescreening) need at least this fraction of the kept points to go.
 constexpr double kMinPredictedDrop = 0.05;
-constexpr double kStartBackoff = 2.0, kMinBackoff = 8.0, kMaxBackoff = 64.0;
 }  // namespace
 
 void Flow::enable_screening(double budget) {
