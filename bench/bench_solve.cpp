@@ -53,7 +53,12 @@ int main(int argc, char** argv) {
   fmt::print("status {}\nmethod {}\nruns {}\nmedian_seconds {:.6g}\nmin_seconds {:.6g}\nfirst_seconds {:.6g}\n",
              status_name(r.status), r.method, runs, walls[walls.size() / 2], walls.front(), first);
   if (spec.solver.screening)
-    fmt::print("kept_points {}\nscreens {}\n", flow.screening_state().kept, flow.screening_state().screens);
+  {
+    // Of the last solve (enable_screening resets the counters).
+    const ScreeningState sc = flow.screening_state();
+    fmt::print("kept_points {}\nscreens {}\nscreens_by_bound {}\nkept_work {:.4g}\n", sc.kept, sc.screens,
+               sc.screens_by_bound, sc.evaluations ? sc.kept_work / double(sc.evaluations) : 1.0);
+  }
   fmt::print("rhs_evals {}\njacobian_evals {}\nlu_decompositions {}\nsteps {}\n", r.counters.rhs_evals,
              r.counters.jacobian_evals, r.counters.lu_decompositions, r.counters.steps);
   return r.status == Status::success ? 0 : 1;

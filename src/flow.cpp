@@ -65,7 +65,7 @@ void Flow::forward_on(const Eigen::Ref<const Vec>& theta, bool kept_only) const 
   if (!ws_.pattern && forward_valid_ && set == forward_set_ && forward_theta_.size() == theta.size() &&
       std::memcmp(forward_theta_.data(), theta.data(), sizeof(double) * std::size_t(theta.size())) == 0)
     return;
-  net_.forward(theta, kept ? screen_.X : XT_, ws_);
+  net_.forward(theta, kept ? kept_inputs() : Network::Inputs(XT_), ws_);
   forward_set_ = set;
   labels_ = kept ? &screen_.y : &y_;
   forward_valid_ = !ws_.pattern;
@@ -94,7 +94,7 @@ double Flow::log_loss(const Eigen::Ref<const Vec>& V, double rho) const {
 void Flow::loss_descent_tangent(const Eigen::Ref<const Vec>& V, const Eigen::Ref<const Vec>& dV, double rho,
                                 std::optional<double> drho, double log_scale, Vec* G, Eigen::Ref<Vec> dG) const {
   forward_for_field(V, log_scale);
-  const Mat& X = inputs_in_use();
+  const Network::Inputs X = inputs_in_use();
   const Vec& labels = *labels_;
   net_.forward_tangent(V, dV, X, ws_);
   margins_and_weights(rho, log_scale, a_);
@@ -113,7 +113,7 @@ void Flow::linear_loss_curvature(const Vec& w, double log_scale, Mat& J) const {
   // J = -sum_n e^{log_scale} l''(u_n) x_n x_n^T, one rank-n update.
   if (num_layers() != 1) throw std::logic_error("linear_loss_curvature: the network is not linear (K > 1)");
   forward_for_field(w, log_scale);
-  const Mat& XT = inputs_in_use();
+  const Network::Inputs XT = inputs_in_use();
   margins_and_weights(1.0, log_scale, a_);
   da_.resize(u_.size());
   // Symmetric: SYRK-style rank updates of the lower triangle (half the flops of a GEMM) on

@@ -81,7 +81,7 @@ MemoryEstimate estimate_memory(const ModelSpec& spec, const SolverOptions& solve
   estimate.parts.push_back({"solver", kDouble * solver_doubles, fmt::format("solver.method = \"{}\", {}", to_string(solver.method), hidden_key)});
   // Screening: the kept points' copy (at most all of them), |x_n|, the margins and the index lists.
   if (spec.solver.screening)
-    estimate.parts.push_back({"screening", kDouble * (n * d + 5 * n), "solver.screening = true"});
+    estimate.parts.push_back({"screening", kDouble * (n * d + 7 * n), "solver.screening = true"});
   // Outputs: a chunk (<= 64 KiB) per observable, the initial and final weights, the labels.
   estimate.parts.push_back({"outputs", kDouble * (4 * params + n) + 8 * 65536.0, hidden_key});
   return estimate;

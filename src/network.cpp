@@ -42,7 +42,7 @@ Eigen::Map<const RowMat> Network::layer(const Eigen::Ref<const Vec>& theta, Inde
   return ConstMapRow(theta.data() + offsets_[k], widths_[k + 1], widths_[k]);
 }
 
-void Network::forward(const Eigen::Ref<const Vec>& theta, const Mat& XT, Workspace& ws) const {
+void Network::forward(const Eigen::Ref<const Vec>& theta, const Inputs& XT, Workspace& ws) const {
   const Index K = num_layers();
   ws.pre.resize(K);
   ws.post.resize(K - 1);
@@ -51,7 +51,7 @@ void Network::forward(const Eigen::Ref<const Vec>& theta, const Mat& XT, Workspa
   ws.curv.resize(smoothed ? K - 1 : 0);
   for (Index k = 0; k < K; ++k) {
     const auto W = layer(theta, k);
-    const Mat& input = k == 0 ? XT : ws.post[k - 1];
+    const Inputs input = k == 0 ? XT : Inputs(ws.post[k - 1]);
     ws.pre[k].noalias() = W * input;
     if (k + 1 < K) {
       if (smoothed) {
@@ -85,14 +85,14 @@ void Network::forward(const Eigen::Ref<const Vec>& theta, const Mat& XT, Workspa
 }
 
 void Network::forward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::Ref<const Vec>& dtheta,
-                              const Mat& XT, Workspace& ws) const {
+                              const Inputs& XT, Workspace& ws) const {
   const Index K = num_layers();
   ws.dpre.resize(K);
   ws.dpost.resize(K - 1);
   for (Index k = 0; k < K; ++k) {
     const auto W = layer(theta, k);
     const auto dW = layer(dtheta, k);
-    const Mat& input = k == 0 ? XT : ws.post[k - 1];
+    const Inputs input = k == 0 ? XT : Inputs(ws.post[k - 1]);
     ws.dpre[k].noalias() = dW * input;
     if (k > 0) ws.dpre[k].noalias() += W * ws.dpost[k - 1];
     // The tangent of A_k is s'(H_k) dH_k (s'' enters the backward pass).
@@ -101,13 +101,13 @@ void Network::forward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::R
   ws.df = ws.dpre[K - 1].row(0).transpose();
 }
 
-void Network::backward(const Eigen::Ref<const Vec>& theta, const Vec& a, const Mat& XT, Workspace& ws,
+void Network::backward(const Eigen::Ref<const Vec>& theta, const Vec& a, const Inputs& XT, Workspace& ws,
                        Eigen::Ref<Vec> grad) const {
   const Index K = num_layers();
   ws.delta.resize(K);
   ws.delta[K - 1] = a.transpose();
   for (Index k = K - 1; k >= 0; --k) {
-    const Mat& input = k == 0 ? XT : ws.post[k - 1];
+    const Inputs input = k == 0 ? XT : Inputs(ws.post[k - 1]);
     MapRow G(grad.data() + offsets_[k], widths_[k + 1], widths_[k]);
     G.noalias() = ws.delta[k] * input.transpose();
     if (k > 0) {
@@ -118,7 +118,7 @@ void Network::backward(const Eigen::Ref<const Vec>& theta, const Vec& a, const M
 }
 
 void Network::backward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::Ref<const Vec>& dtheta,
-                               const Vec& a, const Vec& da, const Mat& XT, Workspace& ws,
+                               const Vec& a, const Vec& da, const Inputs& XT, Workspace& ws,
                                Eigen::Ref<Vec> grad, Eigen::Ref<Vec> dgrad, bool with_grad) const {
   const Index K = num_layers();
   ws.delta.resize(K);
@@ -126,7 +126,7 @@ void Network::backward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::
   ws.delta[K - 1] = a.transpose();
   ws.ddelta[K - 1] = da.transpose();
   for (Index k = K - 1; k >= 0; --k) {
-    const Mat& input = k == 0 ? XT : ws.post[k - 1];
+    const Inputs input = k == 0 ? XT : Inputs(ws.post[k - 1]);
     MapRow G(grad.data() + offsets_[k], widths_[k + 1], widths_[k]);
     MapRow dG(dgrad.data() + offsets_[k], widths_[k + 1], widths_[k]);
     if (with_grad) G.noalias() = ws.delta[k] * input.transpose();

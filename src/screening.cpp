@@ -8,6 +8,13 @@ namespace gfsim {
 
 namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// log(e^a + e^b) without overflow; -inf is the empty sum.
+double log_add(double a, double b) {
+  if (a < b) std::swap(a, b);
+  if (b == -kInf) return a;
+  return a + std::log1p(std::exp(b - a));
+}
 }  // namespace
 
 double output_gradient_bound(const Vec& r) {
@@ -29,21 +36,56 @@ void ScreeningCertificate::reset(const Network& net, const Vec& theta_c, const V
   norms2_c_.resize(K);
   for (Index k = 0; k < K; ++k) norms2_c_[k] = theta_c.segment(net.layer_offset(k), net.layer_size(k)).squaredNorm();
   count_ = Index(dropped.size());
-  u_min_ = kInf;
-  radius_ = 0;
-  for (Index n : dropped) {
-    u_min_ = std::min(u_min_, u_c[n]);
-    radius_ = std::max(radius_, x_norms[n]);
+  bands_.fill(Band{});
+  if (count_ == 0) return;
+  double u_min = kInf;
+  for (Index n : dropped) u_min = std::min(u_min, u_c[n]);
+  auto band_of = [&](double u) {
+    // (2^b - 1) w <= u - u_min: b = floor(log2((u - u_min)/w + 1)); geometric widths keep the
+    // count of bands fixed whatever the spread of the margins.
+    const double b = std::floor(std::log2((u - u_min) / kBandWidth + 1.0));
+    return int(std::clamp(b, 0.0, double(kBands - 1)));
+  };
+  for (Band& b : bands_) b.u_lo = kInf;
+  std::array<double, kBands> sum_s{}, sum_a{};
+  std::vector<int>& which = which_;
+  which.resize(dropped.size());
+  for (std::size_t i = 0; i < dropped.size(); ++i) {
+    const Index n = dropped[i];
+    Band& b = bands_[std::size_t(which[i] = band_of(u_c[n]))];
+    b.used = true;
+    b.u_lo = std::min(b.u_lo, u_c[n]);
+    b.radius = std::max(b.radius, x_norms[n]);
+    sum_a[std::size_t(which[i])] += x_norms[n];
   }
-  // log sum e^{-u}, shifted by the smallest margin (the largest term): no overflow or underflow.
-  double sum = 0;
-  for (Index n : dropped) sum += std::exp(u_min_ - u_c[n]);
-  log_sum_ = count_ > 0 ? -u_min_ + std::log(sum) : -kInf;
+  // Each band's sum shifted by its smallest margin (its largest e^{-u}): no overflow, and terms
+  // that underflow are below 1e-300 of the band's largest.
+  for (std::size_t i = 0; i < dropped.size(); ++i) {
+    const Index n = dropped[i];
+    const std::size_t b = std::size_t(which[i]);
+    sum_s[b] += x_norms[n] * std::exp(bands_[b].u_lo - u_c[n]);
+  }
+  for (std::size_t b = 0; b < bands_.size(); ++b) {
+    if (!bands_[b].used) continue;
+    bands_[b].log_s = -bands_[b].u_lo + std::log(sum_s[b]);
+    bands_[b].log_a = std::log(sum_a[b]);
+  }
+}
+
+double ScreeningCertificate::growth(const Network& net, const Vec& theta) const {
+  double kappa = 1;
+  for (Index k = 0; k < net.num_layers(); ++k) {
+    const Index o = net.layer_offset(k), m = net.layer_size(k);
+    if (!(norms2_c_[k] > 0)) return 0;
+    const double lambda = theta.segment(o, m).dot(theta_c_.segment(o, m)) / norms2_c_[k];
+    if (!(lambda > 0)) return 0;
+    kappa *= lambda;
+  }
+  return kappa;
 }
 
 double ScreeningCertificate::log_mass(const Network& net, const Vec& theta) const {
   if (count_ == 0) return -kInf;
-  if (radius_ == 0) return -kInf;  // dropped points at the origin contribute nothing
   const Index K = net.num_layers();
   Vec rbar(K);
   double kappa = 1, delta2 = 0;
@@ -57,12 +99,19 @@ double ScreeningCertificate::log_mass(const Network& net, const Vec& theta) cons
     delta2 += (W - lambda * C).squaredNorm();
     rbar[k] = std::max(W.norm(), lambda * std::sqrt(norms2_c_[k]));
   }
-  // sum_n e^{-kappa u_n} <= count e^{-kappa u_min}; for kappa >= 1 also
-  // <= e^{-(kappa - 1) u_min} sum_n e^{-u_n} (every dropped u_n >= u_min).
-  double log_sum = std::log(double(count_)) - kappa * u_min_;
-  if (kappa >= 1) log_sum = std::min(log_sum, log_sum_ - (kappa - 1) * u_min_);
-  const double drift = radius_ * output_gradient_bound(rbar) * std::sqrt(delta2);
-  return std::log(radius_) + log_sum + drift;
+  const double turn = output_gradient_bound(rbar) * std::sqrt(delta2);
+  // Per band, with every margin u_n >= kappa u_c,n - |x_n| turn:
+  //   kappa >= 1: sum |x_n| e^{-kappa u_c,n} <= e^{-(kappa - 1) u_lo} sum |x_n| e^{-u_c,n};
+  //   kappa < 1:  Hoelder with exponents 1/(1 - kappa), 1/kappa on |x_n|^{1-kappa} (|x_n| e^{-u_c,n})^kappa:
+  //               sum |x_n| e^{-kappa u_c,n} <= (sum |x_n|)^{1-kappa} (sum |x_n| e^{-u_c,n})^kappa;
+  // the turn multiplies every term by at most e^{radius turn}.
+  double total = -kInf;
+  for (const Band& b : bands_) {
+    if (!b.used) continue;
+    const double grown = kappa >= 1 ? b.log_s - (kappa - 1) * b.u_lo : (1 - kappa) * b.log_a + kappa * b.log_s;
+    total = log_add(total, grown + b.radius * turn);
+  }
+  return total;
 }
 
 }  // namespace gfsim

@@ -55,10 +55,9 @@ TEST(ScreeningCertificate, BoundsTheDroppedMassAtTurnedAndGrownWeights) {
     ScreeningCertificate cert;
     cert.reset(net, theta_c, u, x_norms, dropped);
     ASSERT_EQ(cert.dropped(), Index(dropped.size()));
-    // At the screen the bound is within log(count) of the exact mass.
+    // At the screen (kappa = 1, no turn) the banded sums are the exact mass.
     const double at_screen = exact_log_mass(net, data, theta_c, dropped);
-    EXPECT_GE(cert.log_mass(net, theta_c), at_screen - 1e-12);
-    EXPECT_LE(cert.log_mass(net, theta_c), at_screen + std::log(double(dropped.size())) + 1e-9);
+    EXPECT_NEAR(cert.log_mass(net, theta_c), at_screen, 1e-12 * (1 + std::abs(at_screen)));
     int finite = 0;
     for (std::uint64_t seed = 0; seed < 200; ++seed) {
       // Growth by a random factor per layer plus a turn of random size.
@@ -73,6 +72,48 @@ TEST(ScreeningCertificate, BoundsTheDroppedMassAtTurnedAndGrownWeights) {
     }
     EXPECT_GT(finite, 150);  // the bound says something for most of these perturbations
   }
+}
+
+TEST(ScreeningCertificate, PureGrowthAndShrinkAreBoundedPerBand) {
+  // Without a turn (theta = kappa C on a K = 1 net) the margins scale exactly: u_n = kappa u_c,n.
+  // Margins spread over many bands: the bound follows e^{-(kappa - 1) u} of each band's lowest
+  // margin when growing, Hoelder's inequality when shrinking; both above the exact mass and, for
+  // growth, within the band's relative width (u_hi - u_lo)(kappa - 1) of it.
+  Dataset data = test::separable_data(400, 3, 17, 0.3);
+  const Vec x_norms = data.X.rowwise().norm();
+  const Network net({3, 1}, Activation::linear);
+  const Vec theta_c = 40.0 * test::random_vector(3, 18 + 1000).normalized();  // near the data's direction
+  Network::Workspace ws;
+  net.forward(theta_c, Mat(data.X.transpose()), ws);
+  const Vec u = (data.y.array() * ws.f.array()).matrix();
+  std::vector<Index> dropped;
+  for (Index n = 0; n < u.size(); ++n)
+    if (u[n] >= 5.0) dropped.push_back(n);
+  ASSERT_GT(dropped.size(), 50u);
+  ScreeningCertificate cert;
+  cert.reset(net, theta_c, u, x_norms, dropped);
+  for (double kappa : {0.3, 0.7, 0.99, 1.0, 1.01, 1.5, 3.0, 20.0}) {
+    const Vec theta = kappa * theta_c;
+    EXPECT_NEAR(cert.growth(net, theta), kappa, 1e-12 * kappa);
+    const double bound = cert.log_mass(net, theta), exact = exact_log_mass(net, data, theta, dropped);
+    EXPECT_GE(bound, exact - 1e-10) << "kappa " << kappa;
+    // Every band is at most a factor 2 wider than its distance from the lowest dropped margin
+    // plus kBandWidth, so the slack is bounded by the spread of the margins at most.
+    if (kappa > 1) {
+      double spread = 0;
+      for (Index n : dropped) spread = std::max(spread, u[n]);
+      EXPECT_LE(bound - exact, (kappa - 1) * spread + 1e-9) << "kappa " << kappa;
+    }
+  }
+  // A turn only adds: the same growth with a perpendicular component gives a larger bound.
+  Vec perp = test::random_vector(3, 19);
+  perp -= perp.dot(theta_c) / theta_c.squaredNorm() * theta_c;
+  EXPECT_GT(cert.log_mass(net, 2.0 * theta_c + 0.1 * perp), cert.log_mass(net, 2.0 * theta_c));
+  EXPECT_GE(cert.log_mass(net, 2.0 * theta_c + 0.1 * perp),
+            exact_log_mass(net, data, 2.0 * theta_c + 0.1 * perp, dropped) - 1e-10);
+  // A reversed layer (lambda <= 0) says nothing.
+  EXPECT_EQ(cert.log_mass(net, -theta_c), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(cert.growth(net, -theta_c), 0.0);
 }
 
 TEST(ScreeningCertificate, OutputGradientBoundIsTheProductRule) {
@@ -167,7 +208,7 @@ TEST_P(ScreenedRun, AgreesWithTheUnscreenedRunAndTheCertificateHoldsAtEveryStep)
   const double err_plain = test::weighted_error(a.result.y_final, ref.result.y_final, rtol, atol);
   const double err_screened = test::weighted_error(b.result.y_final, ref.result.y_final, rtol, atol);
   EXPECT_LT(err_screened, std::max(2.0 * err_plain, 10.0))
-      << "final states " << b.result.y_final.transpose() << "\n vs " << a.result.y_final.transpose();
+      << "unscreened error " << err_plain << "; final states " << b.result.y_final.transpose() << "\n vs " << a.result.y_final.transpose();
   // The certificate: measured difference <= bound <= budget at every accepted step.
   EXPECT_LE(b.worst_ratio, 1.0);
   EXPECT_LE(b.worst_budget, 1.0);
@@ -229,6 +270,22 @@ TEST(Screening, APointThatLeavesIsBroughtBackWhenItsWeightGrows) {
   EXPECT_LT(test::weighted_error(b.result.y_final, a.result.y_final, rtol, atol), 10.0);
   // The limit direction is the max-margin one, (1, 0): both points support it.
   EXPECT_GT(b.result.y_final.normalized()[0], 0.95);
+}
+
+TEST(Screening, ARepeatedSolveOnTheSameFlowIsBitwiseTheSame) {
+  // enable_screening starts every solve from all points, including the order in which the kept
+  // points are stored (it sets the rounding of the kept sums).
+  const Dataset data = test::separable_data(300, 5, 41, 0.2);
+  Flow flow(Network({5, 1}, Activation::linear), data, LossKind::exp, FlowKind::gd);
+  const Vec y0 = flow.initial_state(test::random_vector(5, 42, 0.3));
+  flow.enable_screening(1e-13);
+  const Outcome a = run(flow, y0, 1e30, Solver::cvode_dense, 1e-8);
+  flow.enable_screening(1e-13);
+  const Outcome b = run(flow, y0, 1e30, Solver::cvode_dense, 1e-8);
+  ASSERT_EQ(a.result.status, Status::success) << a.result.message;
+  EXPECT_LT(*std::min_element(a.kept.begin(), a.kept.end()), data.n() / 2);  // screening did drop points
+  EXPECT_EQ(a.kept, b.kept);
+  EXPECT_EQ(a.result.y_final, b.result.y_final);
 }
 
 TEST(Screening, WithoutCertificateEveryPointIsKept) {

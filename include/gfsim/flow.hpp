@@ -18,8 +18,10 @@
 //   Vec y = flow.initial_state(theta0), dy(flow.state_size());
 //   flow.rhs(TimePoint{t, 0.0}, y, dy);
 //   flow.jvp(TimePoint{t, 0.0}, y, v, jv);   // exact d/de rhs(y + e v) at e = 0
+#include <array>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "gfsim/clock.hpp"
 #include "gfsim/dataset.hpp"
@@ -161,6 +163,8 @@ class Flow {
   void forward_for_field(const Eigen::Ref<const Vec>& V, double log_scale) const;
   void certify(double log_scale) const;
   void rescreen(const Vec& theta, double log_scale, double log_target) const;
+  bool worth_rescreening(const Vec& theta, double log_target) const;
+  static constexpr int kHistBins = 32;
   // Shared evaluation of the loss weights at V (or theta) scaled by rho.
   void margins_and_weights(double rho, double log_scale, Vec& a) const;
   /// net_.forward(theta) into ws_, skipped when ws_ already holds the pass at these exact weights
@@ -192,12 +196,22 @@ class Flow {
     Vec x_norms;                 // |x_n|, all points
     double max_norm = 0;
     mutable ScreeningCertificate cert;
-    Mat X;                       // kept points as columns (when fewer than n)
+    Mat X;                       // d x n buffer, allocated at the first drop: the kept points in its first columns
     Vec y;                       // their labels
+    // Scratch of a screen, kept between screens (no fresh pages at large n).
+    Vec u;
+    std::vector<char> keep;
+    std::vector<Index> dropped;
     Index kept = 0;              // number of kept points (n: X unused)
     bool has_reference = false;
     std::uint64_t generation = 0;  // of the kept set, for the forward cache
-    std::int64_t screens = 0, evaluations = 0;
+    std::int64_t screens = 0, evaluations = 0;  // evaluations: since the last screen
+    std::int64_t screens_by_bound = 0, total_evaluations = 0;
+    double kept_work = 0;        // sum over evaluations of kept / n
+    // At the last screen: the drop threshold, the target it was chosen for, and a histogram of
+    // the kept margins in [hist_lo, u_star) (Flow::worth_rescreening).
+    double u_star = 0, log_target = 0, hist_lo = 0, hist_width = 0;
+    std::array<std::int64_t, kHistBins> hist{};
     double backoff = 2;          // rescreen when evaluations * kept >= backoff * n
     // The evaluation in progress.
     bool pending = false;
@@ -209,7 +223,10 @@ class Flow {
   mutable std::uint64_t forward_set_ = 0;  ///< 0: all points; else the kept set's generation
   bool screening_on() const { return screen_.enabled && screen_.kept < Index(y_.size()); }
   /// The inputs of the pass in ws_ (all points or the kept ones).
-  const Mat& inputs_in_use() const { return forward_set_ ? screen_.X : XT_; }
+  Network::Inputs inputs_in_use() const { return forward_set_ ? kept_inputs() : Network::Inputs(XT_); }
+  Network::Inputs kept_inputs() const { return screen_.X.leftCols(screen_.kept); }
+  // Copy the kept points (keep[i]) into the first columns of screen_.X.
+  void place_kept(const std::vector<char>& keep, Index count) const;
 };
 
 }  // namespace gfsim

@@ -64,20 +64,23 @@ class Network {
   /// Layer k (0-based) of a theta-layout vector as a row-major matrix view.
   Eigen::Map<const RowMat> layer(const Eigen::Ref<const Vec>& theta, Index k) const;
 
+  /// The data points as columns, d_0 x n: a matrix or a block of leading columns of one (the kept
+  /// points of screening live in the first columns of a buffer that never shrinks).
+  using Inputs = Eigen::Ref<const Mat>;
   /// Outputs f_n for the columns of XT (d_0 x n); fills ws.pre/post/mask and ws.f.
-  void forward(const Eigen::Ref<const Vec>& theta, const Mat& XT, Workspace& ws) const;
+  void forward(const Eigen::Ref<const Vec>& theta, const Inputs& XT, Workspace& ws) const;
   /// After forward(): tangents dH_k and ws.df = J_f dtheta (exact JVP of the outputs).
   void forward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::Ref<const Vec>& dtheta,
-                       const Mat& XT, Workspace& ws) const;
+                       const Inputs& XT, Workspace& ws) const;
   /// After forward(): grad = sum_n a_n df_n/dtheta.
-  void backward(const Eigen::Ref<const Vec>& theta, const Vec& a, const Mat& XT, Workspace& ws,
+  void backward(const Eigen::Ref<const Vec>& theta, const Vec& a, const Inputs& XT, Workspace& ws,
                 Eigen::Ref<Vec> grad) const;
   /// After forward() and forward_tangent(): grad as above and dgrad, its derivative along
   /// (dtheta, da). With a_n = c(u_n) and da_n = c'(u_n) du_n this is an exact Hessian-vector
   /// product (forward over reverse). with_grad = false leaves grad untouched (one product fewer
   /// per layer, for callers that need only dgrad).
   void backward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::Ref<const Vec>& dtheta,
-                        const Vec& a, const Vec& da, const Mat& XT, Workspace& ws,
+                        const Vec& a, const Vec& da, const Inputs& XT, Workspace& ws,
                         Eigen::Ref<Vec> grad, Eigen::Ref<Vec> dgrad, bool with_grad = true) const;
 
   /// Frobenius norms rho_k = ||W_k|| of each layer.
