@@ -554,13 +554,13 @@ File File::create(const std::string& path, FileFormat format, const std::string&
   return File(std::move(file), label.empty() ? path : label);
 }
 
-File File::open(const std::string& path, Access access) {
+File File::open(const std::string& path, Access access, const std::string& label) {
   silence_hdf5_error_printing();
   const unsigned flags = access == Access::read_write  ? H5F_ACC_RDWR
                          : access == Access::swmr_read ? H5F_ACC_RDONLY | H5F_ACC_SWMR_READ
                                                        : H5F_ACC_RDONLY;
   Handle file(checked(H5Fopen(path.c_str(), flags, H5P_DEFAULT), path, "open file", ""));
-  return File(std::move(file), path);
+  return File(std::move(file), label.empty() ? path : label);
 }
 
 void File::start_swmr_write() {

@@ -371,20 +371,33 @@ void Recorder::finish(const SolveResult& result, const std::vector<StaticDataset
     for (const StaticDataset& dataset : end_datasets) write_static_dataset(file, dataset);
     if (add_groups) add_groups(file);
   };
-  // The end objects are created while the file is still in SWMR-write mode. HDF5 1.10 does not
-  // promise a concurrent SWMR reader a consistent view of objects created in that mode (only of
-  // appended rows), but it creates them correctly, and a run killed during this write leaves a file
-  // whose superblock says "SWMR writer", which a SWMR reader opens with every flushed sample.
-  // Closing and reopening it normally, as before, left a window in which a kill set the plain
-  // "open for write" flag that no reader accepts (tests/python/test_kill_anywhere.py).
+  // HDF5 has no transactions: a kill while end objects are created or flushed can leave a link
+  // whose object header never reached the disk (a file h5py cannot read; CI stop 25). So the
+  // finished file is built on a copy: the run's file, closed with every sample, stays at `path`
+  // until the copy with the end objects is complete and renamed onto it. A kill at any moment
+  // leaves either the closed prefix file (resumable) or the finished one.
   // Through its open handle the run would write on into an unlinked file and succeed: a path that
   // vanished during the run (its directory removed, the file deleted) is an I/O error.
   std::error_code ec;
   if (!std::filesystem::exists(s.path, ec))
     throw IoError("HDF5 file '" + s.path + "': vanished during the run (deleted, or its directory removed); "
                   "nothing more can be written to it");
-  write_end(s.file);
   s.close();
+  const std::string partial = s.lock->partial_path();
+  try {
+    std::filesystem::copy_file(s.path, partial, std::filesystem::copy_options::overwrite_existing);
+    h5::File finished = h5::File::open(partial, h5::Access::read_write, s.path);
+    write_end(finished);
+    finished.close();
+  } catch (const std::filesystem::filesystem_error& error) {
+    std::filesystem::remove(partial, ec);
+    throw IoError("HDF5 file '" + s.path + "': cannot copy it to '" + partial + "' to add the run's end: " +
+                  error.code().message());
+  } catch (...) {
+    std::filesystem::remove(partial, ec);
+    throw;
+  }
+  s.lock->publish();
   s.lock.reset();
 }
 

@@ -158,7 +158,7 @@ class File : public Group {
   /// Creates (truncating) `path`. Errors name the file `label` when given (e.g. the name a file
   /// created under a temporary name will have).
   static File create(const std::string& path, FileFormat format, const std::string& label = "");
-  static File open(const std::string& path, Access access);
+  static File open(const std::string& path, Access access, const std::string& label = "");
 
   /// Enters SWMR-write mode: no new objects or attributes afterwards, datasets may still grow.
   void start_swmr_write();

@@ -8,7 +8,7 @@
 // every `flush_interval` seconds of wall clock, so a run killed with SIGKILL leaves a file holding
 // every sample up to the last flush (read it with h5py.File(FILE, "r", swmr=True) or gfsim_io).
 // finish() stores the solver outcome, end datasets and any extra groups (through a callback:
-// no other module re-opens the file), then closes it and releases the lock.
+// no other module re-opens the file) on a copy renamed onto `path`, and releases the lock.
 //
 //   RecorderLayout layout{.observables = {{"log_loss", 0, "log L", {}, log_loss_of}}};
 //   Recorder rec(path, layout, provenance, {.flush_interval = 2});
@@ -111,8 +111,8 @@ class Recorder {
   /// Write buffered samples and rows and H5Fflush now (no-op after finish()).
   void flush();
   /// Stores /solver (status, message, method, clock, t_final, counters and `extra_counters`),
-  /// the end datasets, then whatever `add_groups` writes, and closes the file. With SWMR on they
-  /// are created in SWMR-write mode, so a kill during this write leaves a file SWMR readers open.
+  /// the end datasets, then whatever `add_groups` writes. They are written on a copy of the closed
+  /// run file, renamed onto `path` when complete: a kill at any moment leaves the prefix or the end.
   /// IoError if the output path vanished during the run; std::logic_error if called twice.
   void finish(const SolveResult& result, const std::vector<StaticDataset>& end_datasets = {},
               const GroupWriter& add_groups = {},
