@@ -7,7 +7,7 @@ are complete, then run again: complete runs are skipped, the runs killed in flig
 `gfsim run --resume` from their last flushed sample (docs/sweeps.md). The load average is printed
 next to the numbers: on a shared machine they measure contention as much as the scheduler.
 
-    GFSIM_BUILD=build [GFSIM_MPI_BUILD=build-mpi] nice -n 19 python3 bench/sweep_bench.py \\
+    GFSIM_BUILD=build [GFSIM_MPI_BUILD=build/mpi] nice -n 19 python3 bench/sweep_bench.py \\
         [models/sweeps/relu_seeds_scale_width.toml] [--dir /tmp/sweep_bench]
 
 Parallel efficiency = T(--jobs 1) / (2 T(parallel)). Prints a markdown table.
