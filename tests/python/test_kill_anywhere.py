@@ -26,6 +26,7 @@ import numpy as np
 
 import gfsim_io
 from cli_env import gfsim_exe, model_path
+from run_prefix import check_killed_file
 
 MODEL_OVERRIDES = ["--set", "output.flush_interval=1e-9"]
 # As in test_resume.py: the run's rtol is 1e-8, a restarted integration agrees with the
@@ -66,33 +67,10 @@ class KillAnywhereTest(unittest.TestCase):
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             last_killed = out
-            if not os.path.exists(out):
-                outcomes["no file"] += 1
-                continue
-            try:
-                run = gfsim_io.load(out)
-            except (OSError, ValueError, KeyError) as error:
-                self.fail(f"kill {i} after {delay:.3f} s left an unreadable file: {error}")
-            for name, expected in reference.observables.items():
-                got = run.observables[name]
-                n = len(got["step"])
-                self.assertLessEqual(n, len(expected["step"]), name)
-                for column in ("step", "time", "value"):
-                    np.testing.assert_array_equal(got[column], expected[column][:n],
-                                                  f"kill {i}: {name}/{column} is not a prefix of the reference")
-            events = run.events()
-            n = len(events["time"])
-            self.assertLessEqual(n, len(reference_events["time"]))
-            for column, values in events.items():
-                np.testing.assert_array_equal(values, reference_events[column][:n],
-                                              f"kill {i}: events/{column} is not a prefix of the reference")
-            if run.complete:
-                outcomes["complete"] += 1
-                self.assertEqual(run.solver.get("status"), reference.solver.get("status"))
-            else:
-                outcomes["prefix"] += 1
-                if len(run.observables["theta"]["step"]) > 0:
-                    prefixes.append(out)
+            outcome, run = check_killed_file(self, out, reference, f"kill {i} after {delay:.3f} s")
+            outcomes[outcome] += 1
+            if outcome == "prefix" and len(run.observables["theta"]["step"]) > 0:
+                prefixes.append(out)
         print(f"{count} kills over 0..{1.2 * duration:.2f} s: {outcomes}")
         resumed = self.resume_and_compare(prefixes, reference)
         print(f"{resumed} of {len(prefixes)} killed files with samples resumed to the end: all equal the reference")

@@ -19,10 +19,9 @@ import subprocess
 import tempfile
 import unittest
 
-import numpy as np
-
 import gfsim_io
 from cli_env import gfsim_exe, model_path
+from run_prefix import assert_prefix, check_killed_file
 
 WRITE_CALLS = ["pwrite64", "write", "rename", "renameat", "renameat2", "copy_file_range", "sendfile",
                "ftruncate", "fsync", "fdatasync", "unlink", "unlinkat"]
@@ -67,20 +66,6 @@ class KillAtEveryWriteTest(unittest.TestCase):
                     calls.append((name, seen[name]))
         return calls
 
-    def assert_prefix(self, run, reference, label):
-        for name, expected in reference.observables.items():
-            got = run.observables[name]
-            n = len(got["step"])
-            self.assertLessEqual(n, len(expected["step"]), f"{label}: {name}")
-            for column in ("step", "time", "value"):
-                np.testing.assert_array_equal(got[column], expected[column][:n],
-                                              f"{label}: {name}/{column} is not a prefix of the reference")
-        events, reference_events = run.events(), reference.events()
-        n = len(events["time"])
-        for column, values in events.items():
-            np.testing.assert_array_equal(values, reference_events[column][:n],
-                                          f"{label}: events/{column} is not a prefix of the reference")
-
     def test_a_kill_at_any_write_leaves_a_readable_prefix(self):
         reference_path = os.path.join(self.dir, "reference.h5")
         calls = self.traced_writes(reference_path)
@@ -98,19 +83,9 @@ class KillAtEveryWriteTest(unittest.TestCase):
                                      *self.command(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     text=True)
             self.assertNotEqual(result.returncode, 0, f"{label}: the run was not killed")
-            if not os.path.exists(out):
-                outcomes["no file"] += 1
-                continue
-            try:
-                run = gfsim_io.load(out)
-            except (OSError, ValueError, KeyError) as error:
-                self.fail(f"{label} left an unreadable file: {error}")
-            self.assert_prefix(run, reference, label)
-            if run.complete:
-                outcomes["complete"] += 1
-                self.assertEqual(run.solver.get("status"), reference.solver.get("status"), label)
-            else:
-                outcomes["prefix"] += 1
+            outcome, _ = check_killed_file(self, out, reference, label)
+            outcomes[outcome] += 1
+            if outcome == "prefix":
                 last_prefix = out
         print(f"{len(calls)} kills, one at each write: {outcomes}")
         # The kills must leave prefixes (creation done, end not yet on disk), or the test is vacuous.
@@ -124,7 +99,7 @@ class KillAtEveryWriteTest(unittest.TestCase):
         resumed = gfsim_io.load(last_prefix)
         self.assertTrue(resumed.complete)
         self.assertEqual(resumed.solver.get("status"), reference.solver.get("status"))
-        self.assert_prefix(resumed, reference, "resumed")
+        assert_prefix(self, resumed, reference, "resumed")
         self.assertEqual(len(resumed.observables["rho"]["step"]), len(reference.observables["rho"]["step"]))
 
 
