@@ -366,11 +366,6 @@ void Recorder::finish(const SolveResult& result, const std::vector<StaticDataset
   Impl& s = *impl_;
   if (!s.open) throw std::logic_error("Recorder::finish called twice on " + s.path);
   s.write_pending();
-  auto write_end = [&](h5::File& file) {
-    write_solver_outcome(file, result, extra_counters);
-    for (const StaticDataset& dataset : end_datasets) write_static_dataset(file, dataset);
-    if (add_groups) add_groups(file);
-  };
   // HDF5 has no transactions: a kill while end objects are created or flushed can leave a link
   // whose object header never reached the disk (a file h5py cannot read; CI stop 25). So the
   // finished file is built on a copy: the run's file, closed with every sample, stays at `path`
@@ -387,7 +382,9 @@ void Recorder::finish(const SolveResult& result, const std::vector<StaticDataset
   try {
     std::filesystem::copy_file(s.path, partial, std::filesystem::copy_options::overwrite_existing);
     h5::File finished = h5::File::open(partial, h5::Access::read_write, s.path);
-    write_end(finished);
+    write_solver_outcome(finished, result, extra_counters);
+    for (const StaticDataset& dataset : end_datasets) write_static_dataset(finished, dataset);
+    if (add_groups) add_groups(finished);
     finished.close();
   } catch (const std::filesystem::filesystem_error& error) {
     std::filesystem::remove(partial, ec);
