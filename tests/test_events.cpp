@@ -241,6 +241,67 @@ TEST(FilippovToy, SlidingSolutionWithEntryAndExit) {
   }
 }
 
+// ---- round-off is not a crossing (EventHooks::round_off) ---------------------------------------
+// State (t, z, w), z' = v, one surface z = 0 whose computed event value carries a deterministic
+// "rounding noise" of amplitude a below the declared bound r: g = +-(z + a sin(1000 t)).
+// w' = sin(1000 t) keeps the steps short (~1000 steps on [0, 1]): the noise is sampled often.
+struct NoisySurfaceToy {
+  double v = 0.0, a = 1e-9, r = 1e-8;
+  bool with_bound = true;
+  double m_side = 1.0;
+  OdeProblem problem() {
+    OdeProblem p;
+    p.size = 3;
+    p.rhs = [this](TimePoint, const Vec& y, Vec& dy) {
+      dy.resize(3);
+      dy << 1.0, v, std::sin(1000.0 * y[0]);
+    };
+    p.jacobian = [](TimePoint, const Vec& y, Mat& J) {
+      J = Mat::Zero(3, 3);
+      J(2, 0) = 1000.0 * std::cos(1000.0 * y[0]);
+    };
+    p.events.values = [this](TimePoint, const Vec& y, Vec& g) {
+      g.resize(1);
+      const double h = y[1] + a * std::sin(1000.0 * y[0]);
+      g[0] = m_side > 0.5 ? h : -h;
+    };
+    if (with_bound) p.events.round_off = [this](TimePoint, const Vec&, Vec& bound) { bound = Vec::Constant(1, r); };
+    p.events.cross = [this](TimePoint, const Vec&, Index) { m_side = 1.0 - m_side; };
+    return p;
+  }
+};
+
+TEST(RoundOff, NoiseWithinTheBoundIsNoCrossingAndACrossingBeyondItIsFound) {
+  for (Method method : {Method::dopri5, Method::cvode}) {
+    // On the surface (v = 0): the noise changes sign ~300 times over [0, 1]; none is an event.
+    // Without the bound the same run takes noise for crossings.
+    NoisySurfaceToy on;
+    auto r = integrate(on.problem(), Vec::Zero(3), {0.0, 1.0}, options(method, 1e-10), [](auto, auto, const auto&) {});
+    ASSERT_EQ(r.status, Status::success) << to_string(method) << ": " << r.message;
+    EXPECT_EQ(r.counters.events, 0) << to_string(method);
+    NoisySurfaceToy without = on;
+    without.with_bound = false;
+    r = integrate(without.problem(), Vec::Zero(3), {0.0, 1.0}, options(method, 1e-10), [](auto, auto, const auto&) {});
+    EXPECT_GT(r.counters.events + (r.status != Status::success), 0) << to_string(method) << ": the noise is seen";
+    // Leaving the surface slowly (v = -1e-7: |z| exceeds r at t = 0.1): one crossing, within
+    // the time the state needs to get beyond the bound, however small the steps that start it.
+    NoisySurfaceToy off;
+    off.v = -1e-7;
+    std::vector<double> event_times;
+    OdeProblem p = off.problem();
+    const auto cross = p.events.cross;
+    p.events.cross = [&](TimePoint tp, const Vec& y, Index j) {
+      event_times.push_back(tp.t);
+      cross(tp, y, j);
+    };
+    r = integrate(p, Vec::Zero(3), {0.0, 1.0}, options(method, 1e-10), [](auto, auto, const auto&) {});
+    ASSERT_EQ(r.status, Status::success) << to_string(method) << ": " << r.message;
+    ASSERT_EQ(event_times.size(), 1u) << to_string(method);
+    EXPECT_LE(event_times[0], 0.11 + 0.05) << to_string(method) << " (|z| = r at t = 0.1, plus a step)";
+    EXPECT_EQ(off.m_side, 0.0) << to_string(method) << ": ends on the side z < 0";
+  }
+}
+
 // ---- a crossing that ends another surface's sliding mode ---------------------------------------
 // State (t, z, w, u), masks as in FilippovToy on surface A (z = 0), and a plain surface B (u = 0,
 // u = tB - t) whose crossing changes the drift of z:
