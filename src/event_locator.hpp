@@ -7,6 +7,8 @@
 //     however many changed: phi > 0 until the first of them crosses); functions already <= 0 at
 //     the step's start (on a surface handled at an event) are events at the start if they fell
 //     below twice their start value over the step, and round-off otherwise;
+//   - a negative function within its own rounding-error bound (EventHooks::round_off) is not a
+//     crossing: its sign is noise; it counts as 0 at the next step's start;
 //   - a surface handled at the previous event and hit again at zero distance is a bounce: the
 //     fields on both sides point into it, so the trajectory enters Filippov sliding on it; other
 //     surfaces hit at the same instant (parallel units) are plain crossings;
@@ -124,6 +126,21 @@ class EventLocator {
     if (!before_known) hooks_.values(clock_.at(tau_before), y_before, g_before_);
     violated_.erase(std::remove_if(violated_.begin(), violated_.end(),
                                    [&](Index j) { return g_before_[j] <= 0 && g_[j] >= 2 * g_before_[j]; }),
+                    violated_.end());
+    if (violated_.empty() || !hooks_.round_off) return !violated_.empty();
+    // A value within its own rounding-error bound is not a crossing: its sign is noise (a state
+    // on a kink surface in exact arithmetic, e.g. a unit the field keeps orthogonal to one point
+    // while inactive on the others, computes h of either sign from step to step: each flip an
+    // event, the run stalled; docs/rho_control.md). It is on the surface for the next step's start
+    // (g = 0 there): should it fall beyond its bound, that is an event at that start, rather than
+    // a creep past the rule above at less than a doubling per step.
+    hooks_.round_off(clock_.at(tau), y, round_off_);
+    violated_.erase(std::remove_if(violated_.begin(), violated_.end(),
+                                   [&](Index j) {
+                                     if (-g_[j] > round_off_[j]) return false;
+                                     g_end_[j] = 0.0;
+                                     return true;
+                                   }),
                     violated_.end());
     return !violated_.empty();
   }
@@ -382,6 +399,7 @@ class EventLocator {
   const std::atomic<bool>* stop_requested_;
   Vec g_, g_before_, g_event_, y_event_, sample_;  ///< g at the step's end, start, the event
   Vec g_crossing_;                                 ///< g of the crossing surfaces (values_of)
+  Vec round_off_;                                  ///< rounding-error bounds of g at the step's end
   std::vector<Index> violated_, crossing_, hit_;
   std::vector<std::pair<double, Index>> roots_;  ///< (clock value, surface) hit in the located step
   double last_event_tau_ = -std::numeric_limits<double>::infinity();

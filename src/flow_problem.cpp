@@ -1,5 +1,7 @@
 #include "gfsim/flow_problem.hpp"
 
+#include "gfsim/preactivation_rounding.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -54,6 +56,13 @@ OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink o
   p.events.values = [&pattern](TimePoint tp, const Vec& y, Vec& g) { pattern.event_values(tp, y, g); };
   p.events.values_of = [&pattern](TimePoint tp, const Vec& y, const std::vector<Index>& js, Vec& g) {
     pattern.event_values_of(tp, y, js, g);
+  };
+  // Bounds of the rounding error of each g: |g| = |h| for the pre-activations; a sliding entry's
+  // g is its mask value, no pre-activation (0: its sign always counts).
+  p.events.round_off = [&pattern](TimePoint, const Vec& y, Vec& r) {
+    const Flow& f = pattern.flow();
+    r = preactivation_rounding(f.network(), f.theta(y), f.inputs(), pattern.masks(), f.preactivations(y));
+    for (Index j : pattern.sliding()) r[j] = 0.0;
   };
   p.events.cross = [&pattern, report](TimePoint tp, const Vec& y, Index j) {
     const auto& sliding = pattern.sliding();

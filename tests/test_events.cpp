@@ -6,16 +6,159 @@
 
 #include <Eigen/Cholesky>
 #include <boost/math/quadrature/gauss_kronrod.hpp>
+#include <algorithm>
 #include <cmath>
+#include <iostream>
+#include <limits>
+#include <random>
 
 #include "gfsim/cvode_solver.hpp"
 #include "gfsim/flow_problem.hpp"
+#include "gfsim/preactivation_rounding.hpp"
 #include "test_util.hpp"
 
 namespace gfsim {
 namespace {
 
 SolverOptions options(Method m, double rtol) { return test::solver_options(m, ClockKind::t, rtol); }
+
+// ---- rounding-error bounds of the pre-activations (preactivation_rounding.hpp) ----------------
+// Reference values in binary128 (113-bit significand): a product of two doubles is exact there and
+// the accumulated error of the reference is ~2^-60 below the bounds checked.
+using Quad = __float128;
+
+/// Entries normal times 2^e, e uniform in [-spread, spread]; `positive`: absolute values (no
+/// cancellation, the partial sums and their rounding errors grow with d).
+Vec spread_vector(Index d, std::mt19937_64& gen, int spread, bool positive) {
+  std::normal_distribution<double> normal;
+  std::uniform_int_distribution<int> exponent(-spread, spread);
+  Vec v(d);
+  for (Index i = 0; i < d; ++i) v[i] = std::ldexp(positive ? std::abs(normal(gen)) : normal(gen), exponent(gen));
+  return v;
+}
+
+/// |computed - w.x| * 2^scale (a scale keeps subnormal errors representable as a double).
+double quad_dot_error(const Vec& w, const Vec& x, double computed, int scale = 0) {
+  Quad exact = 0;
+  for (Index i = 0; i < w.size(); ++i) exact += Quad(w[i]) * Quad(x[i]);
+  const Quad diff = Quad(computed) - exact;
+  Quad factor = 1;
+  for (int i = 0; i < scale; ++i) factor *= 2;
+  return double((diff > 0 ? diff : -diff) * factor);
+}
+
+TEST(PreactivationRounding, DotProductBoundHoldsAndIsWithinAFactorOfOrderSqrtDOfTheWorstError) {
+  const double u = std::ldexp(1.0, -53);
+  std::mt19937_64 gen(2026);
+  for (Index d : {1, 2, 3, 7, 50, 300, 4000}) {
+    for (bool positive : {false, true}) {
+      double worst = 0;  // max over trials of error / (u sum |w||x|)
+      const int trials = d >= 1000 ? 40 : 400;
+      for (int trial = 0; trial < trials; ++trial) {
+        const Vec w = spread_vector(d, gen, 8, positive), x = spread_vector(d, gen, 8, positive);
+        const double abs_dot = w.cwiseAbs().dot(x.cwiseAbs());
+        const double bound = dot_rounding_bound(abs_dot, d);
+        // Eigen's vectorized reduction, the GEMM kernel of Network::forward (a 1 x d by d x 1
+        // product falls back to a dot; a 2 x d by d x 3 one is a real GEMM), and a sequential loop.
+        Mat W(2, d), X(d, 3);
+        W.row(0) = w.transpose();
+        W.row(1) = -w.transpose();
+        X.col(0) = x;
+        X.col(1) = 0.5 * x;
+        X.col(2) = x;
+        const Mat H = W * X;
+        double loop = 0;
+        for (Index i = 0; i < d; ++i) loop += w[i] * x[i];
+        for (double computed : {w.dot(x), H(0, 0), -H(1, 2), loop}) {
+          const double err = quad_dot_error(w, x, computed);
+          ASSERT_LE(err, bound) << "d = " << d << " trial " << trial;
+          worst = std::max(worst, err / (u * abs_dot));
+        }
+      }
+      const double bound_factor = dot_rounding_bound(1.0, d) / u;  // ~ d + 2
+      // Tight: the worst error seen is a fair fraction of the bound (~sqrt(d) of it for sums of
+      // one sign, where the errors of the partial sums add like a random walk; the worst case d u
+      // needs adversarial data). Cancelling signs give small results with the same absolute
+      // errors relative to sum |w||x| only for the first few terms: checked for d <= 3.
+      if (positive || d <= 3) {
+        EXPECT_GT(worst, 0.1 * bound_factor / std::sqrt(double(d)))
+            << "d = " << d << (positive ? " positive" : " mixed signs") << ": bound " << bound_factor << " u";
+      }
+      std::cout << "d = " << d << (positive ? " positive" : " mixed") << ": worst error " << worst
+                << " u sum|w||x|, bound " << bound_factor << "\n";
+    }
+  }
+  // Gradual underflow: products below the normal range lose up to half a subnormal ulp each.
+  const Vec w = Vec::Constant(10, 3e-160), x = spread_vector(10, gen, 0, true) * 1e-160;
+  double loop = 0;
+  for (Index i = 0; i < 10; ++i) loop += w[i] * x[i];
+  const double bound = dot_rounding_bound(w.cwiseAbs().dot(x.cwiseAbs()), 10);
+  EXPECT_LE(quad_dot_error(w, x, loop, 1074), std::ldexp(bound, 1074));
+  // The absolute term is needed: the relative one is far below the error here.
+  EXPECT_GT(quad_dot_error(w, x, loop, 1074), std::ldexp(bound - 10 * std::numeric_limits<double>::denorm_min(), 1074));
+}
+
+/// A deep net's pre-activations at weights s V (one rounding each) with a pattern of 0/1 masks and
+/// fractional ones (sliding entries): every computed h within its bound of the exact value at the
+/// weights s V, and the bounds of the deeper layer include the error propagated from below.
+TEST(PreactivationRounding, NetworkBoundHoldsAtEveryDepth) {
+  std::mt19937_64 gen(77);
+  const Network net({6, 7, 5, 4, 1}, Activation::relu);
+  const Index n = 30, K = net.num_layers();
+  Mat XT(6, n);
+  for (Index p = 0; p < n; ++p) XT.col(p) = spread_vector(6, gen, 3, false);
+  std::uniform_real_distribution<double> unit_interval;
+  double worst_ratio = 0;  // max error / bound in the deepest hidden layer
+  for (int trial = 0; trial < 50; ++trial) {
+    const Vec V = spread_vector(net.num_params(), gen, 2, false);
+    const double s = std::sqrt(1.7 + trial);
+    const Vec theta = s * V;
+    std::vector<Mat> masks;
+    for (Index k = 0; k + 1 < K; ++k) {
+      Mat m(net.layer_rows(k), n);
+      for (Index i = 0; i < m.size(); ++i) {
+        const double r = unit_interval(gen);
+        m.data()[i] = r < 0.45 ? 0.0 : r < 0.9 ? 1.0 : unit_interval(gen);
+      }
+      masks.push_back(m);
+    }
+    Network::Workspace ws;
+    ws.pattern = &masks;
+    net.forward(theta, XT, ws);
+    Vec pre(0);
+    for (Index k = 0; k + 1 < K; ++k) {
+      pre.conservativeResize(pre.size() + ws.pre[k].size());
+      pre.tail(ws.pre[k].size()) = Eigen::Map<const Vec>(ws.pre[k].data(), ws.pre[k].size());
+    }
+    const Vec bound = preactivation_rounding(net, theta, XT, masks, pre);
+    ASSERT_EQ(bound.size(), pre.size());
+    // Exact forward pass at the weights s V in binary128.
+    std::vector<Quad> a(std::size_t(6 * n));
+    for (Index i = 0; i < 6 * n; ++i) a[std::size_t(i)] = Quad(XT.data()[i]);
+    Index o = 0;
+    for (Index k = 0; k + 1 < K; ++k) {
+      const Index rows = net.layer_rows(k), cols = net.layer_cols(k);
+      const auto Vk = net.layer(V, k);
+      std::vector<Quad> h(std::size_t(rows * n));
+      for (Index p = 0; p < n; ++p)
+        for (Index i = 0; i < rows; ++i) {
+          Quad sum = 0;
+          for (Index c = 0; c < cols; ++c) sum += Quad(s) * Quad(Vk(i, c)) * a[std::size_t(p * cols + c)];
+          h[std::size_t(p * rows + i)] = sum;
+          const Index j = o + p * rows + i;
+          const Quad diff = Quad(pre[j]) - sum;
+          const double err = double(diff > 0 ? diff : -diff);
+          ASSERT_LE(err, bound[j]) << "layer " << k + 1 << " unit " << i << " point " << p << " trial " << trial;
+          if (k + 2 == K) worst_ratio = std::max(worst_ratio, err / bound[j]);
+        }
+      for (Index i = 0; i < rows * n; ++i) h[std::size_t(i)] *= Quad(masks[std::size_t(k)].data()[i]);
+      a.swap(h);
+      o += rows * n;
+    }
+  }
+  std::cout << "deepest hidden layer: worst error / bound " << worst_ratio << "\n";
+  EXPECT_GT(worst_ratio, 1e-3);  // not vacuous
+}
 
 // ---- a scalar Filippov toy -------------------------------------------------------------------
 // State (t, z, w); m = 1 on z > 0, m = 0 on z < 0:
@@ -95,6 +238,67 @@ TEST(FilippovToy, SlidingSolutionWithEntryAndExit) {
     EXPECT_EQ(r.counters.sliding_entries, 1) << to_string(method);
     EXPECT_EQ(r.counters.events, 2) << to_string(method) << " (the crossing into z < 0, the exit at t = T)";
     expect_exact_samples(toy, times, got, method);
+  }
+}
+
+// ---- round-off is not a crossing (EventHooks::round_off) ---------------------------------------
+// State (t, z, w), z' = v, one surface z = 0 whose computed event value carries a deterministic
+// "rounding noise" of amplitude a below the declared bound r: g = +-(z + a sin(1000 t)).
+// w' = sin(1000 t) keeps the steps short (~1000 steps on [0, 1]): the noise is sampled often.
+struct NoisySurfaceToy {
+  double v = 0.0, a = 1e-9, r = 1e-8;
+  bool with_bound = true;
+  double m_side = 1.0;
+  OdeProblem problem() {
+    OdeProblem p;
+    p.size = 3;
+    p.rhs = [this](TimePoint, const Vec& y, Vec& dy) {
+      dy.resize(3);
+      dy << 1.0, v, std::sin(1000.0 * y[0]);
+    };
+    p.jacobian = [](TimePoint, const Vec& y, Mat& J) {
+      J = Mat::Zero(3, 3);
+      J(2, 0) = 1000.0 * std::cos(1000.0 * y[0]);
+    };
+    p.events.values = [this](TimePoint, const Vec& y, Vec& g) {
+      g.resize(1);
+      const double h = y[1] + a * std::sin(1000.0 * y[0]);
+      g[0] = m_side > 0.5 ? h : -h;
+    };
+    if (with_bound) p.events.round_off = [this](TimePoint, const Vec&, Vec& bound) { bound = Vec::Constant(1, r); };
+    p.events.cross = [this](TimePoint, const Vec&, Index) { m_side = 1.0 - m_side; };
+    return p;
+  }
+};
+
+TEST(RoundOff, NoiseWithinTheBoundIsNoCrossingAndACrossingBeyondItIsFound) {
+  for (Method method : {Method::dopri5, Method::cvode}) {
+    // On the surface (v = 0): the noise changes sign ~300 times over [0, 1]; none is an event.
+    // Without the bound the same run takes noise for crossings.
+    NoisySurfaceToy on;
+    auto r = integrate(on.problem(), Vec::Zero(3), {0.0, 1.0}, options(method, 1e-10), [](auto, auto, const auto&) {});
+    ASSERT_EQ(r.status, Status::success) << to_string(method) << ": " << r.message;
+    EXPECT_EQ(r.counters.events, 0) << to_string(method);
+    NoisySurfaceToy without = on;
+    without.with_bound = false;
+    r = integrate(without.problem(), Vec::Zero(3), {0.0, 1.0}, options(method, 1e-10), [](auto, auto, const auto&) {});
+    EXPECT_GT(r.counters.events + (r.status != Status::success), 0) << to_string(method) << ": the noise is seen";
+    // Leaving the surface slowly (v = -1e-7: |z| exceeds r at t = 0.1): one crossing, within
+    // the time the state needs to get beyond the bound, however small the steps that start it.
+    NoisySurfaceToy off;
+    off.v = -1e-7;
+    std::vector<double> event_times;
+    OdeProblem p = off.problem();
+    const auto cross = p.events.cross;
+    p.events.cross = [&](TimePoint tp, const Vec& y, Index j) {
+      event_times.push_back(tp.t);
+      cross(tp, y, j);
+    };
+    r = integrate(p, Vec::Zero(3), {0.0, 1.0}, options(method, 1e-10), [](auto, auto, const auto&) {});
+    ASSERT_EQ(r.status, Status::success) << to_string(method) << ": " << r.message;
+    ASSERT_EQ(event_times.size(), 1u) << to_string(method);
+    EXPECT_LE(event_times[0], 0.11 + 0.05) << to_string(method) << " (|z| = r at t = 0.1, plus a step)";
+    EXPECT_EQ(off.m_side, 0.0) << to_string(method) << ": ends on the side z < 0";
   }
 }
 

@@ -38,6 +38,10 @@ struct EventHooks {
   /// Optional: g_s = g_{js[s]} at y, equal to values() up to rounding but cheaper (root searches
   /// over the few surfaces crossed in a step).
   std::function<void(TimePoint tp, const Vec& y, const std::vector<Index>& js, Vec& g)> values_of;
+  /// Optional: r_j >= |computed g_j - exact g_j| at y (0 where no bound is known). A negative g_j
+  /// with |g_j| <= r_j carries no sign information: not a crossing (docs/events.md). Evaluated only
+  /// after a step that ends with some g_j < 0.
+  std::function<void(TimePoint tp, const Vec& y, Vec& r)> round_off;
   /// Switch the discrete state for event j at state y (the trajectory has crossed g_j = 0).
   std::function<void(TimePoint tp, const Vec& y, Index j)> cross;
   /// Optional: the field on both sides of surface j points into it (an event right at the restart

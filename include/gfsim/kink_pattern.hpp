@@ -83,6 +83,8 @@ class KinkPattern {
   /// -1 when no pattern is frozen.
   double value(Index j) const;
   bool frozen() const { return !masks_.empty(); }
+  /// The masks of the hidden layers (index k-1: d_k x n), sliding entries at their last control.
+  const std::vector<Mat>& masks() const { return masks_; }
   /// Forget the pattern: the flow goes back to the signs of h.
   void clear();
 
