@@ -66,7 +66,7 @@ class ScreeningCertificate {
 /// What the screening did along a run (Flow::screening_state).
 struct ScreeningState {
   bool enabled = false;     ///< [solver] screening = true
-  bool active = false;      ///< the certificate applies (homogeneous net, exp/logistic loss, no kink pattern)
+  bool active = false;      ///< the certificate applies (homogeneous net: linear or exact ReLU; exp/logistic loss)
   Index kept = 0;           ///< points in the last evaluation
   std::int64_t screens = 0; ///< full passes that re-chose the kept set since enable_screening
   std::int64_t screens_by_bound = 0;  ///< of which forced by the certificate (the others: amortisation)
@@ -74,6 +74,9 @@ struct ScreeningState {
   double kept_work = 0;     ///< sum over those evaluations of kept / n (the fraction of the data work done)
   double last_bound = 0;    ///< certified bound on |rhs(all points) - rhs(kept points)| at the last evaluation
   double last_budget = 0;   ///< the budget it was held to, in the same units
+  /// With a kink pattern (exact ReLU events): activation-mask entries of dropped points found
+  /// switched when their points were next evaluated, i.e. kink crossings absorbed without an event.
+  std::int64_t absorbed_switches = 0;
 };
 
 }  // namespace gfsim
