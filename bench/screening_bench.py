@@ -12,7 +12,7 @@ the distance between the screened and unscreened final weights in units of the t
 --large: K = 1 with n = 1e5 and 1e6 (dim = 50, gaussian, margin 0.1) to t = 1e100, one run each way,
 with the kept points over time (the /observables/kept_points samples).
 --relu: bench/relu_screening.toml (20-16-1 ReLU, n = 1e4, exp loss, gd, kink events, to t = 1e12),
-RUNS runs each way interleaved: time, RHS, kink events located, kink switches absorbed, kept points.
+RUNS runs each way interleaved: time, RHS, kink events located, kept points, final state difference.
 Timings are only meaningful on an idle machine: the script prints the load average with them.
 """
 import argparse
@@ -50,8 +50,6 @@ def run(t_end, screening, tag, extra=(), model=MODEL):
         if "events/summary" in f:
             ev = np.asarray(f["events/summary"][()]).ravel()
             res["events"] = int(ev[0] + ev[1] + ev[2])
-        res["absorbed"] = int(np.asarray(f["screening/absorbed_switches"][()]).ravel()[0]) \
-            if "screening/absorbed_switches" in f else 0
         if "kept_points" in f["observables"]:
             res["kept"] = np.asarray(f["observables/kept_points/value"][()]).ravel()
             res["t"] = np.asarray(f["observables/kept_points/time"][()]).ravel()
@@ -106,8 +104,8 @@ def large(lines):
 def relu(runs, lines):
     model = os.path.join(ROOT, "bench", "relu_screening.toml")
     lines += ["", "ReLU 20-16-1, n = 1e4, to t = 1e12 (bench/relu_screening.toml):", "",
-              "| | time (s) median (range) | RHS | kink events located | switches absorbed | kept at end | "
-              "final state difference / tol |", "|---|---|---|---|---|---|---|"]
+              "| | time (s) median (range) | RHS | kink events located | kept at end | "
+              "final state difference / tol |", "|---|---|---|---|---|---|"]
     times = {False: [], True: []}
     last = {}
     for r in range(runs):
@@ -123,7 +121,7 @@ def relu(runs, lines):
         res = last[screening]
         kept = int(res["kept"][-1]) if "kept" in res else 10000
         lines.append(f"| {'screened' if screening else 'unscreened'} | {statistics.median(v):.2f} ({min(v):.2f}-"
-                     f"{max(v):.2f}) | {res['rhs']} | {res.get('events', 0)} | {res['absorbed']} | {kept} | "
+                     f"{max(v):.2f}) | {res['rhs']} | {res.get('events', 0)} | {kept} | "
                      f"{diff if screening else 0:.2g} |")
         print(lines[-1], flush=True)
     lines.append(f"ratio of medians: {statistics.median(times[True]) / statistics.median(times[False]):.3f}")

@@ -75,8 +75,7 @@ void Flow::forward_on(const Eigen::Ref<const Vec>& theta, bool kept_only) const 
     }
     ws_.pattern = &kept_pattern_;
   } else {
-    if (pattern_ && screening_on()) absorb_dropped_kinks(theta);
-    ws_.pattern = pattern_;
+    ws_.pattern = pattern_ && screening_on() ? &pattern_with_dropped_signs(theta) : pattern_;
   }
   net_.forward(theta, kept ? kept_inputs() : Network::Inputs(XT_), ws_);
   forward_set_ = set;
@@ -307,28 +306,21 @@ Vec Flow::kept_preactivations(const Vec& y) const {
   return h;
 }
 
-void Flow::absorb_dropped_kinks(const Eigen::Ref<const Vec>& theta) const {
-  // A dropped point's surfaces are not events: its columns of the pattern are stale. Its own pass
-  // without the pattern gives the signs of its pre-activations (ReLU'(0) = 0), layer by layer.
+const std::vector<Mat>& Flow::pattern_with_dropped_signs(const Eigen::Ref<const Vec>& theta) const {
+  // A dropped point's surfaces are not events, so its columns of the pattern are stale (signs of
+  // some earlier state). A pass over every point (a screen's margins, diagnostics) takes the signs
+  // of its pre-activations instead, from its own pass without the pattern (ReLU'(0) = 0); the
+  // pattern itself is left alone: a point that comes back has its switches located as events.
   const std::vector<Index>& dropped = screen_.dropped;
-  if (!pattern_ || dropped.empty()) return;
+  full_pattern_ = *pattern_;
   Mat X(XT_.rows(), Index(dropped.size()));
   for (std::size_t q = 0; q < dropped.size(); ++q) X.col(Index(q)) = XT_.col(dropped[q]);
   Network::Workspace w;
   net_.forward(theta, X, w);
-  for (std::size_t k = 0; k < pattern_->size(); ++k) {
-    Mat& m = (*pattern_)[k];
-    const Mat& H = w.pre[k];
+  for (std::size_t k = 0; k < full_pattern_.size(); ++k)
     for (std::size_t q = 0; q < dropped.size(); ++q)
-      for (Index i = 0; i < m.rows(); ++i) {
-        const double side = H(i, Index(q)) > 0 ? 1.0 : 0.0;
-        double& entry = m(i, dropped[q]);
-        if (entry != side) {
-          entry = side;
-          ++screen_.absorbed;
-        }
-      }
-  }
+      full_pattern_[k].col(dropped[q]) = (w.pre[k].col(Index(q)).array() > 0.0).cast<double>();
+  return full_pattern_;
 }
 
 Flow::NearestKink Flow::kink_of(Index j) const {

@@ -41,7 +41,7 @@ void Flow::enable_screening(double budget) {
   S.max_norm = S.x_norms.size() ? S.x_norms.maxCoeff() : 0.0;
   S.kept = XT_.cols();
   S.has_reference = false;
-  S.screens = S.screens_by_bound = S.total_evaluations = S.absorbed = 0;
+  S.screens = S.screens_by_bound = S.total_evaluations = 0;
   S.dropped.clear();
   S.kept_work = 0;
   S.backoff = kStartBackoff;
@@ -58,7 +58,6 @@ ScreeningState Flow::screening_state() const {
   s.kept_work = screen_.kept_work;
   s.last_bound = screen_.last_bound;
   s.last_budget = screen_.last_budget;
-  s.absorbed_switches = screen_.absorbed;
   return s;
 }
 
@@ -79,7 +78,6 @@ void Flow::certify(double log_scale) const {
   S.pending = false;
   const Index n = XT_.cols();
   auto keep_all = [&] {
-    if (S.kept != n) absorb_dropped_kinks(model_->theta(net_, *S.y_state));
     if (S.kept != n) ++S.generation;
     S.kept = n;
     S.has_reference = false;

@@ -212,7 +212,8 @@ void KinkPattern::event_values(TimePoint tp, const Vec& y, Vec& g) {
     sliding_rhs(tp, y, dy, &masks);
   }
   // With screening only the kept points' surfaces are events (their pass is the evaluations'); a
-  // dropped point's switches are absorbed when it is next evaluated (Flow::use_pattern).
+  // dropped point's switches since it left are located as events once it is back (its g is +inf
+  // at the start of that step, EventLocator::locate).
   const bool screened = flow_.drops_points();
   g = screened ? flow_.kept_preactivations(y) : flow_.preactivations(y);
   const std::vector<char> dead = flow_.num_layers() > 2 ? dead_entries(g) : std::vector<char>();

@@ -462,12 +462,8 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
     report.screening = true;
     report.screens = sc.screens;
     report.kept_points = sc.kept;
-    report.absorbed_switches = sc.absorbed_switches;
     end.push_back({"screening/summary", {double(sc.screens), double(sc.kept), double(data.n())}, {},
                    "screening: full passes that re-chose the kept points, points kept at the end, all points"});
-    if (use_events)
-      end.push_back({"screening/absorbed_switches", {double(sc.absorbed_switches)}, {},
-                     "kink switches of dropped points found when they were next evaluated (crossings without an event)"});
   }
   if (use_events) {
     end.push_back({"events/summary",
@@ -480,7 +476,6 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   if (report.screening) {
     event_counters["screens"] = report.screens;
     event_counters["kept_points"] = std::int64_t(report.kept_points);
-    if (use_events) event_counters["absorbed_switches"] = report.absorbed_switches;
   }
   GroupWriter extra_groups;
   if (options.write_extra_groups) extra_groups = [&](h5::File& file) { options.write_extra_groups(file, report); };
@@ -517,8 +512,7 @@ void print_summary(std::ostream& out, const RunReport& r) {
     fmt::print(out, "  {:<22} {} rhs, {} jacobians, {} LU\n", "evaluations", c.rhs_evals, c.jacobian_evals,
                c.lu_decompositions);
   if (r.screening)
-    fmt::print(out, "  {:<22} {} points kept at the end, {} screens{}\n", "screening", r.kept_points, r.screens,
-               r.uses_events ? fmt::format(", {} kink switches absorbed", r.absorbed_switches) : std::string());
+    fmt::print(out, "  {:<22} {} points kept at the end, {} screens\n", "screening", r.kept_points, r.screens);
   fmt::print(out, "  {:<22} {:.3f} s\n", "wall time", c.wall_seconds);
   fmt::print(out, "  {:<22} {} ({} samples)\n", "output", r.output_path, r.samples);
 }

@@ -1,8 +1,8 @@
-// Safe screening with exact ReLU kinks (equations.md section 9, issue 19), one hidden layer: a dropped point leaves
-// the field and its kink surfaces leave the events; its activation masks are brought up to date
-// (switches absorbed) when it is evaluated again. Checked against the unscreened event-driven run
-// and a tight reference, with the certificate measured at every accepted step against the field
-// of every point (the kept points' masks, the dropped points' signs of h).
+// Safe screening with exact ReLU kinks (equations.md section 9, issue 19), one hidden layer: a
+// dropped point leaves the field and its kink surfaces leave the events; once it is back, the
+// switches it missed are located as events. Checked against the unscreened event-driven run and a
+// tight reference, with the certificate measured at every accepted step against the field of every
+// point (the kept points' masks, the dropped points' signs of h).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,8 +22,7 @@ struct EventRun {
   double worst_ratio = 0;    // max over steps of |rhs(kept) - rhs(all)| / certified bound
   double worst_budget = 0;   // max over steps of the certified bound / its budget
   std::int64_t events = 0;   // crossings + sliding entries + exits
-  std::int64_t absorbed = 0;
-  Index stale_masks = -1;    // after a pass over every point at the end: non-sliding masks != sign(h)
+  Index stale_masks = -1;    // at the end: kept points' non-sliding masks != sign(h)
 };
 
 // The field of every point at y with the masks the screened run would have if it tracked all
@@ -72,13 +71,12 @@ EventRun run_events(Flow& flow, const Vec& y0, double t_end, double rtol, Flow* 
   };
   r.result = integrate(p, y0, log_spaced_times(1e-2, t_end, 1), test::solver_options(Method::dopri5, ClockKind::log, rtol),
                        [](std::int64_t, double, const Vec&) {}, monitor);
-  r.absorbed = flow.screening_state().absorbed_switches;
-  // A pass over every point brings the dropped points' masks to the signs of their h.
   const Vec h = flow.preactivations(r.result.y_final);
   const auto& sliding = pattern.sliding();
   r.stale_masks = 0;
   for (Index j = 0; j < h.size(); ++j)
-    if (std::find(sliding.begin(), sliding.end(), j) == sliding.end() && std::abs(h[j]) > 1e-9 &&
+    if (flow.point_kept(flow.kink_of(j).point) && std::find(sliding.begin(), sliding.end(), j) == sliding.end() &&
+        std::abs(h[j]) > 1e-9 &&
         pattern.value(j) != (h[j] > 0 ? 1.0 : 0.0))
       ++r.stale_masks;
   return r;
@@ -108,8 +106,7 @@ TEST_P(ScreenedKinks, AgreeWithTheUnscreenedEventsAndTheCertificateHoldsAtEveryS
   EXPECT_LE(b.worst_ratio, 1.0);
   EXPECT_LE(b.worst_budget, 1.0);
   EXPECT_LT(*std::min_element(b.kept.begin(), b.kept.end()), data.n()) << "screening dropped no points";
-  // The dropped points' switches were caught up on by the pass over every point.
-  EXPECT_GT(b.absorbed, 0);
+  // The kept points' masks are the signs of h (the switches of points that came back were events).
   EXPECT_EQ(b.stale_masks, 0);
   const EventRun a = run_events(plain, y0, c.t_end, rtol);
   const EventRun tight = run_events(ref, y0, c.t_end, 1e-11);
@@ -118,9 +115,8 @@ TEST_P(ScreenedKinks, AgreeWithTheUnscreenedEventsAndTheCertificateHoldsAtEveryS
   const double err_plain = test::weighted_error(a.result.y_final, tight.result.y_final, rtol, atol);
   const double err_screened = test::weighted_error(b.result.y_final, tight.result.y_final, rtol, atol);
   EXPECT_LT(err_screened, std::max(2.0 * err_plain, 10.0)) << "unscreened error " << err_plain;
-  EXPECT_LT(*std::min_element(b.kept.begin(), b.kept.end()), data.n() / 2) << "screening dropped few points";
+  EXPECT_LT(*std::min_element(b.kept.begin(), b.kept.end()), 0.7 * double(data.n())) << "screening dropped few points";
   EXPECT_EQ(*std::min_element(a.kept.begin(), a.kept.end()), data.n());
-  EXPECT_EQ(a.absorbed, 0);
   // The dropped points' surfaces were not events.
   EXPECT_LT(b.events, a.events);
 }
@@ -133,12 +129,11 @@ std::string kink_case_name(const testing::TestParamInfo<KinkCase>& info) {
 
 INSTANTIATE_TEST_SUITE_P(OneHiddenLayer, ScreenedKinks,
                          testing::Values(KinkCase{{5, 6, 1}, "gd", 1e12}, KinkCase{{5, 6, 1}, "gd_polar", 1e12},
-                                         KinkCase{{5, 8, 1}, "gd", 1e30}),
+                                         KinkCase{{5, 8, 1}, "gd", 1e30}, KinkCase{{20, 4, 1}, "gd", 1e12}),
                          kink_case_name);
 
 TEST(ScreenedKinks, TwoHiddenLayersKeepEveryPoint) {
-  // Not yet verified with two hidden layers (equations.md section 9): every point stays, no switch is
-  // absorbed. (Not compared bit for bit with the unscreened run: two hidden-layer event runs depend
+  // Not yet verified with two hidden layers (equations.md section 9): every point stays. (Not compared bit for bit with the unscreened run: two hidden-layer event runs depend
   // on the heap addresses of their vectors through Eigen's alignment peeling, and their event
   // sequences part at round-off, docs/events.md.)
   const Dataset data = test::separable_data(200, 5, 7, 0.3);
@@ -149,7 +144,6 @@ TEST(ScreenedKinks, TwoHiddenLayersKeepEveryPoint) {
   const EventRun b = run_events(screened, y0, 1.0, 1e-8);
   ASSERT_EQ(b.result.status, Status::success) << b.result.message;
   EXPECT_EQ(*std::min_element(b.kept.begin(), b.kept.end()), data.n());
-  EXPECT_EQ(b.absorbed, 0);
   EXPECT_EQ(b.stale_masks, 0);
 }
 

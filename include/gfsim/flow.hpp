@@ -148,9 +148,9 @@ class Flow {
   /// value in between for a sliding entry) instead of the signs of h; nullptr: the signs again.
   /// The masks belong to a KinkPattern (kink_pattern.hpp), which must outlive their use here.
   /// With screening, the kink surfaces of dropped points are not tracked (equations.md section 9):
-  /// the columns of points that were dropped are set to the signs of their pre-activations
-  /// whenever every point is evaluated again (a screen, diagnostics); the points of the `sliding`
-  /// entries (pre-activation indices, owned by the pattern) are never dropped.
+  /// a pass over every point (a screen, diagnostics) takes the signs of h for their columns, and a
+  /// point that comes back has its switches located as events; the points of the `sliding` entries
+  /// (pre-activation indices, owned by the pattern) are never dropped.
   void use_pattern(std::vector<Mat>* masks, const std::vector<Index>* sliding = nullptr);
   /// Screening has dropped points from the evaluations (their kink surfaces are not events).
   bool drops_points() const { return screening_on(); }
@@ -185,10 +185,9 @@ class Flow {
   /// point of the last right-hand side, where the forward pass is a third of a product's cost.
   void forward(const Eigen::Ref<const Vec>& theta) const { forward_on(theta, false); }
   void forward_on(const Eigen::Ref<const Vec>& theta, bool kept_only) const;
-  /// Kink pattern with screening: the dropped points' mask columns to the signs of their
-  /// pre-activations at theta (a pass over those points without the pattern), before a pass over
-  /// every point.
-  void absorb_dropped_kinks(const Eigen::Ref<const Vec>& theta) const;
+  /// Kink pattern with screening, a pass over every point: the pattern with the dropped points'
+  /// columns at the signs of their pre-activations at theta (in full_pattern_).
+  const std::vector<Mat>& pattern_with_dropped_signs(const Eigen::Ref<const Vec>& theta) const;
 
   Network net_;
   Mat XT_;   // d_0 x n, points as columns
@@ -202,6 +201,7 @@ class Flow {
   std::vector<Mat>* pattern_ = nullptr;                 ///< use_pattern: the masks of every point
   const std::vector<Index>* pattern_sliding_ = nullptr; ///< use_pattern: its sliding entries
   mutable std::vector<Mat> kept_pattern_;               ///< the kept points' columns of *pattern_
+  mutable std::vector<Mat> full_pattern_;               ///< pattern_with_dropped_signs
   mutable Vec forward_theta_;          ///< the weights of the pass in ws_, when forward_valid_
   mutable bool forward_valid_ = false; ///< ws_ holds a pattern-free pass at forward_theta_
   mutable Vec u_, a_, da_, grad_;
@@ -225,7 +225,6 @@ class Flow {
     Index kept = 0;              // number of kept points (n: X unused)
     std::vector<Index> kept_points;  // their indices in order (when kept < n)
     std::vector<Index> slot;         // point -> its column among the kept ones, -1 dropped (kept < n)
-    std::int64_t absorbed = 0;       // mask entries of dropped points found switched (absorb_dropped_kinks)
     bool has_reference = false;
     std::uint64_t generation = 0;  // of the kept set, for the forward cache
     std::int64_t screens = 0, evaluations = 0;  // evaluations: since the last screen

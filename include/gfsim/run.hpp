@@ -43,7 +43,6 @@ struct RunReport {
   bool screening = false;           ///< [solver] screening = true
   std::int64_t screens = 0;         ///< full passes that re-chose the kept points
   Index kept_points = 0;            ///< points kept at the end
-  std::int64_t absorbed_switches = 0;  ///< kink switches of dropped points taken without an event
 };
 
 /// [solver] screening: the certified budget per unit of log clock, as a fraction of atol

@@ -74,9 +74,6 @@ struct ScreeningState {
   double kept_work = 0;     ///< sum over those evaluations of kept / n (the fraction of the data work done)
   double last_bound = 0;    ///< certified bound on |rhs(all points) - rhs(kept points)| at the last evaluation
   double last_budget = 0;   ///< the budget it was held to, in the same units
-  /// With a kink pattern (exact ReLU events): activation-mask entries of dropped points found
-  /// switched when their points were next evaluated, i.e. kink crossings absorbed without an event.
-  std::int64_t absorbed_switches = 0;
 };
 
 }  // namespace gfsim
