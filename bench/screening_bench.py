@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Safe screening (issue 19, docs/equations.md section 9): screened against unscreened runs.
 
-  GFSIM_BUILD=build nice -n 19 python3 bench/screening_bench.py [--runs 5] [--large] [--out FILE]
+  GFSIM_BUILD=build nice -n 19 python3 bench/screening_bench.py [--runs 5] [--large] [--relu] [--no-linear] [--out FILE]
 
 Linear benchmark (bench/linear_bench.toml: K = 1, exp loss, gaussian n = 1000, dim = 50) at
 t_end = 1e12, 1e100, 1e300 with the default solver (auto -> CVODE dense, log clock) at the model's
@@ -11,6 +11,8 @@ the distance between the screened and unscreened final weights in units of the t
 (max_i |a_i - b_i| / (rtol |b_i| + atol)).
 --large: K = 1 with n = 1e5 and 1e6 (dim = 50, gaussian, margin 0.1) to t = 1e100, one run each way,
 with the kept points over time (the /observables/kept_points samples).
+--relu: bench/relu_screening.toml (20-16-1 ReLU, n = 1e4, exp loss, gd, kink events, to t = 1e12),
+RUNS runs each way interleaved: time, RHS, kink events located, kept points, final state difference.
 Timings are only meaningful on an idle machine: the script prints the load average with them.
 """
 import argparse
@@ -30,11 +32,11 @@ MODEL = os.path.join(ROOT, "bench", "linear_bench.toml")
 TMP = tempfile.mkdtemp(prefix="gfsim_screen_")
 
 
-def run(t_end, screening, tag, extra=()):
+def run(t_end, screening, tag, extra=(), model=MODEL):
     out = os.path.join(TMP, f"{tag}.h5")
     if os.path.exists(out):
         os.remove(out)
-    cmd = [GFSIM, "run", MODEL, "-o", out, "--set", f"time.t_end={t_end:g}",
+    cmd = [GFSIM, "run", model, "-o", out, "--set", f"time.t_end={t_end:g}",
            "--set", f"solver.screening={'true' if screening else 'false'}", *extra]
     p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if p.returncode != 0:
@@ -44,6 +46,10 @@ def run(t_end, screening, tag, extra=()):
         observe = float(np.asarray(f["timing/observe_seconds"][()]).ravel()[0])
         res = {"seconds": float(solver["wall_seconds"]) - observe, "rhs": int(solver["rhs_evals"]),
                "jac": int(solver.get("jacobian_evals", 0)), "theta": f["observables/theta/value"][-1]}
+        res["status"] = str(solver.get("status", ""))
+        if "events/summary" in f:
+            ev = np.asarray(f["events/summary"][()]).ravel()
+            res["events"] = int(ev[0] + ev[1] + ev[2])
         if "kept_points" in f["observables"]:
             res["kept"] = np.asarray(f["observables/kept_points/value"][()]).ravel()
             res["t"] = np.asarray(f["observables/kept_points/time"][()]).ravel()
@@ -95,17 +101,49 @@ def large(lines):
         print(lines[-1], flush=True)
 
 
+def relu(runs, lines):
+    model = os.path.join(ROOT, "bench", "relu_screening.toml")
+    lines += ["", "ReLU 20-16-1, n = 1e4, to t = 1e12 (bench/relu_screening.toml):", "",
+              "| | time (s) median (range) | RHS | kink events located | kept at end | "
+              "final state difference / tol |", "|---|---|---|---|---|---|"]
+    times = {False: [], True: []}
+    last = {}
+    for r in range(runs):
+        for screening in (False, True):
+            res = run(1e12, screening, f"relu_{screening}_{r}", model=model)
+            if res["status"] not in ("success", "0"):
+                print(f"relu screening={screening}: status {res['status']}", flush=True)
+            times[screening].append(res["seconds"])
+            last[screening] = res
+    diff = weighted(last[True]["theta"], last[False]["theta"], 1e-8, 1e-10)
+    for screening in (False, True):
+        v = times[screening]
+        res = last[screening]
+        kept = int(res["kept"][-1]) if "kept" in res else 10000
+        lines.append(f"| {'screened' if screening else 'unscreened'} | {statistics.median(v):.2f} ({min(v):.2f}-"
+                     f"{max(v):.2f}) | {res['rhs']} | {res.get('events', 0)} | {kept} | "
+                     f"{diff if screening else 0:.2g} |")
+        print(lines[-1], flush=True)
+    lines.append(f"ratio of medians: {statistics.median(times[True]) / statistics.median(times[False]):.3f}")
+    print(lines[-1], flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--large", action="store_true")
+    ap.add_argument("--relu", action="store_true")
+    ap.add_argument("--no-linear", action="store_true")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
     lines = [f"load average before: {load()}"]
     print(lines[0], flush=True)
-    linear(a.runs, lines)
+    if not a.no_linear:
+        linear(a.runs, lines)
     if a.large:
         large(lines)
+    if a.relu:
+        relu(a.runs, lines)
     lines.append(f"load average after: {load()}")
     print(lines[-1])
     if a.out:

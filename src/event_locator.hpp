@@ -184,10 +184,13 @@ class EventLocator {
         return min_over_crossing();
       };
       g_.swap(g_before_);
-      const double pa = min_over_crossing();
+      double pa = min_over_crossing();
+      // A surface not tracked at the step's start (g = +inf: screening had dropped its point, and a
+      // screen inside the step brought it back with the masks of that stage): its value there.
+      if (!(pa < std::numeric_limits<double>::infinity())) pa = phi(tau_before);
       const double pb = phi(tau);
-      double right = tau;
-      if (pb < 0) {
+      double right = pa > 0 ? tau : tau_before;
+      if (pb < 0 && pa > 0) {
         std::uintmax_t iters = 100;
         const auto bracket = boost::math::tools::toms748_solve(phi, tau_before, tau, pa, pb,
                                                                boost::math::tools::eps_tolerance<double>(48), iters);

@@ -62,13 +62,25 @@ void Flow::forward_on(const Eigen::Ref<const Vec>& theta, bool kept_only) const 
   // (sliding masks) change under the same weights. The point set is part of the key.
   const bool kept = kept_only && screening_on();
   const std::uint64_t set = kept ? screen_.generation : 0;
-  if (!ws_.pattern && forward_valid_ && set == forward_set_ && forward_theta_.size() == theta.size() &&
+  if (!pattern_ && forward_valid_ && set == forward_set_ && forward_theta_.size() == theta.size() &&
       std::memcmp(forward_theta_.data(), theta.data(), sizeof(double) * std::size_t(theta.size())) == 0)
     return;
+  if (pattern_ && kept) {  // the kept points' columns of the pattern (O(hidden units x kept): a pass costs more)
+    kept_pattern_.resize(pattern_->size());
+    for (std::size_t k = 0; k < pattern_->size(); ++k) {
+      const Mat& m = (*pattern_)[k];
+      Mat& mk = kept_pattern_[k];
+      mk.resize(m.rows(), screen_.kept);
+      for (Index q = 0; q < screen_.kept; ++q) mk.col(q) = m.col(screen_.kept_points[std::size_t(q)]);
+    }
+    ws_.pattern = &kept_pattern_;
+  } else {
+    ws_.pattern = pattern_ && screening_on() ? &pattern_with_dropped_signs(theta) : pattern_;
+  }
   net_.forward(theta, kept ? kept_inputs() : Network::Inputs(XT_), ws_);
   forward_set_ = set;
   labels_ = kept ? &screen_.y : &y_;
-  forward_valid_ = !ws_.pattern;
+  forward_valid_ = !pattern_;
   if (forward_valid_) forward_theta_ = theta;
 }
 
@@ -271,9 +283,44 @@ Vec Flow::preactivation_tangent(const Vec& theta, const Vec& dtheta) const {
   return dh;
 }
 
-void Flow::use_pattern(const std::vector<Mat>* masks) {
+void Flow::use_pattern(std::vector<Mat>* masks, const std::vector<Index>* sliding) {
+  pattern_ = masks;
+  pattern_sliding_ = masks ? sliding : nullptr;
   ws_.pattern = masks;
   forward_valid_ = false;
+}
+
+Vec Flow::kept_preactivations(const Vec& y) const {
+  if (!screening_on()) return preactivations(y);
+  Vec h = Vec::Zero(num_preactivations());
+  if (h.size() == 0) return h;
+  forward_on(this->theta(y), true);
+  const Index n = XT_.cols();
+  Index o = 0;
+  for (Index k = 0; k + 1 < num_layers(); ++k) {
+    const Mat& H = ws_.pre[std::size_t(k)];
+    auto out = Eigen::Map<Mat>(h.data() + o, H.rows(), n);
+    for (Index q = 0; q < H.cols(); ++q) out.col(screen_.kept_points[std::size_t(q)]) = H.col(q);
+    o += H.rows() * n;
+  }
+  return h;
+}
+
+const std::vector<Mat>& Flow::pattern_with_dropped_signs(const Eigen::Ref<const Vec>& theta) const {
+  // A dropped point's surfaces are not events, so its columns of the pattern are stale (signs of
+  // some earlier state). A pass over every point (a screen's margins, diagnostics) takes the signs
+  // of its pre-activations instead, from its own pass without the pattern (ReLU'(0) = 0); the
+  // pattern itself is left alone: a point that comes back has its switches located as events.
+  const std::vector<Index>& dropped = screen_.dropped;
+  full_pattern_ = *pattern_;
+  Mat X(XT_.rows(), Index(dropped.size()));
+  for (std::size_t q = 0; q < dropped.size(); ++q) X.col(Index(q)) = XT_.col(dropped[q]);
+  Network::Workspace w;
+  net_.forward(theta, X, w);
+  for (std::size_t k = 0; k < full_pattern_.size(); ++k)
+    for (std::size_t q = 0; q < dropped.size(); ++q)
+      full_pattern_[k].col(dropped[q]) = (w.pre[k].col(Index(q)).array() > 0.0).cast<double>();
+  return full_pattern_;
 }
 
 Flow::NearestKink Flow::kink_of(Index j) const {

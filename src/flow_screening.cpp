@@ -42,6 +42,7 @@ void Flow::enable_screening(double budget) {
   S.kept = XT_.cols();
   S.has_reference = false;
   S.screens = S.screens_by_bound = S.total_evaluations = 0;
+  S.dropped.clear();
   S.kept_work = 0;
   S.backoff = kStartBackoff;
 }
@@ -49,7 +50,7 @@ void Flow::enable_screening(double budget) {
 ScreeningState Flow::screening_state() const {
   ScreeningState s;
   s.enabled = screen_.enabled;
-  s.active = screen_.enabled && screen_.applies && !ws_.pattern;
+  s.active = screen_.enabled && screen_.applies && screens_with_pattern();
   s.kept = screen_.enabled ? screen_.kept : XT_.cols();
   s.screens = screen_.screens;
   s.screens_by_bound = screen_.screens_by_bound;
@@ -82,7 +83,10 @@ void Flow::certify(double log_scale) const {
     S.has_reference = false;
     S.last_bound = 0;
   };
-  const double gain = S.applies && !ws_.pattern ? model_->screening_gain(net_, S.tp, *S.y_state) : 0.0;
+  // With a kink pattern the masks are in [0,1], so the per-point gradient bound of the certificate
+  // holds for the field of the pattern as for the exact ReLU's. One hidden layer only: with two or
+  // more, screened event runs ended with kept points' masks off the signs of h (equations.md 9).
+  const double gain = S.applies && screens_with_pattern() ? model_->screening_gain(net_, S.tp, *S.y_state) : 0.0;
   if (!(gain > 0) || !std::isfinite(gain) || !std::isfinite(log_scale)) return keep_all();
   // The budget is per unit of log clock; the right-hand side is per unit of the solver's clock.
   const double log_budget = std::log(S.budget) - (std::log1p(std::max(S.tp.t, 0.0)) - S.tp.log_scale);
@@ -173,6 +177,16 @@ void Flow::rescreen(const Vec& theta, double /*log_scale*/, double log_target) c
       ++now;
     }
   }
+  // A sliding entry's point stays: its mask is the equivalent control of the kept field.
+  if (pattern_sliding_ && !pattern_sliding_->empty()) {
+    for (Index j : *pattern_sliding_) {
+      const Index p = kink_of(j).point;
+      if (keep[std::size_t(p)]) continue;
+      keep[std::size_t(p)] = 1;
+      dropped.erase(std::find(dropped.begin(), dropped.end(), p));
+      ++now;
+    }
+  }
   if (now == 0) {  // keep the point of largest weight: a field of no points says nothing
     Index best = 0;
     u.minCoeff(&best);
@@ -213,11 +227,15 @@ void Flow::place_kept(const std::vector<char>& keep, Index count) const {
   const Index n = XT_.cols();
   if (S.X.cols() != n) S.X.resize(XT_.rows(), n);  // once: the memory estimate's n d doubles
   S.y.resize(count);
+  S.kept_points.resize(std::size_t(count));
+  S.slot.assign(std::size_t(n), -1);
   Index j = 0;
   for (Index i = 0; i < n; ++i) {
     if (!keep[std::size_t(i)]) continue;
     S.X.col(j) = XT_.col(i);
-    S.y[j++] = y_[i];
+    S.y[j] = y_[i];
+    S.kept_points[std::size_t(j)] = i;
+    S.slot[std::size_t(i)] = j++;
   }
   if (j != count) throw std::logic_error("Flow::place_kept: kept columns out of step");
 }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <utility>
 
@@ -51,7 +52,7 @@ Index KinkPattern::freeze(const Vec& y) {
     o += rows * n;
     active += Index(masks_[k].sum());
   }
-  flow_.use_pattern(&masks_);
+  flow_.use_pattern(&masks_, &sliding_);
   return active;
 }
 
@@ -210,7 +211,11 @@ void KinkPattern::event_values(TimePoint tp, const Vec& y, Vec& g) {
     Vec dy;
     sliding_rhs(tp, y, dy, &masks);
   }
-  g = flow_.preactivations(y);
+  // With screening only the kept points' surfaces are events (their pass is the evaluations'); a
+  // dropped point's switches since it left are located as events once it is back (its g is +inf
+  // at the start of that step, EventLocator::locate).
+  const bool screened = flow_.drops_points();
+  g = screened ? flow_.kept_preactivations(y) : flow_.preactivations(y);
   const std::vector<char> dead = flow_.num_layers() > 2 ? dead_entries(g) : std::vector<char>();
   Index o = 0;
   for (const Mat& m : masks_)
@@ -218,6 +223,17 @@ void KinkPattern::event_values(TimePoint tp, const Vec& y, Vec& g) {
       if (m.data()[i] < 0.5) g[o] = -g[o];
   for (std::size_t j = 0; j < dead.size(); ++j)
     if (dead[j]) g[Index(j)] = std::abs(g[Index(j)]);  // identically zero: never an event
+  if (screened) {
+    const Network& net = flow_.network();
+    const Index n = flow_.num_points();
+    o = 0;
+    for (Index k = 0; k + 1 < net.num_layers(); ++k) {
+      const Index rows = net.layer_rows(k);
+      for (Index p = 0; p < n; ++p)
+        if (!flow_.point_kept(p)) g.segment(o + p * rows, rows).setConstant(std::numeric_limits<double>::infinity());
+      o += rows * n;
+    }
+  }
   // A sliding entry's event is its mask value leaving [0,1].
   for (std::size_t s = 0; s < sliding_.size(); ++s) g[sliding_[s]] = std::min(masks[Index(s)], 1.0 - masks[Index(s)]);
 }
@@ -235,7 +251,7 @@ void KinkPattern::event_values_of(TimePoint tp, const Vec& y, const std::vector<
   if (net.num_layers() != 2) {
     // Deeper pre-activations need the forward pass, but no mask solve: the sliding entries' masks
     // enter it only through their activations relu(h) = m h with h = 0 up to the drift.
-    g_all_ = flow_.preactivations(y);
+    g_all_ = flow_.drops_points() ? flow_.kept_preactivations(y) : flow_.preactivations(y);
     const std::vector<char> dead = dead_entries(g_all_);
     for (std::size_t s = 0; s < js.size(); ++s) {
       const double h = g_all_[js[s]];
@@ -298,8 +314,8 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
     if (!dead[std::size_t(j)] && std::find(cand.begin(), cand.end(), j) == cand.end()) cand.push_back(j);
   };
   for (Index j : hit) add(j);
-  for (Index j = 0; j < h.size(); ++j)
-    if (std::abs(h[j]) <= 1e-10 * hmax) add(j);
+  for (Index j = 0; j < h.size(); ++j)  // a dropped point's surfaces are not tracked (screening)
+    if (std::abs(h[j]) <= 1e-10 * hmax && flow_.point_kept(flow_.kink_of(j).point)) add(j);
   const Index C = Index(cand.size());
   Vec m0(C);
   for (Index l = 0; l < C; ++l) m0[l] = entry(cand[l]);
@@ -503,7 +519,9 @@ void KinkPattern::sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& 
     const auto [k, e] = locate(net, flow_.num_points(), sliding_[l]);
     unit[l] = e % rows;
     point[l] = e / rows;
-    coef[l] = a[point[l]] * W2[unit[l]];
+    const Index slot = flow_.point_slot(point[l]);  // a sliding entry's point is never dropped (screening)
+    if (slot < 0) throw std::logic_error("KinkPattern: a sliding entry's data point was screened out");
+    coef[l] = a[slot] * W2[unit[l]];
     hv[l] = V1.row(unit[l]).dot(XT.col(point[l]));  // pre-activation of V (0 on the surface)
     c[l] = projected ? coef[l] * hv[l] / v1_norm2 : 0.0;
   }

@@ -147,7 +147,20 @@ class Flow {
   /// Evaluate the field with these hidden-layer masks (d_k x n each, 1 active, 0 inactive, a
   /// value in between for a sliding entry) instead of the signs of h; nullptr: the signs again.
   /// The masks belong to a KinkPattern (kink_pattern.hpp), which must outlive their use here.
-  void use_pattern(const std::vector<Mat>* masks);
+  /// With screening, the kink surfaces of dropped points are not tracked (equations.md section 9):
+  /// a pass over every point (a screen, diagnostics) takes the signs of h for their columns, and a
+  /// point that comes back has its switches located as events; the points of the `sliding` entries
+  /// (pre-activation indices, owned by the pattern) are never dropped.
+  void use_pattern(std::vector<Mat>* masks, const std::vector<Index>* sliding = nullptr);
+  /// Screening has dropped points from the evaluations (their kink surfaces are not events).
+  bool drops_points() const { return screening_on(); }
+  /// Whether point p is in the evaluations (always, without screening).
+  bool point_kept(Index p) const { return !screening_on() || screen_.slot[std::size_t(p)] >= 0; }
+  /// The index of point p in loss_weights() after an evaluation of the field (p without
+  /// screening; -1 for a dropped point).
+  Index point_slot(Index p) const { return screening_on() ? screen_.slot[std::size_t(p)] : p; }
+  /// preactivations() over the kept points only; the entries of dropped points are 0.
+  Vec kept_preactivations(const Vec& y) const;
   /// (layer 1-based, unit, point) of pre-activation index j.
   NearestKink kink_of(Index j) const;
   /// Directional derivative of preactivations() in the theta layout: d h(theta + e dtheta)/de at
@@ -172,6 +185,9 @@ class Flow {
   /// point of the last right-hand side, where the forward pass is a third of a product's cost.
   void forward(const Eigen::Ref<const Vec>& theta) const { forward_on(theta, false); }
   void forward_on(const Eigen::Ref<const Vec>& theta, bool kept_only) const;
+  /// Kink pattern with screening, a pass over every point: the pattern with the dropped points'
+  /// columns at the signs of their pre-activations at theta (in full_pattern_).
+  const std::vector<Mat>& pattern_with_dropped_signs(const Eigen::Ref<const Vec>& theta) const;
 
   Network net_;
   Mat XT_;   // d_0 x n, points as columns
@@ -182,6 +198,10 @@ class Flow {
   std::unique_ptr<const FlowKindModel> model_;
   // Scratch space: flows are not thread-safe; use one Flow per thread.
   mutable Network::Workspace ws_;
+  std::vector<Mat>* pattern_ = nullptr;                 ///< use_pattern: the masks of every point
+  const std::vector<Index>* pattern_sliding_ = nullptr; ///< use_pattern: its sliding entries
+  mutable std::vector<Mat> kept_pattern_;               ///< the kept points' columns of *pattern_
+  mutable std::vector<Mat> full_pattern_;               ///< pattern_with_dropped_signs
   mutable Vec forward_theta_;          ///< the weights of the pass in ws_, when forward_valid_
   mutable bool forward_valid_ = false; ///< ws_ holds a pattern-free pass at forward_theta_
   mutable Vec u_, a_, da_, grad_;
@@ -203,6 +223,8 @@ class Flow {
     std::vector<char> keep;
     std::vector<Index> dropped;
     Index kept = 0;              // number of kept points (n: X unused)
+    std::vector<Index> kept_points;  // their indices in order (when kept < n)
+    std::vector<Index> slot;         // point -> its column among the kept ones, -1 dropped (kept < n)
     bool has_reference = false;
     std::uint64_t generation = 0;  // of the kept set, for the forward cache
     std::int64_t screens = 0, evaluations = 0;  // evaluations: since the last screen
@@ -222,6 +244,8 @@ class Flow {
   mutable Screen screen_;
   mutable std::uint64_t forward_set_ = 0;  ///< 0: all points; else the kept set's generation
   bool screening_on() const { return screen_.enabled && screen_.kept < Index(y_.size()); }
+  /// No kink pattern, or one with a single hidden layer (the screened event runs that are verified).
+  bool screens_with_pattern() const { return !pattern_ || net_.num_layers() == 2; }
   /// The inputs of the pass in ws_ (all points or the kept ones).
   Network::Inputs inputs_in_use() const { return forward_set_ ? kept_inputs() : Network::Inputs(XT_); }
   Network::Inputs kept_inputs() const { return screen_.X.leftCols(screen_.kept); }

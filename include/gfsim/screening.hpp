@@ -66,7 +66,7 @@ class ScreeningCertificate {
 /// What the screening did along a run (Flow::screening_state).
 struct ScreeningState {
   bool enabled = false;     ///< [solver] screening = true
-  bool active = false;      ///< the certificate applies (homogeneous net, exp/logistic loss, no kink pattern)
+  bool active = false;      ///< the certificate applies (homogeneous net: linear or exact ReLU; exp/logistic loss)
   Index kept = 0;           ///< points in the last evaluation
   std::int64_t screens = 0; ///< full passes that re-chose the kept set since enable_screening
   std::int64_t screens_by_bound = 0;  ///< of which forced by the certificate (the others: amortisation)
