@@ -1,6 +1,7 @@
 #include "gfsim/kink_pattern.hpp"
 
 #include "gfsim/sliding_set.hpp"
+#include "point_columns.hpp"
 
 #include <fmt/format.h>
 
@@ -233,13 +234,17 @@ void KinkPattern::event_values_of(TimePoint tp, const Vec& y, const std::vector<
     return;
   }
   if (net.num_layers() != 2) {
-    // Deeper pre-activations need the forward pass, but no mask solve: the sliding entries' masks
-    // enter it only through their activations relu(h) = m h with h = 0 up to the drift.
-    g_all_ = flow_.preactivations(y);
-    const std::vector<char> dead = dead_entries(g_all_);
+    // Deeper pre-activations need a forward pass, but only over the columns of the entries' points
+    // and with no mask solve: the sliding entries' masks enter it only through their activations
+    // relu(h) = m h with h = 0 up to the drift.
+    PointColumns cols(flow_, js);
+    cols.forward(net, flow_.theta(y), masks_);
     for (std::size_t s = 0; s < js.size(); ++s) {
-      const double h = g_all_[js[s]];
-      g[Index(s)] = dead[std::size_t(js[s])] ? std::abs(h) : value(js[s]) < 0.5 ? -h : h;
+      const double h = cols.preactivation(s);
+      const PointColumns::Place& at = cols.place(s);
+      const bool dead = at.layer > 0 && inactive_below(cols.ws.pre[std::size_t(at.layer - 1)].col(at.column),
+                                                       cols.masks()[std::size_t(at.layer - 1)].col(at.column));
+      g[Index(s)] = dead ? std::abs(h) : value(js[s]) < 0.5 ? -h : h;
     }
     return;
   }
@@ -265,12 +270,9 @@ std::vector<char> KinkPattern::dead_entries(const Vec& h) const {
       // The layer below: activations relu(h) = mask h at each point, against its largest |h|.
       const Index below = net.layer_rows(k - 1), ob = o - below * n;
       const auto Hb = Eigen::Map<const Mat>(h.data() + ob, below, n);
-      const double scale = Hb.cwiseAbs().maxCoeff();
-      for (Index p = 0; p < n; ++p) {
-        const double post = (Hb.col(p).array() * masks_[std::size_t(k - 1)].col(p).array()).abs().maxCoeff();
-        if (post <= 1e-12 * scale)
+      for (Index p = 0; p < n; ++p)
+        if (inactive_below(Hb.col(p), masks_[std::size_t(k - 1)].col(p)))
           for (Index i = 0; i < rows; ++i) dead[std::size_t(o + p * rows + i)] = 1;
-      }
     }
     o += rows * n;
   }
@@ -384,39 +386,19 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   const Vec theta = flow_.theta(y);
   // The rates are needed at the sliding entries only: the tangent pass of the pre-activations
   // runs over the columns of their points (a handful of the n), with the pattern restricted to
-  // them. The field itself couples all points through the weights and takes the full pass.
+  // them. The field couples all points through the weights, but only these points' terms of its
+  // loss sums depend on the masks: the others' are summed once for the solve (point update).
   const Network& net = flow_.network();
-  const Index K = net.num_layers();
-  const auto ns = static_cast<std::size_t>(S);
-  std::vector<Index> pts, layer_of(ns), unit_of(ns), col_of(ns);
-  for (Index l = 0; l < S; ++l) {
-    const auto kink = flow_.kink_of(sliding_[l]);
-    auto it = std::find(pts.begin(), pts.end(), kink.point);
-    if (it == pts.end()) it = pts.insert(pts.end(), kink.point);
-    layer_of[std::size_t(l)] = kink.layer - 1;
-    unit_of[std::size_t(l)] = kink.unit;
-    col_of[std::size_t(l)] = Index(it - pts.begin());
-  }
-  const Index np = Index(pts.size());
-  Mat XS(flow_.inputs().rows(), np);
-  for (Index q = 0; q < np; ++q) XS.col(q) = flow_.inputs().col(pts[std::size_t(q)]);
-  std::vector<Mat> sub_masks(std::size_t(K - 1));
-  Network::Workspace sub;
-  sub.pattern = &sub_masks;
+  PointColumns cols(flow_, sliding_);
+  const Flow::PointUpdate split = flow_.begin_point_update(cols.points());
   Vec F, m_of_F;  // the field of the last evaluation and its masks
   auto evaluate = [&](const Vec& m, Vec& r) {
     for (Index l = 0; l < S; ++l) entry(sliding_[l]) = m[l];
     flow_.rhs(tp, y, F);
-    for (Index k = 0; k + 1 < K; ++k) {
-      Mat& mk = sub_masks[std::size_t(k)];
-      mk.resize(masks_[std::size_t(k)].rows(), np);
-      for (Index q = 0; q < np; ++q) mk.col(q) = masks_[std::size_t(k)].col(pts[std::size_t(q)]);
-    }
-    net.forward(theta, XS, sub);
-    net.forward_tangent(theta, flow_.theta_tangent(y, F), XS, sub);
+    cols.forward(net, theta, masks_);
+    net.forward_tangent(theta, flow_.theta_tangent(y, F), cols.inputs(), cols.ws);
     r.resize(S);
-    for (Index l = 0; l < S; ++l)
-      r[l] = sub.dpre[std::size_t(layer_of[std::size_t(l)])](unit_of[std::size_t(l)], col_of[std::size_t(l)]);
+    for (Index l = 0; l < S; ++l) r[l] = cols.preactivation_tangent(std::size_t(l));
   };
   const SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
     evaluate(m, r);

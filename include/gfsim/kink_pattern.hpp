@@ -55,7 +55,8 @@ class KinkPattern {
   void event_values(TimePoint tp, const Vec& y, Vec& g);
   /// g[s] = event function js[s] at y, equal to event_values(y)[js[s]] up to rounding: for one
   /// hidden layer a pre-activation is one dot product (O(d_0) instead of a forward pass over all
-  /// points), which is what a root search over a few crossing surfaces needs.
+  /// points), deeper a forward pass over the columns of the entries' points only, which is what a
+  /// root search over a few crossing surfaces needs.
   void event_values_of(TimePoint tp, const Vec& y, const std::vector<Index>& js, Vec& g);
 
   /// Flip entry j (index into Flow::preactivations()).
@@ -103,7 +104,8 @@ class KinkPattern {
   /// nullopt for one hidden layer outside a cluster (see kJointAfterEvents).
   std::optional<JointSwitch> resolve(TimePoint tp, const Vec& y, const std::vector<Index>& hit, int cluster);
   /// Entries whose pre-activation is identically zero because every unit of the layer below is
-  /// inactive at that data point (up to round-off): no switching surface (ReLU'(0) = 0 there).
+  /// inactive at that data point (up to round-off, relative to that point's largest |h| in the
+  /// layer below: point_columns.hpp, inactive_below): no switching surface (ReLU'(0) = 0 there).
   std::vector<char> dead_entries(const Vec& h) const;
 
  private:
