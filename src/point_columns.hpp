@@ -27,8 +27,16 @@ class PointColumns {
       if (it == points_.end()) it = points_.insert(points_.end(), kink.point);
       places_[s] = {kink.layer - 1, kink.unit, Index(it - points_.begin())};
     }
-    X_.resize(flow.inputs().rows(), Index(points_.size()));
-    for (std::size_t q = 0; q < points_.size(); ++q) X_.col(Index(q)) = flow.inputs().col(points_[q]);
+    // Padded with copies of the first point to at least kMinColumns columns, a multiple of 8 (a
+    // register block): Eigen sends a product with one column, or with depth + rows + columns < 20,
+    // to its matrix-vector or coefficient-wise kernels, which round differently from the blocked
+    // GEMM of the full pass, where each column is a sequence of FMAs in depth order whatever the
+    // number of columns. Rounded like the full pass, a root search on the subset stays consistent
+    // with the full event functions it is checked against (with the unpadded subset the [8,8,8]
+    // run of bench/relu_deep.toml chattered to a stall at t = 0.22; docs/relu_deep.md).
+    const Index used = Index(points_.size()), cols = used == 0 ? 0 : std::max(kMinColumns, (used + 7) / 8 * 8);
+    X_.resize(flow.inputs().rows(), cols);
+    for (Index q = 0; q < cols; ++q) X_.col(q) = flow.inputs().col(points_[std::size_t(q < used ? q : 0)]);
     ws.pattern = &masks_;
   }
   PointColumns(const PointColumns&) = delete;  // ws points at masks_
@@ -36,16 +44,18 @@ class PointColumns {
 
   const std::vector<Index>& points() const { return points_; }
   const Place& place(std::size_t s) const { return places_[s]; }
+  /// The subset's inputs, padded (see the constructor): column q < |points| is point q.
   const Mat& inputs() const { return X_; }
-  /// The pattern's masks at the subset's columns (hidden layer k: d_k x |points|).
+  /// The pattern's masks at the subset's columns (hidden layer k: d_k x inputs().cols()).
   const std::vector<Mat>& masks() const { return masks_; }
 
   /// The forward pass over the subset at theta with the pattern's current masks there.
   void forward(const Network& net, const Vec& theta, const std::vector<Mat>& pattern) {
     masks_.resize(pattern.size());
+    const Index used = Index(points_.size());
     for (std::size_t k = 0; k < pattern.size(); ++k) {
-      masks_[k].resize(pattern[k].rows(), Index(points_.size()));
-      for (std::size_t q = 0; q < points_.size(); ++q) masks_[k].col(Index(q)) = pattern[k].col(points_[q]);
+      masks_[k].resize(pattern[k].rows(), X_.cols());
+      for (Index q = 0; q < X_.cols(); ++q) masks_[k].col(q) = pattern[k].col(points_[std::size_t(q < used ? q : 0)]);
     }
     net.forward(theta, X_, ws);
   }
@@ -55,9 +65,10 @@ class PointColumns {
     return ws.dpre[std::size_t(places_[s].layer)](places_[s].unit, places_[s].column);
   }
 
-  Network::Workspace ws;  ///< the passes over the subset
+  Network::Workspace ws;  ///< the passes over the subset (and its padding columns)
 
  private:
+  static constexpr Index kMinColumns = 24;
   std::vector<Index> points_;
   std::vector<Place> places_;
   Mat X_;
