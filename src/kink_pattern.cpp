@@ -236,14 +236,28 @@ void KinkPattern::event_values_of(TimePoint tp, const Vec& y, const std::vector<
   if (net.num_layers() != 2) {
     // Deeper pre-activations need a forward pass, but only over the columns of the entries' points
     // and with no mask solve: the sliding entries' masks enter it only through their activations
-    // relu(h) = m h with h = 0 up to the drift.
-    PointColumns cols(flow_, js);
+    // relu(h) = m h with h = 0 up to the drift. The dead test's scale, the largest |h| of a layer
+    // over all points, is taken over the columns of the points that held it at the last full test
+    // (the step's end value; the root search stays inside that step) with the entries' own.
+    if (masks_.empty()) {  // no pattern: the full evaluation
+      event_values(tp, y, g_all_);
+      for (std::size_t s = 0; s < js.size(); ++s) g[Index(s)] = g_all_[js[s]];
+      return;
+    }
+    if (scale_points_.size() != std::size_t(net.num_layers() - 2)) dead_entries(flow_.preactivations(y));
+    std::vector<Index> entries = js;
+    const Index n = flow_.num_points();
+    for (Index k = 0, o = 0; k < Index(scale_points_.size()); o += net.layer_rows(k) * n, ++k)
+      entries.push_back(o + scale_points_[std::size_t(k)] * net.layer_rows(k));  // unit 0 of layer k at the point
+    PointColumns cols(flow_, entries, /*as_full_pass=*/true);  // checked against the full g (EventLocator)
     cols.forward(net, flow_.theta(y), masks_);
     for (std::size_t s = 0; s < js.size(); ++s) {
       const double h = cols.preactivation(s);
       const PointColumns::Place& at = cols.place(s);
-      const bool dead = at.layer > 0 && inactive_below(cols.ws.pre[std::size_t(at.layer - 1)].col(at.column),
-                                                       cols.masks()[std::size_t(at.layer - 1)].col(at.column));
+      const std::size_t below = std::size_t(at.layer - 1);
+      const bool dead = at.layer > 0 &&
+                        inactive_below(cols.ws.pre[below].col(at.column), cols.masks()[below].col(at.column),
+                                       cols.ws.pre[below].leftCols(Index(cols.points().size())).cwiseAbs().maxCoeff());
       g[Index(s)] = dead ? std::abs(h) : value(js[s]) < 0.5 ? -h : h;
     }
     return;
@@ -263,6 +277,7 @@ std::vector<char> KinkPattern::dead_entries(const Vec& h) const {
   const Index n = flow_.num_points();
   std::vector<char> dead(std::size_t(h.size()), 0);
   if (masks_.empty()) return dead;
+  scale_points_.assign(std::size_t(std::max<Index>(net.num_layers() - 2, 0)), 0);
   Index o = 0;
   for (Index k = 0; k + 1 < net.num_layers(); ++k) {
     const Index rows = net.layer_rows(k);
@@ -270,8 +285,11 @@ std::vector<char> KinkPattern::dead_entries(const Vec& h) const {
       // The layer below: activations relu(h) = mask h at each point, against its largest |h|.
       const Index below = net.layer_rows(k - 1), ob = o - below * n;
       const auto Hb = Eigen::Map<const Mat>(h.data() + ob, below, n);
+      Index unit = 0, point = 0;
+      const double scale = Hb.cwiseAbs().maxCoeff(&unit, &point);
+      scale_points_[std::size_t(k - 1)] = point;
       for (Index p = 0; p < n; ++p)
-        if (inactive_below(Hb.col(p), masks_[std::size_t(k - 1)].col(p)))
+        if (inactive_below(Hb.col(p), masks_[std::size_t(k - 1)].col(p), scale))
           for (Index i = 0; i < rows; ++i) dead[std::size_t(o + p * rows + i)] = 1;
     }
     o += rows * n;
@@ -389,7 +407,7 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   // them. The field couples all points through the weights, but only these points' terms of its
   // loss sums depend on the masks: the others' are summed once for the solve (point update).
   const Network& net = flow_.network();
-  PointColumns cols(flow_, sliding_);
+  PointColumns cols(flow_, sliding_, /*as_full_pass=*/true);
   const Flow::PointUpdate split = flow_.begin_point_update(cols.points());
   Vec F, m_of_F;  // the field of the last evaluation and its masks
   auto evaluate = [&](const Vec& m, Vec& r) {

@@ -20,7 +20,8 @@ class PointColumns {
   };
 
   /// The distinct points of `entries` (indices into Flow::preactivations()), in order of first use.
-  PointColumns(const Flow& flow, const std::vector<Index>& entries) : places_(entries.size()) {
+  /// `as_full_pass`: pad the columns so that the passes round as the full pass does (below).
+  PointColumns(const Flow& flow, const std::vector<Index>& entries, bool as_full_pass) : places_(entries.size()) {
     for (std::size_t s = 0; s < entries.size(); ++s) {
       const auto kink = flow.kink_of(entries[s]);
       auto it = std::find(points_.begin(), points_.end(), kink.point);
@@ -34,7 +35,8 @@ class PointColumns {
     // number of columns. Rounded like the full pass, a root search on the subset stays consistent
     // with the full event functions it is checked against (with the unpadded subset the [8,8,8]
     // run of bench/relu_deep.toml chattered to a stall at t = 0.22; docs/relu_deep.md).
-    const Index used = Index(points_.size()), cols = used == 0 ? 0 : std::max(kMinColumns, (used + 7) / 8 * 8);
+    const Index used = Index(points_.size());
+    const Index cols = used == 0 || !as_full_pass ? used : std::max(kMinColumns, (used + 7) / 8 * 8);
     X_.resize(flow.inputs().rows(), cols);
     for (Index q = 0; q < cols; ++q) X_.col(q) = flow.inputs().col(points_[std::size_t(q < used ? q : 0)]);
     ws.pattern = &masks_;
@@ -76,10 +78,9 @@ class PointColumns {
 };
 
 /// Whether the layer below is inactive at one data point up to round-off: its activations
-/// mask * h all within 1e-12 of that point's largest |h| there (a per-point scale, so a subset of
-/// columns decides it as the full pass does). The entries above then have h identically 0.
-inline bool inactive_below(const Eigen::Ref<const Vec>& h_below, const Eigen::Ref<const Vec>& mask_below) {
-  const double scale = h_below.cwiseAbs().maxCoeff();
+/// mask * h all within 1e-12 of `scale`, the largest |h| of that layer over all points. The entries
+/// above then have h identically 0.
+inline bool inactive_below(const Eigen::Ref<const Vec>& h_below, const Eigen::Ref<const Vec>& mask_below, double scale) {
   return (h_below.array() * mask_below.array()).abs().maxCoeff() <= 1e-12 * scale;
 }
 
