@@ -407,7 +407,7 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   // them. The field couples all points through the weights, but only these points' terms of its
   // loss sums depend on the masks: the others' are summed once for the solve (point update).
   const Network& net = flow_.network();
-  PointColumns cols(flow_, sliding_, /*as_full_pass=*/true);
+  PointColumns cols(flow_, sliding_, /*as_full_pass=*/false);  // the rates feed Newton only
   const Flow::PointUpdate split = flow_.begin_point_update(cols.points());
   Vec F, m_of_F;  // the field of the last evaluation and its masks
   auto evaluate = [&](const Vec& m, Vec& r) {

@@ -32,9 +32,8 @@ class PointColumns {
     // register block): Eigen sends a product with one column, or with depth + rows + columns < 20,
     // to its matrix-vector or coefficient-wise kernels, which round differently from the blocked
     // GEMM of the full pass, where each column is a sequence of FMAs in depth order whatever the
-    // number of columns. Rounded like the full pass, a root search on the subset stays consistent
-    // with the full event functions it is checked against (with the unpadded subset the [8,8,8]
-    // run of bench/relu_deep.toml chattered to a stall at t = 0.22; docs/relu_deep.md).
+    // number of columns. Rounded like the full pass, a root search on the subset brackets the
+    // root of the full event functions it is checked against (EventLocator::locate), bit for bit.
     const Index used = Index(points_.size());
     const Index cols = used == 0 || !as_full_pass ? used : std::max(kMinColumns, (used + 7) / 8 * 8);
     X_.resize(flow.inputs().rows(), cols);
