@@ -536,7 +536,10 @@ TEST(CvodeEvents, SameEventsAndEndStateAsDopri5) {
   ASSERT_EQ(dopri5.result.status, Status::success) << dopri5.result.message;
   ASSERT_EQ(cvode.result.status, Status::success) << cvode.result.message;
   ASSERT_GT(dopri5.entries, 0) << "the comparison must exercise sliding";
-  EXPECT_EQ(cvode.crossings, dopri5.crossings);
+  // One crossing apart at most: on an Intel AVX-512 machine (-march=native) CVODE took 65 where dopri5
+  // took 64 (on AMD EPYC both 64), with the same entries, exits and end state: a surface touched at
+  // round-off distance, which one stepper's state crosses and the other's does not.
+  EXPECT_LE(std::abs(cvode.crossings - dopri5.crossings), 1) << cvode.crossings << " vs " << dopri5.crossings;
   EXPECT_EQ(cvode.entries, dopri5.entries);
   EXPECT_EQ(cvode.exits, dopri5.exits);
   EXPECT_EQ(cvode.result.counters.events, cvode.crossings + cvode.exits);
