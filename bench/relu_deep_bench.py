@@ -55,7 +55,7 @@ def run(build, hidden, tag, nice, wall):
 def smooth_rhs_seconds(build, hidden):
     """One smooth field evaluation of the net (bench_rhs at the initial state, one thread)."""
     p = subprocess.run([os.path.join(build, "bench", "bench_rhs"), MODEL, "--set", f"network.hidden={hidden}",
-                        "--set", "solver.threads=1", "--set", "time.t_end=1"], capture_output=True, text=True)
+                        "--set", "solver.threads=1", "--set", "time.t_end=0.02"], capture_output=True, text=True)
     for line in p.stdout.splitlines():
         k, _, v = line.partition(" ")
         if k == "rhs_seconds":
