@@ -153,8 +153,9 @@ TEST(PointUpdate, SlidingSolveMatchesTheFullFieldAtItsMasks) {
 
 TEST(PointColumns, DeepEventValuesOfEqualTheFullEvaluationWithDeadPoints) {
   // Three hidden layers; at data point p every layer-1 unit is inactive but one, whose
-  // pre-activation is at round-off (3e-14 of the point's scale): the entries above at p have h at
-  // round-off, no surface (dead: g = |h|). The subset's pass decides it as the full pass does.
+  // pre-activation is at round-off (3e-14 of |W1 row| |x_p|): the entries above at p have h at
+  // round-off, no surface (dead: g = |h|). The subset's pass (with the columns of the points of
+  // each layer's largest |h|) decides it as the full pass does, and rounds as it does.
   const Dataset data = test::separable_data(25, 5, 71);
   Flow flow(Network({5, 4, 3, 3, 1}, Activation::relu), data, LossKind::exp, FlowKind::gd);
   const Network& net = flow.network();
