@@ -150,10 +150,11 @@ class Flow {
   void use_pattern(const std::vector<Mat>* masks);
   // ---- Point updates: many fields at one state whose masks change at a few data points ---------
   /// While the returned scope lives the caller promises to change the pattern's masks only in the
-  /// columns of `points` (data point indices) and to evaluate rhs() at one weight state. The loss
-  /// sums G = sum_n a_n df_n/dV, S = sum_n a_n f_n and L = sum_n l(u_n) then split into the other
-  /// points' part, computed by one pass over all points per (V, rho) and kept (rescaled to another
-  /// log scale), and these points' part, computed afresh with the current masks at every
+  /// columns of `points` (data point indices). The loss sums G = sum_n a_n df_n/dV,
+  /// S = sum_n a_n f_n and L = sum_n l(u_n) then split into the other points' part, computed by one
+  /// pass over all points and kept for the weights (V, rho) it was taken at (another state takes a
+  /// pass again; another log scale rescales it), and these points' part, computed afresh with the
+  /// current masks at every
   /// evaluation: an evaluation costs passes over |points| columns instead of n. Exact for every
   /// kind, whatever its dependence on (G, S, L): only sums over points are split (docs/events.md,
   /// "Incremental sliding field"). Needs a pattern (use_pattern); the tangents (jvp, jacobian)
