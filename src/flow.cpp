@@ -85,12 +85,14 @@ void Flow::forward_on(const Eigen::Ref<const Vec>& theta, bool kept_only) const 
 }
 
 void Flow::loss_descent(const Eigen::Ref<const Vec>& V, double rho, double log_scale, Eigen::Ref<Vec> G) const {
+  if (points_.active) return point_loss_descent(V, rho, log_scale, G);
   forward_for_field(V, log_scale);
   margins_and_weights(rho, log_scale, a_);
   net_.backward(V, a_, inputs_in_use(), ws_, G);  // sum_n a_n df_n/dV
 }
 
 double Flow::log_loss(const Eigen::Ref<const Vec>& V, double rho) const {
+  if (points_.active) return point_log_loss(V, rho);
   auto kept_log_loss = [&] {
     forward_on(V, true);
     u_.resize(labels_->size());
@@ -105,6 +107,7 @@ double Flow::log_loss(const Eigen::Ref<const Vec>& V, double rho) const {
 
 void Flow::loss_descent_tangent(const Eigen::Ref<const Vec>& V, const Eigen::Ref<const Vec>& dV, double rho,
                                 std::optional<double> drho, double log_scale, Vec* G, Eigen::Ref<Vec> dG) const {
+  if (points_.active) throw std::logic_error("Flow: no tangents during a point update (begin_point_update)");
   forward_for_field(V, log_scale);
   const Network::Inputs X = inputs_in_use();
   const Vec& labels = *labels_;

@@ -1,6 +1,7 @@
 #include "gfsim/kink_pattern.hpp"
 
 #include "gfsim/sliding_set.hpp"
+#include "point_columns.hpp"
 
 #include <fmt/format.h>
 
@@ -249,13 +250,31 @@ void KinkPattern::event_values_of(TimePoint tp, const Vec& y, const std::vector<
     return;
   }
   if (net.num_layers() != 2) {
-    // Deeper pre-activations need the forward pass, but no mask solve: the sliding entries' masks
-    // enter it only through their activations relu(h) = m h with h = 0 up to the drift.
-    g_all_ = flow_.drops_points() ? flow_.kept_preactivations(y) : flow_.preactivations(y);
-    const std::vector<char> dead = dead_entries(g_all_);
+    // Deeper pre-activations need a forward pass, but only over the columns of the entries' points
+    // and with no mask solve: the sliding entries' masks enter it only through their activations
+    // relu(h) = m h with h = 0 up to the drift. The dead test's scale, the largest |h| of a layer
+    // over all points, is taken over the columns of the points that held it at the last full test
+    // (the step's end value; the root search stays inside that step) with the entries' own.
+    if (masks_.empty()) {  // no pattern: the full evaluation
+      event_values(tp, y, g_all_);
+      for (std::size_t s = 0; s < js.size(); ++s) g[Index(s)] = g_all_[js[s]];
+      return;
+    }
+    if (scale_points_.size() != std::size_t(net.num_layers() - 2)) dead_entries(flow_.preactivations(y));
+    std::vector<Index> entries = js;
+    const Index n = flow_.num_points();
+    for (Index k = 0, o = 0; k < Index(scale_points_.size()); o += net.layer_rows(k) * n, ++k)
+      entries.push_back(o + scale_points_[std::size_t(k)] * net.layer_rows(k));  // unit 0 of layer k at the point
+    PointColumns cols(flow_, entries, /*as_full_pass=*/true);  // checked against the full g (EventLocator)
+    cols.forward(net, flow_.theta(y), masks_);
     for (std::size_t s = 0; s < js.size(); ++s) {
-      const double h = g_all_[js[s]];
-      g[Index(s)] = dead[std::size_t(js[s])] ? std::abs(h) : value(js[s]) < 0.5 ? -h : h;
+      const double h = cols.preactivation(s);
+      const PointColumns::Place& at = cols.place(s);
+      const std::size_t below = std::size_t(at.layer - 1);
+      const bool dead = at.layer > 0 &&
+                        inactive_below(cols.ws.pre[below].col(at.column), cols.masks()[below].col(at.column),
+                                       cols.ws.pre[below].leftCols(Index(cols.points().size())).cwiseAbs().maxCoeff());
+      g[Index(s)] = dead ? std::abs(h) : value(js[s]) < 0.5 ? -h : h;
     }
     return;
   }
@@ -274,6 +293,7 @@ std::vector<char> KinkPattern::dead_entries(const Vec& h) const {
   const Index n = flow_.num_points();
   std::vector<char> dead(std::size_t(h.size()), 0);
   if (masks_.empty()) return dead;
+  scale_points_.assign(std::size_t(std::max<Index>(net.num_layers() - 2, 0)), 0);
   Index o = 0;
   for (Index k = 0; k + 1 < net.num_layers(); ++k) {
     const Index rows = net.layer_rows(k);
@@ -281,12 +301,12 @@ std::vector<char> KinkPattern::dead_entries(const Vec& h) const {
       // The layer below: activations relu(h) = mask h at each point, against its largest |h|.
       const Index below = net.layer_rows(k - 1), ob = o - below * n;
       const auto Hb = Eigen::Map<const Mat>(h.data() + ob, below, n);
-      const double scale = Hb.cwiseAbs().maxCoeff();
-      for (Index p = 0; p < n; ++p) {
-        const double post = (Hb.col(p).array() * masks_[std::size_t(k - 1)].col(p).array()).abs().maxCoeff();
-        if (post <= 1e-12 * scale)
+      Index unit = 0, point = 0;
+      const double scale = Hb.cwiseAbs().maxCoeff(&unit, &point);
+      scale_points_[std::size_t(k - 1)] = point;
+      for (Index p = 0; p < n; ++p)
+        if (inactive_below(Hb.col(p), masks_[std::size_t(k - 1)].col(p), scale))
           for (Index i = 0; i < rows; ++i) dead[std::size_t(o + p * rows + i)] = 1;
-      }
     }
     o += rows * n;
   }
@@ -400,39 +420,19 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   const Vec theta = flow_.theta(y);
   // The rates are needed at the sliding entries only: the tangent pass of the pre-activations
   // runs over the columns of their points (a handful of the n), with the pattern restricted to
-  // them. The field itself couples all points through the weights and takes the full pass.
+  // them. The field couples all points through the weights, but only these points' terms of its
+  // loss sums depend on the masks: the others' are summed once for the solve (point update).
   const Network& net = flow_.network();
-  const Index K = net.num_layers();
-  const auto ns = static_cast<std::size_t>(S);
-  std::vector<Index> pts, layer_of(ns), unit_of(ns), col_of(ns);
-  for (Index l = 0; l < S; ++l) {
-    const auto kink = flow_.kink_of(sliding_[l]);
-    auto it = std::find(pts.begin(), pts.end(), kink.point);
-    if (it == pts.end()) it = pts.insert(pts.end(), kink.point);
-    layer_of[std::size_t(l)] = kink.layer - 1;
-    unit_of[std::size_t(l)] = kink.unit;
-    col_of[std::size_t(l)] = Index(it - pts.begin());
-  }
-  const Index np = Index(pts.size());
-  Mat XS(flow_.inputs().rows(), np);
-  for (Index q = 0; q < np; ++q) XS.col(q) = flow_.inputs().col(pts[std::size_t(q)]);
-  std::vector<Mat> sub_masks(std::size_t(K - 1));
-  Network::Workspace sub;
-  sub.pattern = &sub_masks;
+  PointColumns cols(flow_, sliding_, /*as_full_pass=*/false);  // the rates feed Newton only
+  const Flow::PointUpdate split = flow_.begin_point_update(cols.points());
   Vec F, m_of_F;  // the field of the last evaluation and its masks
   auto evaluate = [&](const Vec& m, Vec& r) {
     for (Index l = 0; l < S; ++l) entry(sliding_[l]) = m[l];
     flow_.rhs(tp, y, F);
-    for (Index k = 0; k + 1 < K; ++k) {
-      Mat& mk = sub_masks[std::size_t(k)];
-      mk.resize(masks_[std::size_t(k)].rows(), np);
-      for (Index q = 0; q < np; ++q) mk.col(q) = masks_[std::size_t(k)].col(pts[std::size_t(q)]);
-    }
-    net.forward(theta, XS, sub);
-    net.forward_tangent(theta, flow_.theta_tangent(y, F), XS, sub);
+    cols.forward(net, theta, masks_);
+    net.forward_tangent(theta, flow_.theta_tangent(y, F), cols.inputs(), cols.ws);
     r.resize(S);
-    for (Index l = 0; l < S; ++l)
-      r[l] = sub.dpre[std::size_t(layer_of[std::size_t(l)])](unit_of[std::size_t(l)], col_of[std::size_t(l)]);
+    for (Index l = 0; l < S; ++l) r[l] = cols.preactivation_tangent(std::size_t(l));
   };
   const SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
     evaluate(m, r);

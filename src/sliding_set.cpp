@@ -1,5 +1,6 @@
 #include "gfsim/sliding_set.hpp"
 
+#include <Eigen/LU>
 #include <Eigen/QR>
 
 #include <algorithm>
@@ -16,10 +17,28 @@ Vec sliding_set_residual(const Vec& m, const Vec& r, const Vec& s) {
 
 namespace {
 
+// The interior block's Newton equations J step = rhs. Least-norm (complete orthogonal
+// decomposition) where the block may be singular by design: the box problem's candidates include
+// coincident surfaces (duplicate data points), which then share the correction equally. Without
+// the box (the equivalent control of a given sliding set, transversal surfaces) a partial-pivot
+// LU, cheaper and without rank decisions; the least-norm step where its condition estimate shows
+// a numerically singular block (a kept Jacobian's zero row of a new entry, start_sliding).
+Vec interior_solve(const Mat& J, const Vec& rhs, bool box) {
+  if (!box) {
+    const Eigen::PartialPivLU<Mat> lu(J);
+    if (lu.rcond() > 1e-13) {
+      Vec step = lu.solve(rhs);
+      if (step.allFinite()) return step;
+    }
+  }
+  Eigen::CompleteOrthogonalDecomposition<Mat> cod(J);
+  cod.setThreshold(1e-13);
+  return cod.solve(rhs);
+}
+
 // Active-set Newton step on Phi: entries whose z = m + r/s leaves [0,1] go to that bound, the
 // others solve J_II step_I = -(r_I + J_IB step_B) (the linearized rates vanish there). Without
-// the box every entry is interior. Least-norm on singular blocks: coincident surfaces share the
-// correction equally.
+// the box every entry is interior.
 Vec newton_step(const Vec& m, const Vec& r, const Mat& J, const Vec& s, bool box) {
   const Index C = m.size();
   Vec step = Vec::Zero(C);
@@ -42,9 +61,7 @@ Vec newton_step(const Vec& m, const Vec& r, const Mat& J, const Vec& s, bool box
     rhs[p] = -r[j] - J.row(j).dot(step);  // step is zero on the interior entries here
     for (Index q = 0; q < ni; ++q) JII(p, q) = J(j, interior[std::size_t(q)]);
   }
-  Eigen::CompleteOrthogonalDecomposition<Mat> cod(JII);
-  cod.setThreshold(1e-13);
-  const Vec si = cod.solve(rhs);
+  const Vec si = interior_solve(JII, rhs, box);
   for (Index p = 0; p < ni; ++p) step[interior[std::size_t(p)]] = si[p];
   return step;
 }

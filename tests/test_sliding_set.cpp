@@ -234,6 +234,34 @@ TEST(SlidingSet, UnboxedSolveReturnsMasksOutsideTheBox) {
   EXPECT_LT(res.m[1], 0.0);
 }
 
+TEST(SlidingSet, UnboxedNewtonStepsSolveByLUAndFallBackToLeastNorm) {
+  // Without the box an affine problem with a nonsingular Jacobian is solved by one Newton step
+  // (the LU's), to the root from an independent full-pivot solve; coincident surfaces (a singular
+  // Jacobian, where the LU's pivots vanish) still share the control equally (least-norm step).
+  std::mt19937_64 gen(91);
+  std::normal_distribution<double> normal;
+  const Index C = 6;
+  Mat A(C, C);
+  Vec r0(C);
+  for (Index i = 0; i < C; ++i) {
+    r0[i] = normal(gen);
+    for (Index j = 0; j < C; ++j) A(i, j) = normal(gen) - (i == j ? 4.0 : 0.0);
+  }
+  SlidingSetOptions unboxed;
+  unboxed.box = false;
+  const auto res = solve_sliding_set(affine(r0, A), Vec::Zero(C), unboxed);
+  ASSERT_TRUE(res.converged);
+  EXPECT_LE(res.iterations, 2);
+  const Vec exact = A.fullPivLu().solve(-r0);
+  EXPECT_LE((res.m - exact).lpNorm<Eigen::Infinity>(), 1e-13 * exact.lpNorm<Eigen::Infinity>());
+  const double c = 50.2, r = 55.47;
+  const auto shared = solve_sliding_set(affine(Vec::Constant(3, r), Mat::Constant(3, 3, -c)), Vec::Zero(3), unboxed);
+  ASSERT_TRUE(shared.converged);
+  EXPECT_NEAR(shared.m.sum(), r / c, 1e-12);
+  EXPECT_NEAR(shared.m[0], shared.m[1], 1e-14);
+  EXPECT_NEAR(shared.m[1], shared.m[2], 1e-14);
+}
+
 TEST(SlidingSet, BothRatesPositiveWithAnAntiMonotoneCouplingTakesTheActiveSide) {
   // Measured at an event of the 3-layer net (20-16-8-1): a sliding layer-1 entry and a layer-2
   // entry whose rate rises with its own mask (r = 0.085 at m = 0, 0.134 at m = 1: crossed into the

@@ -87,7 +87,7 @@ class Flow {
   /// and V = theta, G = -e^{log_scale} grad_theta L.
   void loss_descent(const Eigen::Ref<const Vec>& V, double rho, double log_scale, Eigen::Ref<Vec> G) const;
   /// After loss_descent: S = sum_n a_n f_n(V) = -e^{log_scale} dL/drho.
-  double radial_descent() const { return a_.dot(ws_.f); }
+  double radial_descent() const { return points_.active ? points_.S : a_.dot(ws_.f); }
   /// dG = d/de G(V + e dV, rho + e drho) at e = 0, and G itself into *G unless G is null.
   /// drho = nullopt: rho is a constant (the radial term is skipped, not multiplied by zero).
   void loss_descent_tangent(const Eigen::Ref<const Vec>& V, const Eigen::Ref<const Vec>& dV, double rho,
@@ -161,6 +161,33 @@ class Flow {
   Index point_slot(Index p) const { return screening_on() ? screen_.slot[std::size_t(p)] : p; }
   /// preactivations() over the kept points only; the entries of dropped points are 0.
   Vec kept_preactivations(const Vec& y) const;
+  // ---- Point updates: many fields at one state whose masks change at a few data points ---------
+  /// While the returned scope lives the caller promises to change the pattern's masks only in the
+  /// columns of `points` (data point indices). The loss sums G = sum_n a_n df_n/dV,
+  /// S = sum_n a_n f_n and L = sum_n l(u_n) then split into the other points' part, computed by one
+  /// pass over all points and kept for the weights (V, rho) it was taken at (another state takes a
+  /// pass again; another log scale rescales it), and these points' part, computed afresh with the
+  /// current masks at every
+  /// evaluation: an evaluation costs passes over |points| columns instead of n. Exact for every
+  /// kind, whatever its dependence on (G, S, L): only sums over points are split (docs/events.md,
+  /// "Incremental sliding field"). Needs a pattern (use_pattern); the tangents (jvp, jacobian)
+  /// refuse to run meanwhile (std::logic_error), as does a second scope.
+  class PointUpdate {
+   public:
+    explicit PointUpdate(const Flow* flow) : flow_(flow) {}
+    PointUpdate(PointUpdate&& o) noexcept : flow_(o.flow_) { o.flow_ = nullptr; }
+    PointUpdate(const PointUpdate&) = delete;
+    PointUpdate& operator=(const PointUpdate&) = delete;
+    PointUpdate& operator=(PointUpdate&&) = delete;
+    ~PointUpdate() {
+      if (flow_) flow_->end_point_update();
+    }
+
+   private:
+    const Flow* flow_;
+  };
+  [[nodiscard]] PointUpdate begin_point_update(std::vector<Index> points) const;
+
   /// (layer 1-based, unit, point) of pre-activation index j.
   NearestKink kink_of(Index j) const;
   /// Directional derivative of preactivations() in the theta layout: d h(theta + e dtheta)/de at
@@ -251,6 +278,34 @@ class Flow {
   Network::Inputs kept_inputs() const { return screen_.X.leftCols(screen_.kept); }
   // Copy the kept points (keep[i]) into the first columns of screen_.X.
   void place_kept(const std::vector<char>& keep, Index count) const;
+
+  // Point-update state (begin_point_update, src/flow_point_update.cpp).
+  struct PointSplit {
+    bool active = false;
+    std::vector<Index> points;     // sorted, unique
+    Mat X;                         // their inputs (d_0 x |points|)
+    Vec y;                         // their labels
+    std::vector<Mat> masks;        // the pattern's columns at them, read at every evaluation
+    Network::Workspace ws;         // their passes
+    Vec u, a, G;                   // their margins, loss weights, loss descent
+    double S = 0;                  // radial_descent() of the last loss_descent
+    // The other points' part at (V, rho): log L, and G and S at log scale `log_scale`.
+    Vec V;
+    double rho = 0;
+    bool has_log_loss = false, has_descent = false;
+    double log_loss = 0, log_scale = 0, S_rest = 0;
+    Vec G_rest, u_rest;
+  };
+  mutable PointSplit points_;
+  void end_point_update() const;
+  // The others' part is kept for these weights; forget it otherwise.
+  void point_split_at(const Eigen::Ref<const Vec>& V, double rho) const;
+  // Forward pass and margins of the points at V with the pattern's current masks.
+  void point_forward(const Eigen::Ref<const Vec>& V, double rho) const;
+  void point_loss_descent(const Eigen::Ref<const Vec>& V, double rho, double log_scale, Eigen::Ref<Vec> G) const;
+  double point_log_loss(const Eigen::Ref<const Vec>& V, double rho) const;
+  // A pending screening certificate settles to all points (a pattern is in use).
+  void settle_screening() const;
 };
 
 }  // namespace gfsim

@@ -55,7 +55,8 @@ class KinkPattern {
   void event_values(TimePoint tp, const Vec& y, Vec& g);
   /// g[s] = event function js[s] at y, equal to event_values(y)[js[s]] up to rounding: for one
   /// hidden layer a pre-activation is one dot product (O(d_0) instead of a forward pass over all
-  /// points), which is what a root search over a few crossing surfaces needs.
+  /// points), deeper a forward pass over the columns of the entries' points only, which is what a
+  /// root search over a few crossing surfaces needs.
   void event_values_of(TimePoint tp, const Vec& y, const std::vector<Index>& js, Vec& g);
 
   /// Flip entry j (index into Flow::preactivations()).
@@ -105,7 +106,8 @@ class KinkPattern {
   /// nullopt for one hidden layer outside a cluster (see kJointAfterEvents).
   std::optional<JointSwitch> resolve(TimePoint tp, const Vec& y, const std::vector<Index>& hit, int cluster);
   /// Entries whose pre-activation is identically zero because every unit of the layer below is
-  /// inactive at that data point (up to round-off): no switching surface (ReLU'(0) = 0 there).
+  /// inactive at that data point (up to round-off, relative to the largest |h| of the layer below
+  /// over all points): no switching surface (ReLU'(0) = 0 there).
   std::vector<char> dead_entries(const Vec& h) const;
 
  private:
@@ -118,6 +120,9 @@ class KinkPattern {
   std::vector<Mat> masks_;  ///< hidden layer k: d_k x n (index k-1)
   std::vector<Index> sliding_;
   Vec g_all_;  ///< event_values_of: all event functions when a subset cannot be had cheaply
+  /// Per hidden layer below another: the data point of its largest |h| at the last dead_entries,
+  /// whose column event_values_of adds to its subset for the dead test's scale.
+  mutable std::vector<Index> scale_points_;
   Mat sliding_jacobian_;                 ///< dr/dm of the last deep-net sliding solve (chord steps)
   double sliding_jacobian_log_scale_ = 0;  ///< the clock factor it was evaluated with
   /// Columns of sliding_jacobian_ to evaluate afresh (entries that started sliding since): a
