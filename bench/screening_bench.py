@@ -11,7 +11,7 @@ the distance between the screened and unscreened final weights in units of the t
 (max_i |a_i - b_i| / (rtol |b_i| + atol)).
 --large: K = 1 with n = 1e5 and 1e6 (dim = 50, gaussian, margin 0.1) to t = 1e100, one run each way,
 with the kept points over time (the /observables/kept_points samples).
---relu: bench/relu_screening.toml (20-16-1 ReLU, n = 1e4, exp loss, gd, kink events, to t = 1e12),
+--relu: bench/relu_screening.toml (20-4-1 ReLU, n = 1e4, exp loss, gd, kink events, to t = 1e12),
 RUNS runs each way interleaved: time, RHS, kink events located, kept points, final state difference.
 Timings are only meaningful on an idle machine: the script prints the load average with them.
 """
@@ -103,7 +103,7 @@ def large(lines):
 
 def relu(runs, lines):
     model = os.path.join(ROOT, "bench", "relu_screening.toml")
-    lines += ["", "ReLU 20-16-1, n = 1e4, to t = 1e12 (bench/relu_screening.toml):", "",
+    lines += ["", "ReLU 20-4-1, n = 1e4, to t = 1e12 (bench/relu_screening.toml):", "",
               "| | time (s) median (range) | RHS | kink events located | kept at end | "
               "final state difference / tol |", "|---|---|---|---|---|---|"]
     times = {False: [], True: []}
