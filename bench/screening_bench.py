@@ -11,7 +11,7 @@ the distance between the screened and unscreened final weights in units of the t
 (max_i |a_i - b_i| / (rtol |b_i| + atol)).
 --large: K = 1 with n = 1e5 and 1e6 (dim = 50, gaussian, margin 0.1) to t = 1e100, one run each way,
 with the kept points over time (the /observables/kept_points samples).
---relu: bench/relu_screening.toml (20-4-1 ReLU, n = 1e4, exp loss, gd, kink events, to t = 1e12),
+--relu [--relu-n N]: bench/relu_screening.toml (20-4-1 ReLU, n = N = 1e4, exp loss, gd, kink events, to t = 1e12),
 RUNS runs each way interleaved: time, RHS, kink events located, kept points, final state difference.
 Timings are only meaningful on an idle machine: the script prints the load average with them.
 """
@@ -101,16 +101,17 @@ def large(lines):
         print(lines[-1], flush=True)
 
 
-def relu(runs, lines):
+def relu(runs, lines, n):
     model = os.path.join(ROOT, "bench", "relu_screening.toml")
-    lines += ["", "ReLU 20-4-1, n = 1e4, to t = 1e12 (bench/relu_screening.toml):", "",
+    extra = ("--set", f"data.n={n}")
+    lines += ["", f"ReLU 20-4-1, n = {n}, to t = 1e12 (bench/relu_screening.toml):", "",
               "| | time (s) median (range) | RHS | kink events located | kept at end | "
               "final state difference / tol |", "|---|---|---|---|---|---|"]
     times = {False: [], True: []}
     last = {}
     for r in range(runs):
         for screening in (False, True):
-            res = run(1e12, screening, f"relu_{screening}_{r}", model=model)
+            res = run(1e12, screening, f"relu_{screening}_{r}", extra, model=model)
             if res["status"] not in ("success", "0"):
                 print(f"relu screening={screening}: status {res['status']}", flush=True)
             times[screening].append(res["seconds"])
@@ -119,7 +120,7 @@ def relu(runs, lines):
     for screening in (False, True):
         v = times[screening]
         res = last[screening]
-        kept = int(res["kept"][-1]) if "kept" in res else 10000
+        kept = int(res["kept"][-1]) if "kept" in res else n
         lines.append(f"| {'screened' if screening else 'unscreened'} | {statistics.median(v):.2f} ({min(v):.2f}-"
                      f"{max(v):.2f}) | {res['rhs']} | {res.get('events', 0)} | {kept} | "
                      f"{diff if screening else 0:.2g} |")
@@ -133,6 +134,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--large", action="store_true")
     ap.add_argument("--relu", action="store_true")
+    ap.add_argument("--relu-n", type=int, default=10000, help="data points of the ReLU case")
     ap.add_argument("--no-linear", action="store_true")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
@@ -143,7 +145,7 @@ def main():
     if a.large:
         large(lines)
     if a.relu:
-        relu(a.runs, lines)
+        relu(a.runs, lines, a.relu_n)
     lines.append(f"load average after: {load()}")
     print(lines[-1])
     if a.out:
