@@ -18,12 +18,6 @@
 namespace gfsim {
 namespace {
 
-std::vector<std::string> table_names() {
-  std::vector<std::string> names;
-  for (const FlowKindEntry& e : flow_kind_table()) names.emplace_back(e.name);
-  return names;
-}
-
 struct NetCase {
   const char* name;
   std::vector<Index> widths;
@@ -168,7 +162,7 @@ TEST(FlowKindTable, ModelsReadmeDocumentsExactlyTheTableKinds) {
     std::smatch m;
     if (in_section && std::regex_search(line, m, row)) documented.insert(m[1]);
   }
-  const std::vector<std::string> names = table_names();
+  const std::vector<std::string> names = test::flow_kind_names();
   EXPECT_EQ(documented, std::set<std::string>(names.begin(), names.end()));
 }
 
@@ -178,11 +172,11 @@ TEST(FlowKindTable, NamesAreTheModelReadersChoices) {
     reader.emplace_back(name);
     EXPECT_EQ(kind.name, name);
   }
-  EXPECT_EQ(reader, table_names());
+  EXPECT_EQ(reader, test::flow_kind_names());
   EXPECT_THROW(make_flow_kind(FlowSpec{.kind = FlowKind{"no_such_kind"}, .rho = 1.0}), std::invalid_argument);
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, EveryFlowKind, testing::ValuesIn(table_names()),
+INSTANTIATE_TEST_SUITE_P(Table, EveryFlowKind, testing::ValuesIn(test::flow_kind_names()),
                          [](const testing::TestParamInfo<std::string>& info) { return info.param; });
 
 }  // namespace

@@ -19,12 +19,6 @@
 namespace gfsim {
 namespace {
 
-std::vector<std::string> table_names() {
-  std::vector<std::string> names;
-  for (const FlowKindEntry& e : flow_kind_table()) names.emplace_back(e.name);
-  return names;
-}
-
 // The masks of the signs of h at y (h > 0 active), layer by layer (d_k x n each).
 std::vector<Mat> sign_masks(const Flow& flow, const Vec& y) {
   const Vec h = flow.preactivations(y);
@@ -122,7 +116,7 @@ TEST_P(EveryKindPointUpdate, IncrementalFieldEqualsTheFullField) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kinds, EveryKindPointUpdate, testing::ValuesIn(table_names()),
+INSTANTIATE_TEST_SUITE_P(Kinds, EveryKindPointUpdate, testing::ValuesIn(test::flow_kind_names()),
                          [](const testing::TestParamInfo<std::string>& info) { return info.param; });
 
 TEST(PointUpdate, SlidingSolveMatchesTheFullFieldAtItsMasks) {

@@ -1,8 +1,11 @@
 #pragma once
 // Small helpers shared by the C++ tests: seeded random data and parameters.
 #include <random>
+#include <string>
+#include <vector>
 
 #include "gfsim/dataset.hpp"
+#include "gfsim/flow_kind.hpp"
 #include "gfsim/integrate.hpp"
 #include "gfsim/network.hpp"
 
@@ -43,6 +46,13 @@ inline SolverOptions solver_options(Method method, ClockKind clock, double rtol)
 /// Weighted error of SUNDIALS examples: max_i |a_i - b_i| / (rtol |b_i| + atol).
 inline double weighted_error(const Vec& a, const Vec& b, double rtol, double atol) {
   return ((a - b).array().abs() / (rtol * b.array().abs() + atol)).maxCoeff();
+}
+
+/// The names of the flow kinds in the table (flow_kind.hpp), for tests over every kind.
+inline std::vector<std::string> flow_kind_names() {
+  std::vector<std::string> names;
+  for (const FlowKindEntry& e : flow_kind_table()) names.emplace_back(e.name);
+  return names;
 }
 
 }  // namespace gfsim::test
