@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "gfsim/flow.hpp"
 #include "gfsim/flow_problem.hpp"
 #include "gfsim/integrate.hpp"
@@ -19,35 +20,12 @@
 
 using namespace gfsim;
 
-// Median of 5 timings of >= min_seconds each (a single timing swung by 40% on the shared VM).
-template <class F>
-double time_per_call(F&& f, double min_seconds = 0.1) {
-  using clk = std::chrono::steady_clock;
-  f();  // warm up
-  long reps = 1;
-  std::vector<double> per_call;
-  while (per_call.size() < 5) {
-    const auto t0 = clk::now();
-    for (long i = 0; i < reps; ++i) f();
-    const double dt = std::chrono::duration<double>(clk::now() - t0).count();
-    if (dt >= min_seconds)
-      per_call.push_back(dt / double(reps));
-    else
-      reps *= 2;
-  }
-  std::sort(per_call.begin(), per_call.end());
-  return per_call[2];
-}
-
 int main(int argc, char** argv) {
   if (argc < 2) {
     fmt::print(stderr, "usage: bench_rhs MODEL.toml [--set key=value ...]\n");
     return 2;
   }
-  std::vector<std::string> overrides;
-  for (int i = 2; i + 1 < argc; i += 2)
-    if (std::string(argv[i]) == "--set") overrides.push_back(argv[i + 1]);
-  const ModelSpec spec = load_model_spec(argv[1], overrides);
+  const ModelSpec spec = load_model_spec(argv[1], bench::set_overrides(argc, argv, 2));
   configure_kernels(spec.solver.threads);
   fmt::print("threads {}\n", Eigen::nbThreads());
   const Dataset data = make_dataset(spec.data);
@@ -67,9 +45,9 @@ int main(int argc, char** argv) {
   bool flip = false;
   auto alternate = [&flip](const Vec& a, const Vec& b) -> const Vec& { return (flip = !flip) ? b : a; };
   fmt::print("state_size {}\n", n);
-  fmt::print("rhs_seconds {:.6g}\n", time_per_call([&] { flow.rhs(alternate(y0, y0b), s_late, dy); }));
-  fmt::print("jvp_seconds {:.6g}\n", time_per_call([&] { flow.jvp(alternate(y0, y0b), s_late, v, jv); }));
-  fmt::print("jvp_cached_seconds {:.6g}\n", time_per_call([&] { flow.jvp(y0, s_late, v, jv); }));
+  fmt::print("rhs_seconds {:.6g}\n", bench::time_per_call([&] { flow.rhs(alternate(y0, y0b), s_late, dy); }));
+  fmt::print("jvp_seconds {:.6g}\n", bench::time_per_call([&] { flow.jvp(alternate(y0, y0b), s_late, v, jv); }));
+  fmt::print("jvp_cached_seconds {:.6g}\n", bench::time_per_call([&] { flow.jvp(y0, s_late, v, jv); }));
   if (n <= 2000) {
     // The cost of one RHS along the trajectory: at the state reached at time.t_end (the default
     // solver, log clock), where most loss weights are tiny. This is the RHS time of the floor.
@@ -77,12 +55,12 @@ int main(int argc, char** argv) {
     const auto r = integrate(to_ode_problem(flow), y0, {0.0, spec.time.t_end}, o, [](auto, auto, const auto&) {});
     const double s_end = std::log1p(spec.time.t_end);
     const Vec yf = r.y_final, yfb = yf * (1.0 + 1e-13);
-    fmt::print("rhs_seconds_final {:.6g}\n", time_per_call([&] { flow.rhs(alternate(yf, yfb), s_end, dy); }));
+    fmt::print("rhs_seconds_final {:.6g}\n", bench::time_per_call([&] { flow.rhs(alternate(yf, yfb), s_end, dy); }));
   }
   if (n <= 2000) {
-    fmt::print("jacobian_seconds {:.6g}\n", time_per_call([&] { flow.jacobian(alternate(y0, y0b), s_late, J); }));
+    fmt::print("jacobian_seconds {:.6g}\n", bench::time_per_call([&] { flow.jacobian(alternate(y0, y0b), s_late, J); }));
     Mat M = Mat::Random(n, n);
-    fmt::print("lu_seconds {:.6g}\n", time_per_call([&] { Eigen::PartialPivLU<Mat> lu(M); }));
+    fmt::print("lu_seconds {:.6g}\n", bench::time_per_call([&] { Eigen::PartialPivLU<Mat> lu(M); }));
     // Gradient descent theta <- theta - eta grad L is stable while eta < 2 / lambda_max(Hessian);
     // the Hessian is largest at the start (the loss only decreases).
     flow.jacobian(y0, 0.0, J);  // J = -Hessian of L for the gd flow
@@ -90,7 +68,7 @@ int main(int argc, char** argv) {
     const double lmax = eig.eigenvalues().maxCoeff();
     fmt::print("hessian_lambda_max {:.6g}\n", lmax);
     fmt::print("gd_max_stable_step {:.6g}\n", 2.0 / lmax);
-    fmt::print("gd_step_seconds {:.6g}\n", time_per_call([&] { flow.rhs(alternate(y0, y0b), 0.0, dy); }));
+    fmt::print("gd_step_seconds {:.6g}\n", bench::time_per_call([&] { flow.rhs(alternate(y0, y0b), 0.0, dy); }));
   }
   return 0;
 }

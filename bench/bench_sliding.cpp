@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "gfsim/flow.hpp"
 #include "gfsim/flow_problem.hpp"
 #include "gfsim/integrate.hpp"
@@ -27,38 +28,13 @@
 
 using namespace gfsim;
 
-namespace {
-// Median of 5 timings of >= min_seconds each.
-template <class F>
-double time_per_call(F&& f, double min_seconds = 0.1) {
-  using clk = std::chrono::steady_clock;
-  f();
-  long reps = 1;
-  std::vector<double> per_call;
-  while (per_call.size() < 5) {
-    const auto t0 = clk::now();
-    for (long i = 0; i < reps; ++i) f();
-    const double dt = std::chrono::duration<double>(clk::now() - t0).count();
-    if (dt >= min_seconds)
-      per_call.push_back(dt / double(reps));
-    else
-      reps *= 2;
-  }
-  std::sort(per_call.begin(), per_call.end());
-  return per_call[2];
-}
-}  // namespace
-
 int main(int argc, char** argv) {
   if (argc < 3) {
     fmt::print(stderr, "usage: bench_sliding MODEL.toml MIN_SLIDING [--set key=value ...]\n");
     return 2;
   }
   const std::size_t min_sliding = std::stoul(argv[2]);
-  std::vector<std::string> overrides;
-  for (int i = 3; i + 1 < argc; i += 2)
-    if (std::string(argv[i]) == "--set") overrides.push_back(argv[i + 1]);
-  const ModelSpec spec = load_model_spec(argv[1], overrides);
+  const ModelSpec spec = load_model_spec(argv[1], bench::set_overrides(argc, argv, 3));
   configure_kernels(spec.solver.threads);
   const Dataset data = make_dataset(spec.data);
   Network net = flow_network(spec, data.dim());
@@ -90,9 +66,9 @@ int main(int argc, char** argv) {
   fmt::print("t {:.9g}\nsliding_entries {}\nstate_size {}\npoints {}\n", t_hit, pattern.sliding().size(),
              flow.state_size(), flow.num_points());
   Vec dy, g;
-  const double sliding = time_per_call([&] { pattern.rhs(tp, alternate(y, yb), dy); });
-  const double smooth = time_per_call([&] { flow.rhs(tp, alternate(y, yb), dy); });
-  const double events = time_per_call([&] { pattern.event_values(tp, alternate(y, yb), g); });
+  const double sliding = bench::time_per_call([&] { pattern.rhs(tp, alternate(y, yb), dy); });
+  const double smooth = bench::time_per_call([&] { flow.rhs(tp, alternate(y, yb), dy); });
+  const double events = bench::time_per_call([&] { pattern.event_values(tp, alternate(y, yb), g); });
   fmt::print("smooth_seconds {:.6g}\nsliding_seconds {:.6g}\nevents_seconds {:.6g}\nsliding_over_smooth {:.3f}\n",
              smooth, sliding, events, sliding / smooth);
   return 0;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "gfsim/flow.hpp"
 #include "gfsim/flow_problem.hpp"
 #include "gfsim/integrate.hpp"
@@ -25,10 +26,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int runs = std::max(1, std::stoi(argv[2]));
-  std::vector<std::string> overrides;
-  for (int i = 3; i + 1 < argc; i += 2)
-    if (std::string(argv[i]) == "--set") overrides.push_back(argv[i + 1]);
-  const ModelSpec spec = load_model_spec(argv[1], overrides);
+  const ModelSpec spec = load_model_spec(argv[1], bench::set_overrides(argc, argv, 3));
   configure_kernels(spec.solver.threads);
   const Dataset data = make_dataset(spec.data);
   Network net = flow_network(spec, data.dim());
