@@ -186,8 +186,10 @@ class EventLocator {
       g_.swap(g_before_);
       double pa = min_over_crossing();
       // A surface not tracked at the step's start (g = +inf: screening had dropped its point, and a
-      // screen inside the step brought it back with the masks of that stage): its value there.
-      if (!(pa < std::numeric_limits<double>::infinity())) pa = phi(tau_before);
+      // screen inside the step brought it back with stale masks): the values there, its own too.
+      bool untracked = false;
+      for (Index j : crossing_) untracked |= !(g_[j] < std::numeric_limits<double>::infinity());
+      if (untracked) pa = phi(tau_before);
       const double pb = phi(tau);
       double right = pa > 0 ? tau : tau_before;
       if (pb < 0 && pa > 0) {
