@@ -306,6 +306,11 @@ class EventLocator {
       if (auto stop = switch_pattern(tau_star, tp_star, y, c)) return stop;
     }
     last_event_tau_ = tau_star;
+    // The last pass's values are those at the state the stepper restarts from: the next step's
+    // start values (crossed() checks the state; a rejoin() switches again and forgets them).
+    y_end_ = y;
+    g_end_ = g_event_;
+    end_known_ = true;
     return std::nullopt;
   }
 

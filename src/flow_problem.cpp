@@ -45,6 +45,7 @@ OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink o
   p.rhs = [&pattern](TimePoint tp, const Vec& y, Vec& dy) { pattern.rhs(tp, y, dy); };
   p.jacobian = [&pattern](TimePoint tp, const Vec& y, Mat& J) { pattern.jacobian(tp, y, J); };
   p.jvp = [&pattern](TimePoint tp, const Vec& y, const Vec& v, Vec& jv) { pattern.jvp(tp, y, v, jv); };
+  p.field_failure = [&pattern] { return pattern.field_failure(); };
   auto report = [&flow, on_event](double t, Index j, KinkEvent kind) {
     if (!on_event) return;
     const auto k = flow.kink_of(j);

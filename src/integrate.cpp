@@ -142,8 +142,17 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
   }
   // Event-driven integration (ReLU kinks): the rules of event_locator.hpp.
   EventLocator events(problem.events, clock, o.stop_requested);
+  // A non-finite field the problem can name (a sliding set without an equivalent control): a stop
+  // at a kink with that reason, not a bare non_finite.
+  auto non_finite = [&](std::string what) {
+    if (problem.field_failure) {
+      FieldFailure f = problem.field_failure();
+      if (!f.reason.empty() && f.t >= clock.time(tau)) return finish(Status::stalled_at_kink, std::move(f.reason));
+    }
+    return finish(Status::non_finite, std::move(what));
+  };
   auto stalled = [&](const std::string& what) {
-    if (auto cause = stepper->non_finite_cause(what, clock.time(tau))) return finish(Status::non_finite, *cause);
+    if (auto cause = stepper->non_finite_cause(what, clock.time(tau))) return non_finite(*cause);
     bool at_kink = false;
     std::string why = problem.explain_stall ? problem.explain_stall(x, at_kink) : std::string();
     // Steps that collapse right after an event: the discontinuity's doing (an accumulation of
@@ -224,6 +233,7 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
       // (EventLocator::rejoin), once, before giving up.
       rejoined = true;
       auto [how, why] = events.rejoin(tau, x, c);
+
       if (how == EventLocator::Rejoin::failed) return finish(Status::stalled_at_kink, std::move(why));
       if (how == EventLocator::Rejoin::changed) {
         if (auto failed = stepper->restart(x, tau)) return finish(Status::solver_failure, std::move(*failed));
@@ -235,7 +245,7 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
       case Attempt::accepted: break;
       case Attempt::rejected: continue;
       case Attempt::collapsed: return stalled(step.message);
-      case Attempt::non_finite: return finish(Status::non_finite, std::move(step.message));
+      case Attempt::non_finite: return non_finite(std::move(step.message));
       case Attempt::failed: return finish(Status::solver_failure, std::move(step.message));
     }
     at_event = false;

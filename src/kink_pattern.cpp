@@ -33,8 +33,10 @@ KinkPattern::~KinkPattern() { clear(); }
 
 void KinkPattern::clear() {
   sliding_jacobian_.resize(0, 0);  // belongs to the old sliding set
+  sliding_jacobian_inverse_.resize(0, 0);
   jacobian_pending_.clear();
   memo_valid_ = false;
+  field_failure_ = FieldFailure{};
   flow_.use_pattern(nullptr);
   masks_.clear();
   sliding_.clear();  // sliding modes live on the pattern
@@ -81,6 +83,7 @@ bool KinkPattern::start_sliding(Index j) {
   // The kept Jacobian grows by the new entry's column, evaluated at the next solve; its row starts
   // at zero (chord and Broyden steps complete it, or the solver evaluates J afresh when they stall).
   const Index S = Index(sliding_.size());
+  sliding_jacobian_inverse_.resize(0, 0);
   if (sliding_jacobian_.rows() == S && sliding_jacobian_.cols() == S && S > 0) {
     sliding_jacobian_.conservativeResize(S + 1, S + 1);
     sliding_jacobian_.row(S).setZero();
@@ -98,6 +101,7 @@ bool KinkPattern::start_sliding(Index j) {
 void KinkPattern::stop_sliding(Index j, bool active) {
   const auto it = std::find(sliding_.begin(), sliding_.end(), j);
   const Index S = Index(sliding_.size());
+  if (it != sliding_.end()) sliding_jacobian_inverse_.resize(0, 0);
   if (it != sliding_.end() && sliding_jacobian_.rows() == S && sliding_jacobian_.cols() == S) {
     // The other entries' columns and rows stay (the derivatives of their rates in their masks).
     const Index s = Index(it - sliding_.begin());
@@ -417,6 +421,11 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
     if (masks) *masks = memo_masks_;
     return;
   }
+  if (!y.allFinite()) {  // a trial stage after a non-finite one: nothing to solve
+    dy.setConstant(y.size(), std::numeric_limits<double>::quiet_NaN());
+    if (masks) *masks = Vec::Constant(S, std::numeric_limits<double>::quiet_NaN());
+    return;
+  }
   const Vec theta = flow_.theta(y);
   // The rates are needed at the sliding entries only: the tangent pass of the pre-activations
   // runs over the columns of their points (a handful of the n), with the pattern restricted to
@@ -460,6 +469,9 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   // The rates carry the clock's factor e^{log_scale}: a kept Jacobian is rescaled to this one.
   if (sliding_jacobian_.rows() == S && sliding_jacobian_.cols() == S) {
     sliding_jacobian_ *= std::exp(log_scale - sliding_jacobian_log_scale_);
+    sliding_jacobian_inverse_ *= std::exp(sliding_jacobian_log_scale_ - log_scale);
+    if (std::find(jacobian_pending_.begin(), jacobian_pending_.end(), 1) != jacobian_pending_.end())
+      sliding_jacobian_inverse_.resize(0, 0);
     if (jacobian_pending_.size() == std::size_t(S)) {
       Vec ml = m0, rp, rm;
       for (Index l = 0; l < S; ++l) {
@@ -477,9 +489,29 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   jacobian_pending_.assign(std::size_t(S), 0);
   SlidingSetOptions opt;
   opt.box = false;  // the masks of a given sliding set; leaving [0,1] is their event
-  const SlidingSetResult res = solve_sliding_set(rates, m0, opt, &sliding_jacobian_);
+  // A set without an equivalent control shows as Newton diverging with fresh Jacobians (masks far
+  // outside [0,1]); each costs 2S rate evaluations, so a failure is declared after a few.
+  opt.max_jacobians = 8;
+  const SlidingSetResult res = solve_sliding_set(rates, m0, opt, &sliding_jacobian_, &sliding_jacobian_inverse_);
   sliding_jacobian_log_scale_ = log_scale;
   for (Index l = 0; l < S; ++l) entry(sliding_[l]) = res.m[l];
+  if (!res.converged) {
+    // No equivalent control here (the set is inconsistent at y: some entry must leave, or y is a
+    // trial stage far off the surfaces). NaN makes the stepper reject the step; the masks stay
+    // finite for the event functions. Named by the entry with the largest rate left.
+    Index worst = 0;
+    res.r.cwiseAbs().maxCoeff(&worst);
+    const auto k = flow_.kink_of(sliding_[std::size_t(worst)]);
+    field_failure_.t = tp.t;
+    field_failure_.reason =
+        fmt::format("kink layer {} unit {} at data point {} at t = {:.9g}: no equivalent control of the {} sliding "
+                    "surfaces (residual {:.3g} after {} Newton steps)",
+                    k.layer, k.unit, k.point, tp.t, S, res.residual, res.iterations);
+    dy.setConstant(y.size(), std::numeric_limits<double>::quiet_NaN());
+    if (masks) *masks = res.m;
+    memo_valid_ = false;
+    return;
+  }
   if (m_of_F.size() == S && m_of_F == res.m)
     dy = F;
   else

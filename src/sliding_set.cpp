@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 namespace gfsim {
@@ -66,10 +67,25 @@ Vec newton_step(const Vec& m, const Vec& r, const Mat& J, const Vec& s, bool box
   return step;
 }
 
+// The inverse of an unboxed problem's Jacobian: Newton steps are then one matrix-vector product
+// and Broyden's update of J is a rank-one update of it (Sherman-Morrison), so a solve factors J
+// only when it evaluates J afresh. Least-norm (pseudo-inverse) where J is numerically singular.
+Mat inverse_of(const Mat& J) {
+  const Eigen::PartialPivLU<Mat> lu(J);
+  if (lu.rcond() > 1e-13) {
+    Mat inv = lu.inverse();
+    if (inv.allFinite()) return inv;
+  }
+  Eigen::CompleteOrthogonalDecomposition<Mat> cod(J);
+  cod.setThreshold(1e-13);
+  return cod.pseudoInverse();
+}
+
 }  // namespace
 
 SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt,
-                                   Mat* jacobian) {
+                                   Mat* jacobian, Mat* jacobian_inverse) {
+  constexpr double kFloor = 1e3;  // a rest up to 1e3 tolerances (1e-9 relative by default) is rounding
   SlidingSetResult res;
   const Index C = m0.size();
   const bool box = opt.box;
@@ -83,10 +99,15 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
     res.converged = true;
     return res;
   }
-  Mat J;
-  bool exact = false;  // J evaluated at the current m
+  Mat J, Jinv;
+  bool exact = false;       // J evaluated at the current m
+  bool has_inverse = false;  // Jinv is J's inverse (unboxed problems only)
   if (jacobian && jacobian->rows() == C && jacobian->cols() == C) {
     J = *jacobian;
+    if (!box && jacobian_inverse && jacobian_inverse->rows() == C && jacobian_inverse->cols() == C) {
+      Jinv = *jacobian_inverse;
+      has_inverse = true;
+    }
     rates(res.m, res.r, nullptr);
   } else {
     rates(res.m, res.r, &J);
@@ -113,7 +134,22 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
       res.converged = true;
       break;
     }
-    const Vec step = newton_step(res.m, res.r, J, s, box);
+    if (!(res.residual < std::numeric_limits<double>::infinity())) break;  // NaN or Inf rates: no solve
+    if (res.jacobians > opt.max_jacobians) break;
+    if (!box && !has_inverse) {
+      Jinv = inverse_of(J);
+      has_inverse = true;
+    }
+    const Vec step = box ? newton_step(res.m, res.r, J, s, box) : Vec(-(Jinv * res.r));
+    // With the exact Jacobian a step at the rounding level of m cannot lower the residual: what is
+    // left does not depend on the masks (e.g. an entry whose pre-activation vanishes identically,
+    // its rate round-off). If that rest is small (kFloor tolerances), the masks are as good as
+    // they get: converged at the floor. A large rest is an inconsistent set (no solution).
+    if (exact && res.residual <= kFloor * tol &&
+        step.lpNorm<Eigen::Infinity>() <= 1e-12 * std::max(1.0, res.m.lpNorm<Eigen::Infinity>())) {
+      res.converged = res.at_rounding_floor = true;
+      break;
+    }
     // Projected step with Armijo backtracking on |Phi|^2. A stale Jacobian that does not give a
     // decrease at once is evaluated afresh; with the exact one, a full step when no decrease is
     // found (the iteration count bounds the work either way).
@@ -135,6 +171,7 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
       ++res.evaluations;
       ++res.jacobians;
       exact = true;
+      has_inverse = false;
       continue;
     }
     if (!accepted) {
@@ -144,12 +181,28 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
       trial_phi = residual(trial, rt, s);
       trial_merit = trial_phi.squaredNorm();
     }
-    const bool slow = trial_merit > 1e-2 * merit;  // the residual did not drop tenfold
+    // A step that does not lower the residual tenfold (box: chord steps) or halve it (no box:
+    // Broyden steps, which converge linearly at first, often by less than tenfold a step; the
+    // tenfold rule re-evaluated J, 2C evaluations of r, several times as often there for a step
+    // or two saved) evaluates J afresh.
+    const bool slow = trial_merit > (box ? 1e-2 : 0.25) * merit;
     if (!box) {
-      // Broyden's update of a kept Jacobian along the step taken: superlinear chord steps.
+      // Broyden's update of a kept Jacobian along the step taken: superlinear chord steps. Its
+      // inverse follows by Sherman-Morrison (a tiny denominator: factor afresh at the next step).
       const Vec dm = trial - res.m;
       const double dm2 = dm.squaredNorm();
-      if (dm2 > 0) J += ((rt - res.r) - J * dm) * (dm.transpose() / dm2);
+      if (dm2 > 0) {
+        const Vec dr = rt - res.r;
+        J += (dr - J * dm) * (dm.transpose() / dm2);
+        const Vec u = Jinv * dr;
+        const double denom = dm.dot(u);
+        if (std::abs(denom) > 1e-12 * std::sqrt(dm2) * u.norm() && std::isfinite(denom)) {
+          const Vec w = Jinv.transpose() * dm;  // (dm^T Jinv)^T
+          Jinv += (dm - u) * (w.transpose() / denom);
+        } else {
+          has_inverse = false;
+        }
+      }
     }
     res.m.swap(trial);
     res.r.swap(rt);
@@ -161,11 +214,18 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
       ++res.evaluations;
       ++res.jacobians;
       exact = true;
+      has_inverse = false;
     }
   }
   res.residual = phi.lpNorm<Eigen::Infinity>();
-  res.converged = res.residual <= tol;
+  res.converged = res.residual <= tol || res.at_rounding_floor;
   if (jacobian) *jacobian = J;
+  if (jacobian_inverse) {
+    if (has_inverse)
+      jacobian_inverse->swap(Jinv);
+    else
+      jacobian_inverse->resize(0, 0);
+  }
   return res;
 }
 

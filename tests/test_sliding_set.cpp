@@ -5,6 +5,7 @@
 
 #include <Eigen/LU>
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "gfsim/sliding_set.hpp"
@@ -216,6 +217,93 @@ TEST(SlidingSet, MultiAffineRatesConvergeQuadraticallyToTheKnownRoot) {
   ASSERT_TRUE(chord.converged);
   EXPECT_EQ(chord.jacobians, 0);
   EXPECT_LE((chord.m - mstar).lpNorm<Eigen::Infinity>(), 1e-12);
+}
+
+TEST(SlidingSet, KeptInverseFollowsBroydensUpdateAcrossSolves) {
+  // The equivalent control along a run: nearby problems solved with the Jacobian and its inverse
+  // kept from the last solve (KinkPattern::sliding_rhs). The inverse stays the inverse of the
+  // Broyden-updated Jacobian (Sherman-Morrison), and the roots are those of solves from scratch.
+  const Index C = 5;
+  Mat A = -(Mat::Identity(C, C) * 2.0);
+  A(0, 3) = 0.6;
+  A(3, 1) = -0.4;
+  A(4, 2) = 0.3;
+  const Vec c = (Vec(C) << 0.5, -1.0, 0.8, 0.2, -0.3).finished();
+  Vec mstar = (Vec(C) << 0.3, 0.6, 0.45, 0.8, 0.2).finished();
+  SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
+    r = A * (m - mstar) + c * (m[1] * m[4] - mstar[1] * mstar[4]);
+    if (!J) return;
+    *J = A;
+    J->col(1) += c * m[4];
+    J->col(4) += c * m[1];
+  };
+  SlidingSetOptions unboxed;
+  unboxed.box = false;
+  Mat J, Jinv;
+  Vec m = Vec::Constant(C, 0.5);
+  int fresh = 0;
+  for (int k = 0; k < 20; ++k) {
+    mstar[1] += 1e-3;  // the problem drifts as the state moves along the surfaces
+    mstar[3] -= 2e-3;
+    const auto kept = solve_sliding_set(rates, m, unboxed, &J, &Jinv);
+    const auto scratch = solve_sliding_set(rates, m, unboxed);
+    ASSERT_TRUE(kept.converged) << "solve " << k;
+    ASSERT_TRUE(scratch.converged) << "solve " << k;
+    EXPECT_LE((kept.m - mstar).lpNorm<Eigen::Infinity>(), 1e-10) << "solve " << k;
+    EXPECT_LE((kept.m - scratch.m).lpNorm<Eigen::Infinity>(), 1e-10) << "solve " << k;
+    ASSERT_EQ(Jinv.rows(), C);
+    EXPECT_LE((Jinv * J - Mat::Identity(C, C)).lpNorm<Eigen::Infinity>(), 1e-9) << "solve " << k;
+    fresh += kept.jacobians;
+    m = kept.m;
+  }
+  EXPECT_LE(fresh, 3);  // the first solve's, and rarely another: chord and Broyden steps do the rest
+}
+
+TEST(SlidingSet, RestThatNoMaskChangesIsTheRoundingFloorUnlessLarge) {
+  // Entry 2's rate does not depend on any mask (a pre-activation identically zero, its rate
+  // round-off): the others are solved and the rest, if at rounding level, is accepted; a rest of
+  // the size of the rates is an inconsistent set and fails.
+  Mat A(3, 3);
+  A << -2.0, 0.5, 0.0, 0.3, -1.5, 0.0, 0.0, 0.0, 0.0;
+  const Vec mstar = (Vec(3) << 0.4, 0.7, 0.5).finished();
+  SlidingSetOptions unboxed;
+  unboxed.box = false;
+  for (double rest : {3e-11, 0.5}) {
+    Vec r0 = -A * mstar;
+    r0[2] = rest;
+    const auto res = solve_sliding_set(affine(r0, A), Vec::Constant(3, 0.5), unboxed);
+    if (rest < 1e-6) {
+      ASSERT_TRUE(res.converged) << res.residual;
+      EXPECT_TRUE(res.at_rounding_floor);
+      EXPECT_LE(std::abs(res.m[0] - mstar[0]) + std::abs(res.m[1] - mstar[1]), 1e-12);
+    } else {
+      EXPECT_FALSE(res.converged);
+      EXPECT_FALSE(res.at_rounding_floor);
+      EXPECT_LE(res.jacobians, SlidingSetOptions{}.max_jacobians + 1);
+    }
+  }
+  // Rank-deficient coupling with the rates outside its range: no solution, at any size.
+  Mat B(2, 2);
+  B << 1.0, 1.0, 1.0, 1.0;
+  SlidingSetOptions few = unboxed;
+  few.max_jacobians = 4;
+  const auto none = solve_sliding_set(affine((Vec(2) << 0.0, 1.0).finished(), B), Vec::Zero(2), few);
+  EXPECT_FALSE(none.converged);
+  EXPECT_LE(none.jacobians, few.max_jacobians + 1);
+}
+
+TEST(SlidingSet, NonFiniteRatesFailAtOnce) {
+  SlidingRates nan_rates = [](const Vec& m, Vec& r, Mat* J) {
+    r = Vec::Constant(m.size(), std::numeric_limits<double>::quiet_NaN());
+    if (J) *J = Mat::Identity(m.size(), m.size());
+  };
+  for (bool box : {true, false}) {
+    SlidingSetOptions o;
+    o.box = box;
+    const auto res = solve_sliding_set(nan_rates, Vec::Constant(3, 0.5), o);
+    EXPECT_FALSE(res.converged);
+    EXPECT_LE(res.evaluations, 1);
+  }
 }
 
 TEST(SlidingSet, UnboxedSolveReturnsMasksOutsideTheBox) {

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "gfsim/integrate.hpp"
@@ -106,6 +107,43 @@ TEST(Zeno, EveryMethodAndClockStopsAtTheAccumulationPoint) {
       EXPECT_LT(r.counters.accepted, 50000) << what;
     }
   }
+}
+
+// A field undefined beyond a point (KinkPattern: a sliding set without an equivalent control
+// returns NaN and says why, OdeProblem::field_failure): every stepper rejects the steps into it,
+// and the run stops there with stalled_at_kink and the problem's reason, not a bare non_finite.
+TEST(Zeno, UndefinedFieldStopsWithTheProblemsReason) {
+  // x' = 1 until x = 1, undefined beyond: the stop is at t = 1 (to the steps' resolution).
+  FieldFailure why;
+  OdeProblem p;
+  p.size = 1;
+  p.rhs = [&why](TimePoint tp, const Vec& y, Vec& dy) {
+    dy.resize(1);
+    if (!(y[0] <= 1.0)) {
+      if (std::isfinite(y[0])) why = {tp.t, "no equivalent control of the toy's sliding surfaces"};
+      dy[0] = std::numeric_limits<double>::quiet_NaN();
+      return;
+    }
+    dy[0] = std::exp(tp.log_scale);
+  };
+  p.jacobian = [](TimePoint, const Vec&, Mat& J) { J = Mat::Zero(1, 1); };
+  p.field_failure = [&why] { return why; };
+  for (Method method : {Method::dopri5, Method::rosenbrock4, Method::cvode}) {
+    auto o = test::solver_options(method, ClockKind::t, 1e-10);
+    const auto r = integrate(p, Vec::Zero(1), {0.0, 5.0}, o, [](std::int64_t, double, const Vec&) {});
+    const std::string what = std::string(to_string(method)) + ": " + r.message;
+    EXPECT_EQ(r.status, Status::stalled_at_kink) << what;
+    EXPECT_NE(r.message.find("no equivalent control"), std::string::npos) << what;
+    EXPECT_LE(r.t_final, 1.0 + 1e-9) << what;
+    EXPECT_GE(r.t_final, 0.5) << what;
+    ASSERT_EQ(r.y_final.size(), 1) << what;
+    EXPECT_TRUE(r.y_final.allFinite()) << what;
+  }
+  // Without the problem's reason: a plain non_finite stop.
+  p.field_failure = nullptr;
+  const auto r = integrate(p, Vec::Zero(1), {0.0, 5.0}, test::solver_options(Method::dopri5, ClockKind::t, 1e-10),
+                           [](std::int64_t, double, const Vec&) {});
+  EXPECT_EQ(r.status, Status::non_finite) << r.message;
 }
 
 }  // namespace

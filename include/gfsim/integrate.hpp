@@ -15,6 +15,7 @@
 //   if (result.status != Status::success) std::cerr << result.message;
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -79,6 +80,12 @@ struct Discontinuities {
   std::function<void(double t, Vec& y)> enter;
 };
 
+/// Where and why a problem's field was last undefined (OdeProblem::field_failure).
+struct FieldFailure {
+  double t = -std::numeric_limits<double>::infinity();
+  std::string reason;  ///< empty: never
+};
+
 struct OdeProblem {
   Index size = 0;
   /// dy = e^{tp.log_scale} F(tp.t, y)
@@ -96,6 +103,11 @@ struct OdeProblem {
   /// Optional: explains a stall (e.g. "pre-activation of layer 1 unit 3 at point 17 is 2e-12").
   /// Returns an empty string when the stall has no known cause; `at_kink` says a kink is the cause.
   std::function<std::string(const Vec& y, bool& at_kink)> explain_stall;
+  /// Optional: the last time the field was found undefined (it returned NaN there, so the steppers
+  /// reject the step) and why, e.g. a sliding set without an equivalent control. A run that cannot
+  /// go on past such a point ends with Status::stalled_at_kink and this reason instead of a bare
+  /// non_finite (if t is not before the last accepted state: not an earlier, recovered failure).
+  std::function<FieldFailure()> field_failure;
   /// Optional: event-driven integration (needs a method with dense output: dopri5, rosenbrock4, cvode).
   EventHooks events;
   /// Optional: stop times at the field's known discontinuities (any method, fixed steps too).

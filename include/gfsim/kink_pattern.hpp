@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "gfsim/flow.hpp"
+#include "gfsim/integrate.hpp"
 #include "gfsim/types.hpp"
 
 namespace gfsim {
@@ -88,6 +89,12 @@ class KinkPattern {
   const std::vector<Mat>& masks() const { return masks_; }
   /// Forget the pattern: the flow goes back to the signs of h.
   void clear();
+  /// The last sliding field evaluation without an equivalent control (Newton on the tangency
+  /// conditions of the sliding set did not converge): its t, and what and where (the surface with
+  /// the largest residual). rhs() returns NaN there, so that a step through such a state is
+  /// rejected and an event there is switched jointly (EventLocator::rejoin) or the run stops with
+  /// this reason (OdeProblem::field_failure). Reset by freeze() and clear().
+  const FieldFailure& field_failure() const { return field_failure_; }
 
   // ---- Joint switching at an event (docs/events.md, "Sliding sets") --------------------------
   enum class Switch { crossing, sliding_entry, sliding_exit };
@@ -124,6 +131,7 @@ class KinkPattern {
   /// whose column event_values_of adds to its subset for the dead test's scale.
   mutable std::vector<Index> scale_points_;
   Mat sliding_jacobian_;                 ///< dr/dm of the last deep-net sliding solve (chord steps)
+  Mat sliding_jacobian_inverse_;  ///< its inverse while the sliding set is unchanged (else empty)
   double sliding_jacobian_log_scale_ = 0;  ///< the clock factor it was evaluated with
   /// Columns of sliding_jacobian_ to evaluate afresh (entries that started sliding since): a
   /// change of the sliding set keeps the other columns instead of all 2S rate evaluations.
@@ -133,6 +141,7 @@ class KinkPattern {
   bool memo_valid_ = false;
   TimePoint memo_tp_;
   Vec memo_y_, memo_dy_, memo_masks_;
+  FieldFailure field_failure_;
 };
 
 }  // namespace gfsim

@@ -30,6 +30,7 @@ using SlidingRates = std::function<void(const Vec& m, Vec& r, Mat* J)>;
 struct SlidingSetOptions {
   double rel_tol = 1e-12;   ///< stop when |Phi|_inf <= rel_tol * (|r(m0)|_inf + s)
   int max_iterations = 50;  ///< Newton iterations (each one evaluation of r, plus backtracking)
+  int max_jacobians = 50;   ///< evaluations of J (each 2C evaluations of r for the callers' rates)
   /// false: no box, solve r(m) = 0 (the equivalent control of a given sliding set, whose masks
   /// leaving [0,1] are events of their own).
   bool box = true;
@@ -43,14 +44,19 @@ struct SlidingSetResult {
   int evaluations = 0;   ///< evaluations of r
   int jacobians = 0;     ///< evaluations of J (each with r)
   bool converged = false;
+  /// Converged with a residual above the tolerance that no change of m lowers: the exact Newton
+  /// step is at m's rounding level (the residual's rest does not depend on the masks).
+  bool at_rounding_floor = false;
 };
 
 /// Solve the sliding set from the warm start m0 (clamped into [0,1] with the box). `jacobian`, if
 /// given and C x C, is a Jacobian from a nearby earlier solve: the first steps use it (chord
 /// steps, one evaluation of r each) and J is evaluated afresh only when a step fails to reduce the
-/// residual tenfold; the Jacobian last used is stored back.
+/// residual by half; the Jacobian last used is stored back. Without the box, `jacobian_inverse`
+/// (if given) keeps that Jacobian's inverse between solves: used as such when C x C (the caller
+/// keeps the two consistent, e.g. rescales both or empties it), stored back, or emptied.
 SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt = {},
-                                   Mat* jacobian = nullptr);
+                                   Mat* jacobian = nullptr, Mat* jacobian_inverse = nullptr);
 
 /// The complementarity residual Phi(m) in rate units for rates r at m, scales s_j > 0.
 Vec sliding_set_residual(const Vec& m, const Vec& r, const Vec& s);
