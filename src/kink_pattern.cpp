@@ -338,12 +338,39 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
     if (!dead[std::size_t(j)] && std::find(cand.begin(), cand.end(), j) == cand.end()) cand.push_back(j);
   };
   for (Index j : hit) add(j);
-  for (Index j = 0; j < h.size(); ++j)  // a dropped point's surfaces are not tracked (screening)
-    if (std::abs(h[j]) <= 1e-10 * hmax && flow_.point_kept(flow_.kink_of(j).point)) add(j);
+  // Near-zero pre-activations are candidates, deeper ones only if also small against their own
+  // terms, |W_k row i| |a_{k-1}(n)|: at a point whose activations below are small (waking up or
+  // dying as an upstream unit crosses) every deeper pre-activation is small in proportion and on
+  // no surface (its sign is the weights'); against max|h| alone dozens of those at one point
+  // became candidates of a joint problem without a consistent set ([8,8,8,8] at t = 1.058).
+  const Vec theta = flow_.theta(y);
+  const Network& net = flow_.network();
+  const Index n = flow_.num_points();
+  std::vector<Vec> row_norms, input_norms;  // per hidden layer k: |W_k row i|, |a_{k-1}(n)|
+  for (Index k = 0, o = 0; k + 1 < net.num_layers(); ++k) {
+    row_norms.push_back(net.layer(theta, k).rowwise().norm());
+    if (k == 0) {
+      input_norms.push_back(flow_.inputs().colwise().norm().transpose());
+    } else {
+      const Index below = net.layer_rows(k - 1), ob = o - below * n;
+      const auto Hb = Eigen::Map<const Mat>(h.data() + ob, below, n);
+      input_norms.push_back(Hb.cwiseProduct(masks_[std::size_t(k - 1)]).colwise().norm().transpose());
+    }
+    o += net.layer_rows(k) * n;
+  }
+  for (Index j = 0; j < h.size(); ++j) {
+    if (!(std::abs(h[j]) <= 1e-10 * hmax)) continue;
+    const auto at = flow_.kink_of(j);
+    if (!flow_.point_kept(at.point)) continue;  // a dropped point's surfaces are not tracked (screening)
+    const Index k = at.layer - 1;
+    if (k > 0 && !(std::abs(h[j]) <= 1e-10 * row_norms[std::size_t(k)][at.unit] *
+                                         input_norms[std::size_t(k)][at.point]))
+      continue;
+    add(j);
+  }
   const Index C = Index(cand.size());
   Vec m0(C);
   for (Index l = 0; l < C; ++l) m0[l] = entry(cand[l]);
-  const Vec theta = flow_.theta(y);
   Vec F;
   auto evaluate = [&](const Vec& m, Vec& r) {
     for (Index l = 0; l < C; ++l) entry(cand[l]) = m[l];

@@ -85,7 +85,9 @@ Mat inverse_of(const Mat& J) {
 
 SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt,
                                    Mat* jacobian, Mat* jacobian_inverse) {
-  constexpr double kFloor = 1e3;  // a rest up to 1e3 tolerances (1e-9 relative by default) is rounding
+  // A rest up to kFloor tolerances (1e-9 relative by default) where Newton stops making progress is
+  // the rounding of r: accepted (SlidingSetResult::at_rounding_floor).
+  constexpr double kFloor = 1e3;
   SlidingSetResult res;
   const Index C = m0.size();
   const bool box = opt.box;
@@ -218,6 +220,9 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
     }
   }
   res.residual = phi.lpNorm<Eigen::Infinity>();
+  // Newton's budget spent within kFloor tolerances: the same floor (coincident surfaces make J
+  // singular, and its near-null directions take steps that the rounding of r does not reward).
+  if (!res.at_rounding_floor && res.residual > tol && res.residual <= kFloor * tol) res.at_rounding_floor = true;
   res.converged = res.residual <= tol || res.at_rounding_floor;
   if (jacobian) *jacobian = J;
   if (jacobian_inverse) {

@@ -44,8 +44,9 @@ struct SlidingSetResult {
   int evaluations = 0;   ///< evaluations of r
   int jacobians = 0;     ///< evaluations of J (each with r)
   bool converged = false;
-  /// Converged with a residual above the tolerance that no change of m lowers: the exact Newton
-  /// step is at m's rounding level (the residual's rest does not depend on the masks).
+  /// Converged with a residual above the tolerance but within 1e3 of it (1e-9 relative by default)
+  /// where Newton stopped making progress: the exact step is at m's rounding level (the rest does
+  /// not depend on the masks) or the iteration budget was spent (coincident surfaces: J singular).
   bool at_rounding_floor = false;
 };
 
