@@ -18,6 +18,18 @@ Vec sliding_set_residual(const Vec& m, const Vec& r, const Vec& s) {
 
 namespace {
 
+// Rank-revealing complete orthogonal decomposition with a relative rank threshold of 1e-13. The
+// threshold must be set before compute(): the decomposition forms the Householder coefficients of
+// Z for the rank it finds then, and a threshold set afterwards changes rank() without them, so
+// solve() read uninitialized coefficients (valgrind; the deep event runs then depended on the
+// heap's contents, i.e. on the command line).
+Eigen::CompleteOrthogonalDecomposition<Mat> least_norm(const Mat& J) {
+  Eigen::CompleteOrthogonalDecomposition<Mat> cod(J.rows(), J.cols());
+  cod.setThreshold(1e-13);
+  cod.compute(J);
+  return cod;
+}
+
 // The interior block's Newton equations J step = rhs. Least-norm (complete orthogonal
 // decomposition) where the block may be singular by design: the box problem's candidates include
 // coincident surfaces (duplicate data points), which then share the correction equally. Without
@@ -32,9 +44,7 @@ Vec interior_solve(const Mat& J, const Vec& rhs, bool box) {
       if (step.allFinite()) return step;
     }
   }
-  Eigen::CompleteOrthogonalDecomposition<Mat> cod(J);
-  cod.setThreshold(1e-13);
-  return cod.solve(rhs);
+  return least_norm(J).solve(rhs);
 }
 
 // Active-set Newton step on Phi: entries whose z = m + r/s leaves [0,1] go to that bound, the
@@ -76,9 +86,7 @@ Mat inverse_of(const Mat& J) {
     Mat inv = lu.inverse();
     if (inv.allFinite()) return inv;
   }
-  Eigen::CompleteOrthogonalDecomposition<Mat> cod(J);
-  cod.setThreshold(1e-13);
-  return cod.pseudoInverse();
+  return least_norm(J).pseudoInverse();
 }
 
 }  // namespace

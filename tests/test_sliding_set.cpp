@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <Eigen/LU>
+#include <Eigen/QR>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -290,6 +291,30 @@ TEST(SlidingSet, RestThatNoMaskChangesIsTheRoundingFloorUnlessLarge) {
   const auto none = solve_sliding_set(affine((Vec(2) << 0.0, 1.0).finished(), B), Vec::Zero(2), few);
   EXPECT_FALSE(none.converged);
   EXPECT_LE(none.jacobians, few.max_jacobians + 1);
+}
+
+TEST(SlidingSet, NumericallySingularJacobianTakesTheLeastNormStep) {
+  // J with a singular value below the rank threshold (1e-13 relative) but above the
+  // decomposition's default one: the unboxed solve steps in J's range only, so m keeps m0's
+  // component along the near-null direction, and the root in the range is found. (The threshold
+  // was once set after the decomposition, whose Householder data then did not match the rank used
+  // by solve(): uninitialized reads, results that depended on the heap; valgrind.)
+  const Index C = 3;
+  const Vec entries = test::random_vector(C * C, 91);
+  const Eigen::HouseholderQR<Mat> qr(Eigen::Map<const Mat>(entries.data(), C, C));
+  const Mat Q = qr.householderQ();
+  const Vec sigma = (Vec(C) << 2.0, 1.0, 1e-15).finished();
+  const Mat A = -Q * sigma.asDiagonal() * Q.transpose();
+  const Vec mstar = (Vec(C) << 0.3, 0.6, 0.45).finished();
+  const Vec m0 = Vec::Constant(C, 0.5);
+  SlidingSetOptions unboxed;
+  unboxed.box = false;
+  const auto res = solve_sliding_set(affine(-A * mstar, A), m0, unboxed);
+  ASSERT_TRUE(res.converged) << res.residual;
+  const Vec null_dir = Q.col(2);
+  EXPECT_NEAR(null_dir.dot(res.m), null_dir.dot(m0), 1e-12);
+  const Mat P = Q.leftCols(2) * Q.leftCols(2).transpose();  // projector on the range
+  EXPECT_LE((P * (res.m - mstar)).lpNorm<Eigen::Infinity>(), 1e-12);
 }
 
 TEST(SlidingSet, NonFiniteRatesFailAtOnce) {
