@@ -269,7 +269,15 @@ class EventLocator {
       for (const auto& [root, j] : roots_)
         if (root <= tau_star + tol_tau) hit_.push_back(j);
       const int cluster = tau_star <= joint_until_tau_ ? std::max(near_events_, kMaxEventsNearPoint) : near_events_;
-      if (auto res = hooks_.resolve(tp_star, y, hit_, cluster)) {
+      auto res = hooks_.resolve(tp_star, y, hit_, cluster);
+      // A joint switch that changes nothing while the trajectory came back through a surface it
+      // handled at this instant (a zero-length restart) contradicts the step: the surface's rate
+      // on its side is zero up to the solve's tolerance (a tangency) and the field's second-order
+      // term carries the state through. Such an event is switched one surface at a time below (a
+      // bounce slides), instead of being offered the same answer until the restart guard stops the
+      // run (iris seeds 68 and 86, docs/events.md).
+      if (res && res->failure.empty() && repeated && res->crossings + res->entries + res->exits == 0) res.reset();
+      if (res) {
         const Index j0 = hit_.empty() ? 0 : hit_.front();
         const std::string where = hooks_.describe ? hooks_.describe(j0) : std::to_string(j0);
         if (!res->failure.empty())
