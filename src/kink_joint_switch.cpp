@@ -1,0 +1,126 @@
+// KinkPattern::resolve: the joint switch of an event's surfaces as one box-constrained
+// complementarity problem (docs/events.md, "Sliding sets"; the solver is sliding_set.hpp).
+#include "gfsim/kink_pattern.hpp"
+#include "gfsim/sliding_set.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace gfsim {
+
+std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const Vec& y, const std::vector<Index>& hit,
+                                                             int cluster) {
+  if (masks_.empty()) return std::nullopt;
+  if (cluster < kJointAfterEvents) return std::nullopt;
+  const Vec h = flow_.preactivations(y);
+  const double hmax = h.cwiseAbs().maxCoeff();
+  const std::vector<char> dead = dead_entries(h);
+  JointSwitch out;
+  std::vector<Index> cand;
+  for (Index j : std::vector<Index>(sliding_)) {
+    if (dead[std::size_t(j)]) {  // its point died upstream: no surface any more
+      stop_sliding(j, false);
+      out.changes.emplace_back(j, Switch::sliding_exit);
+    } else {
+      cand.push_back(j);
+    }
+  }
+  auto add = [&](Index j) {
+    if (!dead[std::size_t(j)] && std::find(cand.begin(), cand.end(), j) == cand.end()) cand.push_back(j);
+  };
+  for (Index j : hit) add(j);
+  // Near-zero pre-activations are candidates, deeper ones only if also small against their own
+  // terms, |W_k row i| |a_{k-1}(n)|: at a point whose activations below are small (waking up or
+  // dying as an upstream unit crosses) every deeper pre-activation is small in proportion and on
+  // no surface (its sign is the weights'); against max|h| alone dozens of those at one point
+  // became candidates of a joint problem without a consistent set ([8,8,8,8] at t = 1.058).
+  const Vec theta = flow_.theta(y);
+  const Network& net = flow_.network();
+  const Index n = flow_.num_points();
+  std::vector<Vec> row_norms, input_norms;  // per hidden layer k: |W_k row i|, |a_{k-1}(n)|
+  for (Index k = 0, o = 0; k + 1 < net.num_layers(); ++k) {
+    row_norms.push_back(net.layer(theta, k).rowwise().norm());
+    if (k == 0) {
+      input_norms.push_back(flow_.inputs().colwise().norm().transpose());
+    } else {
+      const Index below = net.layer_rows(k - 1), ob = o - below * n;
+      const auto Hb = Eigen::Map<const Mat>(h.data() + ob, below, n);
+      input_norms.push_back(Hb.cwiseProduct(masks_[std::size_t(k - 1)]).colwise().norm().transpose());
+    }
+    o += net.layer_rows(k) * n;
+  }
+  for (Index j = 0; j < h.size(); ++j) {
+    if (!(std::abs(h[j]) <= 1e-10 * hmax)) continue;
+    const auto at = flow_.kink_of(j);
+    if (!flow_.point_kept(at.point)) continue;  // a dropped point's surfaces are not tracked (screening)
+    const Index k = at.layer - 1;
+    if (k > 0 && !(std::abs(h[j]) <= 1e-10 * row_norms[std::size_t(k)][at.unit] *
+                                         input_norms[std::size_t(k)][at.point]))
+      continue;
+    add(j);
+  }
+  const Index C = Index(cand.size());
+  Vec m0(C);
+  for (Index l = 0; l < C; ++l) m0[l] = entry(cand[l]);
+  Vec F;
+  auto evaluate = [&](const Vec& m, Vec& r) {
+    for (Index l = 0; l < C; ++l) entry(cand[l]) = m[l];
+    flow_.rhs(tp, y, F);
+    const Vec dh = flow_.preactivation_tangent(theta, flow_.theta_tangent(y, F));
+    r.resize(C);
+    for (Index l = 0; l < C; ++l) r[l] = dh[cand[l]];
+  };
+  // The rates are at most quadratic in each mask (sliding_rhs): central differences with step 1/2
+  // are its exact derivative.
+  const SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
+    evaluate(m, r);
+    if (!J) return;
+    J->resize(C, C);
+    Vec ml = m, rp, rm;
+    for (Index l = 0; l < C; ++l) {
+      ml[l] = m[l] + 0.5;
+      evaluate(ml, rp);
+      ml[l] = m[l] - 0.5;
+      evaluate(ml, rm);
+      ml[l] = m[l];
+      J->col(l) = rp - rm;
+    }
+  };
+  // From the current masks first (the selection where the problem has several solutions), then,
+  // should Newton stall (rates that are not monotone in the masks), from the two sides.
+  SlidingSetResult res = solve_sliding_set(rates, m0);
+  for (double start : {0.0, 1.0}) {
+    if (res.converged) break;
+    res = solve_sliding_set(rates, Vec::Constant(C, start));
+  }
+  if (!res.converged) {
+    for (Index l = 0; l < C; ++l) entry(cand[l]) = m0[l];
+    out.failure = fmt::format("no consistent sliding set of {} surfaces (complementarity residual {:.3g} after {} "
+                              "Newton steps)", C, res.residual, res.iterations);
+    return out;
+  }
+  for (Index l = 0; l < C; ++l) {
+    const Index j = cand[l];
+    const double m = res.m[l];
+    const bool was_sliding = std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end();
+    if (m > 0.0 && m < 1.0) {
+      entry(j) = m;
+      if (!was_sliding) {
+        start_sliding(j);
+        out.changes.emplace_back(j, Switch::sliding_entry);
+      }
+    } else if (was_sliding) {
+      stop_sliding(j, m == 1.0);
+      out.changes.emplace_back(j, Switch::sliding_exit);
+    } else {
+      entry(j) = m;
+      if (m != m0[l]) out.changes.emplace_back(j, Switch::crossing);
+    }
+  }
+  return out;
+}
+
+}  // namespace gfsim
