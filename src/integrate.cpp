@@ -233,7 +233,6 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
       // (EventLocator::rejoin), once, before giving up.
       rejoined = true;
       auto [how, why] = events.rejoin(tau, x, c);
-
       if (how == EventLocator::Rejoin::failed) return finish(Status::stalled_at_kink, std::move(why));
       if (how == EventLocator::Rejoin::changed) {
         if (auto failed = stepper->restart(x, tau)) return finish(Status::solver_failure, std::move(*failed));
