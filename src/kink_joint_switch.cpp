@@ -79,15 +79,7 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
     evaluate(m, r);
     if (!J) return;
     J->resize(C, C);
-    Vec ml = m, rp, rm;
-    for (Index l = 0; l < C; ++l) {
-      ml[l] = m[l] + 0.5;
-      evaluate(ml, rp);
-      ml[l] = m[l] - 0.5;
-      evaluate(ml, rm);
-      ml[l] = m[l];
-      J->col(l) = rp - rm;
-    }
+    for (Index l = 0; l < C; ++l) J->col(l) = mask_jacobian_column(evaluate, m, l);
   };
   // From the current masks first (the selection where the problem has several solutions), then,
   // should Newton stall (rates that are not monotone in the masks), from the two sides.

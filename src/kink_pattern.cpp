@@ -366,15 +366,7 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
     }
     const Vec F_at_m = F;
     J->resize(S, S);
-    Vec ml = m, rp, rm;
-    for (Index l = 0; l < S; ++l) {
-      ml[l] = m[l] + 0.5;
-      evaluate(ml, rp);
-      ml[l] = m[l] - 0.5;
-      evaluate(ml, rm);
-      ml[l] = m[l];
-      J->col(l) = rp - rm;
-    }
+    for (Index l = 0; l < S; ++l) J->col(l) = mask_jacobian_column(evaluate, m, l);
     F = F_at_m;
     m_of_F = m;
     for (Index l = 0; l < S; ++l) entry(sliding_[l]) = m[l];
@@ -388,16 +380,8 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
     if (std::find(jacobian_pending_.begin(), jacobian_pending_.end(), 1) != jacobian_pending_.end())
       sliding_jacobian_inverse_.resize(0, 0);
     if (jacobian_pending_.size() == std::size_t(S)) {
-      Vec ml = m0, rp, rm;
-      for (Index l = 0; l < S; ++l) {
-        if (!jacobian_pending_[std::size_t(l)]) continue;
-        ml[l] = m0[l] + 0.5;
-        evaluate(ml, rp);
-        ml[l] = m0[l] - 0.5;
-        evaluate(ml, rm);
-        ml[l] = m0[l];
-        sliding_jacobian_.col(l) = rp - rm;
-      }
+      for (Index l = 0; l < S; ++l)
+        if (jacobian_pending_[std::size_t(l)]) sliding_jacobian_.col(l) = mask_jacobian_column(evaluate, m0, l);
       for (Index l = 0; l < S; ++l) entry(sliding_[l]) = m0[l];
     }
   }

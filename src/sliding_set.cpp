@@ -16,6 +16,15 @@ Vec sliding_set_residual(const Vec& m, const Vec& r, const Vec& s) {
   return s.cwiseProduct(m - (m + r.cwiseQuotient(s)).cwiseMax(0.0).cwiseMin(1.0));
 }
 
+Vec mask_jacobian_column(const std::function<void(const Vec& m, Vec& r)>& evaluate, const Vec& m, Index l) {
+  Vec ml = m, rp, rm;
+  ml[l] = m[l] + 0.5;
+  evaluate(ml, rp);
+  ml[l] = m[l] - 0.5;
+  evaluate(ml, rm);
+  return rp - rm;
+}
+
 namespace {
 
 // Rank-revealing complete orthogonal decomposition with a relative rank threshold of 1e-13. The

@@ -59,6 +59,10 @@ struct SlidingSetResult {
 SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt = {},
                                    Mat* jacobian = nullptr, Mat* jacobian_inverse = nullptr);
 
+/// Column l of dr/dm at m for rates at most quadratic in each mask (ReLU sliding sets, any depth):
+/// the central difference r(m + e_l/2) - r(m - e_l/2), exact for such rates. `evaluate` sets r(m).
+Vec mask_jacobian_column(const std::function<void(const Vec& m, Vec& r)>& evaluate, const Vec& m, Index l);
+
 /// The complementarity residual Phi(m) in rate units for rates r at m, scales s_j > 0.
 Vec sliding_set_residual(const Vec& m, const Vec& r, const Vec& s);
 
