@@ -393,11 +393,14 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   opt.max_jacobians = 8;
   const SlidingSetResult res = solve_sliding_set(rates, m0, opt, &sliding_jacobian_, &sliding_jacobian_inverse_);
   sliding_jacobian_log_scale_ = log_scale;
-  for (Index l = 0; l < S; ++l) entry(sliding_[l]) = res.m[l];
+  // A failed solve leaves the warm start in the pattern (its last iterate may lie far outside
+  // [0,1]: a poor start for the next, nearby solve) and returns that iterate to the caller.
+  for (Index l = 0; l < S; ++l) entry(sliding_[l]) = res.converged ? res.m[l] : m0[l];
   if (!res.converged) {
     // No equivalent control here (the set is inconsistent at y: some entry must leave, or y is a
     // trial stage far off the surfaces). NaN makes the stepper reject the step; the masks stay
-    // finite for the event functions. Named by the entry with the largest rate left.
+    // finite for the event functions, whose leaving [0,1] ends the modes. Named by the entry with
+    // the largest rate left.
     Index worst = 0;
     res.r.cwiseAbs().maxCoeff(&worst);
     const auto k = flow_.kink_of(sliding_[std::size_t(worst)]);
