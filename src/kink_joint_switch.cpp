@@ -40,17 +40,12 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
   const Vec theta = flow_.theta(y);
   const Network& net = flow_.network();
   const Index n = flow_.num_points();
-  std::vector<Vec> row_norms, input_norms;  // per hidden layer k: |W_k row i|, |a_{k-1}(n)|
-  for (Index k = 0, o = 0; k + 1 < net.num_layers(); ++k) {
-    row_norms.push_back(net.layer(theta, k).rowwise().norm());
-    if (k == 0) {
-      input_norms.push_back(flow_.inputs().colwise().norm().transpose());
-    } else {
-      const Index below = net.layer_rows(k - 1), ob = o - below * n;
-      const auto Hb = Eigen::Map<const Mat>(h.data() + ob, below, n);
-      input_norms.push_back(Hb.cwiseProduct(masks_[std::size_t(k - 1)]).colwise().norm().transpose());
-    }
-    o += net.layer_rows(k) * n;
+  // Per hidden layer k >= 1 (index k): |W_k row i| and |a_{k-1}(n)| = |mask h of layer k-1 at n|.
+  std::vector<Vec> row_norms(std::size_t(std::max<Index>(net.num_layers() - 1, 0))), input_norms(row_norms.size());
+  for (Index k = 1, ob = 0; k + 1 < net.num_layers(); ob += net.layer_rows(k - 1) * n, ++k) {
+    row_norms[std::size_t(k)] = net.layer(theta, k).rowwise().norm();
+    const auto Hb = Eigen::Map<const Mat>(h.data() + ob, net.layer_rows(k - 1), n);
+    input_norms[std::size_t(k)] = Hb.cwiseProduct(masks_[std::size_t(k - 1)]).colwise().norm().transpose();
   }
   for (Index j = 0; j < h.size(); ++j) {
     if (!(std::abs(h[j]) <= 1e-10 * hmax)) continue;

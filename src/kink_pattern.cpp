@@ -376,9 +376,7 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   // The rates carry the clock's factor e^{log_scale}: a kept Jacobian is rescaled to this one.
   if (sliding_jacobian_.rows() == S && sliding_jacobian_.cols() == S) {
     sliding_jacobian_ *= std::exp(log_scale - sliding_jacobian_log_scale_);
-    sliding_jacobian_inverse_ *= std::exp(sliding_jacobian_log_scale_ - log_scale);
-    if (std::find(jacobian_pending_.begin(), jacobian_pending_.end(), 1) != jacobian_pending_.end())
-      sliding_jacobian_inverse_.resize(0, 0);
+    sliding_jacobian_inverse_ *= std::exp(sliding_jacobian_log_scale_ - log_scale);  // empty after start_sliding
     if (jacobian_pending_.size() == std::size_t(S)) {
       for (Index l = 0; l < S; ++l)
         if (jacobian_pending_[std::size_t(l)]) sliding_jacobian_.col(l) = mask_jacobian_column(evaluate, m0, l);
