@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace gfsim {
 
@@ -62,7 +63,12 @@ OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink o
   // g is its mask value, no pre-activation (0: its sign always counts).
   p.events.round_off = [&pattern](TimePoint, const Vec& y, Vec& r) {
     const Flow& f = pattern.flow();
-    r = preactivation_rounding(f.network(), f.theta(y), f.inputs(), pattern.masks(), f.preactivations(y));
+    const Vec theta = f.theta(y), pre = f.preactivations(y);
+    r = preactivation_rounding(f.network(), theta, f.inputs(), pattern.masks(), pre);
+    // A unit below rounding has no meaningful kink: no sign of its h is a crossing.
+    const auto below = entries_of_units_below_rounding(f.network(), theta, pre, f.num_points());
+    for (std::size_t j = 0; j < below.size(); ++j)
+      if (below[j]) r[Index(j)] = std::numeric_limits<double>::infinity();
     for (Index j : pattern.sliding()) r[j] = 0.0;
   };
   p.events.cross = [&pattern, report](TimePoint tp, const Vec& y, Index j) {

@@ -1,6 +1,7 @@
 // KinkPattern::resolve: the joint switch of an event's surfaces as one box-constrained
 // complementarity problem (docs/events.md, "Sliding sets"; the solver is sliding_set.hpp).
 #include "gfsim/kink_pattern.hpp"
+#include "gfsim/preactivation_rounding.hpp"
 #include "gfsim/sliding_set.hpp"
 
 #include <fmt/format.h>
@@ -17,7 +18,12 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
   if (cluster < kJointAfterEvents) return std::nullopt;
   const Vec h = flow_.preactivations(y);
   const double hmax = h.cwiseAbs().maxCoeff();
-  const std::vector<char> dead = dead_entries(h);
+  // Entries with no switching surface: dead points (every unit below inactive there) and the units
+  // below rounding (preactivation_rounding.hpp).
+  std::vector<char> dead = dead_entries(h);
+  const Vec theta = flow_.theta(y);
+  const std::vector<char> below = entries_of_units_below_rounding(flow_.network(), theta, h, flow_.num_points());
+  for (std::size_t j = 0; j < dead.size(); ++j) dead[j] |= below[j];
   JointSwitch out;
   std::vector<Index> cand;
   for (Index j : std::vector<Index>(sliding_)) {
@@ -37,7 +43,6 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
   // dying as an upstream unit crosses) every deeper pre-activation is small in proportion and on
   // no surface (its sign is the weights'); against max|h| alone dozens of those at one point
   // became candidates of a joint problem without a consistent set ([8,8,8,8] at t = 1.058).
-  const Vec theta = flow_.theta(y);
   const Network& net = flow_.network();
   const Index n = flow_.num_points();
   // Per hidden layer k >= 1 (index k): |W_k row i| and |a_{k-1}(n)| = |mask h of layer k-1 at n|.

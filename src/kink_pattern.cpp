@@ -1,5 +1,6 @@
 #include "gfsim/kink_pattern.hpp"
 
+#include "gfsim/preactivation_rounding.hpp"
 #include "gfsim/sliding_set.hpp"
 #include "point_columns.hpp"
 
@@ -155,6 +156,9 @@ std::vector<Index> KinkPattern::settle_on_kinks(TimePoint tp, const Vec& y, doub
   const double tol = rel_tol * h.cwiseAbs().maxCoeff();
   if (!(tol > 0)) return sliding;  // all pre-activations zero (zero first layer): nothing to decide
   const Vec theta = flow_.theta(y);
+  // A unit below rounding has no meaningful kink (preactivation_rounding.hpp): its masks stay at
+  // the signs of h.
+  const std::vector<char> below = entries_of_units_below_rounding(flow_.network(), theta, h, flow_.num_points());
   Vec dy;
   // dh_j/dt with the current pattern and sliding set (the e^s of the log clock is a positive factor).
   auto normal_velocity = [&](Index j) {
@@ -162,7 +166,7 @@ std::vector<Index> KinkPattern::settle_on_kinks(TimePoint tp, const Vec& y, doub
     return flow_.preactivation_tangent(theta, flow_.theta_tangent(y, dy))[j];
   };
   for (Index j = 0; j < h.size(); ++j) {
-    if (std::abs(h[j]) > tol) continue;
+    if (std::abs(h[j]) > tol || below[std::size_t(j)]) continue;
     double& m = entry(j);
     m = 1.0;
     const double up = normal_velocity(j);  // the field on the active side (h > 0)

@@ -48,4 +48,24 @@ Vec preactivation_rounding(const Network& net, const Eigen::Ref<const Vec>& thet
   return bound;
 }
 
+std::vector<char> entries_of_units_below_rounding(const Network& net, const Eigen::Ref<const Vec>& theta,
+                                                  const Vec& pre, Index n) {
+  std::vector<char> below(std::size_t(pre.size()), 0);
+  const Index K = net.num_layers();
+  Index o = 0;
+  for (Index k = 0; k + 1 < K && n > 0; ++k) {
+    const Index rows = net.layer_rows(k);
+    const auto out = net.layer(theta, k + 1);  // d_{k+2} x d_{k+1}: column i leaves unit i
+    const auto H = Eigen::Map<const Mat>(pre.data() + o, rows, n);
+    const double out_threshold = kUnitRoundoff * out.norm();
+    const double h_threshold = kUnitRoundoff * H.cwiseAbs().maxCoeff();
+    for (Index i = 0; i < rows; ++i) {
+      if (!(out.col(i).norm() <= out_threshold) || !(H.row(i).cwiseAbs().maxCoeff() <= h_threshold)) continue;
+      for (Index p = 0; p < n; ++p) below[std::size_t(o + i + rows * p)] = 1;
+    }
+    o += rows * n;
+  }
+  return below;
+}
+
 }  // namespace gfsim

@@ -45,4 +45,20 @@ double dot_rounding_bound(double abs_dot, Index d);
 Vec preactivation_rounding(const Network& net, const Eigen::Ref<const Vec>& theta, const Network::Inputs& XT,
                            const std::vector<Mat>& masks, const Vec& pre);
 
+/// Hidden units whose kinks change the field by less than its rounding (docs/events.md, "Units
+/// below rounding"): unit i of hidden layer k (0-based k = 0..K-2) with outgoing weights and
+/// pre-activations both below u against their layer's,
+///   ||W_{k+2}[:, i]|| <= u ||W_{k+2}||_F   and   max_n |h_{k,i,n}| <= u max_{i',n} |h_{k,i',n}|
+/// (W_{k+2} = net.layer(theta, k + 1); `pre` in the layout of preactivation_rounding). A switch of
+/// its mask at point n moves the activation a = m h by at most |h|, and the backprop signal through
+/// the unit by at most ||W_{k+2}[:, i]|| ||delta_{k+2}(x_n)||: both u-small against their layer's,
+/// below the rounding of the sums the field is made of. Such a unit (a dead unit of a
+/// prescribed-radius flow, its weights decaying to subnormal numbers; docs/rho_control.md) has no
+/// meaningful kink: its surfaces are not events (an infinite rounding bound, EventHooks::round_off),
+/// not settled at a start, not candidates of a joint switch. Once its weights grow past the
+/// thresholds, a mask left on the wrong side of h is switched at the next step's start, while that
+/// switch still moves the field by about u. Returns a flag per entry (the layout of `pre`).
+std::vector<char> entries_of_units_below_rounding(const Network& net, const Eigen::Ref<const Vec>& theta,
+                                                  const Vec& pre, Index n);
+
 }  // namespace gfsim
