@@ -6,7 +6,8 @@
 //     functions that changed sign, on the driver's interpolant of the step (one search per step
 //     however many changed: phi > 0 until the first of them crosses); functions already <= 0 at
 //     the step's start (on a surface handled at an event) are events at the start if they fell
-//     below twice their start value over the step, and round-off otherwise;
+//     over the step beyond what the integration's error leaves undecided (rtol times the terms of
+//     h; below twice their start value where no bound is known), and round-off otherwise;
 //   - a negative function within its own rounding-error bound (EventHooks::round_off) is not a
 //     crossing: its sign is noise; it counts as 0 at the next step's start;
 //   - a surface handled at the previous event and hit again at zero distance is a bounce: the
@@ -15,6 +16,8 @@
 //   - a switch that puts another surface's sliding mask value outside [0,1] ends that sliding mode
 //     at the same point (checked at once, not at the end of the next step; only values the switch
 //     lowered count);
+//   - a joint switch (EventHooks::resolve) that finds no consistent state leaves the event to
+//     the one-at-a-time switch;
 //   - more than kMaxZeroLengthRestarts bounces in a row stop the run (Status::stalled_at_kink), and
 //     so do more than kMaxEventsNearPoint events within a relative clock distance kNearPoint of
 //     one instant (a Zeno-like accumulation), naming the surface and t;
@@ -62,8 +65,13 @@ class EventLocator {
   static constexpr int kCycleEntries = 16;
   static constexpr double kCycleWindow = 1e-2;
 
-  EventLocator(const EventHooks& hooks, Clock clock, const std::atomic<bool>* stop_requested = nullptr)
-      : hooks_(hooks), clock_(clock), stop_requested_(stop_requested) {}
+  /// `rtol`: the integration's relative tolerance (how far a handled surface's function may move
+  /// by the integrator's error alone, crossed()).
+  EventLocator(const EventHooks& hooks, Clock clock, double rtol, const std::atomic<bool>* stop_requested = nullptr)
+      : hooks_(hooks),
+        clock_(clock),
+        stop_requested_(stop_requested),
+        noise_factor_(std::max(1.0, rtol / (std::numeric_limits<double>::epsilon() / 2))) {}
 
   bool active() const { return bool(hooks_.values); }
 
@@ -113,28 +121,46 @@ class EventLocator {
     g_end_ = g_;
     end_known_ = true;
     violated_.clear();
-    for (Index j = 0; j < g_.size(); ++j)
+    if (handled_.size() != std::size_t(g_.size())) handled_.assign(std::size_t(g_.size()), 0);
+    for (Index j = 0; j < g_.size(); ++j) {
       if (g_[j] < 0) violated_.push_back(j);
+      else if (g_[j] > 0) handled_[std::size_t(j)] = 0;  // left the surface on the chosen side
+    }
     if (violated_.empty()) return false;
-    // A function already <= 0 at the step's start sits on a surface handled at an event, its value
-    // round-off (every other one is positive after a step or an event, see apply()). If it fell
-    // clearly over the step (below twice that value), the field sends the state back through the
-    // surface: an event at the step's start (a bounce). Otherwise the state is leaving the surface
-    // on the side the event chose, or has not moved off it beyond round-off: not an event. (At a
-    // tangential exit from sliding the departure is second order in the step; after CVODE's short
-    // restart step it is below the round-off of g.)
     if (!before_known) hooks_.values(clock_.at(tau_before), y_before, g_before_);
+    // Rounding-error bounds, when the problem has them.
+    const bool bounds = bool(hooks_.round_off);
+    if (bounds) hooks_.round_off(clock_.at(tau), y, round_off_);
+    // A function already <= 0 at the step's start sits on a surface handled at an event, or one
+    // whose value was round-off at the last step's end (every other one is positive after a step
+    // or an event, see apply()). It is an event at the step's start (a bounce: the field on the
+    // chosen side sends the state back through the surface) only if it fell clearly over the step.
+    // For a surface switched at an event that means beyond what the integration itself leaves
+    // undecided: the step's error is of relative size rtol, so a pre-activation that moved by less
+    // than rtol times its terms (its rounding bound scaled from u to rtol) may have moved by the
+    // integrator's error alone; below that the state is leaving the surface on the side the event
+    // chose, or has not moved off it. (A tangential exit from sliding departs at second order in
+    // the step, and at a fold of the exit side's field turns back at once: a sliding pair of
+    // parallel units on compare_iris_relu.toml, rho_schedule_normalized, exited at m = 0 with h
+    // drifted 1e-12 off the surface, bounced at the step's start on a move of 1e-9 and chattered
+    // 65 times at one instant; docs/events.md.) Otherwise, and for a sliding entry's mask (bound
+    // 0), below twice its start value.
     violated_.erase(std::remove_if(violated_.begin(), violated_.end(),
-                                   [&](Index j) { return g_before_[j] <= 0 && g_[j] >= 2 * g_before_[j]; }),
+                                   [&](Index j) {
+                                     if (g_before_[j] > 0) return false;
+                                     const double noise =
+                                         bounds && handled_[std::size_t(j)] ? noise_factor_ * round_off_[j] : 0.0;
+                                     const double below = noise > 0 ? std::min(g_before_[j], -noise) : 2 * g_before_[j];
+                                     return !(g_[j] < below);
+                                   }),
                     violated_.end());
-    if (violated_.empty() || !hooks_.round_off) return !violated_.empty();
+    if (violated_.empty() || !bounds) return !violated_.empty();
     // A value within its own rounding-error bound is not a crossing: its sign is noise (a state
     // on a kink surface in exact arithmetic, e.g. a unit the field keeps orthogonal to one point
     // while inactive on the others, computes h of either sign from step to step: each flip an
     // event, the run stalled; docs/rho_control.md). It is on the surface for the next step's start
     // (g = 0 there): should it fall beyond its bound, that is an event at that start, rather than
     // a creep past the rule above at less than a doubling per step.
-    hooks_.round_off(clock_.at(tau), y, round_off_);
     violated_.erase(std::remove_if(violated_.begin(), violated_.end(),
                                    [&](Index j) {
                                      if (-g_[j] > round_off_[j]) return false;
@@ -277,6 +303,10 @@ class EventLocator {
       // bounce slides), instead of being offered the same answer until the restart guard stops the
       // run (iris seeds 68 and 86, docs/events.md).
       if (res && res->failure.empty() && repeated && res->crossings + res->entries + res->exits == 0) res.reset();
+      // No consistent joint state found (the semismooth Newton of the complementarity problem
+      // stalled: rates not monotone in the masks): the surfaces hit are switched one at a time
+      // below, as outside a cluster; a state that then chatters is stopped by the restart guard.
+      if (res && !res->failure.empty()) res.reset();
       if (res) {
         const Index j0 = hit_.empty() ? 0 : hit_.front();
         const std::string where = hooks_.describe ? hooks_.describe(j0) : std::to_string(j0);
@@ -288,6 +318,7 @@ class EventLocator {
         if (zero_length_restarts_ > kMaxZeroLengthRestarts) return chatter(j0, t_star);
         last_event_js_.insert(last_event_js_.end(), hit_.begin(), hit_.end());
         last_event_tau_ = tau_star;
+        mark_handled();
         return std::nullopt;
       }
     }
@@ -314,6 +345,7 @@ class EventLocator {
       if (auto stop = switch_pattern(tau_star, tp_star, y, c)) return stop;
     }
     last_event_tau_ = tau_star;
+    mark_handled();
     // The last pass's values are those at the state the stepper restarts from: the next step's
     // start values (crossed() checks the state; a rejoin() switches again and forgets them).
     y_end_ = y;
@@ -381,6 +413,12 @@ class EventLocator {
     }
   }
 
+  // The surfaces switched at this instant get the integration-error margin of crossed().
+  void mark_handled() {
+    for (Index j : last_event_js_)
+      if (j >= 0 && std::size_t(j) < handled_.size()) handled_[std::size_t(j)] = 1;
+  }
+
   bool was_previous(Index j) const { return std::find(previous_.begin(), previous_.end(), j) != previous_.end(); }
 
   // Cross or slide every surface in roots_ hit by tau_last (the state y at tp_star).
@@ -415,10 +453,12 @@ class EventLocator {
   const EventHooks& hooks_;
   Clock clock_;
   const std::atomic<bool>* stop_requested_;
+  double noise_factor_;  ///< rtol / u: a rounding bound scaled to the integration's error
   Vec g_, g_before_, g_event_, y_event_, sample_;  ///< g at the step's end, start, the event
   Vec g_crossing_;                                 ///< g of the crossing surfaces (values_of)
   Vec round_off_;                                  ///< rounding-error bounds of g at the step's end
   std::vector<Index> violated_, crossing_, hit_;
+  std::vector<char> handled_;  ///< switched at an event and not left since (crossed())
   std::vector<std::pair<double, Index>> roots_;  ///< (clock value, surface) hit in the located step
   double last_event_tau_ = -std::numeric_limits<double>::infinity();
   std::vector<Index> last_event_js_, previous_;  ///< surfaces handled at last_event_tau_; a copy for apply()

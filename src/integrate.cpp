@@ -141,7 +141,7 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
     return finish(Status::solver_failure, e.what());
   }
   // Event-driven integration (ReLU kinks): the rules of event_locator.hpp.
-  EventLocator events(problem.events, clock, o.stop_requested);
+  EventLocator events(problem.events, clock, o.rtol, o.stop_requested);
   // A non-finite field the problem can name (a sliding set without an equivalent control): a stop
   // at a kink with that reason, not a bare non_finite.
   auto non_finite = [&](std::string what) {

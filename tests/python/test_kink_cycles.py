@@ -82,5 +82,34 @@ class KinkCycleTest(unittest.TestCase):
             b = smooth.observables["log_loss"]["value"][-1]
             self.assertLess(abs(a - b), 1e-3, f"seed {seed}: log loss {a} (events) vs {b} (smoothed)")
 
+    def test_prescribed_radius_flows_pass_their_former_stalls(self):
+        # models/compare_iris_relu.toml (5-8-1): rho_schedule stopped at t = 18340 and
+        # rho_schedule_normalized at t = 142.7, then 349.7, each after 65 zero-length restarts.
+        # At 142.7 a dead unit (weights ~1e-312) sat on a kink: units below rounding now have no kink
+        # events. At 349.7 and 18340 a pair of parallel units left a sliding mode at m = 0 with h
+        # drifted ~1e-12 off the surface and the exit side's field turned back at once (a fold): a
+        # move of 1e-9 over the next step, far inside the integration's error, was a bounce. A surface
+        # switched at an event now bounces only beyond rtol times its terms (docs/events.md). Both
+        # runs pass those points and their end states converge with the tolerance.
+        model = os.path.join(os.environ.get("GFSIM_SOURCE_DIR", "."), "models", "compare_iris_relu.toml")
+        for kind, t_end in (("rho_schedule", 2e4), ("rho_schedule_normalized", 400.0)):
+            ends = []
+            for rtol in (1e-8, 1e-10):
+                out = os.path.join(self.dir, f"{kind}_{rtol}.h5")
+                done = subprocess.run([gfsim_exe(), "run", model, "-o", out, "--quiet",
+                                       "--set", f'flow.kind="{kind}"', "--set", f"time.t_end={t_end}",
+                                       "--set", f"solver.rtol={rtol}", "--set", "solver.atol=1e-12",
+                                       "--set", "solver.max_wall_seconds=60"],
+                                      capture_output=True, text=True, timeout=120)
+                self.assertEqual(done.returncode, 0, done.stderr)
+                run = gfsim_io.load(out)
+                self.assertEqual(run.solver["status"], "success", run.solver["message"])
+                self.assertEqual(run.solver["t_final"], t_end)
+                ends.append(run.extra["final/theta"])
+            a, b = ends
+            dist = sum((x - y) ** 2 for x, y in zip(a, b)) ** 0.5 / sum(y * y for y in b) ** 0.5
+            self.assertLess(dist, 1e-6, f"{kind}: end states at rtol 1e-8 and 1e-10 {dist:.3g} apart")
+
+
 if __name__ == "__main__":
     unittest.main()
