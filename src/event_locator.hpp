@@ -98,7 +98,27 @@ class EventLocator {
   std::pair<Rejoin, std::string> rejoin(double tau, const Vec& y, SolverCounters& c) {
     if (!hooks_.resolve || last_event_js_.empty() || tau != last_event_tau_) return {Rejoin::unchanged, {}};
     const TimePoint tp = clock_.at(tau);
-    auto res = hooks_.resolve(tp, y, last_event_js_, std::max(near_events_, kMaxEventsNearPoint));
+    // The surfaces switched at this instant that the state is still on, within the integration's
+    // error (crossed()): a chain of restarts at one instant can carry the state off an earlier
+    // one's surface, and a surface off its kink has no equivalent control (the output depends on
+    // its mask there). With them, [8,8,8,8] gd_polar's joint problem at t = 1.079 held 35 surfaces,
+    // six of them 1e-6..2e-4 off their kinks, and had no solution.
+    // Off means beyond the integration's error and not small against the largest |g| either (a
+    // deeper unit at a point whose activations below are ~1e-14 has |h| ~ 1e-15 and a rounding
+    // bound of ~1e-21: it stays).
+    std::vector<Index> on_surface = last_event_js_;
+    if (hooks_.round_off) {
+      hooks_.values(tp, y, g_);
+      hooks_.round_off(tp, y, round_off_);
+      const double small = 1e-10 * g_.cwiseAbs().maxCoeff();
+      on_surface.erase(std::remove_if(on_surface.begin(), on_surface.end(),
+                                      [&](Index j) {
+                                        return round_off_[j] > 0 &&
+                                               std::abs(g_[j]) > std::max(noise_factor_ * round_off_[j], small);
+                                      }),
+                       on_surface.end());
+    }
+    auto res = hooks_.resolve(tp, y, on_surface, std::max(near_events_, kMaxEventsNearPoint));
     if (!res) return {Rejoin::unchanged, {}};
     if (!res->failure.empty())
       return {Rejoin::failed,
@@ -178,20 +198,48 @@ class EventLocator {
     double tau_star = tau;
     roots_.clear();
     crossing_.clear();
-    for (Index j : violated_) {
-      if (g_before_[j] <= 0) {
-        roots_.emplace_back(tau_before, j);
+    bounces_.clear();
+    for (Index j : violated_) (g_before_[j] <= 0 ? bounces_ : crossing_).push_back(j);
+    // The bracket of the search: the step, unless a probe moves it.
+    double lo = tau_before, hi = tau;
+    const Vec* g_lo = &g_before_;
+    if (!bounces_.empty() && tau > tau_before) {
+      // A surface handled at an event that fell over the step: a bounce at the step's start if the
+      // state goes straight back through it. It may instead have left on the chosen side and come
+      // back through later in the step, after another switch inside the step turned its rate around
+      // ([8,8,8,8] gd at t = 1.0305: a joint switch put a surface on its active side with rate
+      // +0.0099, and over the next step h went from -1.5e-13 to -2.8e-5; called a bounce at the
+      // start, the crossing inside the step was never located and the run chattered). A probe 1e-3
+      // of the step in tells them apart: positive there, it is a crossing inside the step.
+      const double tp = tau_before + 1e-3 * (tau - tau_before);
+      interpolate(tp, y_probe_);
+      hooks_.values(clock_.at(tp), y_probe_, g_probe_);
+      bool at_start = false;
+      for (Index j : bounces_) at_start |= !(g_probe_[j] > 0);
+      if (at_start) {
+        for (Index j : bounces_) roots_.emplace_back(tau_before, j);
         tau_star = tau_before;
       } else {
-        crossing_.push_back(j);
+        double first = std::numeric_limits<double>::infinity();
+        for (Index j : crossing_) first = std::min(first, g_probe_[j]);
+        if (first > 0) {  // nothing crossed before the probe: search the rest of the step for all
+          crossing_.insert(crossing_.end(), bounces_.begin(), bounces_.end());
+          lo = tp;
+        } else {  // a crossing before the probe comes first
+          hi = tp;
+        }
+        g_lo = lo == tp ? &g_probe_ : &g_before_;
       }
     }
     // A step that moved the state but not the clock (a step below the clock's resolution, e.g.
     // CVODE's first step after a restart near an accumulation of events): its crossings cannot be
     // placed inside it, they are events at its start. Dropping them would restart the stepper at
     // the same point with the same discrete state, forever.
-    if (tau == tau_before)
+    if (tau == tau_before) {
+      for (Index j : bounces_) roots_.emplace_back(tau_before, j);
       for (Index j : crossing_) roots_.emplace_back(tau_before, j);
+      tau_star = tau_before;
+    }
     if (tau_star > tau_before && !crossing_.empty()) {
       // The search evaluates only the crossing surfaces when the problem can (values_of); the
       // root's side is then decided on the full evaluation below, as everywhere else.
@@ -209,19 +257,19 @@ class EventLocator {
         hooks_.values(clock_.at(s), y_event, g_);
         return min_over_crossing();
       };
-      g_.swap(g_before_);
+      g_ = *g_lo;
       double pa = min_over_crossing();
       // A surface not tracked at the step's start (g = +inf: screening had dropped its point, and a
       // screen inside the step brought it back with stale masks): the values there, its own too.
       bool untracked = false;
       for (Index j : crossing_) untracked |= !(g_[j] < std::numeric_limits<double>::infinity());
-      if (untracked) pa = phi(tau_before);
-      const double pb = phi(tau);
-      double right = pa > 0 ? tau : tau_before;
+      if (untracked) pa = phi(lo);
+      const double pb = phi(hi);
+      double right = pa > 0 ? hi : lo;
       if (pb < 0 && pa > 0) {
         std::uintmax_t iters = 100;
-        const auto bracket = boost::math::tools::toms748_solve(phi, tau_before, tau, pa, pb,
-                                                               boost::math::tools::eps_tolerance<double>(48), iters);
+        const auto bracket =
+            boost::math::tools::toms748_solve(phi, lo, hi, pa, pb, boost::math::tools::eps_tolerance<double>(48), iters);
         right = bracket.second;
       }
       // The subset and the full evaluation may round differently: step on towards tau (where
@@ -457,7 +505,8 @@ class EventLocator {
   Vec g_, g_before_, g_event_, y_event_, sample_;  ///< g at the step's end, start, the event
   Vec g_crossing_;                                 ///< g of the crossing surfaces (values_of)
   Vec round_off_;                                  ///< rounding-error bounds of g at the step's end
-  std::vector<Index> violated_, crossing_, hit_;
+  std::vector<Index> violated_, crossing_, hit_, bounces_;
+  Vec y_probe_, g_probe_;  ///< the state and event functions 1e-3 of a step in (locate())
   std::vector<char> handled_;  ///< switched at an event and not left since (crossed())
   std::vector<std::pair<double, Index>> roots_;  ///< (clock value, surface) hit in the located step
   double last_event_tau_ = -std::numeric_limits<double>::infinity();

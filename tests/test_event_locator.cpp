@@ -1,0 +1,96 @@
+// The event locator's decisions on a surface handled at an event (src/event_locator.hpp, private
+// to src/; tested here on scalar event functions with a known path over one step).
+//   - Falling straight back through the surface: a bounce at the step's start.
+//   - Leaving on the chosen side and coming back through later in the step: a crossing inside the
+//     step, located there (the probe 1e-3 of the step in). Called a bounce at the start, the run
+//     restarted at the start with the same pattern and chattered ([8,8,8,8] gd at t = 1.0305).
+//   - A move below the integration's error (rtol times the terms of h: the rounding bound scaled
+//     from u to rtol) is no bounce for a surface switched at an event; beyond it, it is.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "../src/event_locator.hpp"
+
+namespace gfsim::detail {
+namespace {
+
+// One event function g(tau) = path(tau) along a step from tau = 0 to 1; the state is (g) itself.
+struct ScalarSurface {
+  std::function<double(double)> path;
+  double bound = 0.0;  // rounding bound of g (0: none given)
+  double side = 1.0;   // g = side * y: a crossing switches the side
+  int crossings = 0, slides = 0;
+  EventHooks hooks() {
+    EventHooks h;
+    h.values = [this](TimePoint, const Vec& y, Vec& g) { g = side * y; };
+    if (bound > 0) h.round_off = [this](TimePoint, const Vec&, Vec& r) { r = Vec::Constant(1, bound); };
+    h.cross = [this](TimePoint, const Vec&, Index) {
+      ++crossings;
+      side = -side;
+    };
+    h.slide = [this](TimePoint, const Vec&, Index) {
+      ++slides;
+      return true;
+    };
+    return h;
+  }
+  StepInterpolant interpolant() {
+    return [this](double tau, Vec& out) { out = Vec::Constant(1, path(tau)); };
+  }
+};
+
+Vec scalar(double v) { return Vec::Constant(1, v); }
+
+// g = 0 at the step's start (a value reset as round-off, or a surface left exactly on it).
+double locate_from_zero(ScalarSurface& s, double rtol = 1e-8) {
+  const EventHooks hooks = s.hooks();
+  EventLocator loc(hooks, Clock{ClockKind::t}, rtol);
+  const Vec y0 = scalar(0.0), y1 = scalar(s.path(1.0));
+  if (!loc.crossed(0.0, y0, 1.0, y1)) return -1.0;
+  Vec y_event;
+  return loc.locate(0.0, y0, 1.0, s.interpolant(), y_event);
+}
+
+TEST(EventLocator, StraightBackThroughTheSurfaceIsABounceAtTheStart) {
+  ScalarSurface s;
+  s.path = [](double tau) { return -0.5 * tau; };
+  EXPECT_EQ(locate_from_zero(s), 0.0);
+}
+
+TEST(EventLocator, LeavingAndComingBackInsideTheStepIsACrossingThere) {
+  ScalarSurface s;
+  s.path = [](double tau) { return tau - 1.5 * tau * tau; };  // positive until 2/3, then negative
+  EXPECT_NEAR(locate_from_zero(s), 2.0 / 3.0, 1e-12);
+}
+
+// Through the integration loop: a surface handled at an event whose value then moves below the
+// integration's error is no bounce; beyond it, it is.
+TEST(EventLocator, AHandledSurfaceBouncesOnlyBeyondTheIntegrationsError) {
+  const double rtol = 1e-8, u = std::numeric_limits<double>::epsilon() / 2;
+  for (double move : {0.1, 10.0}) {  // in units of the scaled bound (rtol / u) r
+    ScalarSurface s;
+    s.bound = 1e-14;
+    const double noise = rtol / u * s.bound;
+    const EventHooks hooks = s.hooks();
+    EventLocator loc(hooks, Clock{ClockKind::t}, rtol);
+    // A first step crosses g = 0 at tau = 1/2: located and switched (the surface is now handled).
+    s.path = [](double tau) { return 0.5 - tau; };
+    Vec y0 = scalar(0.5), y1 = scalar(-0.5), x = y1;
+    double tau = 1.0;
+    std::size_t next = 0;
+    SolverCounters c;
+    ASSERT_TRUE(loc.crossed(0.0, y0, 1.0, y1));
+    ASSERT_FALSE(loc.stop_at_event(0.0, y0, tau, x, s.interpolant(), {}, {}, next,
+                                   [](std::int64_t, double, const Vec&) {}, c));
+    ASSERT_EQ(s.crossings, 1);
+    EXPECT_NEAR(tau, 0.5, 1e-12);
+    // The next step (the switched function is -y): it moves by `move` noise to the wrong side.
+    const Vec start = scalar(0.0), end = scalar(move * noise);
+    const bool bounced = loc.crossed(tau, start, tau + 0.25, end);
+    EXPECT_EQ(bounced, move > 1) << "move " << move;
+  }
+}
+
+}  // namespace
+}  // namespace gfsim::detail
