@@ -1,5 +1,7 @@
 #include "gfsim/flow.hpp"
 
+#include "gfsim/preactivation_rounding.hpp"
+
 #include <Eigen/LU>
 
 #include <fmt/format.h>
@@ -235,13 +237,16 @@ Flow::NearestKink Flow::nearest_kink(const Vec& y) const {
   NearestKink best;
   if (!net_.has_kinks()) return best;
   const Vec theta = this->theta(y);
-  forward(theta);
+  // Units below rounding have no kink (preactivation_rounding.hpp): a dead unit's h is ~0 at every
+  // point and would name itself as the kink of any stall.
+  const Vec pre = preactivations(y);
+  const std::vector<char> below = entries_of_units_below_rounding(net_, theta, pre, y_.size());
   double smallest = std::numeric_limits<double>::infinity();
-  for (Index k = 0; k + 1 < num_layers(); ++k) {
+  for (Index k = 0, o = 0; k + 1 < num_layers(); o += ws_.pre[k].size(), ++k) {
     const Mat& H = ws_.pre[k];
     for (Index p = 0; p < H.cols(); ++p)
       for (Index i = 0; i < H.rows(); ++i)
-        if (std::abs(H(i, p)) < smallest) {
+        if (!below[std::size_t(o + p * H.rows() + i)] && std::abs(H(i, p)) < smallest) {
           smallest = std::abs(H(i, p));
           best = {k + 1, i, p, H(i, p)};
         }
