@@ -45,9 +45,9 @@ int run_command(const std::string& model, const std::vector<std::string>& sets, 
   if (!quiet) {
     if (resume)
       fmt::print("# gfsim {} ({}) resuming {} from t = {:.6g} to t_end = {:.6g}\n# resolved model:\n", gfsim::kVersion,
-                 gfsim::kGitCommit, resume_file, resume->t, spec.time.t_end);
+                 gfsim::git_commit(), resume_file, resume->t, spec.time.t_end);
     else
-      fmt::print("# gfsim {} ({}) running {}\n# resolved model:\n", gfsim::kVersion, gfsim::kGitCommit, model);
+      fmt::print("# gfsim {} ({}) running {}\n# resolved model:\n", gfsim::kVersion, gfsim::git_commit(), model);
     std::string line;
     std::istringstream in(spec.resolved_toml);
     while (std::getline(in, line)) fmt::print("#   {}\n", line);
@@ -71,7 +71,7 @@ int verify_command(const std::string& model, const std::vector<std::string>& set
   std::vector<std::string> overrides = sets;  // the horizon is the model's time.t_end unless --t-end
   if (!t_end.empty()) overrides.push_back(fmt::format("time.t_end={}", t_end));
   const gfsim::ModelSpec spec = gfsim::load_model_spec(model, overrides);
-  if (!quiet) fmt::print("# gfsim {} ({}) verify {}\n", gfsim::kVersion, gfsim::kGitCommit, model);
+  if (!quiet) fmt::print("# gfsim {} ({}) verify {}\n", gfsim::kVersion, gfsim::git_commit(), model);
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   gfsim::VerifyOptions options;
@@ -88,7 +88,7 @@ int verify_command(const std::string& model, const std::vector<std::string>& set
 int stationary_command(const std::string& model, const std::vector<std::string>& sets,
                        const gfsim::StationaryCliOptions& options, bool quiet) {
   const gfsim::ModelSpec spec = gfsim::load_model_spec(model, sets);
-  if (!quiet) fmt::print("# gfsim {} ({}) stationary {}\n", gfsim::kVersion, gfsim::kGitCommit, model);
+  if (!quiet) fmt::print("# gfsim {} ({}) stationary {}\n", gfsim::kVersion, gfsim::git_commit(), model);
   const auto report = gfsim::stationary_model(spec, options);
   gfsim::print_stationary_summary(std::cout, report);
   return report.result.newton_converged ? 0 : 1;
@@ -99,7 +99,7 @@ int stationary_command(const std::string& model, const std::vector<std::string>&
 int compare_command(const std::string& model, const std::vector<std::string>& sets, const std::string& flows,
                     const std::string& output, bool quiet) {
   const gfsim::ModelSpec spec = gfsim::load_model_spec(model, sets);
-  if (!quiet) fmt::print("# gfsim {} ({}) compare {}\n", gfsim::kVersion, gfsim::kGitCommit, model);
+  if (!quiet) fmt::print("# gfsim {} ({}) compare {}\n", gfsim::kVersion, gfsim::git_commit(), model);
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   gfsim::CompareOptions options;
@@ -128,7 +128,7 @@ int sweep_command(const std::string& sweep_file, const std::vector<std::string>&
 #endif
   if (!quiet && root)
     fmt::print("# gfsim {} ({}) sweep {}: {} runs of {}, {} varied key(s), --jobs {}\n", gfsim::kVersion,
-               gfsim::kGitCommit, sweep_file, plan.runs.size(), plan.base_path, plan.varied_keys.size(),
+               gfsim::git_commit(), sweep_file, plan.runs.size(), plan.base_path, plan.varied_keys.size(),
                options.jobs);
   std::cout.flush();
   std::signal(SIGINT, request_stop);
@@ -162,7 +162,7 @@ int main(int argc, char** argv) {
   gfsim::configure_kernels(1);  // OpenMP GEMM threads: solver.threads raises it for gfsim run
   CLI::App app{"gfsim: gradient-flow simulator for neural-network training dynamics"};
   app.set_version_flag("--version", fmt::format("gfsim {} (git {}, file format {})", gfsim::kVersion,
-                                                gfsim::kGitCommit, gfsim::kFormatVersion));
+                                                gfsim::git_commit(), gfsim::kFormatVersion));
   app.require_subcommand(1);
 
   auto* run = app.add_subcommand("run", "integrate the flow of a model file and write its trajectory (HDF5)");

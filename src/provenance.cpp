@@ -38,7 +38,7 @@ void write_provenance(h5::Group& root, const Provenance& p) {
   root.set_string_attr("file_type", p.file_type);
   root.set_int64_attr("format_version", kFormatVersion);
   root.set_string_attr("gfsim_version", kVersion);
-  root.set_string_attr("git_commit", kGitCommit);
+  root.set_string_attr("git_commit", git_commit());
   root.set_string_attr("created", utc_timestamp_now());
   root.set_string_attr("model_toml", p.model_toml);
   root.set_string_attr("model_name", p.model_name);

@@ -212,7 +212,7 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
     provenance.string_attrs["resumes"] =
         resume->resume_history + fmt::format("{} resumed from t = {:.17g} (sample {}, step {}) by gfsim {} git {}\n",
                                              utc_timestamp_now(), resume->t, resume->times.size() - 1, resume->step,
-                                             kVersion, kGitCommit);
+                                             kVersion, git_commit());
     provenance.string_attrs["original_created"] = resume->original_created;
     provenance.string_attrs["original_git_commit"] = resume->original_git_commit;
     provenance.double_attrs["resumed_from_t"] = resume->t;

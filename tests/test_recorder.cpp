@@ -109,7 +109,7 @@ void expect_layout_attributes(const h5::File& file) {
   EXPECT_EQ(file.string_attr("file_type"), "gfsim-trajectory");
   EXPECT_EQ(file.int64_attr("format_version"), kFormatVersion);
   EXPECT_EQ(file.string_attr("gfsim_version"), kVersion);
-  EXPECT_EQ(file.string_attr("git_commit"), kGitCommit);
+  EXPECT_EQ(file.string_attr("git_commit"), git_commit());
   EXPECT_TRUE(std::regex_match(file.string_attr("created"),
                                std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")));
   EXPECT_EQ(file.string_attr("model_toml"), "[model]\nname = \"toy\"\n");
