@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "gfsim/errors.hpp"
+#include "gfsim/output_lock.hpp"
 #include "gfsim/run_resume.hpp"
 #include "gfsim/sweep_index.hpp"
 
@@ -124,6 +125,18 @@ void remove_empty_log(const std::string& run_file) {
   const std::string log = run_file.substr(0, run_file.size() - 3) + ".log";
   if (fs::file_size(log, ignored) == 0) fs::remove(log, ignored);
 }
+
+// A complete run's lock file left by a writer killed after its file was complete (SIGKILL leaves
+// "<file>.lock" behind; the kernel released its lock): taking the lock and releasing it unlinks the
+// file (output_lock.hpp). A lock another process holds is left alone.
+void remove_stale_lock(const std::string& run_file) {
+  std::error_code ignored;
+  if (!fs::exists(run_file + ".lock", ignored)) return;
+  try {
+    OutputLock stale(run_file);
+  } catch (const std::exception&) {
+  }
+}
 }  // namespace
 
 SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options, RemoteRunners* remote) {
@@ -168,8 +181,10 @@ SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options, Remot
   };
   for (std::size_t pos = 0; pos < mine.size(); ++pos) {
     if (run_file_complete(file_of(mine[pos]))) {
-      // A run still in flight when its sweep was killed may have completed afterwards: its log too.
+      // A run still in flight when its sweep was killed may have completed afterwards: its log and
+      // its lock file too.
       remove_empty_log(file_of(mine[pos]));
+      remove_stale_lock(file_of(mine[pos]));
       fill(pos, read_run_row(file_of(mine[pos])));
       ++summary.skipped;
     } else {
