@@ -440,12 +440,9 @@ TEST(RhoScheduleNormalized, StaircaseGapFallsGeometricallyWithThePhases) {
 /// (the stall of models/compare_iris_relu.toml on main, docs/rho_control.md). Values within their
 /// rounding-error bound are not crossings (EventHooks::round_off): no event of that entry.
 TEST(RhoFlows, AUnitInactiveEverywhereButOnOneKinkStaysOnItWithoutEvents) {
-  Dataset data = test::separable_data(9, 3, 171);
   const Index p = 2, unit = 1, d1 = 4;
-  data.X.row(p) << 1.0, 1.0, 1.0;
-  const Vec w = (Vec(3) << 3.0, -5.0, 2.0).finished() / 8.0;  // exact: w . x_p = 0
-  for (Index q = 0; q < data.X.rows(); ++q)
-    if (q != p) data.X.row(q) -= (data.X.row(q).dot(w) / w.squaredNorm() + 0.5) * w.transpose();  // w . x_q < 0
+  const Vec w = test::one_kink_row();  // w . x_p = 0 exactly, w . x_q < 0 elsewhere
+  const Dataset data = test::one_kink_data(p, w);
   const Network net({3, d1, 1}, Activation::relu);
   for (const char* kind : {"rho_schedule", "rho_schedule_normalized"}) {
     FlowSpec spec;

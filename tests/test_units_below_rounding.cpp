@@ -107,12 +107,9 @@ TEST(UnitsBelowRounding, AMarkedUnitsSwitchMovesTheFieldByLessThanItsRounding) {
 // below rounding (a dead unit) under the prescribed-radius flows: the run reaches t_end without a
 // single event of that unit. (Before the rule this toy, with the row decaying to ~1e-13, chattered.)
 TEST(UnitsBelowRounding, ADeadUnitOnItsKinkHasNoEvents) {
-  Dataset data = test::separable_data(9, 3, 171);
   const Index p = 2, unit = 1, d1 = 4;
-  data.X.row(p) << 1.0, 1.0, 1.0;
-  const Vec w = (Vec(3) << 3.0, -5.0, 2.0).finished() / 8.0;  // exact: w . x_p = 0
-  for (Index q = 0; q < data.X.rows(); ++q)
-    if (q != p) data.X.row(q) -= (data.X.row(q).dot(w) / w.squaredNorm() + 0.5) * w.transpose();  // w . x_q < 0
+  const Vec w = test::one_kink_row();  // w . x_p = 0 exactly, w . x_q < 0 elsewhere
+  const Dataset data = test::one_kink_data(p, w);
   const Network net({3, d1, 1}, Activation::relu);
   for (const char* kind : {"rho_schedule", "rho_schedule_normalized", "gd_polar"}) {
     FlowSpec spec;

@@ -33,6 +33,19 @@ inline Dataset separable_data(Index n, Index dim, std::uint64_t seed, double mar
   return d;
 }
 
+/// The one-kink set-up of the rounding tests: 9 separable points in 3-D (seed 171), point `p` moved
+/// to (1, 1, 1) and the others pushed along w = (3, -5, 2)/8 so that w . x_p = 0 exactly (binary
+/// fractions) and w . x_q <= -|w|^2/2 < 0 for q != p: a unit with row w is on its kink at p and
+/// inactive everywhere else.
+inline Dataset one_kink_data(Index p, const Vec& w) {
+  Dataset data = separable_data(9, 3, 171);
+  data.X.row(p) << 1.0, 1.0, 1.0;
+  for (Index q = 0; q < data.X.rows(); ++q)
+    if (q != p) data.X.row(q) -= (data.X.row(q).dot(w) / w.squaredNorm() + 0.5) * w.transpose();
+  return data;
+}
+inline Vec one_kink_row() { return (Vec(3) << 3.0, -5.0, 2.0).finished() / 8.0; }
+
 /// Solver options for accuracy tests: atol = 1e-2 rtol.
 inline SolverOptions solver_options(Method method, ClockKind clock, double rtol) {
   SolverOptions o;
