@@ -92,20 +92,24 @@ class KinkCycleTest(unittest.TestCase):
         # switched at an event now bounces only beyond rtol times its terms (docs/events.md). Both
         # runs pass those points and their end states converge with the tolerance.
         model = os.path.join(os.environ.get("GFSIM_SOURCE_DIR", "."), "models", "compare_iris_relu.toml")
+        # The sanitizer build (-O1, instrumented, 10-30x slower) runs the rtol 1e-8 runs only.
+        sanitized = os.environ.get("GFSIM_SANITIZE_BUILD") == "1"
         for kind, t_end in (("rho_schedule", 2e4), ("rho_schedule_normalized", 400.0)):
             ends = []
-            for rtol in (1e-8, 1e-10):
+            for rtol in (1e-8,) if sanitized else (1e-8, 1e-10):
                 out = os.path.join(self.dir, f"{kind}_{rtol}.h5")
                 done = subprocess.run([gfsim_exe(), "run", model, "-o", out, "--quiet",
                                        "--set", f'flow.kind="{kind}"', "--set", f"time.t_end={t_end}",
                                        "--set", f"solver.rtol={rtol}", "--set", "solver.atol=1e-12",
-                                       "--set", "solver.max_wall_seconds=60"],
-                                      capture_output=True, text=True, timeout=120)
+                                       "--set", f"solver.max_wall_seconds={600 if sanitized else 60}"],
+                                      capture_output=True, text=True, timeout=900 if sanitized else 120)
                 self.assertEqual(done.returncode, 0, done.stderr)
                 run = gfsim_io.load(out)
                 self.assertEqual(run.solver["status"], "success", run.solver["message"])
                 self.assertEqual(run.solver["t_final"], t_end)
                 ends.append(run.extra["final/theta"])
+            if sanitized:
+                continue
             a, b = ends
             dist = sum((x - y) ** 2 for x, y in zip(a, b)) ** 0.5 / sum(y * y for y in b) ** 0.5
             self.assertLess(dist, 1e-6, f"{kind}: end states at rtol 1e-8 and 1e-10 {dist:.3g} apart")
