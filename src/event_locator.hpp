@@ -148,6 +148,12 @@ class EventLocator {
     }
     if (violated_.empty()) return false;
     if (!before_known) hooks_.values(clock_.at(tau_before), y_before, g_before_);
+    // A function <= 0 at the start that did not fall is no event under either rule below: dropped
+    // before the bounds are formed (one forward-like pass), which most such steps then skip.
+    violated_.erase(std::remove_if(violated_.begin(), violated_.end(),
+                                   [&](Index j) { return g_before_[j] <= 0 && !(g_[j] < g_before_[j]); }),
+                    violated_.end());
+    if (violated_.empty()) return false;
     // Rounding-error bounds, when the problem has them.
     const bool bounds = bool(hooks_.round_off);
     if (bounds) hooks_.round_off(clock_.at(tau), y, round_off_);
