@@ -34,21 +34,27 @@ class KinkCycleTest(unittest.TestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         return gfsim_io.load(out)
 
+    def assert_reaches_the_smoothed_branch(self, seed):
+        """The events run of `seed` reaches t = 1e20 with success and ends where the smoothed flow (an
+        independent formulation, softplus with eps = 1e-4) ends: log loss within 1e-3. Returns it."""
+        exact = self.run_model(f"events_{seed}", f"network.seed={seed}")
+        self.assertEqual(exact.solver["status"], "success", exact.solver["message"])
+        self.assertEqual(exact.solver["t_final"], 1e20)
+        smooth = self.run_model(f"smooth_{seed}", f"network.seed={seed}", "dynamics.kinks=smooth",
+                                "dynamics.kink_width=1e-4")
+        a = exact.observables["log_loss"]["value"][-1]
+        b = smooth.observables["log_loss"]["value"][-1]
+        self.assertLess(abs(a - b), 1e-3, f"seed {seed}: log loss {a} (events) vs {b} (smoothed)")
+        return exact
+
     def test_joint_sliding_ends_the_cycle(self):
         # Seed 74 depends on rounding: the -O1 sanitizer build (no -march=native) reaches a different
         # kink at t = 0.0044 where it still chatters (stalled_at_kink; issue 14, open). Seed 67 is
         # robust in both builds.
         seeds = (67,) if os.environ.get("GFSIM_SANITIZE_BUILD") == "1" else (74, 67)
         for seed in seeds:
-            exact = self.run_model(f"events_{seed}", f"network.seed={seed}")
-            self.assertEqual(exact.solver["status"], "success")
-            self.assertEqual(exact.solver["t_final"], 1e20)
+            exact = self.assert_reaches_the_smoothed_branch(seed)
             self.assertLess(exact.solver["events"] + exact.solver["sliding_entries"], 5000)
-            smooth = self.run_model(f"smooth_{seed}", f"network.seed={seed}", "dynamics.kinks=smooth",
-                                    "dynamics.kink_width=1e-4")
-            a = exact.observables["log_loss"]["value"][-1]
-            b = smooth.observables["log_loss"]["value"][-1]
-            self.assertLess(abs(a - b), 1e-3, f"seed {seed}: log loss {a} (events) vs {b} (smoothed)")
 
     def test_crossing_beside_sliding_surfaces_late_in_the_log_clock(self):
         # Seed 54 slides on two surfaces of unit 5 until, at t = 6.7e13, a third (a dead setosa
@@ -57,14 +63,7 @@ class KinkCycleTest(unittest.TestCase):
         # resolve: the trial steps went non-finite and the run ended non_finite. The stepper's failure
         # to leave the event now switches its surfaces jointly (EventLocator::rejoin): all three slide
         # and the run ends where the smoothed flow ends.
-        exact = self.run_model("events_54", "network.seed=54")
-        self.assertEqual(exact.solver["status"], "success", exact.solver["message"])
-        self.assertEqual(exact.solver["t_final"], 1e20)
-        smooth = self.run_model("smooth_54", "network.seed=54", "dynamics.kinks=smooth", "dynamics.kink_width=1e-4")
-        a = exact.observables["log_loss"]["value"][-1]
-        b = smooth.observables["log_loss"]["value"][-1]
-        self.assertLess(abs(a - b), 1e-3, f"seed 54: log loss {a} (events) vs {b} (smoothed)")
-
+        self.assert_reaches_the_smoothed_branch(54)
 
     def test_tangency_that_the_step_crosses_is_switched_one_at_a_time(self):
         # Seeds 68 and 86 cycle between the single-surface modes of two surfaces of one unit, and
@@ -73,14 +72,7 @@ class KinkCycleTest(unittest.TestCase):
         # zero-length restarts and stalled_at_kink at t = 1.26e6 and 7.4e5. The step now overrules
         # an unchanged joint switch (docs/events.md): both reach 1e20 on the smoothed flow's branch.
         for seed in (68, 86):
-            exact = self.run_model(f"events_{seed}", f"network.seed={seed}")
-            self.assertEqual(exact.solver["status"], "success", exact.solver["message"])
-            self.assertEqual(exact.solver["t_final"], 1e20)
-            smooth = self.run_model(f"smooth_{seed}", f"network.seed={seed}", "dynamics.kinks=smooth",
-                                    "dynamics.kink_width=1e-4")
-            a = exact.observables["log_loss"]["value"][-1]
-            b = smooth.observables["log_loss"]["value"][-1]
-            self.assertLess(abs(a - b), 1e-3, f"seed {seed}: log loss {a} (events) vs {b} (smoothed)")
+            self.assert_reaches_the_smoothed_branch(seed)
 
     def test_prescribed_radius_flows_pass_their_former_stalls(self):
         # models/compare_iris_relu.toml (5-8-1): rho_schedule stopped at t = 18340 and
