@@ -242,15 +242,12 @@ Flow::NearestKink Flow::nearest_kink(const Vec& y) const {
   const Vec pre = preactivations(y);
   const std::vector<char> below = entries_of_units_below_rounding(net_, theta, pre, y_.size());
   double smallest = std::numeric_limits<double>::infinity();
-  for (Index k = 0, o = 0; k + 1 < num_layers(); o += ws_.pre[k].size(), ++k) {
-    const Mat& H = ws_.pre[k];
-    for (Index p = 0; p < H.cols(); ++p)
-      for (Index i = 0; i < H.rows(); ++i)
-        if (!below[std::size_t(o + p * H.rows() + i)] && std::abs(H(i, p)) < smallest) {
-          smallest = std::abs(H(i, p));
-          best = {k + 1, i, p, H(i, p)};
-        }
-  }
+  for (Index j = 0; j < pre.size(); ++j)
+    if (!below[std::size_t(j)] && std::abs(pre[j]) < smallest) {
+      smallest = std::abs(pre[j]);
+      const auto at = kink_of(j);
+      best = {at.layer, at.unit, at.point, pre[j]};
+    }
   return best;
 }
 
