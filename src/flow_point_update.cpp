@@ -32,14 +32,16 @@ double log_add(double a, double b) {
 Flow::PointUpdate Flow::begin_point_update(std::vector<Index> points) const {
   if (points_.active) throw std::logic_error("Flow::begin_point_update: a point update is already in progress");
   if (!pattern_) throw std::logic_error("Flow::begin_point_update: needs an activation pattern (use_pattern)");
-  // Its other points' part is a pass over all n: screening keeps every point while a pattern of
-  // two or more hidden layers is in use (screens_with_pattern), the only users of point updates.
-  if (screening_on()) throw std::logic_error("Flow::begin_point_update: not while screening drops points");
   std::sort(points.begin(), points.end());
   points.erase(std::unique(points.begin(), points.end()), points.end());
   const Index n = num_points();
   if (!points.empty() && (points.front() < 0 || points.back() >= n))
     throw std::out_of_range(fmt::format("Flow::begin_point_update: data point out of range [0, {})", n));
+  // With screening the other points' part is a pass over the kept points; the changing points
+  // (a sliding solve's) are never dropped (flow_screening.cpp keeps the pattern's sliding points).
+  for (Index p : points)
+    if (!point_kept(p))
+      throw std::logic_error(fmt::format("Flow::begin_point_update: data point {} is screened out", p));
   PointSplit& P = points_;
   P.points = std::move(points);
   const Index np = Index(P.points.size());
@@ -63,18 +65,32 @@ void Flow::end_point_update() const {
 }
 
 void Flow::settle_screening() const {
-  // With a pattern in use the certificate keeps every point (flow.hpp, enable_screening).
+  // The evaluation's certificate (it may re-choose the kept points, which point_split_at notices).
   if (screen_.enabled && screen_.pending) certify(screen_.tp.log_scale);
 }
 
 void Flow::point_split_at(const Eigen::Ref<const Vec>& V, double rho) const {
   PointSplit& P = points_;
-  if (P.V.size() == V.size() && P.rho == rho &&
+  const std::uint64_t set = screening_on() ? screen_.generation : 0;
+  if (P.V.size() == V.size() && P.rho == rho && P.kept_set == set &&
       std::memcmp(P.V.data(), V.data(), sizeof(double) * std::size_t(V.size())) == 0)
     return;
   P.V = V;
   P.rho = rho;
+  P.kept_set = set;
   P.has_log_loss = P.has_descent = false;
+}
+
+// The other points' slots in the pass of forward_on(V, true): the kept points (all without
+// screening) except the changing ones. Calls f(slot, point).
+template <class F>
+void for_other_points(const std::vector<Index>& changing, Index slots, const std::vector<Index>* kept_points, F f) {
+  for (Index q = 0, c = 0; q < slots; ++q) {
+    const Index p = kept_points ? (*kept_points)[std::size_t(q)] : q;
+    while (c < Index(changing.size()) && changing[std::size_t(c)] < p) ++c;
+    if (c < Index(changing.size()) && changing[std::size_t(c)] == p) continue;
+    f(q, p);
+  }
 }
 
 void Flow::point_forward(const Eigen::Ref<const Vec>& V, double rho) const {
@@ -93,16 +109,12 @@ double Flow::point_log_loss(const Eigen::Ref<const Vec>& V, double rho) const {
   settle_screening();
   point_split_at(V, rho);
   if (!P.has_log_loss) {
-    forward_on(V, false);
-    const Index n = num_points();
-    P.u_rest.resize(n - Index(P.points.size()));
-    for (Index p = 0, o = 0, q = 0; p < n; ++p) {
-      if (q < Index(P.points.size()) && P.points[std::size_t(q)] == p) {
-        ++q;
-        continue;
-      }
-      P.u_rest[o++] = rho * y_[p] * ws_.f[p];
-    }
+    forward_on(V, true);
+    const Index slots = ws_.f.size();
+    P.u_rest.resize(slots - Index(P.points.size()));
+    Index o = 0;
+    for_other_points(P.points, slots, screening_on() ? &screen_.kept_points : nullptr,
+                     [&](Index q, Index p) { P.u_rest[o++] = rho * y_[p] * ws_.f[q]; });
     P.log_loss = loss_.log_total(std::span<const double>(P.u_rest.data(), std::size_t(P.u_rest.size())));
     P.has_log_loss = true;
   }
@@ -115,13 +127,14 @@ void Flow::point_loss_descent(const Eigen::Ref<const Vec>& V, double rho, double
   settle_screening();
   point_split_at(V, rho);
   if (!P.has_descent) {
-    // The other points' part: the full pass with the changing points' loss weights at zero (their
-    // columns then add exact zeros to the backward products).
-    forward_on(V, false);
+    // The other points' part: the pass over the points in use (the kept ones with screening) with
+    // the changing points' loss weights at zero (their columns then add exact zeros to the
+    // backward products).
+    forward_on(V, true);
     margins_and_weights(rho, log_scale, a_);
-    for (Index p : P.points) a_[p] = 0.0;
+    for (Index p : P.points) a_[point_slot(p)] = 0.0;
     P.G_rest.resize(G.size());
-    net_.backward(V, a_, XT_, ws_, P.G_rest);
+    net_.backward(V, a_, inputs_in_use(), ws_, P.G_rest);
     P.S_rest = a_.dot(ws_.f);
     P.log_scale = log_scale;
     P.has_descent = true;

@@ -119,6 +119,53 @@ TEST_P(EveryKindPointUpdate, IncrementalFieldEqualsTheFullField) {
 INSTANTIATE_TEST_SUITE_P(Kinds, EveryKindPointUpdate, testing::ValuesIn(test::flow_kind_names()),
                          [](const testing::TestParamInfo<std::string>& info) { return info.param; });
 
+TEST(PointUpdate, UnderScreeningTheOtherPointsAreTheKeptOnes) {
+  // With screening the other points' part sums the kept points only (the deep sliding solve of a
+  // screened run): equal to the screened full evaluation with the same masks, which itself differs
+  // from the field of all points by the dropped ones.
+  const Dataset data = test::separable_data(300, 4, 71, 0.3);
+  bool discriminates = false;
+  for (std::vector<Index> widths : {std::vector<Index>{4, 5, 3, 1}, std::vector<Index>{4, 5, 3, 4, 1}}) {
+    Flow flow(Network(widths, Activation::relu), data, LossKind::logistic, FlowKind::gd);
+    Flow all(Network(widths, Activation::relu), data, LossKind::logistic, FlowKind::gd);
+    flow.enable_screening(0.1);
+    // Large weights: most margins are large, their points negligible against the budget.
+    const Vec y = flow.initial_state(test::random_vector(flow.num_params(), 72, 8.0));
+    std::vector<Mat> masks = sign_masks(flow, y);
+    flow.use_pattern(&masks);
+    all.use_pattern(&masks);
+    const TimePoint tp{0.0, 0.0};
+    Vec full, split_field, every;
+    flow.rhs(tp, y, full);
+    const Index kept = flow.screening_state().kept;
+    ASSERT_LT(kept, data.n()) << "screening dropped no points";
+    std::vector<Index> points;  // three kept points, whose masks change
+    for (Index p = 0; p < data.n() && points.size() < 3; ++p)
+      if (flow.point_kept(p)) points.push_back(p);
+    for (Index p : points) masks[0].col(p) = Vec::Constant(masks[0].rows(), 0.5);
+    flow.rhs(tp, y, full);
+    ASSERT_EQ(flow.screening_state().kept, kept);
+    {
+      const Flow::PointUpdate split = flow.begin_point_update(points);
+      flow.rhs(tp, y, split_field);
+    }
+    ASSERT_EQ(flow.screening_state().kept, kept);
+    EXPECT_LE((split_field - full).lpNorm<Eigen::Infinity>(), 1e-13 * full.lpNorm<Eigen::Infinity>())
+        << "K = " << widths.size() - 1;
+    all.rhs(tp, y, every);
+    // ... by less than the certificate (up to the rounding of sums over other point sets), and in
+    // at least one case by more than the split's tolerance, so that a split over every point
+    // would be caught.
+    EXPECT_LE((every - full).norm(), flow.screening_state().last_bound + 1e-13 * full.norm());
+    discriminates |= (every - full).lpNorm<Eigen::Infinity>() > 1e-11 * full.lpNorm<Eigen::Infinity>();
+    // A screened-out point cannot be a changing one.
+    Index dropped = 0;
+    while (flow.point_kept(dropped)) ++dropped;
+    EXPECT_THROW((void)flow.begin_point_update({dropped}), std::logic_error);
+  }
+  EXPECT_TRUE(discriminates) << "the dropped points' part is below the split's tolerance in every case";
+}
+
 TEST(PointUpdate, SlidingSolveMatchesTheFullFieldAtItsMasks) {
   // KinkPattern's deep sliding field (solved with point updates) at its masks against the flow's
   // full field with the same masks, and tangent to the sliding surfaces: the rates of the full

@@ -140,7 +140,7 @@ class Flow {
   /// the certificate (screening.hpp) can no longer hold |rhs(all) - rhs(kept)| below `budget` per
   /// unit of the log clock s = log(1+t) (budget / (1+t) per unit of t). budget > 0. Without effect
   /// (every point kept) where no certificate applies: the square loss, the smoothed ReLU, a kind
-  /// without a screening gain, or while a kink pattern is in use.
+  /// without a screening gain.
   void enable_screening(double budget);
   ScreeningState screening_state() const;
 
@@ -271,8 +271,6 @@ class Flow {
   mutable Screen screen_;
   mutable std::uint64_t forward_set_ = 0;  ///< 0: all points; else the kept set's generation
   bool screening_on() const { return screen_.enabled && screen_.kept < Index(y_.size()); }
-  /// No kink pattern, or one with a single hidden layer (the screened event runs that are verified).
-  bool screens_with_pattern() const { return !pattern_ || net_.num_layers() == 2; }
   /// The inputs of the pass in ws_ (all points or the kept ones).
   Network::Inputs inputs_in_use() const { return forward_set_ ? kept_inputs() : Network::Inputs(XT_); }
   Network::Inputs kept_inputs() const { return screen_.X.leftCols(screen_.kept); }
@@ -293,6 +291,7 @@ class Flow {
     Vec V;
     double rho = 0;
     bool has_log_loss = false, has_descent = false;
+    std::uint64_t kept_set = 0;    // forward_set_ of the other points' part (screening re-chooses)
     double log_loss = 0, log_scale = 0, S_rest = 0;
     Vec G_rest, u_rest;
   };
@@ -304,7 +303,7 @@ class Flow {
   void point_forward(const Eigen::Ref<const Vec>& V, double rho) const;
   void point_loss_descent(const Eigen::Ref<const Vec>& V, double rho, double log_scale, Eigen::Ref<Vec> G) const;
   double point_log_loss(const Eigen::Ref<const Vec>& V, double rho) const;
-  // A pending screening certificate settles to all points (a pattern is in use).
+  // Certify a pending evaluation (screening): the kept set of the other points' part.
   void settle_screening() const;
 };
 
