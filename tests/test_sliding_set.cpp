@@ -398,6 +398,36 @@ TEST(SlidingSet, BothRatesPositiveWithAnAntiMonotoneCouplingTakesTheActiveSide) 
   EXPECT_NEAR(res.m[0], -r01[0] / (a[0] + c[0]), 1e-12);
 }
 
+// Two coincident entries (one surface met at two points, h_1 = 2.5 h_0): rows and columns of A
+// parallel, the masks entering the field through m_0 + 2.5 m_1 only; a third entry apart.
+struct CoincidentPair {
+  Mat A = (Mat(3, 3) << -1.0, -2.5, 0.4, -1.5, -3.75, 0.6, 0.3, 0.75, -2.0).finished();
+  Vec r0 = (Vec(3) << 0.9, 1.35, 0.7).finished();
+  Vec null = (Vec(3) << 2.5, -1.0, 0.0).finished().normalized();  // A null = 0
+  double combination(const Vec& m) const { return m[0] + 2.5 * m[1]; }
+};
+
+TEST(SlidingSet, SingularKeptJacobianIsEvaluatedBeforeItSteps) {
+  // A kept Jacobian after an entry joined the set: the new entry's column fresh, its row zero,
+  // the old column stale (from an earlier state). Singular, and its pseudo-inverse's steps (with
+  // Broyden's updates of it) are not those of the exact J: they moved the masks along A's null
+  // space, where the residual does not see them. Evaluated afresh, the steps are the exact J's
+  // least-norm ones: the null-space part of the masks stays the warm start's.
+  const CoincidentPair c;
+  const Vec m0 = (Vec(3) << 0.4, 0.2, 0.5).finished();
+  Mat kept = c.A;
+  kept.col(0) *= 1.02;  // stale
+  kept.row(1).setZero();  // the new entry's row, completed later
+  Mat inverse;
+  SlidingSetOptions unboxed;
+  unboxed.box = false;
+  const auto res = solve_sliding_set(affine(c.r0, c.A), m0, unboxed, &kept, &inverse);
+  ASSERT_TRUE(res.converged);
+  EXPECT_LE((c.r0 + c.A * res.m).lpNorm<Eigen::Infinity>(), 1e-12);
+  EXPECT_NEAR(c.null.dot(res.m - m0), 0.0, 1e-13);
+  EXPECT_EQ(inverse.size(), 0);  // a pseudo-inverse is not kept
+}
+
 TEST(SlidingSet, ResidualVanishesExactlyOnConsistentSets) {
   Vec m(3), r(3);
   m << 0.0, 1.0, 0.4;
