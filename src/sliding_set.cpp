@@ -101,6 +101,48 @@ Mat inverse_of(const Mat& J, bool& singular) {
   return least_norm(J).pseudoInverse();
 }
 
+// True if a and b are nonzero and point the same way to within an angle of 1e-8 radians.
+bool parallel(const Vec& a, const Vec& b) {
+  const double aa = a.squaredNorm(), bb = b.squaredNorm(), ab = a.dot(b);
+  if (!(aa > 0 && bb > 0 && ab > 0)) return false;
+  return (a - (ab / bb) * b).squaredNorm() <= 1e-16 * aa;
+}
+
+// Groups of coincident entries: rows and columns of J pairwise parallel (the same surface seen
+// at several points, e.g. one unit at points whose activations below are parallel: their rates
+// are proportional and their masks enter the field through one combination sum_j w_j m_j,
+// w_j = |column j|). Sets every group's masks to their common value sum w m / sum w, the
+// combination unchanged. Returns false if there is no group.
+bool share_coincident(const Mat& J, Vec& m) {
+  const Index C = m.size();
+  std::vector<Index> group(std::size_t(C), -1);
+  bool any = false;
+  for (Index a = 0; a < C; ++a) {
+    if (group[std::size_t(a)] >= 0) continue;
+    for (Index b = a + 1; b < C; ++b) {
+      if (group[std::size_t(b)] >= 0) continue;
+      if (parallel(J.col(a), J.col(b)) && parallel(J.row(a).transpose(), J.row(b).transpose())) {
+        group[std::size_t(a)] = group[std::size_t(b)] = a;
+        any = true;
+      }
+    }
+  }
+  if (!any) return false;
+  for (Index a = 0; a < C; ++a) {
+    if (group[std::size_t(a)] != a) continue;
+    double wm = 0, w = 0;
+    for (Index j = a; j < C; ++j)
+      if (group[std::size_t(j)] == a) {
+        const double wj = J.col(j).norm();
+        wm += wj * m[j];
+        w += wj;
+      }
+    for (Index j = a; j < C; ++j)
+      if (group[std::size_t(j)] == a) m[j] = wm / w;
+  }
+  return true;
+}
+
 }  // namespace
 
 SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt,
@@ -268,6 +310,26 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
   // singular, and its near-null directions take steps that the rounding of r does not reward).
   if (!res.at_rounding_floor && res.residual > tol && res.residual <= kFloor * tol) res.at_rounding_floor = true;
   res.converged = res.residual <= tol || res.at_rounding_floor;
+  // Coincident surfaces share their control equally: the Filippov field of one surface met at
+  // several points takes one mask for all of them (its two sides have them all 0 or all 1), and
+  // least-norm steps from a warm start keep whatever split the start had. Where such a split
+  // left one mask at 1e-11 and its twins at 0.74, the sliding field's steps took that one below 0
+  // at once: an exit, and the joint switch put it back ([8,8,8,8] gd, t = 1.1456, 65 times).
+  // Kept only if the residual stays within the tolerance (the rates move at second order).
+  if (opt.share_coincident && C >= 2 && res.converged && (box || singular)) {
+    Vec ms = res.m;
+    if (share_coincident(J, ms)) {
+      rates(ms, rt, nullptr);
+      ++res.evaluations;
+      const Vec phis = residual(ms, rt, s);
+      if (phis.lpNorm<Eigen::Infinity>() <= std::max(tol, res.residual)) {
+        res.m.swap(ms);
+        res.r.swap(rt);
+        phi = phis;
+        res.residual = phi.lpNorm<Eigen::Infinity>();
+      }
+    }
+  }
   if (jacobian) *jacobian = J;
   if (jacobian_inverse) {
     // A pseudo-inverse is not kept: the next solve factors the kept J again and knows it singular.

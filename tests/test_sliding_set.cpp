@@ -407,6 +407,27 @@ struct CoincidentPair {
   double combination(const Vec& m) const { return m[0] + 2.5 * m[1]; }
 };
 
+TEST(SlidingSet, CoincidentEntriesShareOneMask) {
+  // From an uneven split, least-norm Newton steps keep the split's null-space part; with
+  // share_coincident the pair ends with one mask and the same combination (the same field).
+  const CoincidentPair c;
+  const Vec m0 = (Vec(3) << 0.7, 0.01, 0.5).finished();
+  for (bool box : {true, false}) {
+    SlidingSetOptions opt;
+    opt.box = box;
+    const auto kept = solve_sliding_set(affine(c.r0, c.A), m0, opt);
+    ASSERT_TRUE(kept.converged);
+    EXPECT_GT(std::abs(kept.m[0] - kept.m[1]), 0.1);  // the split of the start, moved along A's rows
+    opt.share_coincident = true;
+    const auto shared = solve_sliding_set(affine(c.r0, c.A), m0, opt);
+    ASSERT_TRUE(shared.converged) << "box " << box;
+    EXPECT_NEAR(shared.m[0], shared.m[1], 1e-14) << "box " << box;
+    EXPECT_NEAR(c.combination(shared.m), c.combination(kept.m), 1e-13) << "box " << box;
+    EXPECT_NEAR(shared.m[2], kept.m[2], 1e-13) << "box " << box;
+    EXPECT_LE((c.r0 + c.A * shared.m).lpNorm<Eigen::Infinity>(), 1e-12) << "box " << box;
+  }
+}
+
 TEST(SlidingSet, SingularKeptJacobianIsEvaluatedBeforeItSteps) {
   // A kept Jacobian after an entry joined the set: the new entry's column fresh, its row zero,
   // the old column stale (from an earlier state). Singular, and its pseudo-inverse's steps (with
