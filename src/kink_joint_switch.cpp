@@ -83,10 +83,15 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
   };
   // From the current masks first (the selection where the problem has several solutions), then,
   // should Newton stall (rates that are not monotone in the masks), from the two sides.
-  SlidingSetResult res = solve_sliding_set(rates, m0);
+  // Coincident surfaces of deeper layers (one unit at points whose activations below are
+  // parallel) share one mask, as in the sliding field's own solve (sliding_rhs), which then
+  // continues this split instead of leaving [0,1] at once from an uneven one.
+  SlidingSetOptions opt;
+  opt.share_coincident = net.num_layers() > 2;
+  SlidingSetResult res = solve_sliding_set(rates, m0, opt);
   for (double start : {0.0, 1.0}) {
     if (res.converged) break;
-    res = solve_sliding_set(rates, Vec::Constant(C, start));
+    res = solve_sliding_set(rates, Vec::Constant(C, start), opt);
   }
   if (!res.converged) {
     for (Index l = 0; l < C; ++l) entry(cand[l]) = m0[l];

@@ -390,6 +390,7 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   jacobian_pending_.assign(std::size_t(S), 0);
   SlidingSetOptions opt;
   opt.box = false;  // the masks of a given sliding set; leaving [0,1] is their event
+  opt.share_coincident = true;  // as the joint switch (resolve), whose split this continues
   // A set without an equivalent control shows as Newton diverging with fresh Jacobians (masks far
   // outside [0,1]); each costs 2S rate evaluations, so a failure is declared after a few.
   opt.max_jacobians = 8;

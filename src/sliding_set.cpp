@@ -88,14 +88,59 @@ Vec newton_step(const Vec& m, const Vec& r, const Mat& J, const Vec& s, bool box
 
 // The inverse of an unboxed problem's Jacobian: Newton steps are then one matrix-vector product
 // and Broyden's update of J is a rank-one update of it (Sherman-Morrison), so a solve factors J
-// only when it evaluates J afresh. Least-norm (pseudo-inverse) where J is numerically singular.
-Mat inverse_of(const Mat& J) {
+// only when it evaluates J afresh. Least-norm (pseudo-inverse) where J is numerically singular;
+// `singular` tells which.
+Mat inverse_of(const Mat& J, bool& singular) {
   const Eigen::PartialPivLU<Mat> lu(J);
+  singular = false;
   if (lu.rcond() > 1e-13) {
     Mat inv = lu.inverse();
     if (inv.allFinite()) return inv;
   }
+  singular = true;
   return least_norm(J).pseudoInverse();
+}
+
+// True if a and b are nonzero and point the same way to within an angle of 1e-8 radians.
+bool parallel(const Vec& a, const Vec& b) {
+  const double aa = a.squaredNorm(), bb = b.squaredNorm(), ab = a.dot(b);
+  if (!(aa > 0 && bb > 0 && ab > 0)) return false;
+  return (a - (ab / bb) * b).squaredNorm() <= 1e-16 * aa;
+}
+
+// Groups of coincident entries: rows and columns of J pairwise parallel (the same surface seen
+// at several points, e.g. one unit at points whose activations below are parallel: their rates
+// are proportional and their masks enter the field through one combination sum_j w_j m_j,
+// w_j = |column j|). Sets every group's masks to their common value sum w m / sum w, the
+// combination unchanged. Returns false if there is no group.
+bool share_coincident(const Mat& J, Vec& m) {
+  const Index C = m.size();
+  std::vector<Index> group(std::size_t(C), -1);
+  bool any = false;
+  for (Index a = 0; a < C; ++a) {
+    if (group[std::size_t(a)] >= 0) continue;
+    for (Index b = a + 1; b < C; ++b) {
+      if (group[std::size_t(b)] >= 0) continue;
+      if (parallel(J.col(a), J.col(b)) && parallel(J.row(a).transpose(), J.row(b).transpose())) {
+        group[std::size_t(a)] = group[std::size_t(b)] = a;
+        any = true;
+      }
+    }
+  }
+  if (!any) return false;
+  for (Index a = 0; a < C; ++a) {
+    if (group[std::size_t(a)] != a) continue;
+    double wm = 0, w = 0;
+    for (Index j = a; j < C; ++j)
+      if (group[std::size_t(j)] == a) {
+        const double wj = J.col(j).norm();
+        wm += wj * m[j];
+        w += wj;
+      }
+    for (Index j = a; j < C; ++j)
+      if (group[std::size_t(j)] == a) m[j] = wm / w;
+  }
+  return true;
 }
 
 }  // namespace
@@ -121,6 +166,7 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
   Mat J, Jinv;
   bool exact = false;       // J evaluated at the current m
   bool has_inverse = false;  // Jinv is J's inverse (unboxed problems only)
+  bool singular = false;     // ... its least-norm pseudo-inverse (J numerically singular)
   if (jacobian && jacobian->rows() == C && jacobian->cols() == C) {
     J = *jacobian;
     if (!box && jacobian_inverse && jacobian_inverse->rows() == C && jacobian_inverse->cols() == C) {
@@ -156,8 +202,22 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
     if (!(res.residual < std::numeric_limits<double>::infinity())) break;  // NaN or Inf rates: no solve
     if (res.jacobians > opt.max_jacobians) break;
     if (!box && !has_inverse) {
-      Jinv = inverse_of(J);
+      Jinv = inverse_of(J, singular);
       has_inverse = true;
+      // A kept J that is numerically singular (a new entry's zero row, or stale columns next to
+      // fresh ones of nearly coincident surfaces) is evaluated afresh before it steps: its
+      // pseudo-inverse resolves directions the exact J does not (the stale and the fresh columns
+      // of one coincident group differ by more than its near-null singular values), and its least-
+      // norm steps moved a mask of such a group by 2e-2 while the group's others moved by 5e-5.
+      if (singular && !exact) {
+        rates(res.m, res.r, &J);
+        ++res.evaluations;
+        ++res.jacobians;
+        exact = true;
+        Jinv = inverse_of(J, singular);
+        phi = residual(res.m, res.r, s);
+        merit = phi.squaredNorm();
+      }
     }
     const Vec step = box ? newton_step(res.m, res.r, J, s, box) : Vec(-(Jinv * res.r));
     // With the exact Jacobian a step at the rounding level of m cannot lower the residual: what is
@@ -205,7 +265,16 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
     // tenfold rule re-evaluated J, 2C evaluations of r, several times as often there for a step
     // or two saved) evaluates J afresh.
     const bool slow = trial_merit > (box ? 1e-2 : 0.25) * merit;
-    if (!box) {
+    // A numerically singular J (nearly coincident surfaces: the same unit at points whose
+    // activations below are nearly parallel, whose masks enter the field through one combination
+    // only; or the zero rows of entries that started sliding) gets no secant update: a rank-one
+    // update of a pseudo-inverse is no least-norm operator, and its steps moved the masks along
+    // J's near-null directions, where the residual does not change, by whatever they happened to
+    // be ([8,8,8,8] gd, t = 1.145: two masks the joint switch set to 1e-5 went to -0.06 within
+    // one step, an exit each time, and the joint switch put them back 65 times). Chord steps with
+    // the least-norm inverse leave those components where the warm start (the joint switch's
+    // split) put them; a stall evaluates J afresh (below), which fills new entries' rows.
+    if (!box && !singular) {
       // Broyden's update of a kept Jacobian along the step taken: superlinear chord steps. Its
       // inverse follows by Sherman-Morrison (a tiny denominator: factor afresh at the next step).
       const Vec dm = trial - res.m;
@@ -241,9 +310,30 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
   // singular, and its near-null directions take steps that the rounding of r does not reward).
   if (!res.at_rounding_floor && res.residual > tol && res.residual <= kFloor * tol) res.at_rounding_floor = true;
   res.converged = res.residual <= tol || res.at_rounding_floor;
+  // Coincident surfaces share their control equally: the Filippov field of one surface met at
+  // several points takes one mask for all of them (its two sides have them all 0 or all 1), and
+  // least-norm steps from a warm start keep whatever split the start had. Where such a split
+  // left one mask at 1e-11 and its twins at 0.74, the sliding field's steps took that one below 0
+  // at once: an exit, and the joint switch put it back ([8,8,8,8] gd, t = 1.1456, 65 times).
+  // Kept only if the residual stays within the tolerance (the rates move at second order).
+  if (opt.share_coincident && C >= 2 && res.converged && (box || singular)) {
+    Vec ms = res.m;
+    if (share_coincident(J, ms)) {
+      rates(ms, rt, nullptr);
+      ++res.evaluations;
+      const Vec phis = residual(ms, rt, s);
+      if (phis.lpNorm<Eigen::Infinity>() <= std::max(tol, res.residual)) {
+        res.m.swap(ms);
+        res.r.swap(rt);
+        phi = phis;
+        res.residual = phi.lpNorm<Eigen::Infinity>();
+      }
+    }
+  }
   if (jacobian) *jacobian = J;
   if (jacobian_inverse) {
-    if (has_inverse)
+    // A pseudo-inverse is not kept: the next solve factors the kept J again and knows it singular.
+    if (has_inverse && !singular)
       jacobian_inverse->swap(Jinv);
     else
       jacobian_inverse->resize(0, 0);

@@ -398,6 +398,57 @@ TEST(SlidingSet, BothRatesPositiveWithAnAntiMonotoneCouplingTakesTheActiveSide) 
   EXPECT_NEAR(res.m[0], -r01[0] / (a[0] + c[0]), 1e-12);
 }
 
+// Two coincident entries (one surface met at two points, h_1 = 2.5 h_0): rows and columns of A
+// parallel, the masks entering the field through m_0 + 2.5 m_1 only; a third entry apart.
+struct CoincidentPair {
+  Mat A = (Mat(3, 3) << -1.0, -2.5, 0.4, -1.5, -3.75, 0.6, 0.3, 0.75, -2.0).finished();
+  Vec r0 = (Vec(3) << 0.9, 1.35, 0.7).finished();
+  Vec null = (Vec(3) << 2.5, -1.0, 0.0).finished().normalized();  // A null = 0
+  double combination(const Vec& m) const { return m[0] + 2.5 * m[1]; }
+};
+
+TEST(SlidingSet, CoincidentEntriesShareOneMask) {
+  // From an uneven split, least-norm Newton steps keep the split's null-space part; with
+  // share_coincident the pair ends with one mask and the same combination (the same field).
+  const CoincidentPair c;
+  const Vec m0 = (Vec(3) << 0.7, 0.01, 0.5).finished();
+  for (bool box : {true, false}) {
+    SlidingSetOptions opt;
+    opt.box = box;
+    const auto kept = solve_sliding_set(affine(c.r0, c.A), m0, opt);
+    ASSERT_TRUE(kept.converged);
+    EXPECT_GT(std::abs(kept.m[0] - kept.m[1]), 0.1);  // the split of the start, moved along A's rows
+    opt.share_coincident = true;
+    const auto shared = solve_sliding_set(affine(c.r0, c.A), m0, opt);
+    ASSERT_TRUE(shared.converged) << "box " << box;
+    EXPECT_NEAR(shared.m[0], shared.m[1], 1e-14) << "box " << box;
+    EXPECT_NEAR(c.combination(shared.m), c.combination(kept.m), 1e-13) << "box " << box;
+    EXPECT_NEAR(shared.m[2], kept.m[2], 1e-13) << "box " << box;
+    EXPECT_LE((c.r0 + c.A * shared.m).lpNorm<Eigen::Infinity>(), 1e-12) << "box " << box;
+  }
+}
+
+TEST(SlidingSet, SingularKeptJacobianIsEvaluatedBeforeItSteps) {
+  // A kept Jacobian after an entry joined the set: the new entry's column fresh, its row zero,
+  // the old column stale (from an earlier state). Singular, and its pseudo-inverse's steps (with
+  // Broyden's updates of it) are not those of the exact J: they moved the masks along A's null
+  // space, where the residual does not see them. Evaluated afresh, the steps are the exact J's
+  // least-norm ones: the null-space part of the masks stays the warm start's.
+  const CoincidentPair c;
+  const Vec m0 = (Vec(3) << 0.4, 0.2, 0.5).finished();
+  Mat kept = c.A;
+  kept.col(0) *= 1.02;  // stale
+  kept.row(1).setZero();  // the new entry's row, completed later
+  Mat inverse;
+  SlidingSetOptions unboxed;
+  unboxed.box = false;
+  const auto res = solve_sliding_set(affine(c.r0, c.A), m0, unboxed, &kept, &inverse);
+  ASSERT_TRUE(res.converged);
+  EXPECT_LE((c.r0 + c.A * res.m).lpNorm<Eigen::Infinity>(), 1e-12);
+  EXPECT_NEAR(c.null.dot(res.m - m0), 0.0, 1e-13);
+  EXPECT_EQ(inverse.size(), 0);  // a pseudo-inverse is not kept
+}
+
 TEST(SlidingSet, ResidualVanishesExactlyOnConsistentSets) {
   Vec m(3), r(3);
   m << 0.0, 1.0, 0.4;

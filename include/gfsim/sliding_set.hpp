@@ -11,7 +11,8 @@
 //     Phi_j(m) = s_j (m_j - clamp(m_j + r_j(m)/s_j, 0, 1))     (s_j = |dr_j/dm_j| at the start)
 // which is zero exactly at a consistent set; Armijo backtracking on |Phi|^2, warm start m0.
 // Singular interior blocks (coincident surfaces: duplicate data points) take the least-norm
-// Newton step, so coincident surfaces share their control equally. Where the problem has several
+// Newton step, which keeps the warm start's split of their control; share_coincident ends them
+// with one common mask (the Filippov control of one surface). Where the problem has several
 // solutions (repelling surfaces, -dr/dm not a P-matrix) the one reached from m0 is returned:
 // deterministic for a given warm start, and a bound whose sign conditions hold at m0 stays.
 //
@@ -34,6 +35,9 @@ struct SlidingSetOptions {
   /// false: no box, solve r(m) = 0 (the equivalent control of a given sliding set, whose masks
   /// leaving [0,1] are events of their own).
   bool box = true;
+  /// Coincident entries (rows and columns of J pairwise parallel: one surface met at several data
+  /// points) get one common mask at the end, their combination sum |J col j| m_j unchanged.
+  bool share_coincident = false;
 };
 
 struct SlidingSetResult {
