@@ -131,11 +131,22 @@ class EventLocator {
   }
 
   /// After an accepted step from (tau_before, y_before) to (tau, y): true if some event function is
-  /// negative at y (the smooth piece ended inside the step).
-  bool crossed(double tau_before, const Vec& y_before, double tau, const Vec& y) {
+  /// negative at y (the smooth piece ended inside the step), or, given the step's interpolant,
+  /// dips below zero inside it and comes back (grazing(): two crossings the ends do not see).
+  bool crossed(double tau_before, const Vec& y_before, double tau, const Vec& y,
+               const StepInterpolant* interpolate = nullptr) {
+    dip_tau_ = std::numeric_limits<double>::quiet_NaN();
+    const bool at_end = crossed_at_end(tau_before, y_before, tau, y);
+    if (interpolate && tau > tau_before && grazing(tau_before, y_before, tau, *interpolate)) return true;
+    return at_end;
+  }
+
+ private:
+  bool crossed_at_end(double tau_before, const Vec& y_before, double tau, const Vec& y) {
     hooks_.values(clock_.at(tau), y, g_);
     // g at the start of the next step, unless an event switches the discrete state first.
     const bool before_known = end_known_ && y_before.size() == y_end_.size() && y_before == y_end_;
+    before_valid_ = before_known;
     if (before_known) g_before_.swap(g_end_);
     y_end_ = y;
     g_end_ = g_;
@@ -148,6 +159,7 @@ class EventLocator {
     }
     if (violated_.empty()) return false;
     if (!before_known) hooks_.values(clock_.at(tau_before), y_before, g_before_);
+    before_valid_ = true;
     // A function <= 0 at the start that did not fall is no event under either rule below: dropped
     // before the bounds are formed (one forward-like pass), which most such steps then skip.
     violated_.erase(std::remove_if(violated_.begin(), violated_.end(),
@@ -197,6 +209,56 @@ class EventLocator {
     return !violated_.empty();
   }
 
+  // A surface positive at both ends of a step can dip below zero inside it and come back: two
+  // crossings (or an entry and an exit) that a sign check at the ends never sees, each a jump of
+  // the field that the step carried over its whole excursion. Measured on bench/relu_deep.toml
+  // ([16,8], gd): at t = 0.03806 the run at rtol 1e-10 crossed layer 2 unit 0 at point 95 and
+  // came back 2e-5 later, the run at rtol 1e-8 stepped over that excursion, and from there the
+  // two runs took different event sequences. Near a grazing point g is smooth and locally
+  // quadratic in the clock, so the parabola through g at the step's start, middle and end finds
+  // the dip: where its minimum is negative, g is evaluated there on the interpolant, and the
+  // surfaces negative there beyond their rounding bound are crossings inside the step, located
+  // on [start, that point] (locate()). One evaluation of the event functions per step.
+  bool grazing(double tau_before, const Vec& y_before, double tau, const StepInterpolant& interpolate) {
+    if (!before_valid_) {
+      hooks_.values(clock_.at(tau_before), y_before, g_before_);
+      before_valid_ = true;
+    }
+    const double tau_mid = 0.5 * (tau_before + tau);
+    interpolate(tau_mid, y_mid_);
+    hooks_.values(clock_.at(tau_mid), y_mid_, g_mid_);
+    double first = std::numeric_limits<double>::infinity();  // the earliest vertex below zero, in (0, 1)
+    for (Index j = 0; j < g_.size(); ++j) {
+      const double g0 = g_before_[j], gm = g_mid_[j], g1 = g_[j];
+      if (!(g0 > 0) || !(g1 > 0) || !std::isfinite(g0) || !std::isfinite(g1) || !std::isfinite(gm)) continue;
+      if (gm <= 0) {
+        first = std::min(first, 0.5);
+        continue;
+      }
+      const double c = 2 * (g0 + g1 - 2 * gm), b = g1 - g0 - c;  // g(s) = g0 + b s + c s^2
+      if (!(c > 0)) continue;
+      const double s = -b / (2 * c);
+      if (s > 0 && s < 1 && g0 - b * b / (4 * c) < 0) first = std::min(first, s);
+    }
+    if (!(first < 1)) return false;
+    const double tau_dip = tau_before + first * (tau - tau_before);
+    if (!(tau_dip > tau_before && tau_dip < tau)) return false;
+    interpolate(tau_dip, y_dip_);
+    const TimePoint tp = clock_.at(tau_dip);
+    hooks_.values(tp, y_dip_, g_dip_);
+    if (hooks_.round_off) hooks_.round_off(tp, y_dip_, round_off_dip_);
+    bool found = false;
+    for (Index j = 0; j < g_.size(); ++j) {
+      if (!(g_before_[j] > 0) || !(g_[j] > 0) || !(g_dip_[j] < 0)) continue;
+      if (hooks_.round_off && !(-g_dip_[j] > round_off_dip_[j])) continue;  // noise, not a crossing
+      if (std::find(violated_.begin(), violated_.end(), j) == violated_.end()) violated_.push_back(j);
+      found = true;
+    }
+    if (found) dip_tau_ = tau_dip;
+    return found;
+  }
+
+ public:
   /// The earliest event in the step (tau_before, y_before) -> tau after crossed() returned true:
   /// its clock value; y_event is the interpolated state there. The surfaces hit are kept for apply().
   double locate(double tau_before, const Vec& y_before, double tau, const StepInterpolant& interpolate,
@@ -237,6 +299,9 @@ class EventLocator {
         g_lo = lo == tp ? &g_probe_ : &g_before_;
       }
     }
+    // A dip inside the step (grazing()): its surfaces are negative at dip_tau_, so the earliest
+    // crossing lies before it.
+    if (dip_tau_ > lo && dip_tau_ < hi) hi = dip_tau_;
     // A step that moved the state but not the clock (a step below the clock's resolution, e.g.
     // CVODE's first step after a restart near an accumulation of events): its crossings cannot be
     // placed inside it, they are events at its start. Dropping them would restart the stepper at
@@ -513,6 +578,10 @@ class EventLocator {
   Vec round_off_;                                  ///< rounding-error bounds of g at the step's end
   std::vector<Index> violated_, crossing_, hit_, bounces_;
   Vec y_probe_, g_probe_;  ///< the state and event functions 1e-3 of a step in (locate())
+  Vec y_mid_, g_mid_;      ///< mid-step (grazing())
+  Vec y_dip_, g_dip_, round_off_dip_;  ///< at the vertex of a dip (grazing())
+  double dip_tau_ = std::numeric_limits<double>::quiet_NaN();  ///< clock value where dips are negative
+  bool before_valid_ = false;  ///< g_before_ holds the step's start values
   std::vector<char> handled_;  ///< switched at an event and not left since (crossed())
   std::vector<std::pair<double, Index>> roots_;  ///< (clock value, surface) hit in the located step
   double last_event_tau_ = -std::numeric_limits<double>::infinity();

@@ -216,7 +216,7 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
     return finish(Status::success, fmt::format("reached t_end = {:.6g} with fixed steps", times.back()));
   }
 
-  auto interpolate = [&](double s, Vec& out) { stepper->interpolate(s, out); };
+  const StepInterpolant interpolate = [&](double s, Vec& out) { stepper->interpolate(s, out); };
   bool at_event = false;  // no step accepted since the last event
   bool rejoined = false;  // that event was switched jointly after the stepper failed to leave it
   while (next < taus.size()) {
@@ -256,7 +256,7 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
                     fmt::format("the state became non-finite (NaN or Inf) in the step from t = {:.6g}",
                                 clock.time(tau_before)));
     }
-    if (events.active() && events.crossed(tau_before, y_before, tau, x)) {
+    if (events.active() && events.crossed(tau_before, y_before, tau, x, &interpolate)) {
       auto stop = events.stop_at_event(tau_before, y_before, tau, x, interpolate, taus, times, next, observe, c);
       last_good_t = clock.time(tau);
       if (stop) return finish(stop->first, std::move(stop->second));

@@ -345,11 +345,22 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   double observe_seconds = 0;  // sample recording (diagnostics + HDF5), inside the solver's wall time
   bool restart_sample_stored = resume != nullptr;  // the first sample of a resume is the stored last one
   const std::int64_t step_offset = resume ? resume->step : 0;
+  // While entries slide, the flow's masks are the equivalent control of its last evaluation, which
+  // may be at another state (a trial stage, an event search, a dip test): a sample's observables
+  // (the gradient norm on a kink) take the control at the sample itself.
+  KinkPattern* sliding_pattern = nullptr;
+  const Clock sample_clock{solver.clock};
+  auto settle_masks_at = [&](double t, const Vec& y) {
+    if (!sliding_pattern || sliding_pattern->sliding().empty()) return;
+    Vec dy;
+    sliding_pattern->rhs(sample_clock.at(sample_clock.tau(t)), y, dy);
+  };
   auto observe = [&](std::int64_t solver_step, double t, const Vec& y) {
     if (restart_sample_stored) {
       restart_sample_stored = false;
       return;
     }
+    settle_masks_at(t, y);
     const std::int64_t step = solver_step + step_offset;
     const auto observe_start = std::chrono::steady_clock::now();
     if (!spectrum_times.empty()) sample_spectrum(step, t, y);
@@ -409,6 +420,7 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
   bool settling_restart = resume != nullptr;
   const Vec& y_start = resume ? resume->state : y0;
   KinkPattern pattern(flow);  // the discrete state of kinks = "events" (unused otherwise)
+  if (use_events) sliding_pattern = &pattern;
   // The field's arguments at the start (a resume settles its kinks with the field at the restart time).
   const Clock start_clock{solver.clock};
   const TimePoint start_time = start_clock.at(start_clock.tau(resume ? resume->t : 0.0));
@@ -452,6 +464,7 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
 
   const Vec& yf = report.result.y_final;
   report.rho = flow.layer_norms(yf);
+  settle_masks_at(report.result.t_final, yf);
   report.final = flow.diagnostics(yf);
   report.generalization = generalization.values_at(flow.theta(yf));
   std::vector<StaticDataset> end = layer_datasets("final", flow.theta(yf));
