@@ -33,7 +33,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "bench", "relu_deep.toml")
 # (label, network.hidden, flow.kind)
 CASES = [("[16,8] gd_polar", "[16, 8]", "gd_polar"), ("[16,8] gd", "[16, 8]", "gd"),
-         ("[8,8,8] gd_polar", "[8, 8, 8]", "gd_polar"), ("[8,8,8,8] gd_polar", "[8, 8, 8, 8]", "gd_polar")]
+         ("[8,8,8] gd_polar", "[8, 8, 8]", "gd_polar"), ("[8,8,8,8] gd_polar", "[8, 8, 8, 8]", "gd_polar"),
+         ("[8,8,8,8] gd", "[8, 8, 8, 8]", "gd")]
 TMP = tempfile.mkdtemp(prefix="gfsim_deep_")
 
 

@@ -226,7 +226,9 @@ class EventLocator {
     }
     const double tau_mid = 0.5 * (tau_before + tau);
     interpolate(tau_mid, y_mid_);
-    hooks_.values(clock_.at(tau_mid), y_mid_, g_mid_);
+    // Off the sliding entries (a mask's dip would be an exit: their solve costs more than the test).
+    const auto& values = hooks_.surface_values ? hooks_.surface_values : hooks_.values;
+    values(clock_.at(tau_mid), y_mid_, g_mid_);
     double first = std::numeric_limits<double>::infinity();  // the earliest vertex below zero, in (0, 1)
     for (Index j = 0; j < g_.size(); ++j) {
       const double g0 = g_before_[j], gm = g_mid_[j], g1 = g_[j];
@@ -245,7 +247,7 @@ class EventLocator {
     if (!(tau_dip > tau_before && tau_dip < tau)) return false;
     interpolate(tau_dip, y_dip_);
     const TimePoint tp = clock_.at(tau_dip);
-    hooks_.values(tp, y_dip_, g_dip_);
+    values(tp, y_dip_, g_dip_);
     if (hooks_.round_off) hooks_.round_off(tp, y_dip_, round_off_dip_);
     bool found = false;
     for (Index j = 0; j < g_.size(); ++j) {

@@ -56,6 +56,7 @@ OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink o
   // from the one-sided fields at the start time, not from the round-off sign of h.
   for (Index j : pattern.settle_on_kinks(start, y0)) report(start.t, j, KinkEvent::sliding_entry);
   p.events.values = [&pattern](TimePoint tp, const Vec& y, Vec& g) { pattern.event_values(tp, y, g); };
+  p.events.surface_values = [&pattern](TimePoint tp, const Vec& y, Vec& g) { pattern.surface_values(tp, y, g); };
   p.events.values_of = [&pattern](TimePoint tp, const Vec& y, const std::vector<Index>& js, Vec& g) {
     pattern.event_values_of(tp, y, js, g);
   };

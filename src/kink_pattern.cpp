@@ -214,9 +214,13 @@ void KinkPattern::jacobian(TimePoint tp, const Vec& y, Mat& J) {
   }
 }
 
-void KinkPattern::event_values(TimePoint tp, const Vec& y, Vec& g) {
+void KinkPattern::surface_values(TimePoint tp, const Vec& y, Vec& g) { event_values(tp, y, g, false); }
+
+void KinkPattern::event_values(TimePoint tp, const Vec& y, Vec& g) { event_values(tp, y, g, true); }
+
+void KinkPattern::event_values(TimePoint tp, const Vec& y, Vec& g, bool with_sliding) {
   Vec masks;
-  if (!sliding_.empty()) {
+  if (!sliding_.empty() && with_sliding) {
     Vec dy;
     sliding_rhs(tp, y, dy, &masks);
   }
@@ -244,7 +248,9 @@ void KinkPattern::event_values(TimePoint tp, const Vec& y, Vec& g) {
     }
   }
   // A sliding entry's event is its mask value leaving [0,1].
-  for (std::size_t s = 0; s < sliding_.size(); ++s) g[sliding_[s]] = std::min(masks[Index(s)], 1.0 - masks[Index(s)]);
+  for (std::size_t s = 0; s < sliding_.size(); ++s)
+    g[sliding_[s]] = with_sliding ? std::min(masks[Index(s)], 1.0 - masks[Index(s)])
+                                  : std::numeric_limits<double>::quiet_NaN();
 }
 
 void KinkPattern::event_values_of(TimePoint tp, const Vec& y, const std::vector<Index>& js, Vec& g) {

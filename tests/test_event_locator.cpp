@@ -6,6 +6,9 @@
 //     restarted at the start with the same pattern and chattered ([8,8,8,8] gd at t = 1.0305).
 //   - A move below the integration's error (rtol times the terms of h: the rounding bound scaled
 //     from u to rtol) is no bounce for a surface switched at an event; beyond it, it is.
+//   - A surface positive at both ends of a step that dips below zero inside it (grazing): its first
+//     crossing is located; noise within its rounding bound and a dip the parabola does not reach
+//     are not.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -90,6 +93,44 @@ TEST(EventLocator, AHandledSurfaceBouncesOnlyBeyondTheIntegrationsError) {
     const bool bounced = loc.crossed(tau, start, tau + 0.25, end);
     EXPECT_EQ(bounced, move > 1) << "move " << move;
   }
+}
+
+// A step from tau = 0 to 1 along `path` with the interpolant (the grazing test): the located
+// event's clock value, or -1 if the step has none.
+double locate_in_step(ScalarSurface& s) {
+  const EventHooks hooks = s.hooks();
+  EventLocator loc(hooks, Clock{ClockKind::t}, 1e-8);
+  const Vec y0 = scalar(s.path(0.0)), y1 = scalar(s.path(1.0));
+  const StepInterpolant interpolate = s.interpolant();
+  if (!loc.crossed(0.0, y0, 1.0, y1, &interpolate)) return -1.0;
+  Vec y_event;
+  return loc.locate(0.0, y0, 1.0, interpolate, y_event);
+}
+
+TEST(EventLocator, ADipInsideTheStepIsLocatedAtItsFirstCrossing) {
+  ScalarSurface s;
+  // Positive at both ends (0.24), negative on (0.4, 0.6): the ends see nothing.
+  s.path = [](double tau) { return (tau - 0.5) * (tau - 0.5) - 0.01; };
+  EXPECT_NEAR(locate_in_step(s), 0.4, 1e-12);
+  // Off centre, and not a parabola: negative on (0.2, 0.3).
+  s.path = [](double tau) { return (tau - 0.2) * (tau - 0.3) * (1.0 + tau); };
+  EXPECT_NEAR(locate_in_step(s), 0.2, 1e-12);
+  // The same dip without the interpolant: the sign check at the ends alone misses it.
+  const EventHooks hooks = s.hooks();
+  EventLocator loc(hooks, Clock{ClockKind::t}, 1e-8);
+  EXPECT_FALSE(loc.crossed(0.0, scalar(s.path(0.0)), 1.0, scalar(s.path(1.0))));
+}
+
+TEST(EventLocator, NoDipNoEventAndRoundOffIsNoDip) {
+  ScalarSurface s;
+  s.path = [](double tau) { return (tau - 0.5) * (tau - 0.5) + 0.01; };  // a minimum above zero
+  EXPECT_EQ(locate_in_step(s), -1.0);
+  // Below zero by less than its rounding bound: noise, not two crossings.
+  s.path = [](double tau) { return (tau - 0.5) * (tau - 0.5) - 1e-16; };
+  s.bound = 1e-15;
+  EXPECT_EQ(locate_in_step(s), -1.0);
+  s.bound = 1e-17;
+  EXPECT_GT(locate_in_step(s), 0.49);
 }
 
 }  // namespace

@@ -39,6 +39,9 @@ struct EventHooks {
   /// Optional: g_s = g_{js[s]} at y, equal to values() up to rounding but cheaper (root searches
   /// over the few surfaces crossed in a step).
   std::function<void(TimePoint tp, const Vec& y, const std::vector<Index>& js, Vec& g)> values_of;
+  /// Optional: values() where cheaper ones will do for the surfaces off sliding (NaN for the rest):
+  /// the grazing test between steps (EventLocator::grazing).
+  std::function<void(TimePoint tp, const Vec& y, Vec& g)> surface_values;
   /// Optional: r_j >= |computed g_j - exact g_j| at y (0 where no bound is known). A negative g_j
   /// with |g_j| <= r_j carries no sign information: not a crossing (docs/events.md). Evaluated only
   /// after a step that ends with some g_j < 0.

@@ -54,6 +54,9 @@ class KinkPattern {
   /// min(m_j, 1 - m_j) while sliding (the masks of the sliding field at tp: they depend on t for
   /// the time-dependent kinds).
   void event_values(TimePoint tp, const Vec& y, Vec& g);
+  /// The same without the sliding entries' functions (NaN there): no sliding solve, the masks as
+  /// they are. For tests that look at the surfaces off sliding only (EventHooks::surface_values).
+  void surface_values(TimePoint tp, const Vec& y, Vec& g);
   /// g[s] = event function js[s] at y, equal to event_values(y)[js[s]] up to rounding: for one
   /// hidden layer a pre-activation is one dot product (O(d_0) instead of a forward pass over all
   /// points), deeper a forward pass over the columns of the entries' points only, which is what a
@@ -119,6 +122,7 @@ class KinkPattern {
 
  private:
   double& entry(Index j);
+  void event_values(TimePoint tp, const Vec& y, Vec& g, bool with_sliding);
   /// Sliding field at y: solves for the sliding masks (stored in the pattern) and writes dy.
   void sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks = nullptr);
   void sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& dy, Vec* masks);
