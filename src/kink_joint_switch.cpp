@@ -24,20 +24,6 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
   const Vec theta = flow_.theta(y);
   const std::vector<char> below = entries_of_units_below_rounding(flow_.network(), theta, h, flow_.num_points());
   for (std::size_t j = 0; j < dead.size(); ++j) dead[j] |= below[j];
-  JointSwitch out;
-  std::vector<Index> cand;
-  for (Index j : std::vector<Index>(sliding_)) {
-    if (dead[std::size_t(j)]) {  // its point died upstream: no surface any more
-      stop_sliding(j, false);
-      out.changes.emplace_back(j, Switch::sliding_exit);
-    } else {
-      cand.push_back(j);
-    }
-  }
-  auto add = [&](Index j) {
-    if (!dead[std::size_t(j)] && std::find(cand.begin(), cand.end(), j) == cand.end()) cand.push_back(j);
-  };
-  for (Index j : hit) add(j);
   // Near-zero pre-activations are candidates, deeper ones only if also small against their own
   // terms, |W_k row i| |a_{k-1}(n)|: at a point whose activations below are small (waking up or
   // dying as an upstream unit crosses) every deeper pre-activation is small in proportion and on
@@ -51,6 +37,52 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
     row_norms[std::size_t(k)] = net.layer(theta, k).rowwise().norm();
     const auto Hb = Eigen::Map<const Mat>(h.data() + ob, net.layer_rows(k - 1), n);
     input_norms[std::size_t(k)] = Hb.cwiseProduct(masks_[std::size_t(k - 1)]).colwise().norm().transpose();
+  }
+  // A sliding entry or a surface hit of a deeper layer whose pre-activation is not small against
+  // its own terms (relative kOffSurface, far above the drift of a slide, ~1e-9) is off its surface:
+  // at a point whose activations below are ~1e-12 (waking up as an upstream unit crosses) all
+  // deeper pre-activations there are ~1e-13 and their signs are the weights' against the direction
+  // the activations below grow in, so the locator sees them cross together with the upstream
+  // surface. Their masks change the output at that point in proportion, so no equivalent control
+  // exists on them, and as candidates they made the joint problem unsolvable ([8,8,8,8] gd at
+  // t = 1.0582: layer 2 units 1, 2, 5, 7 at point 218, 1e-3..0.18 of their terms, 27 surfaces,
+  // residual 18.6; without them 23 surfaces and a solution in 8 Newton steps). Each takes the side
+  // of its sign instead; should its rate carry it through, that is its next crossing.
+  constexpr double kOffSurface = 1e-6;
+  auto off_surface = [&](Index j) {
+    const auto at = flow_.kink_of(j);
+    const Index k = at.layer - 1;
+    return k > 0 &&
+           !(std::abs(h[j]) <= kOffSurface * row_norms[std::size_t(k)][at.unit] * input_norms[std::size_t(k)][at.point]);
+  };
+  JointSwitch out;
+  std::vector<Index> cand, off;
+  for (Index j : std::vector<Index>(sliding_)) {
+    if (dead[std::size_t(j)]) {  // its point died upstream: no surface any more
+      stop_sliding(j, false);
+      out.changes.emplace_back(j, Switch::sliding_exit);
+    } else if (off_surface(j)) {
+      stop_sliding(j, h[j] > 0);
+      out.changes.emplace_back(j, Switch::sliding_exit);
+      off.push_back(j);
+    } else {
+      cand.push_back(j);
+    }
+  }
+  auto add = [&](Index j) {
+    if (!dead[std::size_t(j)] && std::find(cand.begin(), cand.end(), j) == cand.end()) cand.push_back(j);
+  };
+  for (Index j : hit) {
+    if (dead[std::size_t(j)] || std::find(off.begin(), off.end(), j) != off.end()) continue;
+    if (std::find(cand.begin(), cand.end(), j) == cand.end() && off_surface(j)) {
+      const double side = h[j] > 0 ? 1.0 : 0.0;
+      if (entry(j) != side) {
+        entry(j) = side;
+        out.changes.emplace_back(j, Switch::crossing);
+      }
+      continue;
+    }
+    add(j);
   }
   for (Index j = 0; j < h.size(); ++j) {
     if (!(std::abs(h[j]) <= 1e-10 * hmax)) continue;

@@ -1,0 +1,90 @@
+// A data point waking up or dying in layer 1 (docs/events.md, "Sliding sets"): where one layer-1
+// unit is active at a point with h ~ 1e-9 and the others inactive, every deeper pre-activation there
+// is ~1e-9 as well, but not small against its own terms |W_k row i| |a_{k-1}(n)|: its sign is the
+// weights' (W_2 column of the active unit), and the state is off that surface. The joint switch
+// (KinkPattern::resolve) must put such a surface hit on the side of its sign, not decide its mask
+// by its rate as for a surface the state is on. Its rate there follows the layer-1 unit's
+// (r_2 ~ W_2[i, u] r_u): for a dying point it points the other way, and as a candidate the
+// complementarity problem put the mask on the side opposite the sign (the pattern inconsistent
+// with the state: an event again at zero distance). On bench/relu_deep.toml ([8,8,8,8] gd,
+// t = 1.0582) four such layer-2 surfaces at one point made the joint problem of 27 surfaces
+// unsolvable (residual 18.6) and stopped the run.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "gfsim/flow.hpp"
+#include "gfsim/kink_pattern.hpp"
+#include "test_util.hpp"
+
+namespace gfsim {
+namespace {
+
+constexpr Index kPoints = 12, kDim = 3, kWidth = 4;
+constexpr Index kP = 5;  // the waking / dying point
+
+struct WakingPoint {
+  Dataset data = test::separable_data(kPoints, kDim, 17, 0.1);
+  Flow flow{Network({kDim, kWidth, kWidth, 1}, Activation::relu), data, LossKind::logistic, FlowKind::gd};
+  TimePoint tp{0.0, 0.2};
+
+  static Index entry1(Index i, Index n) { return i + n * kWidth; }
+  static Index entry2(Index i, Index n) { return kWidth * kPoints + i + n * kWidth; }
+
+  // theta with layer-1 unit u at h = eps at point kP and the other layer-1 units clearly inactive
+  // there (h = -0.5).
+  Vec state(Index u, double eps, std::uint64_t seed) {
+    const Network& net = flow.network();
+    Vec theta = test::random_vector(net.num_params(), seed, 0.8);
+    Eigen::Map<RowMat> W1(theta.data() + net.layer_offset(0), kWidth, kDim);
+    const Vec x = data.X.row(kP).transpose();
+    for (Index i = 0; i < kWidth; ++i) {
+      const double target = i == u ? eps : -0.5;
+      W1.row(i) += ((target - W1.row(i).dot(x)) / x.squaredNorm()) * x.transpose();
+    }
+    return flow.initial_state(theta);
+  }
+  Vec rates(KinkPattern& pattern, const Vec& y) {
+    Vec F;
+    pattern.rhs(tp, y, F);
+    return flow.preactivation_tangent(flow.theta(y), flow.theta_tangent(y, F));
+  }
+};
+
+TEST(WakingPoint, DeeperSurfaceHitOffItsKinkTakesTheSideOfItsSign) {
+  WakingPoint w;
+  int against_rate = 0, cases = 0;
+  for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+    for (Index u = 0; u < kWidth; ++u) {
+      const Vec y = w.state(u, 1e-9, seed);
+      const Vec h = w.flow.preactivations(y);
+      ASSERT_NEAR(h[WakingPoint::entry1(u, kP)], 1e-9, 1e-12);
+      for (Index i = 0; i < kWidth; ++i) {
+        const Index j = WakingPoint::entry2(i, kP);
+        // Tiny, and not small against its terms: off its surface.
+        ASSERT_LT(std::abs(h[j]), 1e-8);
+        const double side = h[j] > 0 ? 1.0 : 0.0;
+        KinkPattern pattern(w.flow);
+        pattern.freeze(y);
+        ASSERT_EQ(pattern.value(j), side);
+        // The rate of h_j on the side of its sign: pointing back to the other side for a dying
+        // point (the case the complementarity problem decided against the sign).
+        if ((w.rates(pattern, y)[j] > 0) != (side == 1.0)) ++against_rate;
+        // The event hit it with its mask on the other side (e.g. set before the point woke).
+        pattern.stop_sliding(j, side == 0.0);
+        const auto joint = pattern.resolve(w.tp, y, {j}, KinkPattern::kJointAfterEvents);
+        ASSERT_TRUE(joint.has_value());
+        ++cases;
+        const auto& s = pattern.sliding();
+        EXPECT_TRUE(std::find(s.begin(), s.end(), j) == s.end()) << "seed " << seed << " u " << u << " i " << i;
+        EXPECT_EQ(pattern.value(j), side) << "seed " << seed << " u " << u << " i " << i << " h " << h[j];
+      }
+    }
+  }
+  EXPECT_GE(cases, 48);
+  EXPECT_GE(against_rate, 4);  // the test saw surfaces whose rate points away from their sign's side
+}
+
+}  // namespace
+}  // namespace gfsim
