@@ -95,6 +95,9 @@ OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink o
     if (!joint) return std::nullopt;
     EventHooks::Resolution r;
     r.failure = joint->failure;
+    // Beyond the masks' rounding: a new equivalent control changes the field (and is the warm start
+    // of the sliding field's next solve).
+    r.masks_moved = joint->masks_moved > 1e-8;
     const double t = tp.t;
     for (const auto& [j, what] : joint->changes) {
       switch (what) {

@@ -137,6 +137,7 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
     const bool was_sliding = std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end();
     if (m > 0.0 && m < 1.0) {
       entry(j) = m;
+      if (was_sliding) out.masks_moved = std::max(out.masks_moved, std::abs(m - m0[l]));
       if (!was_sliding) {
         start_sliding(j);
         out.changes.emplace_back(j, Switch::sliding_entry);

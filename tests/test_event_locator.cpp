@@ -6,6 +6,8 @@
 //     restarted at the start with the same pattern and chattered ([8,8,8,8] gd at t = 1.0305).
 //   - A move below the integration's error (rtol times the terms of h: the rounding bound scaled
 //     from u to rtol) is no bounce for a surface switched at an event; beyond it, it is.
+//   - A joint switch at a zero-length restart that changes no side but gives the sliding entries
+//     another control stands (it changed the field); one that changes nothing is overruled.
 //   - A surface positive at both ends of a step that dips below zero inside it (grazing): its first
 //     crossing is located; noise within its rounding bound and a dip the parabola does not reach
 //     are not.
@@ -23,9 +25,13 @@ struct ScalarSurface {
   std::function<double(double)> path;
   double bound = 0.0;  // rounding bound of g (0: none given)
   double side = 1.0;   // g = side * y: a crossing switches the side
-  int crossings = 0, slides = 0;
+  int crossings = 0, slides = 0, resolves = 0;
+  // Optional joint switch: its answer at each call (nullopt: one surface at a time).
+  std::function<std::optional<EventHooks::Resolution>(int call)> joint;
   EventHooks hooks() {
     EventHooks h;
+    if (joint)
+      h.resolve = [this](TimePoint, const Vec&, const std::vector<Index>&, int) { return joint(resolves++); };
     h.values = [this](TimePoint, const Vec& y, Vec& g) { g = side * y; };
     if (bound > 0) h.round_off = [this](TimePoint, const Vec&, Vec& r) { r = Vec::Constant(1, bound); };
     h.cross = [this](TimePoint, const Vec&, Index) {
@@ -93,6 +99,47 @@ TEST(EventLocator, AHandledSurfaceBouncesOnlyBeyondTheIntegrationsError) {
     const bool bounced = loc.crossed(tau, start, tau + 0.25, end);
     EXPECT_EQ(bounced, move > 1) << "move " << move;
   }
+}
+
+// A crossing at tau = 1/2 switched one at a time, then straight back through the surface at the
+// restart (a zero-length restart), where the joint switch answers with no crossing, entry or exit
+// and `moved` for the masks of the entries that keep sliding: returns the slides that the
+// one-at-a-time switch then made.
+int slides_after_a_joint_switch_without_side_changes(bool moved) {
+  ScalarSurface s;
+  s.joint = [moved](int call) -> std::optional<EventHooks::Resolution> {
+    if (call == 0) return std::nullopt;  // the first event: one at a time
+    EventHooks::Resolution r;
+    r.masks_moved = moved;
+    return r;
+  };
+  const EventHooks hooks = s.hooks();
+  EventLocator loc(hooks, Clock{ClockKind::t}, 1e-8);
+  s.path = [](double tau) { return 0.5 - tau; };
+  Vec y0 = scalar(0.5), x = scalar(-0.5);
+  double tau = 1.0;
+  std::size_t next = 0;
+  SolverCounters c;
+  auto observe = [](std::int64_t, double, const Vec&) {};
+  EXPECT_TRUE(loc.crossed(0.0, y0, 1.0, x));
+  EXPECT_FALSE(loc.stop_at_event(0.0, y0, tau, x, s.interpolant(), {}, {}, next, observe, c));
+  EXPECT_EQ(s.crossings, 1);
+  // The new side's field carries the state straight back: g = -y falls from 0 at the restart.
+  const double tau0 = tau;
+  s.path = [tau0](double t) { return 0.5 * (t - tau0); };
+  const Vec start = x, end = scalar(s.path(tau0 + 0.25));
+  double tau1 = tau0 + 0.25;
+  Vec x1 = end;
+  EXPECT_TRUE(loc.crossed(tau0, start, tau1, end));
+  EXPECT_FALSE(loc.stop_at_event(tau0, start, tau1, x1, s.interpolant(), {}, {}, next, observe, c));
+  EXPECT_EQ(tau1, tau0) << "a bounce at the restart";
+  EXPECT_EQ(s.resolves, 2);
+  return s.slides;
+}
+
+TEST(EventLocator, AJointSwitchThatMovesSlidingMasksIsAChange) {
+  EXPECT_EQ(slides_after_a_joint_switch_without_side_changes(true), 0);  // the joint answer stands
+  EXPECT_EQ(slides_after_a_joint_switch_without_side_changes(false), 1);  // overruled: the bounce slides
 }
 
 // A step from tau = 0 to 1 along `path` with the interpolant (the grazing test): the located

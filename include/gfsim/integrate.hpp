@@ -59,6 +59,7 @@ struct EventHooks {
   /// nullopt: handle them one at a time by cross/slide instead.
   struct Resolution {
     Index crossings = 0, entries = 0, exits = 0;
+    bool masks_moved = false;  ///< sliding entries that keep sliding got another control
     std::string failure;  ///< non-empty: no consistent state found (the run stops stalled_at_kink)
   };
   std::function<std::optional<Resolution>(TimePoint tp, const Vec& y, const std::vector<Index>& js, int cluster)>

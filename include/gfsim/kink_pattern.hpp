@@ -104,6 +104,9 @@ class KinkPattern {
   struct JointSwitch {
     std::vector<std::pair<Index, Switch>> changes;  ///< in candidate order
     std::string failure;                            ///< non-empty: no consistent set found
+    /// The largest move of the mask of an entry that slides before and after (a new equivalent
+    /// control of the same sliding set is a change of the field too).
+    double masks_moved = 0;
   };
   /// One hidden layer: joint switching only inside a cluster of this many events near one point
   /// (a cycle between the single-surface modes of coupled surfaces); below it the surfaces hit are
