@@ -53,11 +53,7 @@ struct CoincidentPair {
     return flow.initial_state(theta);
   }
   // dh/dt of every pre-activation along the pattern's field.
-  Vec rates(KinkPattern& pattern, const Vec& y) {
-    Vec F;
-    pattern.rhs(tp, y, F);
-    return flow.preactivation_tangent(flow.theta(y), flow.theta_tangent(y, F));
-  }
+  Vec rates(KinkPattern& pattern, const Vec& y) { return test::pattern_rates(pattern, tp, y); }
 };
 
 TEST(CoincidentSliding, JointSwitchAndSlidingFieldGiveCoincidentSurfacesOneMask) {

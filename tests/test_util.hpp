@@ -7,9 +7,18 @@
 #include "gfsim/dataset.hpp"
 #include "gfsim/flow_kind.hpp"
 #include "gfsim/integrate.hpp"
+#include "gfsim/kink_pattern.hpp"
 #include "gfsim/network.hpp"
 
 namespace gfsim::test {
+
+/// dh/dt of every pre-activation along the pattern's field at (tp, y) (sliding masks solved there).
+inline Vec pattern_rates(KinkPattern& pattern, TimePoint tp, const Vec& y) {
+  Vec F;
+  pattern.rhs(tp, y, F);
+  const Flow& flow = pattern.flow();
+  return flow.preactivation_tangent(flow.theta(y), flow.theta_tangent(y, F));
+}
 
 inline Vec random_vector(Index n, std::uint64_t seed, double scale = 1.0) {
   std::mt19937_64 gen(seed);

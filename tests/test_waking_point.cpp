@@ -45,11 +45,7 @@ struct WakingPoint {
     }
     return flow.initial_state(theta);
   }
-  Vec rates(KinkPattern& pattern, const Vec& y) {
-    Vec F;
-    pattern.rhs(tp, y, F);
-    return flow.preactivation_tangent(flow.theta(y), flow.theta_tangent(y, F));
-  }
+  Vec rates(KinkPattern& pattern, const Vec& y) { return test::pattern_rates(pattern, tp, y); }
 };
 
 TEST(WakingPoint, DeeperSurfaceHitOffItsKinkTakesTheSideOfItsSign) {
