@@ -27,6 +27,18 @@ double log_add(double a, double b) {
   return a + std::log1p(std::exp(b - a));
 }
 
+// The other points' slots in the pass of forward_on(V, true): the kept points (all without
+// screening) except the changing ones. Calls f(slot, point).
+template <class F>
+void for_other_points(const std::vector<Index>& changing, Index slots, const std::vector<Index>* kept_points, F f) {
+  for (Index q = 0, c = 0; q < slots; ++q) {
+    const Index p = kept_points ? (*kept_points)[std::size_t(q)] : q;
+    while (c < Index(changing.size()) && changing[std::size_t(c)] < p) ++c;
+    if (c < Index(changing.size()) && changing[std::size_t(c)] == p) continue;
+    f(q, p);
+  }
+}
+
 }  // namespace
 
 Flow::PointUpdate Flow::begin_point_update(std::vector<Index> points) const {
@@ -81,18 +93,6 @@ void Flow::point_split_at(const Eigen::Ref<const Vec>& V, double rho) const {
   P.has_log_loss = P.has_descent = false;
 }
 
-// The other points' slots in the pass of forward_on(V, true): the kept points (all without
-// screening) except the changing ones. Calls f(slot, point).
-template <class F>
-void for_other_points(const std::vector<Index>& changing, Index slots, const std::vector<Index>* kept_points, F f) {
-  for (Index q = 0, c = 0; q < slots; ++q) {
-    const Index p = kept_points ? (*kept_points)[std::size_t(q)] : q;
-    while (c < Index(changing.size()) && changing[std::size_t(c)] < p) ++c;
-    if (c < Index(changing.size()) && changing[std::size_t(c)] == p) continue;
-    f(q, p);
-  }
-}
-
 void Flow::point_forward(const Eigen::Ref<const Vec>& V, double rho) const {
   PointSplit& P = points_;
   const std::vector<Mat>& pattern = *pattern_;
@@ -111,10 +111,12 @@ double Flow::point_log_loss(const Eigen::Ref<const Vec>& V, double rho) const {
   if (!P.has_log_loss) {
     forward_on(V, true);
     const Index slots = ws_.f.size();
-    P.u_rest.resize(slots - Index(P.points.size()));
+    // (A changing point a rescreen inside the scope dropped is in neither the pass nor the count.)
+    P.u_rest.resize(slots);
     Index o = 0;
     for_other_points(P.points, slots, screening_on() ? &screen_.kept_points : nullptr,
                      [&](Index q, Index p) { P.u_rest[o++] = rho * y_[p] * ws_.f[q]; });
+    P.u_rest.conservativeResize(o);
     P.log_loss = loss_.log_total(std::span<const double>(P.u_rest.data(), std::size_t(P.u_rest.size())));
     P.has_log_loss = true;
   }
@@ -132,7 +134,8 @@ void Flow::point_loss_descent(const Eigen::Ref<const Vec>& V, double rho, double
     // backward products).
     forward_on(V, true);
     margins_and_weights(rho, log_scale, a_);
-    for (Index p : P.points) a_[point_slot(p)] = 0.0;
+    for (Index p : P.points)
+      if (const Index q = point_slot(p); q >= 0) a_[q] = 0.0;
     P.G_rest.resize(G.size());
     net_.backward(V, a_, inputs_in_use(), ws_, P.G_rest);
     P.S_rest = a_.dot(ws_.f);

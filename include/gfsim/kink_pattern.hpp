@@ -55,7 +55,7 @@ class KinkPattern {
   /// the time-dependent kinds).
   void event_values(TimePoint tp, const Vec& y, Vec& g);
   /// The same without the sliding entries' functions (NaN there): no sliding solve, the masks as
-  /// they are. For tests that look at the surfaces off sliding only (EventHooks::surface_values).
+  /// they are. For checks of the surfaces off sliding only (the grazing test, EventHooks::surface_values).
   void surface_values(TimePoint tp, const Vec& y, Vec& g);
   /// g[s] = event function js[s] at y, equal to event_values(y)[js[s]] up to rounding: for one
   /// hidden layer a pre-activation is one dot product (O(d_0) instead of a forward pass over all
