@@ -62,7 +62,7 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
   // only when a surface fails the test against its terms.
   // (tau is log_scale on the log clock and t on the linear one, clock.hpp.)
   const double tau = tp.log_scale != 0 ? tp.log_scale : tp.t;
-  const double clock_resolution = std::ldexp(1.0, -50) * std::max(1.0, std::abs(tau));  // 4 ulps
+  const double clock_resolution = std::ldexp(1.0, -50) * std::max(1.0, std::abs(tau));  // 4..8 ulps of tau
   auto far_by_terms = [&](Index j) {
     const auto at = flow_.kink_of(j);
     const Index k = at.layer - 1;

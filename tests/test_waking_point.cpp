@@ -103,7 +103,7 @@ TEST(WakingPoint, DeeperSurfaceHitWithinTheClocksResolutionIsDecidedByItsRates) 
         const double side = h[j] > 0 ? 1.0 : 0.0;
         KinkPattern pattern(w.flow);
         pattern.freeze(y);
-        // Within four ulps of the clock at its rate on its side (the resolution the joint switch allows).
+        // Within 2^-50 tau (4..8 ulps of the clock) at its rate on its side (the joint switch's allowance).
         const double r_side = test::pattern_rates(pattern, late, y)[j];
         if (!(std::abs(h[j]) <= std::abs(r_side) * std::ldexp(30.0, -50))) continue;
         pattern.stop_sliding(j, side == 0.0);
