@@ -59,12 +59,20 @@ Vec interior_solve(const Mat& J, const Vec& rhs, bool box) {
 // Active-set Newton step on Phi: entries whose z = m + r/s leaves [0,1] go to that bound, the
 // others solve J_II step_I = -(r_I + J_IB step_B) (the linearized rates vanish there). Without
 // the box every entry is interior.
-Vec newton_step(const Vec& m, const Vec& r, const Mat& J, const Vec& s, bool box) {
+// An entry whose mask moves no rate (its column of J below 1e-12 of the largest diagonal, e.g. a
+// unit whose backward signal at that point is blocked by inactive units above: both one-sided
+// fields are the same field) has no equivalent control: it takes the bound its rate points to
+// (r > 0: the active side, r < 0: the inactive one), z = +-inf. With s_j replaced by the largest
+// scale (its own is zero) z stayed inside [0,1], the Newton row was zero and the mask stayed where
+// the warm start had it: [8,8,8,8] gd (seed 3) at t = 1.855e6 kept such a surface on its active
+// side with rate -0.0112 (scaled by e^s) and slid on it with a mask that moved nothing.
+Vec newton_step(const Vec& m, const Vec& r, const Mat& J, const Vec& s, bool box, double smax) {
   const Index C = m.size();
   Vec step = Vec::Zero(C);
   std::vector<Index> interior;
   for (Index j = 0; j < C; ++j) {
-    const double z = m[j] + r[j] / s[j];
+    const bool inert = box && r[j] != 0 && !(J.col(j).cwiseAbs().maxCoeff() > 1e-12 * smax);
+    const double z = inert ? (r[j] > 0 ? 2.0 : -1.0) : m[j] + r[j] / s[j];
     if (box && z <= 0.0)
       step[j] = -m[j];
     else if (box && z >= 1.0)
@@ -219,7 +227,7 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
         merit = phi.squaredNorm();
       }
     }
-    const Vec step = box ? newton_step(res.m, res.r, J, s, box) : Vec(-(Jinv * res.r));
+    const Vec step = box ? newton_step(res.m, res.r, J, s, box, smax) : Vec(-(Jinv * res.r));
     // With the exact Jacobian a step at the rounding level of m cannot lower the residual: what is
     // left does not depend on the masks (e.g. an entry whose pre-activation vanishes identically,
     // its rate round-off). If that rest is small (kFloor tolerances), the masks are as good as

@@ -293,6 +293,36 @@ TEST(SlidingSet, RestThatNoMaskChangesIsTheRoundingFloorUnlessLarge) {
   EXPECT_LE(none.jacobians, few.max_jacobians + 1);
 }
 
+TEST(SlidingSet, EntryWhoseMaskMovesNoRateTakesTheSideOfItsRate) {
+  // Measured at a joint switch of [8,8,8,8] gd (seed 3, t = 1.855e6, rates scaled by e^s): a
+  // surface hit on its active side (warm start m = 1) whose unit has no backward signal at that
+  // point (its column of J zero: both one-sided fields are one field) and rate -0.0112, beside a
+  // dead point's sliding entry whose own derivative (-1.26e8) sets the largest scale, and an
+  // ordinary sliding entry. The Filippov solution (the enumeration: unique) puts the inert surface
+  // on its inactive side; the solver kept it at 1 and accepted its rate as the rounding floor.
+  Mat A(3, 3);
+  A << -1.26e8, 0.0, 0.0, 0.1, -0.4, 0.0, 0.005, 0.002, 0.0;
+  const Vec r0 = (Vec(3) << 0.0126, 0.272 - 1e-11, -0.0112).finished();
+  const auto solutions = enumerate_solutions(r0, A);
+  ASSERT_EQ(solutions.size(), 1u);
+  const Vec& filippov = solutions.front();
+  EXPECT_EQ(filippov[2], 0.0);
+  const auto res = solve_sliding_set(affine(r0, A), (Vec(3) << 1e-10, 0.68, 1.0).finished());
+  ASSERT_TRUE(res.converged) << res.residual;
+  EXPECT_FALSE(res.at_rounding_floor) << res.residual;
+  EXPECT_EQ(res.m[2], 0.0);
+  EXPECT_NEAR(res.m[0], filippov[0], 1e-20);
+  EXPECT_NEAR(res.m[1], filippov[1], 1e-12);
+  EXPECT_TRUE(consistent(res.m, r0 + A * res.m, 1e-9));
+  // Rising instead: the active side, from either warm start.
+  const Vec r0_up = (Vec(3) << 0.0126, 0.272 - 1e-11, 0.0112).finished();
+  for (double start : {0.0, 0.5}) {
+    const auto up = solve_sliding_set(affine(r0_up, A), (Vec(3) << 1e-10, 0.68, start).finished());
+    ASSERT_TRUE(up.converged) << up.residual;
+    EXPECT_EQ(up.m[2], 1.0);
+  }
+}
+
 TEST(SlidingSet, NumericallySingularJacobianTakesTheLeastNormStep) {
   // J with a singular value below the rank threshold (1e-13 relative) but above the
   // decomposition's default one: the unboxed solve steps in J's range only, so m keeps m0's

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "gfsim/flow.hpp"
 #include "gfsim/kink_pattern.hpp"
@@ -80,6 +81,55 @@ TEST(WakingPoint, DeeperSurfaceHitOffItsKinkTakesTheSideOfItsSign) {
   }
   EXPECT_GE(cases, 48);
   EXPECT_GE(against_rate, 4);  // the test saw surfaces whose rate points away from their sign's side
+}
+
+TEST(WakingPoint, DeeperSurfaceHitWithinTheClocksResolutionIsDecidedByItsRates) {
+  // The same surfaces late in the log clock (tau = 30: the rates dh/dtau carry e^30), where h moves
+  // by more than |h| over a few ulps of tau: the event cannot put the state on either side of the
+  // surface, and the joint switch must decide it by the Filippov conditions of its rates (a
+  // sliding mask with rate 0, or a side its rate does not leave), not by the sign of h. Measured
+  // case: [8,8,8,8] gd_polar (seed 3) at t = 1718.4, layer 4 units 2 and 5 at point 4, 1e-5..2e-4
+  // of their terms and 3e-17..5e-16 of |dh/dtau| max(1, tau); put on the side of their sign they
+  // were hit again at zero length until the run stopped (96 events, the last 65 at zero length).
+  WakingPoint w;
+  const TimePoint late{std::expm1(30.0), 30.0};
+  int against_sign = 0, cases = 0;
+  for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+    for (Index u = 0; u < kWidth; ++u) {
+      const Vec y = w.state(u, 1e-9, seed);
+      const Vec h = w.flow.preactivations(y);
+      for (Index i = 0; i < kWidth; ++i) {
+        const Index j = WakingPoint::entry2(i, kP);
+        const double side = h[j] > 0 ? 1.0 : 0.0;
+        KinkPattern pattern(w.flow);
+        pattern.freeze(y);
+        // Within 2^-50 tau (4..8 ulps of the clock) at its rate on its side (the joint switch's allowance).
+        const double r_side = test::pattern_rates(pattern, late, y)[j];
+        if (!(std::abs(h[j]) <= std::abs(r_side) * std::ldexp(30.0, -50))) continue;
+        pattern.stop_sliding(j, side == 0.0);
+        const auto joint = pattern.resolve(late, y, {j}, KinkPattern::kJointAfterEvents);
+        ASSERT_TRUE(joint.has_value());
+        ASSERT_TRUE(joint->failure.empty()) << joint->failure;
+        ++cases;
+        const auto& s = pattern.sliding();
+        const bool sliding = std::find(s.begin(), s.end(), j) != s.end();
+        const Vec r = test::pattern_rates(pattern, late, y);
+        const double tol = 1e-9 * r.cwiseAbs().maxCoeff();
+        const std::string where = "seed " + std::to_string(seed) + " u " + std::to_string(u) + " i " + std::to_string(i);
+        if (sliding) {
+          EXPECT_LE(std::abs(r[j]), tol) << where;
+        } else if (pattern.value(j) == 1.0) {
+          EXPECT_GE(r[j], -tol) << where;
+        } else {
+          EXPECT_EQ(pattern.value(j), 0.0) << where;
+          EXPECT_LE(r[j], tol) << where;
+        }
+        if (sliding || pattern.value(j) != side) ++against_sign;
+      }
+    }
+  }
+  EXPECT_GE(cases, 40);
+  EXPECT_GE(against_sign, 4);  // surfaces whose Filippov side is not the sign of h
 }
 
 }  // namespace
