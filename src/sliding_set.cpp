@@ -240,15 +240,19 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
     // Projected step with Armijo backtracking on |Phi|^2. A stale Jacobian that does not give a
     // decrease at once is evaluated afresh; with the exact one, a full step when no decrease is
     // found (the iteration count bounds the work either way).
+    // With natural_monotonicity the test is Deuflhard's restricted one on the simplified Newton
+    // correction at the trial (the same J): affine covariant.
     double lambda = 1.0, trial_merit = 0.0;
     bool accepted = false;
+    const double step_norm = step.norm();
     for (int back = 0; back < (exact ? 30 : 1); ++back, lambda *= 0.5) {
       trial = project(res.m + lambda * step);
       rates(trial, rt, nullptr);
       ++res.evaluations;
       trial_phi = residual(trial, rt, s);
       trial_merit = trial_phi.squaredNorm();
-      if (trial_merit <= (1.0 - 1e-4 * lambda) * merit) {
+      if (opt.natural_monotonicity ? newton_step(trial, rt, J, s, box).norm() <= (1.0 - 0.25 * lambda) * step_norm
+                                   : trial_merit <= (1.0 - 1e-4 * lambda) * merit) {
         accepted = true;
         break;
       }
@@ -272,7 +276,7 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
     // Broyden steps, which converge linearly at first, often by less than tenfold a step; the
     // tenfold rule re-evaluated J, 2C evaluations of r, several times as often there for a step
     // or two saved) evaluates J afresh.
-    const bool slow = trial_merit > (box ? 1e-2 : 0.25) * merit;
+    const bool slow = opt.natural_monotonicity || trial_merit > (box ? 1e-2 : 0.25) * merit;
     // A numerically singular J (nearly coincident surfaces: the same unit at points whose
     // activations below are nearly parallel, whose masks enter the field through one combination
     // only; or the zero rows of entries that started sliding) gets no secant update: a rank-one
@@ -282,7 +286,7 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
     // one step, an exit each time, and the joint switch put them back 65 times). Chord steps with
     // the least-norm inverse leave those components where the warm start (the joint switch's
     // split) put them; a stall evaluates J afresh (below), which fills new entries' rows.
-    if (!box && !singular) {
+    if (!box && !singular && !opt.natural_monotonicity) {
       // Broyden's update of a kept Jacobian along the step taken: superlinear chord steps. Its
       // inverse follows by Sherman-Morrison (a tiny denominator: factor afresh at the next step).
       const Vec dm = trial - res.m;

@@ -490,5 +490,60 @@ TEST(SlidingSet, ResidualVanishesExactlyOnConsistentSets) {
   EXPECT_NEAR(sliding_set_residual(m, r, Vec::Constant(3, 3.0))[2], -0.1, 1e-15);
 }
 
+// Two surfaces at one point in consecutive layers, the deeper unit fed by the other (h_b =
+// W[b, a] relu(h_a) + rest), where the point's activations below span two directions: both
+// surfaces constrain the same direction of them, so rest's rate is a multiple of h_a's up to the
+// weights' own motion (small) and the rows of J are nearly dependent, r_b = (c0 + c1 m_a) r_a + e.
+// The model problem (the [8,8,8,8] seed-2 stop at t = 1.6529, layer 2 unit 1 and layer 3 unit 5 at
+// point 27, reduced to their two masks: root (0.757, 0.0337), warm start (0.0098, 1) in the valley
+// as there, r_b = -0.035 there):
+//   r_a = 100 (c - m_b (m_a + d)),  r_b = (0.14 + 1.54 m_a) r_a + 0.03 (m_a - 0.757),
+// c and d such that the valley r_a = 0, m_b = c / (m_a + d), passes through both.
+// Its only consistent set is the root (checked below on a grid of the box's edges). |Phi|^2 has a
+// curved valley along r_a = 0; Armijo's damped steps crawl along it (1e-2 of the Newton step) and
+// 50 do not get there; the natural monotonicity test measures the simplified Newton correction,
+// blind to the rows' near-dependence, and converges.
+TEST(SlidingSet, NearlyDependentBilinearRowsConvergeWithNaturalMonotonicity) {
+  constexpr double ma_root = 0.757, mb_root = 0.0337, ma0 = 0.0098;
+  const double dd = (mb_root * ma_root - ma0) / (1.0 - mb_root), c = ma0 + dd;  // through (ma0, 1) and the root
+  const SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
+    const double ra = 100 * (c - m[1] * (m[0] + dd)), k = 0.14 + 1.54 * m[0];
+    r.resize(2);
+    r << ra, k * ra + 0.03 * (m[0] - ma_root);
+    if (!J) return;
+    J->resize(2, 2);
+    const double ra0 = -100 * m[1], ra1 = -100 * (m[0] + dd);
+    *J << ra0, ra1, 1.54 * ra + k * ra0 + 0.03, k * ra1;
+  };
+  // The root is the problem's only consistent set: on a grid of the box's edges no other.
+  for (int i = 0; i <= 200; ++i) {
+    const double u = i / 200.0;
+    for (const Vec& m : {Vec((Vec(2) << 0.0, u).finished()), Vec((Vec(2) << 1.0, u).finished()),
+                         Vec((Vec(2) << u, 0.0).finished()), Vec((Vec(2) << u, 1.0).finished())}) {
+      Vec r;
+      rates(m, r, nullptr);
+      const Vec s = Vec::Ones(2);
+      EXPECT_GT(sliding_set_residual(m, r, s).lpNorm<Eigen::Infinity>(), 1e-4) << m.transpose();
+    }
+  }
+  const Vec m0 = (Vec(2) << 0.0098, 1.0).finished();
+  SlidingSetOptions armijo;
+  const SlidingSetResult crawl = solve_sliding_set(rates, m0, armijo);
+  EXPECT_FALSE(crawl.converged);  // Armijo: residual 0.021 after 50 steps, at (0.018, 0.77)
+  SlidingSetOptions natural;
+  natural.natural_monotonicity = true;
+  const SlidingSetResult res = solve_sliding_set(rates, m0, natural);
+  ASSERT_TRUE(res.converged);  // 41 steps
+  EXPECT_NEAR(res.m[0], ma_root, 1e-9);
+  EXPECT_NEAR(res.m[1], mb_root, 1e-9);
+  EXPECT_LT(res.r.lpNorm<Eigen::Infinity>(), 1e-9);
+  // Without the box (the sliding field's own solve) the same.
+  natural.box = false;
+  const SlidingSetResult unboxed = solve_sliding_set(rates, m0, natural);
+  ASSERT_TRUE(unboxed.converged);
+  EXPECT_NEAR(unboxed.m[0], ma_root, 1e-9);
+  EXPECT_NEAR(unboxed.m[1], mb_root, 1e-9);
+}
+
 }  // namespace
 }  // namespace gfsim

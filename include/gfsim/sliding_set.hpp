@@ -38,6 +38,13 @@ struct SlidingSetOptions {
   /// Coincident entries (rows and columns of J pairwise parallel: one surface met at several data
   /// points) get one common mask at the end, their combination sum |J col j| m_j unchanged.
   bool share_coincident = false;
+  /// Damping by the natural monotonicity test (Deuflhard) instead of Armijo on |Phi|^2: a step
+  /// lambda is accepted if the simplified Newton correction at the trial (the old J) is shorter,
+  /// |dm_bar| <= (1 - lambda/4) |dm|; J exact at every iterate. Affine covariant: blind to how the
+  /// rows of r are scaled and combined, so it does not crawl along the curved valleys of |Phi|^2
+  /// that nearly dependent rows make (two surfaces of one point that constrain the same direction
+  /// of its activations: docs/events.md, "Sliding sets"). The callers' second attempt.
+  bool natural_monotonicity = false;
 };
 
 struct SlidingSetResult {
