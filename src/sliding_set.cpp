@@ -251,7 +251,7 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
       ++res.evaluations;
       trial_phi = residual(trial, rt, s);
       trial_merit = trial_phi.squaredNorm();
-      if (opt.natural_monotonicity ? newton_step(trial, rt, J, s, box).norm() <= (1.0 - 0.25 * lambda) * step_norm
+      if (opt.natural_monotonicity ? newton_step(trial, rt, J, s, box, smax).norm() <= (1.0 - 0.25 * lambda) * step_norm
                                    : trial_merit <= (1.0 - 1e-4 * lambda) * merit) {
         accepted = true;
         break;
