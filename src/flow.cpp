@@ -79,9 +79,14 @@ void Flow::forward_on(const Eigen::Ref<const Vec>& theta, bool kept_only) const 
   } else {
     ws_.pattern = pattern_ && screening_on() ? &pattern_with_dropped_signs(theta) : pattern_;
   }
-  net_.forward(theta, kept ? kept_inputs() : Network::Inputs(XT_), ws_);
+  // The first layer's product W_1 X does not depend on the pattern: a pass over every point at
+  // the same weights (the pattern's masks changed since, e.g. the rates of a joint switch's masks
+  // or a sliding solve after the event functions at one state) keeps it.
+  const bool held = !kept && pass_valid_ && pass_theta_.size() == theta.size() &&
+                    std::memcmp(pass_theta_.data(), theta.data(), sizeof(double) * std::size_t(theta.size())) == 0;
+  net_.forward(theta, kept ? kept_inputs() : Network::Inputs(XT_), ws_, held);
   pass_valid_ = !kept;
-  if (pass_valid_) pass_theta_ = theta;
+  if (pass_valid_ && !held) pass_theta_ = theta;
   forward_set_ = set;
   labels_ = kept ? &screen_.y : &y_;
   forward_valid_ = !pattern_;
