@@ -221,8 +221,8 @@ void KinkPattern::surface_values(TimePoint tp, const Vec& y, Vec& g) { event_val
 void KinkPattern::event_values(TimePoint tp, const Vec& y, Vec& g) { event_values(tp, y, g, true); }
 
 void KinkPattern::event_values(TimePoint tp, const Vec& y, Vec& g, bool with_sliding) {
-  // The masks alone (one hidden layer: no field assembly, and for gd no backward pass); the
-  // pre-activations below then come from the pass of that solve (Flow::preactivations).
+  // The masks alone (one hidden layer: no field assembly, or the memo of the field's last solve
+  // here); the pre-activations below then come from the pass of that solve (Flow::preactivations).
   const Vec masks = !sliding_.empty() && with_sliding ? sliding_masks(tp, y) : Vec();
   // With screening only the kept points' surfaces are events (their pass is the evaluations'); a
   // dropped point's switches since it left are located as events once it is back (its g is +inf

@@ -234,8 +234,9 @@ class Flow {
   /// The weights of the last pass in ws_ over every point (with or without a pattern), when
   /// pass_valid_: its first layer's pre-activations W_1 X do not depend on the masks, so
   /// preactivations() of a one-hidden-layer net takes them from there (the same product, bit for
-  /// bit) instead of a pass of its own: the event functions at the state of the field's last
-  /// evaluation (a step's end, a sliding solve) cost no pass.
+  /// bit) instead of a pass of its own (the event functions at the state of the field's last
+  /// evaluation: a step's end, a sliding solve), and a pass at these weights with other masks
+  /// forms only the layers above (Network::forward, first_layer_held).
   mutable Vec pass_theta_;
   mutable bool pass_valid_ = false;
   mutable Vec u_, a_, da_, grad_;
