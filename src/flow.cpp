@@ -79,7 +79,14 @@ void Flow::forward_on(const Eigen::Ref<const Vec>& theta, bool kept_only) const 
   } else {
     ws_.pattern = pattern_ && screening_on() ? &pattern_with_dropped_signs(theta) : pattern_;
   }
-  net_.forward(theta, kept ? kept_inputs() : Network::Inputs(XT_), ws_);
+  // The first layer's product W_1 X does not depend on the pattern: a pass over every point at
+  // the same weights (the pattern's masks changed since, e.g. the rates of a joint switch's masks
+  // or a sliding solve after the event functions at one state) keeps it.
+  const bool held = !kept && pass_valid_ && pass_theta_.size() == theta.size() &&
+                    std::memcmp(pass_theta_.data(), theta.data(), sizeof(double) * std::size_t(theta.size())) == 0;
+  net_.forward(theta, kept ? kept_inputs() : Network::Inputs(XT_), ws_, held);
+  pass_valid_ = !kept;
+  if (pass_valid_ && !held) pass_theta_ = theta;
   forward_set_ = set;
   labels_ = kept ? &screen_.y : &y_;
   forward_valid_ = !pattern_;
@@ -266,7 +273,11 @@ Vec Flow::preactivations(const Vec& y) const {
   Vec h(num_preactivations());
   if (h.size() == 0) return h;
   const Vec theta = this->theta(y);
-  forward(theta);
+  // One hidden layer: h = W_1 X, the same at any pattern; a pass over every point at these
+  // weights is in ws_ already when the field was just evaluated here.
+  const bool reuse = num_layers() == 2 && pass_valid_ && pass_theta_.size() == theta.size() &&
+                     std::memcmp(pass_theta_.data(), theta.data(), sizeof(double) * std::size_t(theta.size())) == 0;
+  if (!reuse) forward(theta);
   Index o = 0;
   for (Index k = 0; k + 1 < num_layers(); ++k) {
     h.segment(o, ws_.pre[k].size()) = Eigen::Map<const Vec>(ws_.pre[k].data(), ws_.pre[k].size());
@@ -278,6 +289,15 @@ Vec Flow::preactivations(const Vec& y) const {
 Vec Flow::preactivation_tangent(const Vec& theta, const Vec& dtheta) const {
   Vec dh(num_preactivations());
   if (dh.size() == 0) return dh;
+  if (num_layers() == 2) {
+    // One hidden layer: dh = dW_1 X, the first product of the tangent pass (the same to the bit),
+    // which needs no forward pass.
+    const Network::Inputs X(XT_);
+    Mat dH;
+    dH.noalias() = net_.layer(dtheta, 0) * X;
+    dh = Eigen::Map<const Vec>(dH.data(), dH.size());
+    return dh;
+  }
   forward(theta);
   net_.forward_tangent(theta, dtheta, XT_, ws_);
   Index o = 0;

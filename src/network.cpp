@@ -42,7 +42,8 @@ Eigen::Map<const RowMat> Network::layer(const Eigen::Ref<const Vec>& theta, Inde
   return ConstMapRow(theta.data() + offsets_[k], widths_[k + 1], widths_[k]);
 }
 
-void Network::forward(const Eigen::Ref<const Vec>& theta, const Inputs& XT, Workspace& ws) const {
+void Network::forward(const Eigen::Ref<const Vec>& theta, const Inputs& XT, Workspace& ws,
+                      bool first_layer_held) const {
   const Index K = num_layers();
   ws.pre.resize(K);
   ws.post.resize(K - 1);
@@ -52,7 +53,7 @@ void Network::forward(const Eigen::Ref<const Vec>& theta, const Inputs& XT, Work
   for (Index k = 0; k < K; ++k) {
     const auto W = layer(theta, k);
     const Inputs input = k == 0 ? XT : Inputs(ws.post[k - 1]);
-    ws.pre[k].noalias() = W * input;
+    if (k > 0 || !first_layer_held) ws.pre[k].noalias() = W * input;
     if (k + 1 < K) {
       if (smoothed) {
         // z = eps t, E = e^{-|t|} <= 1 (no overflow), R = 1/(1 + E), S = E R = sigma(-|t|) <= 1/2:

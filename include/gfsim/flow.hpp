@@ -231,6 +231,14 @@ class Flow {
   mutable std::vector<Mat> full_pattern_;               ///< pattern_with_dropped_signs
   mutable Vec forward_theta_;          ///< the weights of the pass in ws_, when forward_valid_
   mutable bool forward_valid_ = false; ///< ws_ holds a pattern-free pass at forward_theta_
+  /// The weights of the last pass in ws_ over every point (with or without a pattern), when
+  /// pass_valid_: its first layer's pre-activations W_1 X do not depend on the masks, so
+  /// preactivations() of a one-hidden-layer net takes them from there (the same product, bit for
+  /// bit) instead of a pass of its own (the event functions at the state of the field's last
+  /// evaluation: a step's end, a sliding solve), and a pass at these weights with other masks
+  /// forms only the layers above (Network::forward, first_layer_held).
+  mutable Vec pass_theta_;
+  mutable bool pass_valid_ = false;
   mutable Vec u_, a_, da_, grad_;
   mutable Mat jac_scaled_;  // K = 1 Jacobian: a block of X^T diag(sqrt(l''(u)))
   mutable const Vec* labels_ = &y_;  ///< the labels of the points in ws_ (y_ or screen_.y)

@@ -129,6 +129,22 @@ class KinkPattern {
   /// Sliding field at y: solves for the sliding masks (stored in the pattern) and writes dy.
   void sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks = nullptr);
   void sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& dy, Vec* masks);
+  /// One hidden layer: the closed-form equivalent control at y (entries left at it), with what the
+  /// field's assembly needs; F0 non-null: F(0) there too.
+  struct OneLayerControl {
+    LayerResponse response;
+    std::vector<Index> unit, point;  ///< of each sliding entry
+    Vec coef, c, m;                  ///< dG_l = coef_l x_{n_l} in row unit_l; projection terms; masks
+  };
+  void one_layer_control(TimePoint tp, const Vec& y, Vec* F0, OneLayerControl& s);
+  /// The masks alone (no field assembly), the same values as the field's solve.
+  Vec one_layer_masks(TimePoint tp, const Vec& y);
+  /// Per hidden unit: the Gram matrix of its sliding points (in the solve's order) at the last solve.
+  struct GramBlock {
+    std::vector<Index> points;
+    Mat K;
+  };
+  std::vector<GramBlock> gram_blocks_;
 
   Flow& flow_;
   std::vector<Mat> masks_;  ///< hidden layer k: d_k x n (index k-1)

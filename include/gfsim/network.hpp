@@ -68,7 +68,10 @@ class Network {
   /// points of screening live in the first columns of a buffer that never shrinks).
   using Inputs = Eigen::Ref<const Mat>;
   /// Outputs f_n for the columns of XT (d_0 x n); fills ws.pre/post/mask and ws.f.
-  void forward(const Eigen::Ref<const Vec>& theta, const Inputs& XT, Workspace& ws) const;
+  /// first_layer_held: ws.pre[0] already holds W_1 XT for these theta and XT (a pass at the same
+  /// weights with other masks), so its product is not formed again.
+  void forward(const Eigen::Ref<const Vec>& theta, const Inputs& XT, Workspace& ws,
+               bool first_layer_held = false) const;
   /// After forward(): tangents dH_k and ws.df = J_f dtheta (exact JVP of the outputs).
   void forward_tangent(const Eigen::Ref<const Vec>& theta, const Eigen::Ref<const Vec>& dtheta,
                        const Inputs& XT, Workspace& ws) const;
