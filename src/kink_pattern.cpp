@@ -143,6 +143,19 @@ bool KinkPattern::leave_sliding(TimePoint tp, const Vec& y, Index j) {
   return active;
 }
 
+bool KinkPattern::remembered(TimePoint tp, const Vec& y) const {
+  return memo_valid_ && memo_tp_.t == tp.t && memo_tp_.log_scale == tp.log_scale &&
+         memo_masks_.size() == Index(sliding_.size()) && memo_y_.size() == y.size() && memo_y_ == y;
+}
+
+void KinkPattern::remember(TimePoint tp, const Vec& y, const Vec& dy, const Vec& masks) {
+  memo_tp_ = tp;
+  memo_y_ = y;
+  memo_dy_ = dy;
+  memo_masks_ = masks;
+  memo_valid_ = true;
+}
+
 Vec KinkPattern::sliding_masks(TimePoint tp, const Vec& y) {
   if (flow_.num_layers() == 2 && !sliding_.empty()) return one_layer_masks(tp, y);
   Vec dy, masks;
@@ -340,8 +353,7 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   if (flow_.num_layers() == 2) return sliding_rhs_one_hidden_layer(tp, y, dy, masks);
   const double log_scale = tp.log_scale;
   const Index S = Index(sliding_.size());
-  if (memo_valid_ && memo_tp_.t == tp.t && memo_tp_.log_scale == tp.log_scale && memo_masks_.size() == S &&
-      memo_y_.size() == y.size() && memo_y_ == y) {
+  if (remembered(tp, y)) {
     dy = memo_dy_;
     if (masks) *masks = memo_masks_;
     return;
@@ -441,11 +453,7 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   else
     flow_.rhs(tp, y, dy);
   if (masks) *masks = res.m;
-  memo_tp_ = tp;
-  memo_y_ = y;
-  memo_dy_ = dy;
-  memo_masks_ = res.m;
-  memo_valid_ = true;
+  remember(tp, y, dy, res.m);
 }
 
 void KinkPattern::sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
@@ -456,8 +464,7 @@ void KinkPattern::sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& 
   // depend on m. The flow maps it to the state velocity D_l = alpha (dG_l - c_l V_1),
   // c_l = <V_1, dG_l>/|V_1|^2 (gd: alpha = 1, no projection).
   const Index S = Index(sliding_.size());
-  if (memo_valid_ && memo_tp_.t == tp.t && memo_tp_.log_scale == tp.log_scale && memo_masks_.size() == S &&
-      memo_y_.size() == y.size() && memo_y_ == y) {
+  if (remembered(tp, y)) {
     // The field's last evaluation was here (a step's last stage, whose end the event functions
     // are then evaluated at): the same field and masks, without a solve.
     dy = memo_dy_;
@@ -477,18 +484,11 @@ void KinkPattern::sliding_rhs_one_hidden_layer(TimePoint tp, const Vec& y, Vec& 
   if (s.response.projected) dy.segment(off, net.layer_size(0)) -= (alpha * s.m.dot(s.c)) * y.segment(off, net.layer_size(0));
   if (masks) *masks = s.m;
   if (flow_.screening_state().enabled) return;  // an evaluation may re-choose the points: no memo
-  memo_tp_ = tp;
-  memo_y_ = y;
-  memo_dy_ = dy;
-  memo_masks_ = s.m;
-  memo_valid_ = true;
+  remember(tp, y, dy, s.m);
 }
 
 Vec KinkPattern::one_layer_masks(TimePoint tp, const Vec& y) {
-  const Index S = Index(sliding_.size());
-  if (memo_valid_ && memo_tp_.t == tp.t && memo_tp_.log_scale == tp.log_scale && memo_masks_.size() == S &&
-      memo_y_.size() == y.size() && memo_y_ == y)
-    return memo_masks_;
+  if (remembered(tp, y)) return memo_masks_;
   OneLayerControl s;
   one_layer_control(tp, y, nullptr, s);
   return s.m;

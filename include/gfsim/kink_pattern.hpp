@@ -159,7 +159,10 @@ class KinkPattern {
   /// Columns of sliding_jacobian_ to evaluate afresh (entries that started sliding since): a
   /// change of the sliding set keeps the other columns instead of all 2S rate evaluations.
   std::vector<char> jacobian_pending_;
-  /// The last deep-net sliding solve (state, time, field, masks): the event functions at the end of
+  /// The last solve was at (tp, y) with the current sliding set (its field and masks stand).
+  bool remembered(TimePoint tp, const Vec& y) const;
+  void remember(TimePoint tp, const Vec& y, const Vec& dy, const Vec& masks);
+  /// The last sliding solve (state, time, field, masks): the event functions at the end of
   /// a step are evaluated at the state of the step's last stage. Invalidated by any mask change.
   bool memo_valid_ = false;
   TimePoint memo_tp_;
