@@ -296,6 +296,9 @@ def write_markdown(rep):
           f"(median of {RUNS}; target < 50 ms), elapsed {twall * 1e3:.0f} ms, peak RSS {tkb / 1024:.1f} MiB.", ""]
     L += large_case_markdown(rep)
     L += ["## Other benchmarks (same `scripts/bench` run)", "",
+          "- [baselines.md](baselines.md): gfsim against scipy's best methods at matched accuracy under two "
+          "checks (final state, every sample), all contenders interleaved, medians with min-max, scipy/numpy "
+          "versions and BLAS (bench/baselines.py).",
           "- [relu_late_benchmarks.md](relu_late_benchmarks.md): a ReLU network through its stiff late "
           "regime, solvers with kink events (bench/relu_late.py).",
           "- [relu_large_crossings.md](relu_large_crossings.md): kink crossings of narrower copies of the large "

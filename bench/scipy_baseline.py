@@ -8,7 +8,7 @@ the sample times) come from the gfsim file, via analysis/gfsim_io.py. Methods: D
 BDF (the implicit two with the analytic Jacobian), each in physical time t and in the log clock
 s = log(1 + t) (dw/ds = e^s F(w)). For each, the loosest rtol of a ladder that reaches 1e-6 relative at
 every sample (atol = 1e-2 rtol), then the median wall time of RUNS solves (1 run when a solve takes
-more than 2 s; none past a 15 s budget per solve).
+more than 2 s; none past a 15 s budget per solve). bench/baselines.py uses `LinearProblem` directly.
 """
 import json
 import os
@@ -32,62 +32,66 @@ class OverBudget(Exception):
     pass
 
 
-def main():
-    path, runs = sys.argv[1], int(sys.argv[2])
-    traj = gfsim_io.load(path)
-    y = np.asarray(traj.extra["data/y"]).ravel()
-    X = traj.data_X()
-    Z = y[:, None] * X
-    w0 = np.asarray(traj.extra["initial/theta"]).ravel()
-    t_ref = np.asarray(traj.observables["theta"]["time"])
-    w_ref = np.asarray(traj.observables["theta"]["value"])
-    t_end = float(t_ref[-1])
+class LinearProblem:
+    """The gradient flow dw/dt = Z^T exp(-Z w) (Z = y * X) of a gfsim file, with its reference
+    trajectory; `solve` integrates it with one scipy method in the clock t or log(1 + t)."""
 
-    def make(clock):
-        state = {"deadline": 0.0, "nrhs": 0}
-        log = clock == "log"
+    def __init__(self, path):
+        traj = gfsim_io.load(path)
+        y = np.asarray(traj.extra["data/y"]).ravel()
+        self.Z = y[:, None] * traj.data_X()
+        self.w0 = np.asarray(traj.extra["initial/theta"]).ravel()
+        self.t_ref = np.asarray(traj.observables["theta"]["time"])
+        self.w_ref = np.asarray(traj.observables["theta"]["value"])
+        self.t_end = float(self.t_ref[-1])
+
+    def solve(self, method, clock, rtol, budget=BUDGET):
+        """(solution at the reference's sample times, wall seconds); raises OverBudget past `budget` s."""
+        Z, log = self.Z, clock == "log"
+        deadline = time.perf_counter() + budget
 
         def f(s, w):
-            state["nrhs"] += 1
-            if time.perf_counter() > state["deadline"]:
+            if time.perf_counter() > deadline:
                 raise OverBudget
-            e = np.exp((s if log else 0.0) - Z @ w)
-            return Z.T @ e
+            return Z.T @ np.exp((s if log else 0.0) - Z @ w)
 
         def jac(s, w):
-            e = np.exp((s if log else 0.0) - Z @ w)
-            return -(Z.T * e) @ Z
+            return -(Z.T * np.exp((s if log else 0.0) - Z @ w)) @ Z
 
-        return f, jac, state
+        tau_end = np.log1p(self.t_end) if log else self.t_end
+        tau_eval = np.log1p(self.t_ref) if log else self.t_ref.copy()
+        tau_eval[-1] = tau_end
+        kw = {} if method == "DOP853" else {"jac": jac}
+        if not log:
+            kw["first_step"] = 1e-4  # the automatic first step fails for huge horizons
+        t0 = time.perf_counter()
+        sol = solve_ivp(f, (0.0, tau_end), self.w0, method=method, t_eval=tau_eval, rtol=rtol, atol=rtol * 1e-2,
+                        **kw)
+        return sol, time.perf_counter() - t0
 
+    def errors(self, sol):
+        """(error of the final state, largest error over the samples), relative to the reference;
+        inf for a solve that did not reach every sample."""
+        if not sol.success or sol.y.shape[1] != len(self.t_ref):
+            return float("inf"), float("inf")
+        err = np.linalg.norm(sol.y.T - self.w_ref, axis=1) / np.linalg.norm(self.w_ref, axis=1)
+        return float(err[-1]), float(err.max())
+
+
+def main():
+    path, runs = sys.argv[1], int(sys.argv[2])
+    problem = LinearProblem(path)
     rows = []
     for method in ("DOP853", "LSODA", "BDF"):
         for clock in ("t", "log"):
             label = f"{method}, {'log clock' if clock == 'log' else 'clock t'}" + (
                 ", analytic Jacobian" if method != "DOP853" else "")
-            f, jac, state = make(clock)
-            tau_end = np.log1p(t_end) if clock == "log" else t_end
-            tau_eval = np.log1p(t_ref) if clock == "log" else t_ref
-            tau_eval[-1] = tau_end
-
-            def solve(rtol):
-                state["deadline"] = time.perf_counter() + BUDGET
-                kw = {} if method == "DOP853" else {"jac": jac}
-                if clock == "t":
-                    kw["first_step"] = 1e-4  # the automatic first step fails for huge horizons
-                t0 = time.perf_counter()
-                sol = solve_ivp(f, (0.0, tau_end), w0, method=method, t_eval=tau_eval, rtol=rtol,
-                                atol=rtol * 1e-2, **kw)
-                return sol, time.perf_counter() - t0
-
             row = {"label": label}
             try:
                 chosen = None
                 for rtol in LADDER:
-                    sol, wall = solve(rtol)
-                    if not sol.success or sol.y.shape[1] != len(t_ref):
-                        continue
-                    err = float(np.max(np.linalg.norm(sol.y.T - w_ref, axis=1) / np.linalg.norm(w_ref, axis=1)))
+                    sol, wall = problem.solve(method, clock, rtol)
+                    err = problem.errors(sol)[1]
                     if err <= TARGET:
                         chosen = (rtol, err, sol, wall)
                         break
@@ -96,7 +100,7 @@ def main():
                 else:
                     rtol, err, sol, wall = chosen
                     n = runs if wall < 2.0 else 1
-                    walls = [wall] if n == 1 else [solve(rtol)[1] for _ in range(n)]
+                    walls = [wall] if n == 1 else [problem.solve(method, clock, rtol)[1] for _ in range(n)]
                     row.update(rtol=rtol, err=err, wall=statistics.median(walls), runs=n, nfev=int(sol.nfev),
                                njev=int(sol.njev), nlu=int(sol.nlu))
             except OverBudget:
