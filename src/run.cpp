@@ -201,6 +201,15 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
                                                 ? "smooth: ReLU replaced by eps log(1 + exp(z/eps)), eps = kink_width "
                                                   "(pre-activation units); a smooth flow, no events"
                                                 : "ignore: ReLU'(0) = 0, plain integration"}};
+  if (use_events)
+    // Filippov solutions need not be unique where several surfaces meet: the selection made there.
+    provenance.string_attrs["kink_selection"] =
+        "where several consistent sliding sets exist: the one the box-constrained Newton solve of the "
+        "complementarity conditions reaches from the current masks (then from all 0, all 1, then with "
+        "natural-monotonicity damping); the masks of one point in several layers multiply (multi-affine "
+        "equivalent control); coincident deeper surfaces share one mask; a joint switch that changes "
+        "nothing where its surface is hit again at zero distance is replaced by switches one at a time "
+        "(docs/events.md, Sliding sets)";
   provenance.int_attrs = {{"K", K}, {"P", P}, {"n", data.n()}, {"n_test", held_out.test.n()}};
   provenance.double_attrs = {{"t_end", spec.time.t_end}, {"rtol", solver.rtol}, {"atol", solver.atol}};
   if (net.kink_width() > 0) provenance.double_attrs["kink_width"] = net.kink_width();
