@@ -10,6 +10,8 @@
 //     rho_k^2 - rho_{k+1}^2) are conserved across the events, and the sliding entries stay on
 //     their surfaces.
 //   - The end state converges with the tolerance, as for a smooth problem.
+//   - K = 4: a sliding mode on surfaces of all three hidden layers at once; the sliding field is
+//     tangent to all of them, every flow kind.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -75,6 +77,79 @@ TEST(DeepSliding, SecondLayerMaskIsTheRootOfItsOneSidedRates) {
     const double e = 1e-6 / F.norm();
     const Vec dh = (flow.preactivations(y + e * F) - flow.preactivations(y - e * F)) / (2 * e);
     EXPECT_LT(std::abs(dh[j]), 1e-7 * dh.cwiseAbs().maxCoeff()) << what;
+  }
+}
+
+// ---- K = 4: sliding in all three hidden layers at once ---------------------------------------
+
+TEST(DeepSliding, FieldIsTangentToSurfacesOfThreeHiddenLayersEveryFlowKind) {
+  // Four layers (three hidden), one sliding entry in each hidden layer, each at a point alive below
+  // it: the state is put on the three surfaces by making the unit's incoming row orthogonal to its
+  // input there (lower layers first, since they feed the ones above). The sliding field's masks (a
+  // joint Newton solve: the masks of different layers meet in the backward passes) make every
+  // sliding rate vanish, checked by central differences of the pre-activations along the field,
+  // which is the flow's own field at those masks (the Filippov combination). The state (weights
+  // seed, entries) is one where all three masks lie inside (0, 1) for every flow kind, i.e. a
+  // Filippov sliding mode and not only a tangent field; neither side alone is tangent.
+  const std::vector<Index> widths{4, 5, 4, 3, 1};
+  const Dataset data = test::separable_data(16, widths[0], 51, 0.1);
+  const Index n = data.X.rows();
+  for (FlowKind kind : {FlowKind::gd, FlowKind::gd_polar, FlowKind::wn, FlowKind::fixed_rho}) {
+    const std::string what = to_string(kind);
+    Flow flow(Network(widths, Activation::relu), data, LossKind::exp, kind, 2.0);
+    const Network& net = flow.network();
+    Vec theta = test::random_vector(net.num_params(), 1833, 0.5);
+    struct Entry { Index layer, unit, point; };  // layer 0-based (hidden layer index)
+    const std::vector<Entry> on{{0, 4, 14}, {1, 0, 13}, {2, 1, 10}};
+    std::vector<Index> js;
+    for (const Entry& e : on) {
+      Vec a = data.X.row(e.point).transpose();  // input of layer e.layer at the point
+      for (Index k = 0; k < e.layer; ++k)
+        a = (Eigen::Map<const RowMat>(theta.data() + net.layer_offset(k), widths[k + 1], widths[k]) * a).cwiseMax(0.0);
+      ASSERT_GT(a.norm(), 1e-2) << what << ": the point must be alive below layer " << e.layer + 1;
+      Eigen::Map<RowMat> W(theta.data() + net.layer_offset(e.layer), widths[e.layer + 1], widths[e.layer]);
+      W.row(e.unit) -= (W.row(e.unit).dot(a) / a.squaredNorm()) * a.transpose();
+      Index j = e.unit + e.point * widths[e.layer + 1];
+      for (Index k = 0; k < e.layer; ++k) j += widths[k + 1] * n;
+      ASSERT_EQ(flow.kink_of(j).layer, e.layer + 1);
+      ASSERT_EQ(flow.kink_of(j).point, e.point);
+      js.push_back(j);
+    }
+    const Vec y = flow.initial_state(theta);
+    const Vec h = flow.preactivations(y);
+    for (Index j : js) ASSERT_LT(std::abs(h[j]), 1e-13) << what << " entry " << j;
+
+    KinkPattern pattern(flow);
+    pattern.freeze(y);
+    const TimePoint tp{0.0, 0.2};
+    auto rates_along = [&](const Vec& F) {
+      const double e = 1e-6 / F.norm();
+      return Vec((flow.preactivations(y + e * F) - flow.preactivations(y - e * F)) / (2 * e));
+    };
+    // One-sided fields (no entry sliding, all on one side): not tangent.
+    for (double side : {0.0, 1.0}) {
+      for (Index j : js) pattern.stop_sliding(j, side > 0.5);  // not sliding: sets the side
+      Vec F;
+      pattern.rhs(tp, y, F);
+      const Vec dh = rates_along(F);
+      double worst = 0;
+      for (Index j : js) worst = std::max(worst, std::abs(dh[j]));
+      ASSERT_GT(worst, 1e-3 * dh.cwiseAbs().maxCoeff()) << what << ": side " << side << " is tangent already";
+    }
+    for (Index j : js) ASSERT_TRUE(pattern.start_sliding(j));
+    Vec F, full;
+    pattern.rhs(tp, y, F);
+    ASSERT_TRUE(pattern.field_failure().reason.empty()) << what << ": " << pattern.field_failure().reason;
+    const Vec m = pattern.sliding_masks(tp, y);
+    ASSERT_EQ(m.size(), Index(js.size()));
+    flow.rhs(tp, y, full);  // the pattern holds the solved masks
+    EXPECT_LE((F - full).norm(), 1e-12 * full.norm()) << what;
+    const Vec dh = rates_along(F);
+    for (std::size_t s = 0; s < js.size(); ++s) {
+      EXPECT_LT(std::abs(dh[js[s]]), 1e-7 * dh.cwiseAbs().maxCoeff())
+          << what << ": layer " << on[s].layer + 1 << " entry, mask " << m[Index(s)];
+      EXPECT_TRUE(m[Index(s)] > 0.0 && m[Index(s)] < 1.0) << what << ": layer " << on[s].layer + 1 << " mask " << m[Index(s)];
+    }
   }
 }
 
