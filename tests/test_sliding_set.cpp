@@ -323,6 +323,50 @@ TEST(SlidingSet, EntryWhoseMaskMovesNoRateTakesTheSideOfItsRate) {
   }
 }
 
+// A layer-2 surface a sliding at a point whose only active layer-3 unit b there has just gone
+// inactive: b's mask gates a's backward signal, so dr_a/dm_a = -2.484 m_b vanishes at m_b = 0, and
+// a's mask moves only b's rate (through the tangent of relu(h_a), W[b, a] m_a r_a). The two masks'
+// model, bilinear through the rates measured at the [8,8,8] gd seed-2 stop (t = 0.4616, layer 2
+// unit 1 and layer 3 unit 5 at point 170, the other 19 candidates solved for each pair of masks):
+//   r_a = 0.2358 - 0.0997 m_b - 2.484 m_a m_b,  r_b = -0.4522 + 0.3679 m_a - 0.0898 m_b - 4.1868 m_a m_b.
+// r_b < 0 on the whole box, so b stays inactive; there r_a = 0.2358 whatever m_a: a crosses to its
+// active side. (1, 0) is the only consistent set. From the warm start (0.0553, 0) (a sliding, b
+// just crossed) and from 0, b's bound left a's interior column zero, the least-norm step kept m_a
+// and the residual stayed at r_a (0.236) whatever the damping.
+TEST(SlidingSet, InteriorEntryWhoseMaskMovesOnlyBoundRatesTakesTheSideOfItsRate) {
+  const SlidingRates rates = [](const Vec& m, Vec& r, Mat* J) {
+    r.resize(2);
+    r << 0.2358 - 0.0997 * m[1] - 2.484 * m[0] * m[1], -0.4522 + 0.3679 * m[0] - 0.0898 * m[1] - 4.1868 * m[0] * m[1];
+    if (!J) return;
+    J->resize(2, 2);
+    *J << -2.484 * m[1], -0.0997 - 2.484 * m[0], 0.3679 - 4.1868 * m[1], -0.0898 - 4.1868 * m[0];
+  };
+  // b's rate is negative on the whole box (its largest value -0.0843 at (1, 0)), hence m_b = 0 and
+  // then m_a = 1: the only consistent set.
+  for (int i = 0; i <= 100; ++i)
+    for (int k = 0; k <= 100; ++k) {
+      Vec r;
+      rates((Vec(2) << i / 100.0, k / 100.0).finished(), r, nullptr);
+      ASSERT_LT(r[1], -0.08) << i << " " << k;
+    }
+  for (bool natural : {false, true})
+    for (const Vec& m0 : {Vec((Vec(2) << 0.05528, 0.0).finished()), Vec(Vec::Zero(2)), Vec(Vec::Ones(2))}) {
+      SlidingSetOptions opt;
+      opt.natural_monotonicity = natural;
+      const SlidingSetResult res = solve_sliding_set(rates, m0, opt);
+      ASSERT_TRUE(res.converged) << "natural " << natural << " from " << m0.transpose() << ": " << res.residual;
+      EXPECT_FALSE(res.at_rounding_floor);
+      EXPECT_EQ(res.m[0], 1.0);
+      EXPECT_EQ(res.m[1], 0.0);
+      Vec r;
+      rates(res.m, r, nullptr);
+      EXPECT_NEAR(res.r[0], 0.2358, 1e-15);    // a's rate on its active side, into it
+      EXPECT_NEAR(res.r[1], -0.4522 + 0.3679, 1e-15);  // b's on its inactive side, into it
+      EXPECT_TRUE(consistent(res.m, r, 0.0));
+      EXPECT_EQ(sliding_set_residual(res.m, r, Vec::Ones(2)).lpNorm<Eigen::Infinity>(), 0.0);
+    }
+}
+
 TEST(SlidingSet, NumericallySingularJacobianTakesTheLeastNormStep) {
   // J with a singular value below the rank threshold (1e-13 relative) but above the
   // decomposition's default one: the unboxed solve steps in J's range only, so m keeps m0's
