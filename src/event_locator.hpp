@@ -446,9 +446,9 @@ class EventLocator {
       // [8,8,8,8] gd_polar at t = 1.0667 a converged joint switch of 29 surfaces moved four masks by
       // up to 0.68 and was discarded as "no change"; the sliding field then solved from the old
       // masks, failed, and the run stopped.)
-      if (res && res->failure.empty() && repeated && res->crossings + res->entries + res->exits == 0 &&
-          !res->masks_moved)
-        res.reset();
+      overruled_ = res && res->failure.empty() && repeated && res->crossings + res->entries + res->exits == 0 &&
+                   !res->masks_moved;
+      if (overruled_) res.reset();
       // No consistent joint state found (the semismooth Newton of the complementarity problem
       // stalled: rates not monotone in the masks): the surfaces hit are switched one at a time
       // below, as outside a cluster; a state that then chatters is stopped by the restart guard.
@@ -469,6 +469,7 @@ class EventLocator {
       }
     }
     if (auto stop = switch_pattern(tau_star + tol_tau, tp_star, y, c)) return stop;
+    overruled_ = false;
     // The switch can move other surfaces' sliding mask values out of [0,1] at this very point (a
     // crossing by another entry of the same unit changes the sliding system): those modes end here,
     // not wherever the next step happens to end (an explicit step can carry the mask back inside and
@@ -580,6 +581,20 @@ class EventLocator {
           hooks_.slide(tp_star, y, j)) {
         ++c.sliding_entries;
         note_sliding_entry(j, tau_last);
+        // After an overruled joint switch: an equivalent control outside [0,1] is no Filippov
+        // sliding mode (both one-sided rates have one sign), and the state crosses to the side
+        // they point to (the exit's rule). Left sliding, the mask's event function starts
+        // negative and only a doubling counts, so the run went on with the field extrapolated
+        // beyond both sides (the 100-16-1 copy at t = 1.55e7: m = 1.54 on a surface 7.5e-4 past
+        // its kink; docs/relu_deep.md, session 17). Not outside a cluster: relu_events' golden
+        // counts hold one such slide (its control 0.8 outside [0,1], t = 1.426).
+        if (overruled_ && hooks_.values_of) {
+          hooks_.values_of(tp_star, y, {j}, g_slide_);
+          if (g_slide_[0] < 0) {
+            hooks_.cross(tp_star, y, j);
+            ++c.events;
+          }
+        }
         continue;
       }
       if (bounced && zero_length_restarts_ > kMaxZeroLengthRestarts) return chatter(j, tp_star.t);
@@ -602,6 +617,8 @@ class EventLocator {
   double noise_factor_;  ///< rtol / u: a rounding bound scaled to the integration's error
   Vec g_, g_before_, g_event_, y_event_, sample_;  ///< g at the step's end, start, the event
   Vec g_crossing_;                                 ///< g of the crossing surfaces (values_of)
+  Vec g_slide_;                                    ///< g of a surface just put into sliding
+  bool overruled_ = false;  ///< apply() switches one at a time after overruling an empty joint switch
   Vec round_off_;                                  ///< rounding-error bounds of g at the step's end
   std::vector<Index> violated_, crossing_, hit_, bounces_;
   Vec y_probe_, g_probe_;  ///< the state and event functions 1e-3 of a step in (locate())

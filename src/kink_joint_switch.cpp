@@ -175,7 +175,14 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
     const bool was_sliding = std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end();
     if (m > 0.0 && m < 1.0) {
       entry(j) = m;
-      if (was_sliding) out.masks_moved = std::max(out.masks_moved, std::abs(m - m0[l]));
+      // A new control of the same sliding set changes a deep net's field (its sliding solve starts
+      // from these masks), not a one-hidden-layer one's: there the closed form re-solves the
+      // masks from the sliding set at every evaluation, and m0 is merely the control of the last
+      // evaluation, at another state (a trial stage, the root search). Counted as a change, that
+      // difference defeated EventLocator::apply's overruling of an empty switch at a zero-length
+      // restart: the 100-16-1 copy of relu_large stopped after 65 restarts that switched nothing
+      // (docs/relu_deep.md, session 17).
+      if (was_sliding && net.num_layers() > 2) out.masks_moved = std::max(out.masks_moved, std::abs(m - m0[l]));
       if (!was_sliding) {
         start_sliding(j);
         out.changes.emplace_back(j, Switch::sliding_entry);

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "../src/event_locator.hpp"
 
@@ -27,6 +28,10 @@ struct ScalarSurface {
   double bound = 0.0;  // rounding bound of g (0: none given)
   double side = 1.0;   // g = side * y: a crossing switches the side
   int crossings = 0, slides = 0, resolves = 0;
+  // Optional: the equivalent control a slide gets (its event function min(m, 1 - m) while
+  // sliding, through values_of); NaN: no values_of.
+  double slide_mask = std::numeric_limits<double>::quiet_NaN();
+  bool sliding = false;
   // Optional joint switch: its answer at each call (nullopt: one surface at a time).
   std::function<std::optional<EventHooks::Resolution>(int call)> joint;
   EventHooks hooks() {
@@ -37,12 +42,22 @@ struct ScalarSurface {
     if (bound > 0) h.round_off = [this](TimePoint, const Vec&, Vec& r) { r = Vec::Constant(1, bound); };
     h.cross = [this](TimePoint, const Vec&, Index) {
       ++crossings;
+      if (sliding) {  // the exit: here to the side across the surface from the slide's start
+        sliding = false;
+        side = -side;
+        return;
+      }
       side = -side;
     };
     h.slide = [this](TimePoint, const Vec&, Index) {
       ++slides;
+      sliding = true;
       return true;
     };
+    if (!std::isnan(slide_mask))
+      h.values_of = [this](TimePoint, const Vec& y, const std::vector<Index>&, Vec& g) {
+        g = sliding ? Vec::Constant(1, std::min(slide_mask, 1 - slide_mask)) : Vec(side * y);
+      };
     return h;
   }
   StepInterpolant interpolant() {
@@ -106,8 +121,7 @@ TEST(EventLocator, AHandledSurfaceBouncesOnlyBeyondTheIntegrationsError) {
 // restart (a zero-length restart), where the joint switch answers with no crossing, entry or exit
 // and `moved` for the masks of the entries that keep sliding: returns the slides that the
 // one-at-a-time switch then made.
-int slides_after_a_joint_switch_without_side_changes(bool moved) {
-  ScalarSurface s;
+int slides_after_a_joint_switch_without_side_changes(bool moved, ScalarSurface&& s = ScalarSurface()) {
   s.joint = [moved](int call) -> std::optional<EventHooks::Resolution> {
     if (call == 0) return std::nullopt;  // the first event: one at a time
     EventHooks::Resolution r;
@@ -135,12 +149,27 @@ int slides_after_a_joint_switch_without_side_changes(bool moved) {
   EXPECT_FALSE(loc.stop_at_event(tau0, start, tau1, x1, s.interpolant(), {}, {}, next, observe, c));
   EXPECT_EQ(tau1, tau0) << "a bounce at the restart";
   EXPECT_EQ(s.resolves, 2);
+  if (!std::isnan(s.slide_mask)) {
+    EXPECT_EQ(s.sliding, s.slide_mask >= 0 && s.slide_mask <= 1) << "mask " << s.slide_mask;
+    EXPECT_EQ(s.crossings, s.sliding ? 1 : 2) << "mask " << s.slide_mask;
+  }
   return s.slides;
 }
 
 TEST(EventLocator, AJointSwitchThatMovesSlidingMasksIsAChange) {
   EXPECT_EQ(slides_after_a_joint_switch_without_side_changes(true), 0);  // the joint answer stands
   EXPECT_EQ(slides_after_a_joint_switch_without_side_changes(false), 1);  // overruled: the bounce slides
+}
+
+// The overruled bounce's slide gets an equivalent control outside [0,1] (both one-sided rates of
+// one sign, the 100-16-1 copy at t = 1.55e7: m = 1.54): no sliding mode, the state leaves at once
+// (a crossing to the side the rates point to), instead of going on with the mask outside [0,1].
+TEST(EventLocator, ASlideWithTheControlOutsideTheBoxLeavesAtOnce) {
+  for (double m : {0.3, 1.54, -0.2}) {
+    ScalarSurface s;
+    s.slide_mask = m;
+    EXPECT_EQ(slides_after_a_joint_switch_without_side_changes(false, std::move(s)), 1) << m;
+  }
 }
 
 // A step from tau = 0 to 1 along `path` with the interpolant (the grazing test): the located

@@ -160,5 +160,56 @@ TEST(OneLayerMasks, ReusedPassesAreFreshPasses) {
   EXPECT_LT((dh - Eigen::Map<const Vec>(dH.data(), dH.size())).cwiseAbs().maxCoeff(), 1e-13 * dH.cwiseAbs().maxCoeff());
 }
 
+TEST(OneLayerMasks, JointSwitchThatKeepsEverySideIsNoChangeOfTheField) {
+  // At an event inside a cluster the joint switch (resolve) solves the sliding set afresh. With one
+  // hidden layer the sliding field's control is the closed form at every evaluation, so a switch
+  // that keeps every side and the sliding set changes no field, whatever control the pattern last
+  // stored (here a trial stage's, at another state). Counted as a change (masks_moved), it kept
+  // EventLocator::apply from overruling an empty switch at a zero-length restart, and the 100-16-1
+  // copy of relu_large stopped after 65 restarts that switched nothing (docs/relu_deep.md, session 17).
+  const Dataset data = teacher_dataset(60, 6, 4, false, 11);
+  const Network net({6, 12, 1}, Activation::relu);
+  const Vec theta0 = test::random_vector(net.num_params(), 12, 0.1);
+  const SlidingState s = sliding_state(data, net, theta0, 3);
+  ASSERT_GT(s.t, 0);
+  const Index S = Index(s.sliding.size());
+  const TimePoint tp{s.t, 0.0};
+  Flow flow(net, data, LossKind::exp, FlowKind::gd);
+  KinkPattern pattern(flow);
+  restore(pattern, s);
+  Vec F_before;
+  pattern.rhs(tp, s.y, F_before);
+  const Vec m_at_y = pattern.sliding_masks(tp, s.y);
+  // The last evaluation at a trial stage: the pattern now holds that state's control.
+  const Vec y_stage = s.y + 1e-3 * F_before;
+  Vec F_stage;
+  pattern.rhs(tp, y_stage, F_stage);
+  Vec m_stored(S);
+  for (Index l = 0; l < S; ++l) m_stored[l] = pattern.value(s.sliding[std::size_t(l)]);
+  ASSERT_GT((m_stored - m_at_y).cwiseAbs().maxCoeff(), 1e-6) << "the stage must move the control";
+  // The event: a sliding surface hit again (its rate zero, so it keeps sliding).
+  const auto joint = pattern.resolve(tp, s.y, {s.sliding.front()}, 4 * KinkPattern::kJointAfterEvents);
+  ASSERT_TRUE(joint.has_value());
+  ASSERT_TRUE(joint->failure.empty()) << joint->failure;
+  EXPECT_TRUE(joint->changes.empty());
+  EXPECT_EQ(pattern.sliding(), s.sliding);
+  EXPECT_EQ(joint->masks_moved, 0.0) << "a one-hidden-layer control is no change of the field";
+  // And indeed the field after the switch is the field before it: the same control, tangent to
+  // every sliding surface.
+  Vec F_after;
+  pattern.rhs(tp, s.y, F_after);
+  EXPECT_LE((F_after - F_before).cwiseAbs().maxCoeff(), 1e-12 * F_before.cwiseAbs().maxCoeff());
+  const Vec m_after = pattern.sliding_masks(tp, s.y);
+  EXPECT_LE((m_after - m_at_y).cwiseAbs().maxCoeff(), 1e-12);
+  const Vec dh = flow.preactivation_tangent(flow.theta(s.y), flow.theta_tangent(s.y, F_after));
+  const Vec h = flow.preactivations(s.y);
+  double scale = 0;
+  for (Index j = 0; j < dh.size(); ++j) scale = std::max(scale, std::abs(dh[j]));
+  for (Index j : s.sliding) {
+    EXPECT_LT(std::abs(dh[j]), 1e-9 * scale) << "not tangent to surface " << j;
+    EXPECT_LT(std::abs(h[j]), 1e-9) << "off surface " << j;
+  }
+}
+
 }  // namespace
 }  // namespace gfsim
