@@ -152,6 +152,7 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
   // exits (the 100-16-1 copy of relu_large, t = 1.47e9; docs/relu_deep.md, session 18). Deep nets
   // keep the shared tolerance (their candidates' rates carry the rounding of terms that cancel).
   opt.per_entry_tolerance = net.num_layers() == 2;
+  opt.affine = net.num_layers() == 2;  // the rates are affine in the masks: one Jacobian per solve
   SlidingSetResult res = solve_sliding_set(rates, m0, opt);
   for (double start : {0.0, 1.0}) {
     if (res.converged) break;

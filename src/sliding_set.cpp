@@ -344,8 +344,9 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
     res.r.swap(rt);
     phi.swap(trial_phi);
     merit = trial_merit;
-    exact = false;
-    if (slow && !within(phi, 1.0)) {
+    // Rates affine in the masks (one hidden layer): the Jacobian of the start is exact everywhere.
+    exact = opt.affine;
+    if (slow && !opt.affine && !within(phi, 1.0)) {
       rates(res.m, res.r, &J);
       ++res.evaluations;
       ++res.jacobians;

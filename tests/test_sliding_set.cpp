@@ -401,6 +401,13 @@ TEST(SlidingSet, EntriesOfManyScalesAreEachSolvedAgainstTheirOwnScale) {
   EXPECT_LE(std::abs(r[0]), 1e-12 * (1e-3 + 1e10));
   EXPECT_LE(std::abs(r[1]), 1e-12 * (0.0015 + 0.007));
   EXPECT_NEAR(r[2], 0.007, 1e-15);
+  // The rates are affine in the masks (one hidden layer): the start's Jacobian serves every step.
+  opt.affine = true;
+  const SlidingSetResult once = solve_sliding_set(affine(r0, A), m0, opt);
+  ASSERT_TRUE(once.converged) << once.residual;
+  EXPECT_EQ(once.jacobians, 1);
+  EXPECT_NEAR(once.m[1], m_1, 1e-12);
+  EXPECT_EQ(once.m[2], 1.0);
 }
 
 TEST(SlidingSet, NumericallySingularJacobianTakesTheLeastNormStep) {

@@ -52,6 +52,10 @@ struct SlidingSetOptions {
   /// tolerance accepted the warm start of 500 candidates as converged with rates 1e-2 unmatched
   /// (docs/relu_deep.md, session 18).
   bool per_entry_tolerance = false;
+  /// r is affine in m (one hidden layer: F(m) = F(0) + sum_l m_l D_l): J evaluated once is exact at
+  /// every iterate and is never evaluated again (2C evaluations of r each; with 500 candidates the
+  /// per-entry Newton iterations of the joint switch re-evaluated it at most steps).
+  bool affine = false;
 };
 
 struct SlidingSetResult {
