@@ -144,6 +144,15 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
   // continues this split instead of leaving [0,1] at once from an uneven one.
   SlidingSetOptions opt;
   opt.share_coincident = net.num_layers() > 2;
+  // One hidden layer: each candidate against its own scale. Late in the log clock the loss weights
+  // span 1e-12..1 (misclassified points at output 0 beside well-classified ones sliding on the same
+  // units), the candidates' rates and dr/dm 1e-4..1e10, and one tolerance 1e-12 (|r|_inf + max s)
+  // accepted the warm start of 502 candidates as converged with rates of 1e-2 unmatched: a surface
+  // hit on the wrong side of its h by 9e-4 stayed there, stale masks projected onto [0,1] became
+  // exits (the 100-16-1 copy of relu_large, t = 1.47e9; docs/relu_deep.md, session 18). Deep nets
+  // keep the shared tolerance (their candidates' rates carry the rounding of terms that cancel).
+  opt.per_entry_tolerance = net.num_layers() == 2;
+  opt.affine = net.num_layers() == 2;  // the rates are affine in the masks: one Jacobian per solve
   SlidingSetResult res = solve_sliding_set(rates, m0, opt);
   for (double start : {0.0, 1.0}) {
     if (res.converged) break;

@@ -66,12 +66,14 @@ Vec interior_solve(const Mat& J, const Vec& rhs, bool box) {
 // scale (its own is zero) z stayed inside [0,1], the Newton row was zero and the mask stayed where
 // the warm start had it: [8,8,8,8] gd (seed 3) at t = 1.855e6 kept such a surface on its active
 // side with rate -0.0112 (scaled by e^s) and slid on it with a mask that moved nothing.
-Vec newton_step(const Vec& m, const Vec& r, const Mat& J, const Vec& s, bool box, double smax) {
+// `scale`: each rate's own scale (a mask moves rate i if |J_ij| > 1e-12 scale_i; the largest
+// diagonal for every row unless SlidingSetOptions::per_entry_tolerance).
+Vec newton_step(const Vec& m, const Vec& r, const Mat& J, const Vec& s, bool box, const Vec& scale) {
   const Index C = m.size();
   Vec step = Vec::Zero(C);
   std::vector<Index> interior;
   for (Index j = 0; j < C; ++j) {
-    const bool inert = box && r[j] != 0 && !(J.col(j).cwiseAbs().maxCoeff() > 1e-12 * smax);
+    const bool inert = box && r[j] != 0 && !((J.col(j).cwiseAbs().array() > 1e-12 * scale.array()).any());
     const double z = inert ? (r[j] > 0 ? 2.0 : -1.0) : m[j] + r[j] / s[j];
     if (box && z <= 0.0)
       step[j] = -m[j];
@@ -92,9 +94,9 @@ Vec newton_step(const Vec& m, const Vec& r, const Mat& J, const Vec& s, bool box
     moved = false;
     for (auto it = interior.begin(); it != interior.end();) {
       const Index j = *it;
-      double moves = 0;
-      for (Index i : interior) moves = std::max(moves, std::abs(J(i, j)));
-      if (r[j] != 0 && !(moves > 1e-12 * smax)) {
+      bool moves = false;
+      for (Index i : interior) moves |= std::abs(J(i, j)) > 1e-12 * scale[i];
+      if (r[j] != 0 && !moves) {
         step[j] = (r[j] > 0 ? 1.0 : 0.0) - m[j];
         it = interior.erase(it);
         moved = true;
@@ -218,15 +220,26 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
   if (!(smax > 0)) smax = J.cwiseAbs().maxCoeff();
   if (!(smax > 0)) smax = std::max(res.r.cwiseAbs().maxCoeff(), 1.0);
   Vec s = J.diagonal().cwiseAbs();
-  for (Index j = 0; j < C; ++j)
-    if (!(s[j] > 1e-12 * smax)) s[j] = smax;
+  // Per entry (per_entry_tolerance): its diagonal against its own row, and the scale of its rate
+  // |r_j(m0)| + s_j; otherwise against the largest diagonal, and that for every rate.
+  Vec scale = Vec::Constant(C, smax);
+  for (Index j = 0; j < C; ++j) {
+    const double row = opt.per_entry_tolerance ? J.row(j).cwiseAbs().maxCoeff() : smax;
+    if (!(s[j] > 1e-12 * row)) s[j] = opt.per_entry_tolerance && row > 0 ? row : smax;
+    if (opt.per_entry_tolerance) scale[j] = std::abs(res.r[j]) + s[j];
+  }
   const double tol = opt.rel_tol * (res.r.cwiseAbs().maxCoeff() + smax);
+  // The tolerance of each entry (per_entry_tolerance: its own rate and scale at the start).
+  const Vec tols = opt.per_entry_tolerance ? Vec(opt.rel_tol * scale) : Vec(Vec::Constant(C, tol));
+  auto within = [&tols](const Vec& ph, double factor) {
+    return (ph.cwiseAbs().array() <= factor * tols.array()).all();  // false on NaN
+  };
   Vec phi = residual(res.m, res.r, s);
   double merit = phi.squaredNorm();
   Vec rt(C), trial(C), trial_phi;
   for (; res.iterations < opt.max_iterations; ++res.iterations) {
     res.residual = phi.lpNorm<Eigen::Infinity>();
-    if (res.residual <= tol) {
+    if (within(phi, 1.0)) {
       res.converged = true;
       break;
     }
@@ -250,12 +263,12 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
         merit = phi.squaredNorm();
       }
     }
-    const Vec step = box ? newton_step(res.m, res.r, J, s, box, smax) : Vec(-(Jinv * res.r));
+    const Vec step = box ? newton_step(res.m, res.r, J, s, box, scale) : Vec(-(Jinv * res.r));
     // With the exact Jacobian a step at the rounding level of m cannot lower the residual: what is
     // left does not depend on the masks (e.g. an entry whose pre-activation vanishes identically,
     // its rate round-off). If that rest is small (kFloor tolerances), the masks are as good as
     // they get: converged at the floor. A large rest is an inconsistent set (no solution).
-    if (exact && res.residual <= kFloor * tol &&
+    if (exact && within(phi, kFloor) &&
         step.lpNorm<Eigen::Infinity>() <= 1e-12 * std::max(1.0, res.m.lpNorm<Eigen::Infinity>())) {
       res.converged = res.at_rounding_floor = true;
       break;
@@ -274,7 +287,7 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
       ++res.evaluations;
       trial_phi = residual(trial, rt, s);
       trial_merit = trial_phi.squaredNorm();
-      if (opt.natural_monotonicity ? newton_step(trial, rt, J, s, box, smax).norm() <= (1.0 - 0.25 * lambda) * step_norm
+      if (opt.natural_monotonicity ? newton_step(trial, rt, J, s, box, scale).norm() <= (1.0 - 0.25 * lambda) * step_norm
                                    : trial_merit <= (1.0 - 1e-4 * lambda) * merit) {
         accepted = true;
         break;
@@ -331,8 +344,9 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
     res.r.swap(rt);
     phi.swap(trial_phi);
     merit = trial_merit;
-    exact = false;
-    if (slow && phi.lpNorm<Eigen::Infinity>() > tol) {
+    // Rates affine in the masks (one hidden layer): the Jacobian of the start is exact everywhere.
+    exact = opt.affine;
+    if (slow && !opt.affine && !within(phi, 1.0)) {
       rates(res.m, res.r, &J);
       ++res.evaluations;
       ++res.jacobians;
@@ -343,8 +357,8 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
   res.residual = phi.lpNorm<Eigen::Infinity>();
   // Newton's budget spent within kFloor tolerances: the same floor (coincident surfaces make J
   // singular, and its near-null directions take steps that the rounding of r does not reward).
-  if (!res.at_rounding_floor && res.residual > tol && res.residual <= kFloor * tol) res.at_rounding_floor = true;
-  res.converged = res.residual <= tol || res.at_rounding_floor;
+  if (!res.at_rounding_floor && !within(phi, 1.0) && within(phi, kFloor)) res.at_rounding_floor = true;
+  res.converged = within(phi, 1.0) || res.at_rounding_floor;
   // Coincident surfaces share their control equally: the Filippov field of one surface met at
   // several points takes one mask for all of them (its two sides have them all 0 or all 1), and
   // least-norm steps from a warm start keep whatever split the start had. Where such a split

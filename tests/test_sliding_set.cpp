@@ -367,6 +367,49 @@ TEST(SlidingSet, InteriorEntryWhoseMaskMovesOnlyBoundRatesTakesTheSideOfItsRate)
     }
 }
 
+// Candidates whose rates and scales span many decades (one hidden layer late in the log clock: a
+// misclassified point at output 0 has loss weight 1, a well-classified one 1e-12, and both slide on
+// one unit; the 100-16-1 copy of relu_large at t = 1.47e9, docs/relu_deep.md session 18). Entry 0:
+// the large one, s = 1e10, its control 1e-13; it couples into entry 1's rate (2e8 per unit of m_0).
+// Entry 1 slides with m_1 = (0.002 + 2e8 m_0) / 0.007; entry 2 was hit with its mask at 0 and both
+// one-sided rates positive (0.005, 0.007): it crosses to its active side. From the warm start
+// (1e-13, 0.5, 0) the largest natural residual is 0.002, below the single tolerance 1e-12 (|r|_inf +
+// max s) = 0.01: that solve returns the warm start as converged, entry 2 on the side its rates
+// leave and entry 1 off its equivalent control. Against their own scales each entry is solved.
+TEST(SlidingSet, EntriesOfManyScalesAreEachSolvedAgainstTheirOwnScale) {
+  Mat A(3, 3);
+  A << -1e10, 0, 0,  //
+      2e8, -0.007, 0,  //
+      0, 0, 0.002;
+  const Vec r0 = (Vec(3) << 1e-3, 0.002, 0.005).finished();
+  const Vec m0 = (Vec(3) << 1e-13, 0.5, 0.0).finished();
+  const SlidingSetResult shared = solve_sliding_set(affine(r0, A), m0);
+  EXPECT_TRUE(shared.converged);
+  EXPECT_EQ(shared.iterations, 0);  // the defect: nothing solved
+  SlidingSetOptions opt;
+  opt.per_entry_tolerance = true;
+  const SlidingSetResult res = solve_sliding_set(affine(r0, A), m0, opt);
+  ASSERT_TRUE(res.converged) << res.residual;
+  const double m_0 = 1e-13, m_1 = (0.002 + 2e8 * m_0) / 0.007;
+  EXPECT_NEAR(res.m[0], m_0, 1e-12 * m_0);
+  EXPECT_NEAR(res.m[1], m_1, 1e-12);
+  EXPECT_EQ(res.m[2], 1.0);
+  Vec r;
+  affine(r0, A)(res.m, r, nullptr);
+  // Each entry's rate against its own scale: both slides tangent, the crossing's rate away from
+  // its surface on the side it went to.
+  EXPECT_LE(std::abs(r[0]), 1e-12 * (1e-3 + 1e10));
+  EXPECT_LE(std::abs(r[1]), 1e-12 * (0.0015 + 0.007));
+  EXPECT_NEAR(r[2], 0.007, 1e-15);
+  // The rates are affine in the masks (one hidden layer): the start's Jacobian serves every step.
+  opt.affine = true;
+  const SlidingSetResult once = solve_sliding_set(affine(r0, A), m0, opt);
+  ASSERT_TRUE(once.converged) << once.residual;
+  EXPECT_EQ(once.jacobians, 1);
+  EXPECT_NEAR(once.m[1], m_1, 1e-12);
+  EXPECT_EQ(once.m[2], 1.0);
+}
+
 TEST(SlidingSet, NumericallySingularJacobianTakesTheLeastNormStep) {
   // J with a singular value below the rank threshold (1e-13 relative) but above the
   // decomposition's default one: the unboxed solve steps in J's range only, so m keeps m0's

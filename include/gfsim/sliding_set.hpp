@@ -45,6 +45,17 @@ struct SlidingSetOptions {
   /// that nearly dependent rows make (two surfaces of one point that constrain the same direction
   /// of its activations: docs/events.md, "Sliding sets"). The callers' second attempt.
   bool natural_monotonicity = false;
+  /// Converge each entry against its own scale, |Phi_j| <= rel_tol (|r_j(m0)| + s_j), instead of
+  /// all against rel_tol (|r(m0)|_inf + max s). One hidden layer's joint switch: late in the log
+  /// clock the loss weights of a net's points span 1e-12..1 (misclassified points at output 0 beside
+  /// well-classified ones), so the candidates' rates and scales span 1e-4..1e10 and one absolute
+  /// tolerance accepted the warm start of 500 candidates as converged with rates 1e-2 unmatched
+  /// (docs/relu_deep.md, session 18).
+  bool per_entry_tolerance = false;
+  /// r is affine in m (one hidden layer: F(m) = F(0) + sum_l m_l D_l): J evaluated once is exact at
+  /// every iterate and is never evaluated again (2C evaluations of r each; with 500 candidates the
+  /// per-entry Newton iterations of the joint switch re-evaluated it at most steps).
+  bool affine = false;
 };
 
 struct SlidingSetResult {
