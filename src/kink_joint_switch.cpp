@@ -12,6 +12,37 @@
 
 namespace gfsim {
 
+namespace {
+
+// The joint switch's box problem from the current masks m0 (the selection where the problem has
+// several solutions), then, should Newton stall (rates that are not monotone in the masks), from
+// the two sides, then with affine-covariant damping.
+SlidingSetResult solve_with_fallbacks(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt) {
+  const Index C = m0.size();
+  SlidingSetResult res = solve_sliding_set(rates, m0, opt);
+  for (double start : {0.0, 1.0}) {
+    if (res.converged) break;
+    res = solve_sliding_set(rates, Vec::Constant(C, start), opt);
+  }
+  // Then from the current masks again with affine-covariant damping (the natural monotonicity
+  // test, sliding_set.hpp). Two surfaces of one point in consecutive layers, the deeper unit fed
+  // by the other (h_b = W[b, a] relu(h_a) + rest), while the point's activations below span few
+  // directions: both constrain the same direction of them, rest's rate is a multiple of h_a's up
+  // to the weights' own motion, and the rows of J are nearly dependent. |Phi|^2 then has a curved
+  // valley that Armijo's steps crawl along (1e-2 of the Newton step each). [8,8,8,8] gd, seed 2,
+  // t = 1.6529: layer 2 unit 1 and layer 3 unit 5 at point 27 among 33 surfaces, residual 0.025
+  // after 50 steps from the current masks (0.0098, 1); the root (0.757, 0.034) exists (mapped by
+  // solving the other 31 for fixed masks of the two) and this reaches it in 37 steps.
+  if (!res.converged) {
+    SlidingSetOptions natural = opt;
+    natural.natural_monotonicity = true;
+    res = solve_sliding_set(rates, m0, natural);
+  }
+  return res;
+}
+
+}  // namespace
+
 std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const Vec& y, const std::vector<Index>& hit,
                                                              int cluster) {
   if (masks_.empty()) return std::nullopt;
@@ -129,16 +160,24 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
     r.resize(C);
     for (Index l = 0; l < C; ++l) r[l] = dh[cand[l]];
   };
-  // The rates are at most quadratic in each mask (sliding_rhs): central differences with step 1/2
-  // are its exact derivative.
+  // One hidden layer: the sliding field's own affine model of the rates (one_layer_rates), so the
+  // switch solves the problem whose interior solution the field's control then is, and costs one
+  // field in all. Deeper nets: the field at every trial; the rates are at most quadratic in each
+  // mask (sliding_rhs), so central differences with step 1/2 are its exact derivative.
+  Vec r_zero;
+  Mat J_affine;
+  const bool affine = one_layer_rates(tp, y, cand, r_zero, J_affine);
   const SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
+    if (affine) {
+      r.noalias() = r_zero + J_affine * m;
+      if (J) *J = J_affine;
+      return;
+    }
     evaluate(m, r);
     if (!J) return;
     J->resize(C, C);
     for (Index l = 0; l < C; ++l) J->col(l) = mask_jacobian_column(evaluate, m, l);
   };
-  // From the current masks first (the selection where the problem has several solutions), then,
-  // should Newton stall (rates that are not monotone in the masks), from the two sides.
   // Coincident surfaces of deeper layers (one unit at points whose activations below are
   // parallel) share one mask, as in the sliding field's own solve (sliding_rhs), which then
   // continues this split instead of leaving [0,1] at once from an uneven one.
@@ -153,24 +192,59 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
   // keep the shared tolerance (their candidates' rates carry the rounding of terms that cancel).
   opt.per_entry_tolerance = net.num_layers() == 2;
   opt.affine = net.num_layers() == 2;  // the rates are affine in the masks: one Jacobian per solve
-  SlidingSetResult res = solve_sliding_set(rates, m0, opt);
-  for (double start : {0.0, 1.0}) {
-    if (res.converged) break;
-    res = solve_sliding_set(rates, Vec::Constant(C, start), opt);
-  }
-  // Then from the current masks again with affine-covariant damping (the natural monotonicity
-  // test, sliding_set.hpp). Two surfaces of one point in consecutive layers, the deeper unit fed
-  // by the other (h_b = W[b, a] relu(h_a) + rest), while the point's activations below span few
-  // directions: both constrain the same direction of them, rest's rate is a multiple of h_a's up
-  // to the weights' own motion, and the rows of J are nearly dependent. |Phi|^2 then has a curved
-  // valley that Armijo's steps crawl along (1e-2 of the Newton step each). [8,8,8,8] gd, seed 2,
-  // t = 1.6529: layer 2 unit 1 and layer 3 unit 5 at point 27 among 33 surfaces, residual 0.025
-  // after 50 steps from the current masks (0.0098, 1); the root (0.757, 0.034) exists (mapped by
-  // solving the other 31 for fixed masks of the two) and this reaches it in 37 steps.
-  if (!res.converged) {
-    SlidingSetOptions natural = opt;
-    natural.natural_monotonicity = true;
-    res = solve_sliding_set(rates, m0, natural);
+  SlidingSetResult res;
+  if (affine && C > 1) {
+    // One hidden layer: J couples the candidates of different units only through the projection's
+    // rank-one term, proportional to the drift of h off the surfaces (zero for gd). Each unit's
+    // block is solved alone, so that neither one unit's hard block nor a global line search over
+    // 16 independent ones holds the others back, and the dense factorizations are the blocks'
+    // (sum of C_i^3 instead of C^3). Their union is the answer where no term couples them, else
+    // the start of the whole problem's solve.
+    std::vector<Index> order(static_cast<std::size_t>(C));
+    for (Index l = 0; l < C; ++l) order[std::size_t(l)] = l;
+    std::vector<Index> unit(static_cast<std::size_t>(C));
+    for (Index l = 0; l < C; ++l) unit[std::size_t(l)] = flow_.kink_of(cand[std::size_t(l)]).unit;
+    auto unit_of = [&](Index l) { return unit[std::size_t(l)]; };
+    std::stable_sort(order.begin(), order.end(), [&](Index p, Index q) { return unit_of(p) < unit_of(q); });
+    Vec m_blocks = m0;
+    bool coupled = false, blocks_converged = true;
+    SlidingSetResult worst;
+    for (std::size_t b = 0; b < order.size();) {
+      std::size_t e = b;
+      while (e < order.size() && unit_of(order[e]) == unit_of(order[b])) ++e;
+      const Index nb = Index(e - b);
+      Vec r0b(nb), m0b(nb);
+      Mat Jb(nb, nb);
+      for (Index p = 0; p < nb; ++p) {
+        r0b[p] = r_zero[order[b + std::size_t(p)]];
+        m0b[p] = m0[order[b + std::size_t(p)]];
+        for (Index q = 0; q < nb; ++q) Jb(p, q) = J_affine(order[b + std::size_t(p)], order[b + std::size_t(q)]);
+      }
+      for (Index p = 0; p < nb && !coupled; ++p)
+        for (Index l = 0; l < C && !coupled; ++l)
+          coupled = unit_of(l) != unit_of(order[b]) && J_affine(order[b + std::size_t(p)], l) != 0.0;
+      const SlidingRates block = [&](const Vec& m, Vec& r, Mat* J) {
+        r.noalias() = r0b + Jb * m;
+        if (J) *J = Jb;
+      };
+      const SlidingSetResult rb = solve_with_fallbacks(block, m0b, opt);
+      for (Index p = 0; p < nb; ++p) m_blocks[order[b + std::size_t(p)]] = rb.m[p];
+      if (!rb.converged && (blocks_converged || rb.residual > worst.residual)) worst = rb;
+      blocks_converged &= rb.converged;
+      b = e;
+    }
+    if (blocks_converged && !coupled) {
+      res.m = m_blocks;
+      rates(res.m, res.r, nullptr);
+      res.converged = true;
+    } else if (blocks_converged) {
+      res = solve_sliding_set(rates, m_blocks, opt);
+      if (!res.converged) res = solve_with_fallbacks(rates, m0, opt);
+    } else {
+      res = worst;
+    }
+  } else {
+    res = solve_with_fallbacks(rates, m0, opt);
   }
   if (!res.converged) {
     for (Index l = 0; l < C; ++l) entry(cand[l]) = m0[l];
@@ -205,6 +279,57 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
     }
   }
   return out;
+}
+
+bool KinkPattern::one_layer_rates(TimePoint tp, const Vec& y, const std::vector<Index>& entries, Vec& r0, Mat& J) {
+  const Network& net = flow_.network();
+  if (masks_.empty() || net.num_layers() != 2) return false;
+  const Index C = Index(entries.size());
+  if (C == 0) {
+    r0.resize(0);
+    J.resize(0, 0);
+    return true;
+  }
+  const auto size = static_cast<std::size_t>(C);
+  std::vector<Index> unit(size), point(size), slot(size);
+  for (Index l = 0; l < C; ++l) {
+    const auto at = flow_.kink_of(entries[std::size_t(l)]);
+    unit[std::size_t(l)] = at.unit;
+    point[std::size_t(l)] = at.point;
+    slot[std::size_t(l)] = flow_.point_slot(at.point);
+    if (slot[std::size_t(l)] < 0) return false;
+  }
+  // As one_layer_control: mask m_l adds dG_l = coef_l x_{n_l} to row i_l of layer 1's loss descent,
+  // which the kind maps to alpha (dG_l - c_l V_1) in the state and s1 times that in theta_1.
+  const LayerResponse response = flow_.kind_model().layer_response(net, tp, y, 0);
+  const Index off = response.offset;
+  for (Index j : entries) entry(j) = 0.0;
+  Vec F;
+  flow_.rhs(tp, y, F);  // F(0): leaves the loss weights of these masks in the flow
+  const Vec& a = flow_.loss_weights();
+  const Mat& XT = flow_.inputs();
+  const auto V1 = net.layer(y.segment(off, flow_.num_params()), 0);
+  const auto W2 = y.segment(off + net.layer_offset(1), net.layer_size(1));
+  const double v1_norm2 = response.projected ? V1.squaredNorm() : 1.0;
+  const double gain = response.weight_scale * response.alpha;
+  Vec coef(C), hv(C), c(C);
+  for (Index l = 0; l < C; ++l) {
+    const auto i = unit[std::size_t(l)];
+    const auto x = XT.col(point[std::size_t(l)]);
+    coef[l] = a[slot[std::size_t(l)]] * W2[i];
+    hv[l] = V1.row(i).dot(x);  // 0 on the surface up to the integrator's drift
+    c[l] = response.projected ? coef[l] * hv[l] / v1_norm2 : 0.0;
+  }
+  const Vec dtheta = flow_.theta_tangent(y, F);  // net.layer maps it: it must outlive dW1
+  const auto dW1 = net.layer(dtheta, 0);
+  r0.resize(C);
+  for (Index l = 0; l < C; ++l) r0[l] = dW1.row(unit[std::size_t(l)]).dot(XT.col(point[std::size_t(l)]));
+  J.noalias() = (-gain * hv) * c.transpose();
+  for (Index j = 0; j < C; ++j)
+    for (Index l = 0; l < C; ++l)
+      if (unit[std::size_t(j)] == unit[std::size_t(l)])
+        J(j, l) += gain * coef[l] * XT.col(point[std::size_t(j)]).dot(XT.col(point[std::size_t(l)]));
+  return true;
 }
 
 }  // namespace gfsim

@@ -211,5 +211,53 @@ TEST(OneLayerMasks, JointSwitchThatKeepsEverySideIsNoChangeOfTheField) {
   }
 }
 
+TEST(OneLayerMasks, JointSwitchRatesInClosedFormAreTheFieldsRates) {
+  // The joint switch of one hidden layer takes the rates of its candidates from the sliding field's
+  // affine model, r(m) = r0 + J m (KinkPattern::one_layer_rates), instead of a field per trial.
+  // Independently: the flow's field with explicit masks, for every kind whose layer response the
+  // model uses (gd: no projection; gd_polar, wn: projected, theta_1 = rho_1 V_1; fixed_rho).
+  const Dataset data = teacher_dataset(60, 6, 4, false, 11);
+  const Network net({6, 12, 1}, Activation::relu);
+  const Vec theta0 = test::random_vector(net.num_params(), 12, 0.1);
+  const SlidingState s = sliding_state(data, net, theta0, 3);
+  ASSERT_GT(s.t, 0);
+  const Index S = Index(s.sliding.size()), d1 = net.layer_rows(0);
+  const TimePoint tp{s.t, 0.7};
+  for (FlowKind kind : {FlowKind::gd, FlowKind::gd_polar, FlowKind::wn, FlowKind::fixed_rho}) {
+    SCOPED_TRACE(to_string(kind));
+    Flow flow(net, data, LossKind::exp, kind, 2.0);
+    const Vec y = flow.initial_state(s.y);
+    KinkPattern pattern(flow);
+    pattern.freeze(y);
+    Vec r0;
+    Mat J;
+    ASSERT_TRUE(pattern.one_layer_rates(tp, y, s.sliding, r0, J));
+    ASSERT_EQ(J.rows(), S);
+    Flow explicit_flow(net, data, LossKind::exp, kind, 2.0);
+    std::vector<Mat> masks = pattern.masks();
+    explicit_flow.use_pattern(&masks, &s.sliding);
+    auto rates = [&](const Vec& m) {
+      for (Index l = 0; l < S; ++l) masks[0](s.sliding[std::size_t(l)] % d1, s.sliding[std::size_t(l)] / d1) = m[l];
+      Vec F;
+      explicit_flow.rhs(tp, y, F);
+      const Vec dh = explicit_flow.preactivation_tangent(explicit_flow.theta(y), explicit_flow.theta_tangent(y, F));
+      Vec r(S);
+      for (Index l = 0; l < S; ++l) r[l] = dh[s.sliding[std::size_t(l)]];
+      return r;
+    };
+    const Vec r_zero = rates(Vec::Zero(S));
+    const double scale = r_zero.cwiseAbs().maxCoeff() + J.cwiseAbs().maxCoeff();
+    ASSERT_GT(scale, 0);
+    EXPECT_LT((r0 - r_zero).cwiseAbs().maxCoeff(), 1e-12 * scale);
+    // Each column against the field's response to that mask alone, and a point inside the box.
+    for (Index l = 0; l < S; ++l)
+      EXPECT_LT((J.col(l) - (rates(Vec::Unit(S, l)) - r_zero)).cwiseAbs().maxCoeff(), 1e-9 * scale) << l;
+    const Vec m = (test::random_vector(S, 21, 1.0).array().abs()).min(1.0).matrix();
+    EXPECT_LT((r0 + J * m - rates(m)).cwiseAbs().maxCoeff(), 1e-9 * scale);
+    // Not a vacuous match: the masks move the rates at the scale of the rates themselves.
+    EXPECT_TRUE((J.diagonal().array() != 0).all());
+  }
+}
+
 }  // namespace
 }  // namespace gfsim

@@ -118,6 +118,13 @@ class KinkPattern {
   /// m slides, m at 0 or 1 takes that side. The rates carry the positive factor e^{tp.log_scale}.
   /// nullopt for one hidden layer outside a cluster (see kJointAfterEvents).
   std::optional<JointSwitch> resolve(TimePoint tp, const Vec& y, const std::vector<Index>& hit, int cluster);
+  /// One hidden layer: the rates r_l = dh_l/dclock of `entries` are affine in their masks,
+  /// r(m) = r0 + J m, with the sliding field's closed form (one_layer_control) for J: block
+  /// diagonal by unit, J_jl = s1 alpha a_{n_l} W2_{i_l} x_{n_l}.x_{n_j}, less the projection's
+  /// rank-one term. r0 is the rate with every entry's mask at 0, where the entries are left. The
+  /// joint switch's box problem then costs one field instead of two per candidate and Newton step.
+  /// False (nothing changed) for deeper nets and for an entry at a screened-out point.
+  bool one_layer_rates(TimePoint tp, const Vec& y, const std::vector<Index>& entries, Vec& r0, Mat& J);
   /// Entries whose pre-activation is identically zero because every unit of the layer below is
   /// inactive at that data point (up to round-off, relative to the largest |h| of the layer below
   /// over all points): no switching surface (ReLU'(0) = 0 there).
