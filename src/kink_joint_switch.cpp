@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <Eigen/QR>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -20,6 +22,25 @@ namespace {
 SlidingSetResult solve_with_fallbacks(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt) {
   const Index C = m0.size();
   SlidingSetResult res = solve_sliding_set(rates, m0, opt);
+  // Affine rates: from the equivalent control of every entry sliding, m = -J^+ r(0), clamped to
+  // [0,1]. It is the answer where every candidate slides, and close to it where a few leave. A
+  // restart has no stored control (run_resume.hpp): from the signs, from 0 and from 1 Newton did
+  // not reach one of the 100-16-1 copy's blocks (a unit's points of both classes sliding: rates not
+  // monotone in the masks).
+  if (!res.converged && opt.affine) {
+    Vec r0;
+    Mat J;
+    rates(Vec::Zero(C), r0, &J);
+    // Columns equilibrated: the loss weights of one unit's points span 1e12 late in the log clock.
+    Vec col_scale = Vec::Ones(C);
+    for (Index l = 0; l < C; ++l)
+      if (const double norm = J.col(l).norm(); norm > 0 && std::isfinite(norm)) col_scale[l] = 1.0 / norm;
+    Eigen::CompleteOrthogonalDecomposition<Mat> cod(J.rows(), J.cols());
+    cod.setThreshold(1e-13);
+    cod.compute(J * col_scale.asDiagonal());
+    const Vec control = col_scale.cwiseProduct(cod.solve(-r0));
+    if (control.allFinite()) res = solve_sliding_set(rates, control.cwiseMax(0.0).cwiseMin(1.0), opt);
+  }
   for (double start : {0.0, 1.0}) {
     if (res.converged) break;
     res = solve_sliding_set(rates, Vec::Constant(C, start), opt);

@@ -68,7 +68,7 @@ Vec interior_solve(const Mat& J, const Vec& rhs, bool box) {
 // side with rate -0.0112 (scaled by e^s) and slid on it with a mask that moved nothing.
 // `scale`: each rate's own scale (a mask moves rate i if |J_ij| > 1e-12 scale_i; the largest
 // diagonal for every row unless SlidingSetOptions::per_entry_tolerance).
-Vec newton_step(const Vec& m, const Vec& r, const Mat& J, const Vec& s, bool box, const Vec& scale) {
+Vec newton_step(const Vec& m, const Vec& r, const Mat& J, const Vec& s, bool box, const Vec& scale, bool equilibrate) {
   const Index C = m.size();
   Vec step = Vec::Zero(C);
   std::vector<Index> interior;
@@ -114,7 +114,19 @@ Vec newton_step(const Vec& m, const Vec& r, const Mat& J, const Vec& s, bool box
     rhs[p] = -r[j] - J.row(j).dot(step);  // step is zero on the interior entries here
     for (Index q = 0; q < ni; ++q) JII(p, q) = J(j, interior[std::size_t(q)]);
   }
-  const Vec si = interior_solve(JII, rhs, box);
+  // Per-entry scales (one hidden layer): columns of J_II equilibrated before the rank decisions
+  // of the least-norm solve. A unit's columns are its points' loss weights times their Gram
+  // columns, and late in the log clock the weights of misclassified and well-classified points
+  // sliding on one unit differ by 1e12: cond(J_II) = 3e13 against 18 for the equilibrated block,
+  // so the threshold 1e-13 cut directions of the light points' masks and Newton stalled there
+  // (the 100-16-1 copy of relu_large, t = 1e9; docs/relu_deep.md, session 19).
+  Vec col_scale = Vec::Ones(ni);
+  if (equilibrate)
+    for (Index q = 0; q < ni; ++q) {
+      const double norm = JII.col(q).norm();
+      if (norm > 0 && std::isfinite(norm)) col_scale[q] = 1.0 / norm;
+    }
+  const Vec si = col_scale.cwiseProduct(interior_solve(JII * col_scale.asDiagonal(), rhs, box));
   for (Index p = 0; p < ni; ++p) step[interior[std::size_t(p)]] = si[p];
   return step;
 }
@@ -220,26 +232,40 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
   if (!(smax > 0)) smax = J.cwiseAbs().maxCoeff();
   if (!(smax > 0)) smax = std::max(res.r.cwiseAbs().maxCoeff(), 1.0);
   Vec s = J.diagonal().cwiseAbs();
-  // Per entry (per_entry_tolerance): its diagonal against its own row, and the scale of its rate
-  // |r_j(m0)| + s_j; otherwise against the largest diagonal, and that for every rate.
+  // Per entry (per_entry_tolerance): its diagonal floored only where it vanishes (then its own
+  // row's largest entry), and the scale of its rate |r_j(m0)| + s_j for the inert tests; otherwise
+  // against the largest diagonal, and that for every rate.
   Vec scale = Vec::Constant(C, smax);
   for (Index j = 0; j < C; ++j) {
     const double row = opt.per_entry_tolerance ? J.row(j).cwiseAbs().maxCoeff() : smax;
-    if (!(s[j] > 1e-12 * row)) s[j] = opt.per_entry_tolerance && row > 0 ? row : smax;
+    if (!(s[j] > (opt.per_entry_tolerance ? 0.0 : 1e-12 * row))) s[j] = opt.per_entry_tolerance && row > 0 ? row : smax;
     if (opt.per_entry_tolerance) scale[j] = std::abs(res.r[j]) + s[j];
   }
   const double tol = opt.rel_tol * (res.r.cwiseAbs().maxCoeff() + smax);
-  // The tolerance of each entry (per_entry_tolerance: its own rate and scale at the start).
-  const Vec tols = opt.per_entry_tolerance ? Vec(opt.rel_tol * scale) : Vec(Vec::Constant(C, tol));
-  auto within = [&tols](const Vec& ph, double factor) {
-    return (ph.cwiseAbs().array() <= factor * tols.array()).all();  // false on NaN
+  // Converged: |Phi|_inf <= tol; per entry (affine rates), each entry's complementarity error in
+  // rate units (|r_j| inside the box, the wrong-signed part of r_j at a bound) against rel_tol
+  // times the rounding scale of its rate at m, |r_j(0)| + sum_l |J_jl| m_l, the size of the terms
+  // it is summed from. Phi_j = s_j (m_j - clamp(m_j + r_j/s_j)) is no such measure across scales:
+  // for an entry whose own jump s_j is small beside its rate (a well-classified point, loss weight
+  // 1e-13, on a unit beside misclassified ones at weight 1) it is at most s_j whatever r_j; and a
+  // tolerance from |r_j(m0)| + s_j (or s_j floored by its row's largest entry, the misclassified
+  // points' 1e12 in the log clock at t = 4e9) accepted interior masks with |r_j| = 0.1 (the
+  // 100-16-1 copy of relu_large; docs/relu_deep.md, session 19).
+  auto within = [&](const Vec& m, const Vec& r, const Vec& ph, double factor) {
+    if (!opt.per_entry_tolerance) return (ph.cwiseAbs().array() <= factor * tol).all();  // false on NaN
+    const Vec rounding = (r - J * m).cwiseAbs() + J.cwiseAbs() * m.cwiseAbs();
+    for (Index j = 0; j < C; ++j) {
+      const double err = m[j] <= 0.0 ? std::max(r[j], 0.0) : m[j] >= 1.0 ? std::max(-r[j], 0.0) : std::abs(r[j]);
+      if (!(err <= factor * opt.rel_tol * rounding[j])) return false;
+    }
+    return true;
   };
   Vec phi = residual(res.m, res.r, s);
   double merit = phi.squaredNorm();
   Vec rt(C), trial(C), trial_phi;
   for (; res.iterations < opt.max_iterations; ++res.iterations) {
     res.residual = phi.lpNorm<Eigen::Infinity>();
-    if (within(phi, 1.0)) {
+    if (within(res.m, res.r, phi, 1.0)) {
       res.converged = true;
       break;
     }
@@ -263,12 +289,12 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
         merit = phi.squaredNorm();
       }
     }
-    const Vec step = box ? newton_step(res.m, res.r, J, s, box, scale) : Vec(-(Jinv * res.r));
+    const Vec step = box ? newton_step(res.m, res.r, J, s, box, scale, opt.per_entry_tolerance) : Vec(-(Jinv * res.r));
     // With the exact Jacobian a step at the rounding level of m cannot lower the residual: what is
     // left does not depend on the masks (e.g. an entry whose pre-activation vanishes identically,
     // its rate round-off). If that rest is small (kFloor tolerances), the masks are as good as
     // they get: converged at the floor. A large rest is an inconsistent set (no solution).
-    if (exact && within(phi, kFloor) &&
+    if (exact && within(res.m, res.r, phi, kFloor) &&
         step.lpNorm<Eigen::Infinity>() <= 1e-12 * std::max(1.0, res.m.lpNorm<Eigen::Infinity>())) {
       res.converged = res.at_rounding_floor = true;
       break;
@@ -287,7 +313,7 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
       ++res.evaluations;
       trial_phi = residual(trial, rt, s);
       trial_merit = trial_phi.squaredNorm();
-      if (opt.natural_monotonicity ? newton_step(trial, rt, J, s, box, scale).norm() <= (1.0 - 0.25 * lambda) * step_norm
+      if (opt.natural_monotonicity ? newton_step(trial, rt, J, s, box, scale, opt.per_entry_tolerance).norm() <= (1.0 - 0.25 * lambda) * step_norm
                                    : trial_merit <= (1.0 - 1e-4 * lambda) * merit) {
         accepted = true;
         break;
@@ -346,7 +372,7 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
     merit = trial_merit;
     // Rates affine in the masks (one hidden layer): the Jacobian of the start is exact everywhere.
     exact = opt.affine;
-    if (slow && !opt.affine && !within(phi, 1.0)) {
+    if (slow && !opt.affine && !within(res.m, res.r, phi, 1.0)) {
       rates(res.m, res.r, &J);
       ++res.evaluations;
       ++res.jacobians;
@@ -357,8 +383,9 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
   res.residual = phi.lpNorm<Eigen::Infinity>();
   // Newton's budget spent within kFloor tolerances: the same floor (coincident surfaces make J
   // singular, and its near-null directions take steps that the rounding of r does not reward).
-  if (!res.at_rounding_floor && !within(phi, 1.0) && within(phi, kFloor)) res.at_rounding_floor = true;
-  res.converged = within(phi, 1.0) || res.at_rounding_floor;
+  if (!res.at_rounding_floor && !within(res.m, res.r, phi, 1.0) && within(res.m, res.r, phi, kFloor))
+    res.at_rounding_floor = true;
+  res.converged = within(res.m, res.r, phi, 1.0) || res.at_rounding_floor;
   // Coincident surfaces share their control equally: the Filippov field of one surface met at
   // several points takes one mask for all of them (its two sides have them all 0 or all 1), and
   // least-norm steps from a warm start keep whatever split the start had. Where such a split

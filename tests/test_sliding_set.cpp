@@ -3,6 +3,8 @@
 // multi-affine problem with a known root.
 #include <gtest/gtest.h>
 
+#include <Eigen/SVD>
+
 #include <Eigen/LU>
 #include <Eigen/QR>
 #include <cmath>
@@ -408,6 +410,47 @@ TEST(SlidingSet, EntriesOfManyScalesAreEachSolvedAgainstTheirOwnScale) {
   EXPECT_EQ(once.jacobians, 1);
   EXPECT_NEAR(once.m[1], m_1, 1e-12);
   EXPECT_EQ(once.m[2], 1.0);
+}
+
+TEST(SlidingSet, OneUnitsPointsWithWeightsTwelveDecadesApartSlideTogether) {
+  // One hidden unit late in the log clock (the 100-16-1 copy of relu_large at t = 1e9): the joint
+  // switch's rates are r(m) = r0 + J m with J = -K diag(w), K the Gram matrix of the unit's
+  // sliding points and w their loss weights times e^s, misclassified points at 1e11, well-
+  // classified ones at 0.1..1. cond(J) ~ 1e13, well above the least-norm solve's rank threshold,
+  // while the columns equilibrated are as well conditioned as K. The exact answer: every entry
+  // slides at m* (r0 = -J m*), the heavy points' masks at 1e-12.
+  const Index C = 12, dim = 30;
+  const Mat X = Eigen::Map<const Mat>(test::random_vector(dim * C, 7).data(), dim, C);
+  const Mat K = X.transpose() * X;
+  Vec w(C), mstar(C);
+  for (Index j = 0; j < C; ++j) {
+    const bool heavy = j % 4 == 0;
+    w[j] = heavy ? 1e11 * (1.0 + 0.5 * j) : 0.1 + 0.07 * j;
+    mstar[j] = heavy ? 2e-12 / (1.0 + 0.5 * j) : 0.15 + 0.06 * j;
+  }
+  const Mat J = -K * w.asDiagonal();
+  const Vec r0 = -J * mstar;
+  Eigen::JacobiSVD<Mat> svd(J);
+  ASSERT_GT(svd.singularValues()[0] / svd.singularValues()[C - 1], 1e13) << "the test needs the bad scaling";
+  SlidingSetOptions opt;
+  opt.per_entry_tolerance = opt.affine = true;
+  // From the signs (a restart: no stored control) and from the answer with the light masks moved
+  // by 0.1 (a warm start whose rates are 1e-2 off: accepted as converged by a tolerance taken
+  // from the start's rates and jumps).
+  Vec signs = Vec::Zero(C), warm = mstar;
+  for (Index j = 0; j < C; ++j) {
+    if (j % 4 != 0) warm[j] += 0.1;
+    signs[j] = j % 3 == 0 ? 1.0 : 0.0;
+  }
+  for (const Vec& m0 : {signs, warm}) {
+    const SlidingSetResult res = solve_sliding_set(affine(r0, J), m0, opt);
+    ASSERT_TRUE(res.converged) << res.residual;
+    EXPECT_GT(res.iterations, 0);
+    for (Index j = 0; j < C; ++j) EXPECT_NEAR(res.m[j], mstar[j], 1e-9 * mstar[j]) << j;
+    // Each rate at its rounding: 1e-12 of the terms it is summed from.
+    const Vec terms = r0.cwiseAbs() + J.cwiseAbs() * res.m;
+    for (Index j = 0; j < C; ++j) EXPECT_LE(std::abs(res.r[j]), 1e-12 * terms[j]) << j;
+  }
 }
 
 TEST(SlidingSet, NumericallySingularJacobianTakesTheLeastNormStep) {

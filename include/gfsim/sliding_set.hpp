@@ -45,12 +45,14 @@ struct SlidingSetOptions {
   /// that nearly dependent rows make (two surfaces of one point that constrain the same direction
   /// of its activations: docs/events.md, "Sliding sets"). The callers' second attempt.
   bool natural_monotonicity = false;
-  /// Converge each entry against its own scale, |Phi_j| <= rel_tol (|r_j(m0)| + s_j), instead of
-  /// all against rel_tol (|r(m0)|_inf + max s). One hidden layer's joint switch: late in the log
-  /// clock the loss weights of a net's points span 1e-12..1 (misclassified points at output 0 beside
-  /// well-classified ones), so the candidates' rates and scales span 1e-4..1e10 and one absolute
-  /// tolerance accepted the warm start of 500 candidates as converged with rates 1e-2 unmatched
-  /// (docs/relu_deep.md, session 18).
+  /// Converge each entry against the rounding of its own rate: its complementarity error in rate
+  /// units (|r_j| for 0 < m_j < 1, max(r_j, 0) at m_j = 0, max(-r_j, 0) at m_j = 1) at most
+  /// rel_tol (|r_j(0)| + sum_l |J_jl| m_l), instead of |Phi|_inf <= rel_tol (|r(m0)|_inf + max s).
+  /// Needs `affine` (r(0) = r(m) - J m). One hidden layer's joint switch: late in the log clock the
+  /// loss weights of a net's points span 1e-80..1 (misclassified points at output 0 beside
+  /// well-classified ones), so the candidates' rates and jumps span 1e-4..1e12, and a shared
+  /// absolute tolerance, or one from each entry's start, accepted masks with rates of 0.1
+  /// unmatched (docs/relu_deep.md, sessions 18 and 19).
   bool per_entry_tolerance = false;
   /// r is affine in m (one hidden layer: F(m) = F(0) + sum_l m_l D_l): J evaluated once is exact at
   /// every iterate and is never evaluated again (2C evaluations of r each; with 500 candidates the
