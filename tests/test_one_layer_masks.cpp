@@ -62,12 +62,19 @@ void restore(KinkPattern& pattern, const SlidingState& s) {
   for (Index j : s.sliding) ASSERT_TRUE(pattern.start_sliding(j));
 }
 
+// relu_events.toml's setting, smaller (teacher labels, a small initialization), and a mid-run
+// state of its gd run with three or more sliding entries, two on one unit.
+struct SmallRun {
+  Dataset data = teacher_dataset(60, 6, 4, false, 11);
+  Network net{{6, 12, 1}, Activation::relu};
+  SlidingState s = sliding_state(data, net, test::random_vector(net.num_params(), 12, 0.1), 3);
+};
+
 TEST(OneLayerMasks, MaskOnlySolveEqualsTheFieldsAndIsTheEquivalentControl) {
-  // relu_events.toml's setting, smaller: teacher labels, a small initialization.
-  const Dataset data = teacher_dataset(60, 6, 4, false, 11);
-  const Network net({6, 12, 1}, Activation::relu);
-  const Vec theta0 = test::random_vector(net.num_params(), 12, 0.1);
-  const SlidingState s = sliding_state(data, net, theta0, 3);
+  const SmallRun run;
+  const Dataset& data = run.data;
+  const Network& net = run.net;
+  const SlidingState& s = run.s;
   ASSERT_GT(s.t, 0) << "the test needs a state with three or more sliding entries, two on one unit";
   const Index S = Index(s.sliding.size());
   const TimePoint tp{s.t, 0.4};  // a clock factor e^0.4 scales the rates, not the masks
@@ -167,10 +174,10 @@ TEST(OneLayerMasks, JointSwitchThatKeepsEverySideIsNoChangeOfTheField) {
   // stored (here a trial stage's, at another state). Counted as a change (masks_moved), it kept
   // EventLocator::apply from overruling an empty switch at a zero-length restart, and the 100-16-1
   // copy of relu_large stopped after 65 restarts that switched nothing (docs/relu_deep.md, session 17).
-  const Dataset data = teacher_dataset(60, 6, 4, false, 11);
-  const Network net({6, 12, 1}, Activation::relu);
-  const Vec theta0 = test::random_vector(net.num_params(), 12, 0.1);
-  const SlidingState s = sliding_state(data, net, theta0, 3);
+  const SmallRun run;
+  const Dataset& data = run.data;
+  const Network& net = run.net;
+  const SlidingState& s = run.s;
   ASSERT_GT(s.t, 0);
   const Index S = Index(s.sliding.size());
   const TimePoint tp{s.t, 0.0};
@@ -216,10 +223,10 @@ TEST(OneLayerMasks, JointSwitchRatesInClosedFormAreTheFieldsRates) {
   // affine model, r(m) = r0 + J m (KinkPattern::one_layer_rates), instead of a field per trial.
   // Independently: the flow's field with explicit masks, for every kind whose layer response the
   // model uses (gd: no projection; gd_polar, wn: projected, theta_1 = rho_1 V_1; fixed_rho).
-  const Dataset data = teacher_dataset(60, 6, 4, false, 11);
-  const Network net({6, 12, 1}, Activation::relu);
-  const Vec theta0 = test::random_vector(net.num_params(), 12, 0.1);
-  const SlidingState s = sliding_state(data, net, theta0, 3);
+  const SmallRun run;
+  const Dataset& data = run.data;
+  const Network& net = run.net;
+  const SlidingState& s = run.s;
   ASSERT_GT(s.t, 0);
   const Index S = Index(s.sliding.size()), d1 = net.layer_rows(0);
   const TimePoint tp{s.t, 0.7};
