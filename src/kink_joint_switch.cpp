@@ -344,7 +344,10 @@ bool KinkPattern::one_layer_rates(TimePoint tp, const Vec& y, const std::vector<
   const Vec dtheta = flow_.theta_tangent(y, F);  // net.layer maps it: it must outlive dW1
   const auto dW1 = net.layer(dtheta, 0);
   r0.resize(C);
-  for (Index l = 0; l < C; ++l) r0[l] = dW1.row(unit[std::size_t(l)]).dot(XT.col(point[std::size_t(l)]));
+  // The rates the sliding field holds at 0 are r_j + kDriftDecay h_j (one_layer_control).
+  for (Index l = 0; l < C; ++l)
+    r0[l] = dW1.row(unit[std::size_t(l)]).dot(XT.col(point[std::size_t(l)])) +
+            drift_decay(tp) * response.weight_scale * hv[l];
   J.noalias() = (-gain * hv) * c.transpose();
   for (Index j = 0; j < C; ++j)
     for (Index l = 0; l < C; ++l)

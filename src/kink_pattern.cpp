@@ -590,7 +590,9 @@ void KinkPattern::one_layer_control(TimePoint tp, const Vec& y, Vec* F0, OneLaye
     }
     return x;
   };
-  s.m = solve_blocks(-r);
+  // Drift (Baumgarte; kink_pattern.hpp, kDriftDecay): the control holds dh_j/dclock at the decay
+  // of h_j instead of 0.
+  s.m = solve_blocks(-r - (drift_decay(tp) * s.response.weight_scale) * hv);
   if (projected) {
     const Vec u = -s1 * alpha * hv;  // C = B + u c^T
     const Vec Binv_u = solve_blocks(u);

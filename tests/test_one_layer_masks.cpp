@@ -266,5 +266,32 @@ TEST(OneLayerMasks, JointSwitchRatesInClosedFormAreTheFieldsRates) {
   }
 }
 
+TEST(OneLayerMasks, SlidingFieldDecaysTheDriftOffItsSurfaces) {
+  // Off its sliding surfaces by a small h (the integrator's drift), the sliding field holds
+  // dh_j/dclock = -drift_decay h_j on every sliding entry: 1 per unit of s = log(1+t) on either
+  // clock (KinkPattern::kDriftDecay), so that the drift decays instead of feeding itself.
+  const SmallRun run;
+  const SlidingState& s = run.s;
+  ASSERT_GT(s.t, 0);
+  Flow flow(run.net, run.data, LossKind::exp, FlowKind::gd);
+  KinkPattern pattern(flow);
+  restore(pattern, s);
+  const Vec y = s.y + 1e-7 * test::random_vector(s.y.size(), 5, 1.0);
+  const Vec h = flow.preactivations(y);
+  for (const TimePoint tp : {TimePoint{s.t, 0.0}, TimePoint{s.t, std::log1p(s.t)}}) {
+    Vec dy;
+    pattern.rhs(tp, y, dy);
+    const Vec dh = flow.preactivation_tangent(flow.theta(y), flow.theta_tangent(y, dy));
+    const double decay = KinkPattern::drift_decay(tp);
+    EXPECT_NEAR(decay, tp.log_scale == 0 ? 1.0 / (1.0 + s.t) : 1.0, 1e-15);
+    double h_off = 0;
+    for (Index j : s.sliding) {
+      h_off = std::max(h_off, std::abs(h[j]));
+      EXPECT_NEAR(dh[j], -decay * h[j], 1e-9 * std::abs(decay * h[j]) + 1e-13 * dh.cwiseAbs().maxCoeff()) << j;
+    }
+    EXPECT_GT(h_off, 1e-9) << "the perturbation must move the state off the surfaces";
+  }
+}
+
 }  // namespace
 }  // namespace gfsim
