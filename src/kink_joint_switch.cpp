@@ -24,9 +24,8 @@ SlidingSetResult solve_with_fallbacks(const SlidingRates& rates, const Vec& m0, 
   SlidingSetResult res = solve_sliding_set(rates, m0, opt);
   // Affine rates: from the equivalent control of every entry sliding, m = -J^+ r(0), clamped to
   // [0,1]. It is the answer where every candidate slides, and close to it where a few leave. A
-  // restart has no stored control (run_resume.hpp): from the signs, from 0 and from 1 Newton did
-  // not reach one of the 100-16-1 copy's blocks (a unit's points of both classes sliding: rates not
-  // monotone in the masks).
+  // restart has no stored control (run_resume.hpp), and from its signs, from 0 and from 1 Newton
+  // had not reached the answer of a block of the 100-16-1 copy whose 41 entries all slide.
   if (!res.converged && opt.affine) {
     Vec r0;
     Mat J;
@@ -317,8 +316,7 @@ bool KinkPattern::one_layer_rates(TimePoint tp, const Vec& y, const std::vector<
     const auto at = flow_.kink_of(entries[std::size_t(l)]);
     unit[std::size_t(l)] = at.unit;
     point[std::size_t(l)] = at.point;
-    slot[std::size_t(l)] = flow_.point_slot(at.point);
-    if (slot[std::size_t(l)] < 0) return false;
+    if (!flow_.point_kept(at.point)) return false;
   }
   // As one_layer_control: mask m_l adds dG_l = coef_l x_{n_l} to row i_l of layer 1's loss descent,
   // which the kind maps to alpha (dG_l - c_l V_1) in the state and s1 times that in theta_1.
@@ -327,6 +325,10 @@ bool KinkPattern::one_layer_rates(TimePoint tp, const Vec& y, const std::vector<
   for (Index j : entries) entry(j) = 0.0;
   Vec F;
   flow_.rhs(tp, y, F);  // F(0): leaves the loss weights of these masks in the flow
+  // The evaluation may have screened the points afresh: their slots in the loss weights are read
+  // after it.
+  for (Index l = 0; l < C; ++l)
+    if ((slot[std::size_t(l)] = flow_.point_slot(point[std::size_t(l)])) < 0) return false;
   const Vec& a = flow_.loss_weights();
   const Mat& XT = flow_.inputs();
   const auto V1 = net.layer(y.segment(off, flow_.num_params()), 0);

@@ -293,7 +293,8 @@ RunReport run_model(const ModelSpec& spec, const RunOptions& options) {
         {"observables/hessian_eigs",
          "k smallest then k largest eigenvalues (ascending) of the Riemannian Hessian of V -> L(rho f~(V)) on the "
          "tangent space of the product of unit spheres, at V(t) and rho(t) = prod_k rho_k (equations.md section 7); "
-         "NaN where the tangent dimension < k",
+         "NaN where the tangent dimension < k; ReLU: the Hessian of the activation pattern sign(h) at the sample, "
+         "so on a sliding surface, where h is rounding, that of either side (docs/relu_deep.md, session 19)",
          {{"step", h5::ElementType::int64, 0, "solver step of the sample", {}},
           {"time", h5::ElementType::float64, 0, "physical time t", {}},
           {"value", h5::ElementType::float64, 2 * spectrum_k, "eigenvalues, [samples, 2k]", {}}},

@@ -133,9 +133,11 @@ class KinkPattern {
   /// One hidden layer: the rates r_l = dh_l/dclock of `entries` are affine in their masks,
   /// r(m) = r0 + J m, with the sliding field's closed form (one_layer_control) for J: block
   /// diagonal by unit, J_jl = s1 alpha a_{n_l} W2_{i_l} x_{n_l}.x_{n_j}, less the projection's
-  /// rank-one term. r0 is the rate with every entry's mask at 0, where the entries are left. The
+  /// rank-one term. r0 is the rate with every entry's mask at 0 (where the entries are left) plus
+  /// the drift decay's drift_decay(tp) h_l: the sliding field holds r + that at 0. The
   /// joint switch's box problem then costs one field instead of two per candidate and Newton step.
-  /// False (nothing changed) for deeper nets and for an entry at a screened-out point.
+  /// False for deeper nets and for an entry at a screened-out point (its entries then at 0 or
+  /// unchanged: the caller sets them).
   bool one_layer_rates(TimePoint tp, const Vec& y, const std::vector<Index>& entries, Vec& r0, Mat& J);
   /// Entries whose pre-activation is identically zero because every unit of the layer below is
   /// inactive at that data point (up to round-off, relative to the largest |h| of the layer below
