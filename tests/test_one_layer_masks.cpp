@@ -175,13 +175,11 @@ TEST(OneLayerMasks, JointSwitchThatKeepsEverySideIsNoChangeOfTheField) {
   // EventLocator::apply from overruling an empty switch at a zero-length restart, and the 100-16-1
   // copy of relu_large stopped after 65 restarts that switched nothing (docs/relu_deep.md, session 17).
   const SmallRun run;
-  const Dataset& data = run.data;
-  const Network& net = run.net;
   const SlidingState& s = run.s;
   ASSERT_GT(s.t, 0);
   const Index S = Index(s.sliding.size());
   const TimePoint tp{s.t, 0.0};
-  Flow flow(net, data, LossKind::exp, FlowKind::gd);
+  Flow flow(run.net, run.data, LossKind::exp, FlowKind::gd);
   KinkPattern pattern(flow);
   restore(pattern, s);
   Vec F_before;
