@@ -6,8 +6,6 @@
 
 #include <fmt/format.h>
 
-#include <Eigen/QR>
-
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -30,14 +28,7 @@ SlidingSetResult solve_with_fallbacks(const SlidingRates& rates, const Vec& m0, 
     Vec r0;
     Mat J;
     rates(Vec::Zero(C), r0, &J);
-    // Columns equilibrated: the loss weights of one unit's points span 1e12 late in the log clock.
-    Vec col_scale = Vec::Ones(C);
-    for (Index l = 0; l < C; ++l)
-      if (const double norm = J.col(l).norm(); norm > 0 && std::isfinite(norm)) col_scale[l] = 1.0 / norm;
-    Eigen::CompleteOrthogonalDecomposition<Mat> cod(J.rows(), J.cols());
-    cod.setThreshold(1e-13);
-    cod.compute(J * col_scale.asDiagonal());
-    const Vec control = col_scale.cwiseProduct(cod.solve(-r0));
+    const Vec control = equilibrated_least_norm_solve(J, -r0);
     if (control.allFinite()) res = solve_sliding_set(rates, control.cwiseMax(0.0).cwiseMin(1.0), opt);
   }
   for (double start : {0.0, 1.0}) {

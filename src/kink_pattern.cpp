@@ -581,9 +581,7 @@ void KinkPattern::one_layer_control(TimePoint tp, const Vec& y, Vec* F0, OneLaye
       // Columns equilibrated (the mask of point l enters with its loss weight, and the weights of
       // one unit's sliding points span 1e12 late in the log clock): full pivoting's rank
       // threshold would otherwise zero the light points' masks (docs/relu_deep.md, session 19).
-      Vec col_scale = Vec::Ones(nb);
-      for (Index q = 0; q < nb; ++q)
-        if (const double norm = Bk.col(q).norm(); norm > 0 && std::isfinite(norm)) col_scale[q] = 1.0 / norm;
+      const Vec col_scale = unit_column_scales(Bk);
       const Vec xk = col_scale.cwiseProduct((Bk * col_scale.asDiagonal()).fullPivLu().solve(rk));
       for (Index p = 0; p < nb; ++p) x[order[b + p]] = xk[p];
       b = e;

@@ -120,12 +120,7 @@ Vec newton_step(const Vec& m, const Vec& r, const Mat& J, const Vec& s, bool box
   // sliding on one unit differ by 1e12: cond(J_II) = 3e13 against 18 for the equilibrated block,
   // so the threshold 1e-13 cut directions of the light points' masks and Newton stalled there
   // (the 100-16-1 copy of relu_large, t = 1e9; docs/relu_deep.md, session 19).
-  Vec col_scale = Vec::Ones(ni);
-  if (equilibrate)
-    for (Index q = 0; q < ni; ++q) {
-      const double norm = JII.col(q).norm();
-      if (norm > 0 && std::isfinite(norm)) col_scale[q] = 1.0 / norm;
-    }
+  const Vec col_scale = equilibrate ? unit_column_scales(JII) : Vec(Vec::Ones(ni));
   const Vec si = col_scale.cwiseProduct(interior_solve(JII * col_scale.asDiagonal(), rhs, box));
   for (Index p = 0; p < ni; ++p) step[interior[std::size_t(p)]] = si[p];
   return step;
@@ -189,6 +184,18 @@ bool share_coincident(const Mat& J, Vec& m) {
 }
 
 }  // namespace
+
+Vec unit_column_scales(const Mat& A) {
+  Vec scale = Vec::Ones(A.cols());
+  for (Index q = 0; q < A.cols(); ++q)
+    if (const double norm = A.col(q).norm(); norm > 0 && std::isfinite(norm)) scale[q] = 1.0 / norm;
+  return scale;
+}
+
+Vec equilibrated_least_norm_solve(const Mat& J, const Vec& rhs) {
+  const Vec scale = unit_column_scales(J);
+  return scale.cwiseProduct(least_norm(J * scale.asDiagonal()).solve(rhs));
+}
 
 SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt,
                                    Mat* jacobian, Mat* jacobian_inverse) {

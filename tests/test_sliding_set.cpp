@@ -432,6 +432,10 @@ TEST(SlidingSet, OneUnitsPointsWithWeightsTwelveDecadesApartSlideTogether) {
   const Vec r0 = -J * mstar;
   Eigen::JacobiSVD<Mat> svd(J);
   ASSERT_GT(svd.singularValues()[0] / svd.singularValues()[C - 1], 1e13) << "the test needs the bad scaling";
+  // The unboxed answer by the equilibrated least-norm solve (the joint switch's start from every
+  // candidate sliding): every mask to 1e-9 of itself.
+  const Vec control = equilibrated_least_norm_solve(J, -r0);
+  for (Index j = 0; j < C; ++j) EXPECT_NEAR(control[j], mstar[j], 1e-9 * mstar[j]) << j;
   SlidingSetOptions opt;
   opt.per_entry_tolerance = opt.affine = true;
   // From the signs (a restart: no stored control) and from the answer with the light masks moved

@@ -88,6 +88,15 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
 /// the central difference r(m + e_l/2) - r(m - e_l/2), exact for such rates. `evaluate` sets r(m).
 Vec mask_jacobian_column(const std::function<void(const Vec& m, Vec& r)>& evaluate, const Vec& m, Index l);
 
+/// Column scales 1/|A_:,j| (1 for a zero or non-finite column): A diag(scales) has unit columns,
+/// so rank decisions do not depend on the columns' units. One hidden unit's masks enter its rates
+/// with its points' loss weights, 1e12 apart late in the log clock (docs/relu_deep.md, session 19).
+Vec unit_column_scales(const Mat& A);
+
+/// The least-norm solution of J m = rhs with J's columns equilibrated (unit_column_scales) and the
+/// rank threshold of the sliding solves, 1e-13.
+Vec equilibrated_least_norm_solve(const Mat& J, const Vec& rhs);
+
 /// The complementarity residual Phi(m) in rate units for rates r at m, scales s_j > 0.
 Vec sliding_set_residual(const Vec& m, const Vec& r, const Vec& s);
 
