@@ -22,6 +22,7 @@
 #include "gfsim/sweep_mpi.hpp"
 #endif
 #include "gfsim/verify_output.hpp"
+#include "gfsim/provenance.hpp"
 #include "gfsim/version.hpp"
 
 namespace {
@@ -161,8 +162,8 @@ int print_sweep_summary(const gfsim::SweepSummary& summary) {
 int main(int argc, char** argv) {
   gfsim::configure_kernels(1);  // OpenMP GEMM threads: solver.threads raises it for gfsim run
   CLI::App app{"gfsim: gradient-flow simulator for neural-network training dynamics"};
-  app.set_version_flag("--version", fmt::format("gfsim {} (git {}, file format {})", gfsim::kVersion,
-                                                gfsim::git_commit(), gfsim::kFormatVersion));
+  app.set_version_flag("--version", fmt::format("gfsim {} (git {}, file format {}; {})", gfsim::kVersion,
+                                                gfsim::git_commit(), gfsim::kFormatVersion, gfsim::build_target()));
   app.require_subcommand(1);
 
   auto* run = app.add_subcommand("run", "integrate the flow of a model file and write its trajectory (HDF5)");

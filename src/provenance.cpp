@@ -2,6 +2,7 @@
 #include "gfsim/provenance.hpp"
 
 #include <set>
+#include <string>
 #include <stdexcept>
 #include <utility>
 
@@ -12,9 +13,46 @@ namespace gfsim {
 
 const std::vector<std::string>& fixed_provenance_attributes() {
   static const std::vector<std::string> names = {"file_type",  "format_version", "gfsim_version",
-                                                 "git_commit", "created",        "model_toml",
-                                                 "model_name"};
+                                                 "git_commit", "build_target",   "created",
+                                                 "model_toml", "model_name"};
   return names;
+}
+
+std::string build_target() {
+#if defined(__clang__)
+  std::string target = "clang " __clang_version__;
+#elif defined(__GNUC__)
+  std::string target = "gcc " __VERSION__;
+#else
+  std::string target = "unknown compiler";
+#endif
+#if defined(__x86_64__)
+  target += ", x86-64";
+#elif defined(__aarch64__)
+  target += ", aarch64";
+#endif
+  // The SIMD extensions compiled for (-march=native, CMakeLists.txt): they set the width and the
+  // FMA contraction of Eigen's kernels, and with them the last bits of every sum.
+  const std::pair<bool, const char*> extensions[] = {
+#if defined(__AVX__)
+      {true, "avx"},
+#endif
+#if defined(__AVX2__)
+      {true, "avx2"},
+#endif
+#if defined(__FMA__)
+      {true, "fma"},
+#endif
+#if defined(__AVX512F__)
+      {true, "avx512f"},
+#endif
+#if defined(__ARM_NEON)
+      {true, "neon"},
+#endif
+      {false, ""}};
+  for (const auto& [on, name] : extensions)
+    if (on) target += std::string(" ") + name;
+  return target;
 }
 
 void validate_provenance(const Provenance& p) {
@@ -39,6 +77,7 @@ void write_provenance(h5::Group& root, const Provenance& p) {
   root.set_int64_attr("format_version", kFormatVersion);
   root.set_string_attr("gfsim_version", kVersion);
   root.set_string_attr("git_commit", git_commit());
+  root.set_string_attr("build_target", build_target());
   root.set_string_attr("created", utc_timestamp_now());
   root.set_string_attr("model_toml", p.model_toml);
   root.set_string_attr("model_name", p.model_name);

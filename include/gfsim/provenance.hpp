@@ -28,13 +28,17 @@ struct Provenance {
   std::map<std::string, std::vector<std::int64_t>> int_array_attrs;
 };
 
+/// The compiler and the instruction-set extensions this build was compiled for, e.g.
+/// "gcc 12.2.0, x86-64 avx avx2 fma avx512f": results agree to the bit only between equal targets.
+std::string build_target();
+
 /// Root attributes written by write_provenance itself; Provenance's maps may not reuse them.
 const std::vector<std::string>& fixed_provenance_attributes();
 
 /// std::invalid_argument if two attributes of `p` (or one and a fixed attribute) share a name.
 void validate_provenance(const Provenance& p);
 
-/// Root attributes: file_type, format_version, gfsim_version, git_commit, created (UTC),
+/// Root attributes: file_type, format_version, gfsim_version, git_commit, build_target, created (UTC),
 /// model_toml, model_name, the seeds, then p's further attributes. Validates `p` first.
 void write_provenance(h5::Group& root, const Provenance& p);
 
