@@ -81,13 +81,23 @@ def run_case(case, out_h5, extra_sets=()):
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
 
 
+# Relative band of the solver counters between builds for different targets (compare).
+CROSS_TARGET_REL = 0.5
+
+
+def same_target(case, got):
+    """Whether this build has the target (compiler and SIMD extensions) of the build that wrote
+    the case's references; False if they do not record it."""
+    target = case["reference"].get("build_target", "")
+    return bool(target) and target == got.get("build_target")
+
+
 def exact_events(case, got):
     """Whether the case's kink-event counts are compared exactly: the case asks for it and this
     build has the target of the build that wrote the references (another CPU's SIMD width or FMA
     contraction moves the last bits and, like the perturbed runs, the counts by a few; there
     they get the count band)."""
-    target = case["reference"].get("build_target", "")
-    return case["bands"]["kink_events"] == "exact" and bool(target) and target == got.get("build_target")
+    return case["bands"]["kink_events"] == "exact" and same_target(case, got)
 
 
 def compare(case, got):
@@ -98,6 +108,13 @@ def compare(case, got):
     if not math.isclose(got["t_final"], ref["t_final"], rel_tol=1e-12, abs_tol=0.0):
         errors.append(f"t_final {got['t_final']!r}, expected {ref['t_final']!r}")
     count_rel, count_abs = bands["counts"]["rel"], bands["counts"]["abs"]
+    # Another build target (or references that do not record theirs): the solver counters are
+    # compared within CROSS_TARGET_REL. Three round-off perturbations of one build do not sample
+    # what another SIMD width does to the error estimates: unchanged code moved the rejected steps
+    # of normalized_linear from 77 to 96 and of rho_schedule_staircase from 1964 to 1210 between
+    # an AVX2 and an AVX-512 build, with the observables within their bands.
+    if not same_target(case, got):
+        count_rel = max(count_rel, CROSS_TARGET_REL)
     for name, expected in ref["counters"].items():
         value = got["counters"].get(name)
         allowed = max(count_abs, count_rel * expected)
@@ -177,10 +194,11 @@ def main(argv):
         got = read_results(out_h5)
         errors = compare(case, got)
     name = os.path.basename(argv[2])
-    if case["bands"]["kink_events"] == "exact" and not exact_events(case, got):
-        print(f"{name}: kink events compared within the count band, not exactly: the references were "
-              f"written by a build for {case['reference'].get('build_target') or 'an unrecorded target'}, "
-              f"this one is for {got['build_target'] or 'an unrecorded target'}")
+    if not same_target(case, got):
+        print(f"{name}: solver counters within {CROSS_TARGET_REL:.0%} and kink events within the count band: "
+              f"the references were written by a build for "
+              f"{case['reference'].get('build_target') or 'an unrecorded target'}, this one is for "
+              f"{got['build_target'] or 'an unrecorded target'}")
     if errors:
         print(f"{name}: {len(errors)} difference(s) from the golden output "
               f"(regenerate with tests/golden/update.py only for a deliberate change):")

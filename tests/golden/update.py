@@ -41,7 +41,11 @@ The references belong to one build: Release, -march=native, GCC 12 on the x86-64
 wrote them. Another CPU (AVX2 against AVX-512, FMA contraction) or compiler changes the last bits
 and, like the perturbed runs, may move the relu_events counts by a few: the references record the
 build's target (the files' `build_target`, compiler and SIMD extensions), and a build for another
-target compares relu_events' counts within the count band instead (golden.py says so when it does).
+target compares relu_events' counts within the count band instead, and every case's solver
+counters within golden.CROSS_TARGET_REL (50%; golden.py says so when it does): three round-off
+perturbations of one build underestimate what another SIMD width does to the step-size decisions
+(rejected steps 77 -> 96 and 1964 -> 1210 on two cases between AVX2 and AVX-512, observables
+within their bands). References written before build_target existed count as another target.
 Cases with long horizons use --set overrides (stored in the json) to keep the whole golden suite
 under about 60 s on 2 cores (measured: 35 s of CPU for the 24 tests, relu_events alone 27 s);
 the extra cases beyond one per model cover the flows, losses, solvers and kink modes that no
