@@ -168,8 +168,8 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
     for (Index l = 0; l < C; ++l) entry(cand[l]) = m[l];
     flow_.rhs(tp, y, F);
     const Vec dh = flow_.preactivation_tangent(theta, flow_.theta_tangent(y, F));
-    r.resize(C);
-    for (Index l = 0; l < C; ++l) r[l] = dh[cand[l]];
+    r.resize(C);  // with the sliding field's drift decay (sliding_rhs)
+    for (Index l = 0; l < C; ++l) r[l] = dh[cand[l]] + drift_decay(tp) * h[cand[l]];
   };
   // One hidden layer: the sliding field's own affine model of the rates (one_layer_rates), so the
   // switch solves the problem whose interior solution the field's control then is, and costs one

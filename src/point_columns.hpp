@@ -4,6 +4,7 @@
 // rates of a deep-net sliding solve, the event functions of a root search; docs/events.md). A pass
 // over a column is the full pass's column: every layer acts on each point separately.
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "gfsim/flow.hpp"
@@ -64,6 +65,25 @@ class PointColumns {
   double preactivation(std::size_t s) const { return ws.pre[std::size_t(places_[s].layer)](places_[s].unit, places_[s].column); }
   double preactivation_tangent(std::size_t s) const {
     return ws.dpre[std::size_t(places_[s].layer)](places_[s].unit, places_[s].column);
+  }
+
+  /// After forward_tangent at (theta, dtheta): the rounding scale of entry s's tangent, the
+  /// magnitudes of the products its layer sums, |dW_k row| . |input| + |W_k row| . |d input|
+  /// (the input's tangent is 0 for the first layer), and that of its pre-activation,
+  /// |W_k row| . |input|.
+  std::pair<double, double> rounding_scales(const Network& net, const Vec& theta, const Vec& dtheta,
+                                            std::size_t s) const {
+    const Place& at = places_[s];
+    const auto W = net.layer(theta, at.layer).row(at.unit).cwiseAbs();
+    const auto dW = net.layer(dtheta, at.layer).row(at.unit).cwiseAbs();
+    if (at.layer == 0) {
+      const auto in = X_.col(at.column).cwiseAbs();
+      return {dW.dot(in), W.dot(in)};
+    }
+    const std::size_t below = std::size_t(at.layer - 1);
+    const auto in = ws.post[below].col(at.column).cwiseAbs();
+    const auto din = ws.dpost[below].col(at.column).cwiseAbs();
+    return {dW.dot(in) + W.dot(din), W.dot(in)};
   }
 
   Network::Workspace ws;  ///< the passes over the subset (and its padding columns)

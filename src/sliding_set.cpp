@@ -141,6 +141,14 @@ Mat inverse_of(const Mat& J, bool& singular) {
   return least_norm(J).pseudoInverse();
 }
 
+// The same with J's columns equilibrated first (per-entry tolerance: columns 1e12 apart, e.g.
+// a dead point's entries beside others, would otherwise lose the light columns' directions to
+// the rank threshold).
+Mat equilibrated_inverse_of(const Mat& J, bool& singular) {
+  const Vec scale = unit_column_scales(J);
+  return scale.asDiagonal() * inverse_of(J * scale.asDiagonal(), singular);
+}
+
 // True if a and b are nonzero and point the same way to within an angle of 1e-8 radians.
 bool parallel(const Vec& a, const Vec& b) {
   const double aa = a.squaredNorm(), bb = b.squaredNorm(), ab = a.dot(b);
@@ -215,6 +223,9 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
     res.converged = true;
     return res;
   }
+  auto invert = [&opt](const Mat& A, bool& sing) {
+    return opt.per_entry_tolerance ? equilibrated_inverse_of(A, sing) : inverse_of(A, sing);
+  };
   Mat J, Jinv;
   bool exact = false;       // J evaluated at the current m
   bool has_inverse = false;  // Jinv is J's inverse (unboxed problems only)
@@ -260,9 +271,20 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
   // 100-16-1 copy of relu_large; docs/relu_deep.md, session 19).
   auto within = [&](const Vec& m, const Vec& r, const Vec& ph, double factor) {
     if (!opt.per_entry_tolerance) return (ph.cwiseAbs().array() <= factor * tol).all();  // false on NaN
-    const Vec rounding = (r - J * m).cwiseAbs() + J.cwiseAbs() * m.cwiseAbs();
+    Vec rounding = (r - J * m).cwiseAbs() + J.cwiseAbs() * m.cwiseAbs();
+    // Rates that are not affine (deeper nets): plus the caller's rounding of the terms that cancel
+    // in r_j, and the entry's own jump s_j, the unit of its complementarity residual. Without s_j
+    // the tolerance in crowded clusters (40 surfaces of one point, nearly dependent rows, t ~ 1..2
+    // on [8,8,8,8]) fell 30..1000 times below the shared one and the solves there failed more
+    // often; s_j is the entry's own diagonal, not its row's largest entry, which a dead point's
+    // column (1e13) sets (docs/relu_deep.md, session 20).
+    if (opt.rate_rounding && opt.rate_rounding->size() == C) rounding += *opt.rate_rounding;
+    if (!opt.affine) rounding += s;
     for (Index j = 0; j < C; ++j) {
-      const double err = m[j] <= 0.0 ? std::max(r[j], 0.0) : m[j] >= 1.0 ? std::max(-r[j], 0.0) : std::abs(r[j]);
+      const double err = !box           ? std::abs(r[j])
+                         : m[j] <= 0.0 ? std::max(r[j], 0.0)
+                         : m[j] >= 1.0 ? std::max(-r[j], 0.0)
+                                       : std::abs(r[j]);
       if (!(err <= factor * opt.rel_tol * rounding[j])) return false;
     }
     return true;
@@ -279,7 +301,7 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
     if (!(res.residual < std::numeric_limits<double>::infinity())) break;  // NaN or Inf rates: no solve
     if (res.jacobians > opt.max_jacobians) break;
     if (!box && !has_inverse) {
-      Jinv = inverse_of(J, singular);
+      Jinv = invert(J, singular);
       has_inverse = true;
       // A kept J that is numerically singular (a new entry's zero row, or stale columns next to
       // fresh ones of nearly coincident surfaces) is evaluated afresh before it steps: its
@@ -291,7 +313,7 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
         ++res.evaluations;
         ++res.jacobians;
         exact = true;
-        Jinv = inverse_of(J, singular);
+        Jinv = invert(J, singular);
         phi = residual(res.m, res.r, s);
         merit = phi.squaredNorm();
       }

@@ -11,7 +11,7 @@
 //     their surfaces.
 //   - The end state converges with the tolerance, as for a smooth problem.
 //   - K = 4: a sliding mode on surfaces of all three hidden layers at once; the sliding field is
-//     tangent to all of them, every flow kind.
+//     tangent to all of them, every flow kind, and off them it decays the drift.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -149,6 +149,22 @@ TEST(DeepSliding, FieldIsTangentToSurfacesOfThreeHiddenLayersEveryFlowKind) {
       EXPECT_LT(std::abs(dh[js[s]]), 1e-7 * dh.cwiseAbs().maxCoeff())
           << what << ": layer " << on[s].layer + 1 << " entry, mask " << m[Index(s)];
       EXPECT_TRUE(m[Index(s)] > 0.0 && m[Index(s)] < 1.0) << what << ": layer " << on[s].layer + 1 << " mask " << m[Index(s)];
+    }
+    // Off the surfaces by a small h (the integrator's drift), the field holds dh_j/dclock at
+    // -drift_decay h_j on each (KinkPattern::kDriftDecay: 1 per unit of s = log(1+t) on either
+    // clock), so that a drift decays instead of growing with the solve's error.
+    const Vec y_off = y + 1e-7 * test::random_vector(y.size(), 1834, 1.0);
+    const Vec h_off = flow.preactivations(y_off);
+    for (const TimePoint at : {TimePoint{0.5, 0.0}, TimePoint{0.5, std::log1p(0.5)}}) {
+      Vec F_off;
+      pattern.rhs(at, y_off, F_off);
+      ASSERT_TRUE(pattern.field_failure().reason.empty()) << what << ": " << pattern.field_failure().reason;
+      const Vec dh_off = flow.preactivation_tangent(flow.theta(y_off), flow.theta_tangent(y_off, F_off));
+      const double decay = KinkPattern::drift_decay(at);
+      for (Index j : js) {
+        ASSERT_GT(std::abs(h_off[j]), 1e-10) << what << ": the perturbation must move the state off surface " << j;
+        EXPECT_NEAR(dh_off[j], -decay * h_off[j], 1e-12 * dh_off.cwiseAbs().maxCoeff()) << what << " entry " << j;
+      }
     }
   }
 }

@@ -457,6 +457,65 @@ TEST(SlidingSet, OneUnitsPointsWithWeightsTwelveDecadesApartSlideTogether) {
   }
 }
 
+TEST(SlidingSet, UnboxedEntriesConvergeAgainstTheirOwnRatesRounding) {
+  // A deep net's sliding field (no box, rates multi-affine in the masks): entry 0 beside a dead
+  // point, dr/dm 1e12 (growing like t late in the log clock), entries 1 and 2 with jumps ~1 whose
+  // rates are what is left of larger terms of the rest of the field (1e6 here) that cancel. A
+  // tolerance shared by all entries (1e-12 of the largest rate and jump, ~2) accepts masks whose
+  // light rates are 1e-3 off: the drift of docs/relu_deep.md, session 20. Per entry, each rate is
+  // converged against its own scale: the terms its masks add and, where given, the magnitude of
+  // the terms that cancel in it (rate_rounding).
+  const Index C = 3;
+  const double big = 1e6;
+  Mat A(C, C);
+  A << 2e12, 1e11, 0.0,
+       1.0, 1.5, 0.3,
+       0.5, -0.2, 1.2;
+  const Vec q = (Vec(C) << 3.0, 0.1, -0.2).finished();  // r_j += q_j m_1 m_2: not affine
+  const Vec mstar = (Vec(C) << 1e-12, 0.4, 0.6).finished();
+  const Vec c = -(A * mstar + q * (mstar[1] * mstar[2]));
+  auto exact_rates = [&](const Vec& m) { return Vec(c + A * m + q * (m[1] * m[2])); };
+  const SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
+    r = exact_rates(m);
+    for (Index j = 1; j < C; ++j) r[j] = (r[j] + big * (1.0 + 0.1 * j)) - big * (1.0 + 0.1 * j);
+    if (!J) return;
+    *J = A;
+    J->col(1) += q * m[2];
+    J->col(2) += q * m[1];
+  };
+  // Light masks 1e-3 off, the heavy one where its rate vanishes with them.
+  auto warm_start = [&](double off) {
+    Vec m = mstar;
+    m[1] += off;
+    m[2] -= off;
+    m[0] -= exact_rates(m)[0] / A(0, 0);
+    return m;
+  };
+  const Vec warm = warm_start(1e-3);
+  ASSERT_LT(std::abs(exact_rates(warm)[0]), 1.0);
+  SlidingSetOptions shared;
+  shared.box = false;
+  const SlidingSetResult loose = solve_sliding_set(rates, warm, shared);
+  ASSERT_TRUE(loose.converged);
+  EXPECT_GT(exact_rates(loose.m).tail(2).cwiseAbs().minCoeff(), 1e-4) << "the shared tolerance must accept the warm start";
+
+  SlidingSetOptions per_entry = shared;
+  per_entry.per_entry_tolerance = true;
+  const Vec rounding = (Vec(C) << 0.0, 2.2 * big, 2.4 * big).finished();  // |c_j + big| + big
+  per_entry.rate_rounding = &rounding;
+  const SlidingSetResult res = solve_sliding_set(rates, warm, per_entry);
+  ASSERT_TRUE(res.converged) << res.residual;
+  EXPECT_GT(res.iterations, 0);
+  for (Index j = 1; j < C; ++j) EXPECT_NEAR(res.m[j], mstar[j], 1e-5) << j;
+  EXPECT_LE(exact_rates(res.m).tail(2).cwiseAbs().maxCoeff(), 1e-12 * 2.4 * big + 1e-12);
+  // The tolerance counts rate_rounding: light rates ~1e-6, above 1e-12 of their mask terms but
+  // within 1e-12 of the cancelling terms, are converged with it and iterated on without it.
+  const Vec close = warm_start(6e-7);
+  EXPECT_EQ(solve_sliding_set(rates, close, per_entry).iterations, 0);
+  per_entry.rate_rounding = nullptr;
+  EXPECT_GT(solve_sliding_set(rates, close, per_entry).iterations, 0);
+}
+
 TEST(SlidingSet, NumericallySingularJacobianTakesTheLeastNormStep) {
   // J with a singular value below the rank threshold (1e-13 relative) but above the
   // decomposition's default one: the unboxed solve steps in J's range only, so m keeps m0's

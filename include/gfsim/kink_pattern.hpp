@@ -113,14 +113,16 @@ class KinkPattern {
   /// (a cycle between the single-surface modes of coupled surfaces); below it the surfaces hit are
   /// switched one at a time (cross / bounce into sliding).
   static constexpr int kJointAfterEvents = 32;
-  /// One hidden layer: the sliding field holds dh_j/ds = -kDriftDecay h_j on its sliding surfaces
-  /// (s = log(1+t), whichever clock integrates), not 0 (Baumgarte). The closed-form control takes
-  /// the outputs as independent of the masks, exact only on the surfaces, so a drift off them fed
-  /// itself: on the 100-16-1 copy of relu_large entries still sliding at t = 1e12 were 3.3e-5 off
-  /// (max|h| 24) at rtol 1e-8 and 1e-10 alike, 9e-10 with the decay (docs/relu_deep.md, session
-  /// 19). The field differs from the equivalent control by O(drift). Per unit of s rather than of
-  /// the clock: a decay of 1 per unit of t outpaced the dynamics of slow runs on the t clock and
-  /// cost their steps (relu_two_layer: 20% more fields).
+  /// The sliding field holds dh_j/ds = -kDriftDecay h_j on its sliding surfaces (s = log(1+t),
+  /// whichever clock integrates), not 0 (Baumgarte), at every depth. One hidden layer's
+  /// closed-form control takes the outputs as independent of the masks, exact only on the
+  /// surfaces, so a drift off them fed itself: on the 100-16-1 copy of relu_large entries still
+  /// sliding at t = 1e12 were 3.3e-5 off (max|h| 24) at rtol 1e-8 and 1e-10 alike, 9e-10 with the
+  /// decay (docs/relu_deep.md, session 19). Deeper nets' Newton solve accepts masks within its
+  /// tolerance, whose error integrates into a drift in the same way (session 20). The field
+  /// differs from the equivalent control by O(drift). Per unit of s rather than of the clock: a
+  /// decay of 1 per unit of t outpaced the dynamics of slow runs on the t clock and cost their
+  /// steps (relu_two_layer: 20% more fields).
   static constexpr double kDriftDecay = 1.0;
   /// kDriftDecay in units of tp's clock: e^{log_scale} / (1 + t) per unit of it.
   static double drift_decay(TimePoint tp) { return kDriftDecay * std::exp(tp.log_scale) / (1.0 + tp.t); }

@@ -54,7 +54,17 @@ struct SlidingSetOptions {
   /// absolute tolerance, or one from each entry's start, accepted masks with rates of 0.1
   /// unmatched (docs/relu_deep.md, sessions 18 and 19). The interior Newton solves then also
   /// equilibrate the columns of J before their rank decisions (cond 3e13 -> 18 on such a unit).
+  /// Rates that are not affine (deeper nets' sliding field, no box): the same test with r(m) - J m
+  /// for r(0), plus the entry's own jump |J_jj| and, where given, rate_rounding; an unboxed
+  /// entry's error is |r_j| whatever m_j (the box's one-sided tests would accept a warm start at
+  /// 0 or 1), and the inverse of J is taken with its columns equilibrated.
   bool per_entry_tolerance = false;
+  /// Per entry, a rounding scale of its rate beyond the masks' terms (per_entry_tolerance): the
+  /// sum of the magnitudes of the products its last pass adds, of which the rest of the field's
+  /// terms cancel in r_j. Read at every test, so the caller may fill it at its first evaluation of
+  /// r. Without it an entry whose mask terms are small beside the rest of its rate stalls below
+  /// its own rounding (docs/relu_deep.md, session 17's `drift` branch).
+  const Vec* rate_rounding = nullptr;
   /// r is affine in m (one hidden layer: F(m) = F(0) + sum_l m_l D_l): J evaluated once is exact at
   /// every iterate and is never evaluated again (2C evaluations of r each; with 500 candidates the
   /// per-entry Newton iterations of the joint switch re-evaluated it at most steps).
