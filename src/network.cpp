@@ -65,6 +65,10 @@ void Network::forward(const Eigen::Ref<const Vec>& theta, const Inputs& XT, Work
         auto S = ws.curv[k].array();
         auto R = ws.mask[k].array();
         S = (H.abs() * (-1.0 / eps)).exp();
+        // Flushed to 0 below 1e-300 (|t| > 690): e^{-|t|} for |t| in 708..745 is subnormal, and
+        // products with subnormal operands are slow (microcode assists), in the masks' GEMMs of
+        // the backward pass too; a term of 1e-300 beside s' <= 1 is far below any rounding.
+        S = (S < 1e-300).select(0.0, S);
         R = (1.0 + S).inverse();
         ws.post[k] = H.max(0.0) - eps * R.log();
         S *= R;
