@@ -320,9 +320,10 @@ def write_copies_section(rows, args, started):
         for (la, a), (lb, b) in zip(cs, cs[1:]):
             ratios = [at(a["t"], a["theta"], t) / at(b["t"], b["theta"], t) for t in times]
             n = min(len(a["theta"]), len(b["theta"]))
+            # a run stopped before its first sample after t = 0 has nothing to compare
+            of_max = np.nanmax(a['theta'][1:n]) / np.nanmax(b['theta'][1:n]) if n > 1 else float("nan")
             L.append(f"| {row['hidden']} | {la[len('smooth, eps = '):]} / {lb[len('smooth, eps = '):]} | " +
-                     " | ".join(fmt(r, ".1f") for r in ratios) +
-                     f" | {fmt(np.nanmax(a['theta'][1:n]) / np.nanmax(b['theta'][1:n]), '.1f')} |")
+                     " | ".join(fmt(r, ".1f") for r in ratios) + f" | {fmt(of_max, '.1f')} |")
     old = open(DOC).read() if os.path.exists(DOC) else ""
     head = old[:old.index(COPIES_MARKER)] if COPIES_MARKER in old else old.rstrip("\n") + "\n\n"
     keep = old[old.index(KEEP_MARKER):].rstrip("\n") if KEEP_MARKER in old else KEEP_MARKER
