@@ -270,7 +270,9 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
   // points' 1e12 in the log clock at t = 4e9) accepted interior masks with |r_j| = 0.1 (the
   // 100-16-1 copy of relu_large; docs/relu_deep.md, session 19).
   auto within = [&](const Vec& m, const Vec& r, const Vec& ph, double factor) {
-    if (!opt.per_entry_tolerance) return (ph.cwiseAbs().array() <= factor * tol).all();  // false on NaN
+    // A numerically singular J of unboxed rates (more surfaces of one unit than its inputs: Newton
+    // converges only linearly in the rest): the shared tolerance, as before per-entry tests.
+    if (!opt.per_entry_tolerance || (!box && singular)) return (ph.cwiseAbs().array() <= factor * tol).all();  // false on NaN
     Vec rounding = (r - J * m).cwiseAbs() + J.cwiseAbs() * m.cwiseAbs();
     // Rates that are not affine (deeper nets): plus the caller's rounding of the terms that cancel
     // in r_j, and the entry's own jump s_j, the unit of its complementarity residual. Without s_j

@@ -57,7 +57,8 @@ struct SlidingSetOptions {
   /// Rates that are not affine (deeper nets' sliding field, no box): the same test with r(m) - J m
   /// for r(0), plus the entry's own jump |J_jj| and, where given, rate_rounding; an unboxed
   /// entry's error is |r_j| whatever m_j (the box's one-sided tests would accept a warm start at
-  /// 0 or 1), and the inverse of J is taken with its columns equilibrated.
+  /// 0 or 1), and the inverse of J is taken with its columns equilibrated; where that J is
+  /// numerically singular (a rank-deficient cluster: Newton only linear) the shared test applies.
   bool per_entry_tolerance = false;
   /// Per entry, a rounding scale of its rate beyond the masks' terms (per_entry_tolerance): the
   /// sum of the magnitudes of the products its last pass adds, of which the rest of the field's
