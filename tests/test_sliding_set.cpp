@@ -516,6 +516,35 @@ TEST(SlidingSet, UnboxedEntriesConvergeAgainstTheirOwnRatesRounding) {
   EXPECT_GT(solve_sliding_set(rates, close, per_entry).iterations, 0);
 }
 
+TEST(SlidingSet, UnboxedPerEntryFallsBackToTheSharedToleranceWhereJIsSingular) {
+  // A rank-deficient cluster (more surfaces of one unit than its inputs): entries 1 and 2 have
+  // parallel rows, r_2 = 2 r_1 + delta, where delta (1e-8) is what rounding and the nonlinear rest
+  // leave in J's null direction; entry 0 is a heavy entry (jump 1e6) whose scale sets the shared
+  // tolerance (1e-12 of it and the start's rates, ~1e-6). No mask removes delta, so the per-entry
+  // tolerances (1e-12 of each light entry's ~2) cannot be met and Newton only stalls; with J
+  // numerically singular the solve takes the shared tolerance ([8,8,8] seed 4's 2448 failed
+  // solves; docs/relu_deep.md, session 20). A regular J keeps the per-entry test (above).
+  const double delta = 1e-8;
+  const SlidingRates rates = [&](const Vec& m, Vec& r, Mat* J) {
+    r.resize(3);
+    r[0] = 1e6 * (m[0] - 0.3);
+    r[1] = (m[1] + m[2] - 1.0);
+    r[2] = 2.0 * (m[1] + m[2] - 1.0) + delta;
+    if (J) *J = (Mat(3, 3) << 1e6, 0, 0, 0, 1, 1, 0, 2, 2).finished();
+  };
+  const Vec m0 = (Vec(3) << 0.2, 0.5, 0.2).finished();
+  SlidingSetOptions opt;
+  opt.box = false;
+  opt.per_entry_tolerance = true;
+  const SlidingSetResult res = solve_sliding_set(rates, m0, opt);
+  ASSERT_TRUE(res.converged) << res.residual;
+  EXPECT_NEAR(res.m[0], 0.3, 1e-12);
+  // The least-norm answer: r_1 and r_2 - delta balanced in the range, m_1 + m_2 = 1 - 2 delta / 5.
+  EXPECT_NEAR(res.m[1] + res.m[2], 1.0 - 0.4 * delta, 1e-13);
+  EXPECT_LE(res.r.cwiseAbs().maxCoeff(), 1e-12 * (1e6 * 0.1 + 1e6));  // the shared tolerance
+  EXPECT_GT(res.r.tail(2).cwiseAbs().maxCoeff(), 1e-12 * 4.0);       // above any per-entry one
+}
+
 TEST(SlidingSet, NumericallySingularJacobianTakesTheLeastNormStep) {
   // J with a singular value below the rank threshold (1e-13 relative) but above the
   // decomposition's default one: the unboxed solve steps in J's range only, so m keeps m0's
