@@ -164,12 +164,13 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
   Vec m0(C);
   for (Index l = 0; l < C; ++l) m0[l] = entry(cand[l]);
   Vec F;
+  const double decay = drift_decay(tp);
   auto evaluate = [&](const Vec& m, Vec& r) {
     for (Index l = 0; l < C; ++l) entry(cand[l]) = m[l];
     flow_.rhs(tp, y, F);
     const Vec dh = flow_.preactivation_tangent(theta, flow_.theta_tangent(y, F));
     r.resize(C);  // with the sliding field's drift decay (sliding_rhs)
-    for (Index l = 0; l < C; ++l) r[l] = dh[cand[l]] + drift_decay(tp) * h[cand[l]];
+    for (Index l = 0; l < C; ++l) r[l] = dh[cand[l]] + decay * h[cand[l]];
   };
   // One hidden layer: the sliding field's own affine model of the rates (one_layer_rates), so the
   // switch solves the problem whose interior solution the field's control then is, and costs one

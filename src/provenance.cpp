@@ -33,25 +33,21 @@ std::string build_target() {
 #endif
   // The SIMD extensions compiled for (-march=native, CMakeLists.txt): they set the width and the
   // FMA contraction of Eigen's kernels, and with them the last bits of every sum.
-  const std::pair<bool, const char*> extensions[] = {
 #if defined(__AVX__)
-      {true, "avx"},
+  target += " avx";
 #endif
 #if defined(__AVX2__)
-      {true, "avx2"},
+  target += " avx2";
 #endif
 #if defined(__FMA__)
-      {true, "fma"},
+  target += " fma";
 #endif
 #if defined(__AVX512F__)
-      {true, "avx512f"},
+  target += " avx512f";
 #endif
 #if defined(__ARM_NEON)
-      {true, "neon"},
+  target += " neon";
 #endif
-      {false, ""}};
-  for (const auto& [on, name] : extensions)
-    if (on) target += std::string(" ") + name;
   return target;
 }
 
