@@ -48,6 +48,11 @@ std::string build_target() {
 #if defined(__ARM_NEON)
   target += " neon";
 #endif
+  // ... and the CPU model they were tuned for (CMakeLists.txt): the same extensions tuned for
+  // another model took other instructions and moved the last bits.
+#if defined(GFSIM_TUNE)
+  target += ", tuned for " GFSIM_TUNE;
+#endif
   return target;
 }
 

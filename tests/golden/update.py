@@ -40,7 +40,8 @@ the spread of those runs, with a floor:
 The references belong to one build: Release, -march=native, GCC 12 on the x86-64 machine that
 wrote them. Another CPU (AVX2 against AVX-512, FMA contraction) or compiler changes the last bits
 and, like the perturbed runs, may move the relu_events counts by a few: the references record the
-build's target (the files' `build_target`, compiler and SIMD extensions), and a build for another
+build's target (the files' `build_target`: compiler, SIMD extensions and the CPU model tuned for; an
+Intel Xeon and an AMD EPYC with the same extensions moved relu_events by 4 / 3 / 3 events), and a build for another
 target compares relu_events' counts within the count band instead, and every case's solver
 counters within golden.CROSS_TARGET_REL (50%; golden.py says so when it does): three round-off
 perturbations of one build underestimate what another SIMD width does to the step-size decisions
