@@ -20,9 +20,23 @@ std::optional<std::string> EventLocator::collapse_at_event(double tau) const {
                      accumulation(t));
 }
 
-std::pair<EventLocator::Rejoin, std::string> EventLocator::rejoin(double tau, const Vec& y, SolverCounters& c) {
-  if (!hooks_.resolve || last_event_js_.empty() || tau != last_event_tau_) return {Rejoin::unchanged, {}};
+std::pair<EventLocator::Rejoin, std::string> EventLocator::rejoin(double tau, const Vec& y, SolverCounters& c,
+                                                                  bool field_failed_here) {
+  if (!hooks_.resolve) return {Rejoin::unchanged, {}};
+  const bool at_event = !last_event_js_.empty() && tau == last_event_tau_;
+  if (!at_event && !field_failed_here) return {Rejoin::unchanged, {}};
   const TimePoint tp = clock_.at(tau);
+  if (!at_event) {
+    auto res = hooks_.resolve(tp, y, {}, kMaxEventsNearPoint);
+    if (!res) return {Rejoin::unchanged, {}};
+    if (!res->failure.empty())
+      return {Rejoin::failed, fmt::format("at t = {:.9g}: {}", tp.t, res->failure)};
+    if (res->crossings + res->entries + res->exits == 0 && !res->masks_moved) return {Rejoin::unchanged, {}};
+    c.events += res->crossings + res->exits;
+    c.sliding_entries += res->entries;
+    end_known_ = false;
+    return {Rejoin::changed, {}};
+  }
   // The surfaces switched at this instant that the state is still on, within the integration's
   // error (crossed()): a chain of restarts at one instant can carry the state off an earlier
   // one's surface, and a surface off its kink has no equivalent control (the output depends on

@@ -87,7 +87,7 @@ class EventLocator {
   /// the complementarity problem over the sliding set, docs/events.md). Returns changed (restart
   /// the stepper), unchanged (no joint switch offered or needed), or failed with a message.
   enum class Rejoin { changed, unchanged, failed };
-  std::pair<Rejoin, std::string> rejoin(double tau, const Vec& y, SolverCounters& c);
+  std::pair<Rejoin, std::string> rejoin(double tau, const Vec& y, SolverCounters& c, bool field_failed_here = false);
 
   /// After an accepted step from (tau_before, y_before) to (tau, y): true if some event function is
   /// negative at y (the smooth piece ended inside the step), or, given the step's interpolant,

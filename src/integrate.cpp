@@ -219,6 +219,24 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
   const StepInterpolant interpolate = [&](double s, Vec& out) { stepper->interpolate(s, out); };
   bool at_event = false;  // no step accepted since the last event
   bool rejoined = false;  // that event was switched jointly after the stepper failed to leave it
+  // A field undefined just past this state, with no event here (a sliding set whose control the
+  // problem no longer finds: FieldFailure at or after t): switch the discrete state jointly at this
+  // state (EventLocator::rejoin without an event), once per state, and go on if it changed.
+  // nullopt: nothing to do; an empty optional inside: changed, restarted; else the run's end.
+  double field_rejoined_tau = std::numeric_limits<double>::quiet_NaN();
+  auto rejoin_where_the_field_failed = [&]() -> std::optional<std::optional<SolveResult>> {
+    if (!problem.field_failure || tau == field_rejoined_tau) return std::nullopt;
+    const FieldFailure f = problem.field_failure();
+    if (f.reason.empty() || !(f.t >= clock.time(tau))) return std::nullopt;
+    field_rejoined_tau = tau;
+    auto [how, why] = events.rejoin(tau, x, c, /*field_failed_here=*/true);
+    if (how == EventLocator::Rejoin::failed) return std::optional<SolveResult>(finish(Status::stalled_at_kink, std::move(why)));
+    if (how != EventLocator::Rejoin::changed) return std::nullopt;
+    if (auto failed = stepper->restart(x, tau))
+      return std::optional<SolveResult>(finish(Status::solver_failure, std::move(*failed)));
+    stall.restart(c.accepted, tau);
+    return std::optional<SolveResult>();
+  };
   while (next < taus.size()) {
     if (stop_requested()) return interrupted();
     if (auto limit = limit_reached(o, c, clock.time(tau), times.back(),
@@ -228,7 +246,14 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
     const double tau_before = tau;
     y_before = x;  // the last finite state, restored if the step goes non-finite
     Attempt step = stepper->attempt(x, tau, target);
-    if ((step.kind == Attempt::collapsed || step.kind == Attempt::non_finite) && at_event && !rejoined) {
+    const bool cannot_leave = step.kind == Attempt::collapsed || step.kind == Attempt::non_finite;
+    if (cannot_leave && !at_event && !rejoined) {
+      if (auto outcome = rejoin_where_the_field_failed()) {
+        if (*outcome) return std::move(**outcome);
+        continue;
+      }
+    }
+    if (cannot_leave && at_event && !rejoined) {
       // The stepper cannot leave the event it restarted at: switch that event's surfaces jointly
       // (EventLocator::rejoin), once, before giving up.
       rejoined = true;
@@ -292,7 +317,13 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
       if (auto failed = restart_at_stop()) return finish(failed->first, std::move(failed->second));
       continue;
     }
-    if (stepper->step_collapsed(tau)) return stalled("step size collapsed");
+    if (stepper->step_collapsed(tau)) {
+      if (auto outcome = rejoin_where_the_field_failed()) {
+        if (*outcome) return std::move(**outcome);
+        continue;
+      }
+      return stalled("step size collapsed");
+    }
     // Stall: at the pace of the last window, finishing would take far more than max_steps.
     if (stall.stalled(c.accepted, tau, tau_end)) return stalled("integration stalled");
   }

@@ -448,4 +448,56 @@ SlidingSetResult solve_sliding_set(const SlidingRates& rates, const Vec& m0, con
   return res;
 }
 
+namespace {
+
+// Entry l's one-dimensional problem with the others fixed, from its rates at m_l = 0 and 1 (exact
+// for a rate affine in its own mask): falling rates (an attracting surface, or a crossing) have
+// one consistent value; rising ones (a repelling surface) up to three, of which the nearest to
+// `old` is kept, so that a consistent side is not left for the other one.
+double one_entry_mask(double r0, double r1, double old) {
+  const double slope = r1 - r0;
+  if (slope < 0) return r0 <= 0 ? 0.0 : r1 >= 0 ? 1.0 : r0 / (r0 - r1);
+  if (r0 == 0 && r1 == 0) return old;  // the mask moves nothing and nothing moves it
+  double best = old, dist = std::numeric_limits<double>::infinity();
+  auto consider = [&](double v) {
+    if (std::abs(v - old) < dist) {
+      dist = std::abs(v - old);
+      best = v;
+    }
+  };
+  if (r0 <= 0) consider(0.0);
+  if (r1 >= 0) consider(1.0);
+  if (r0 < 0 && r1 > 0) consider(r0 / (r0 - r1));
+  return best;
+}
+
+}  // namespace
+
+SlidingSetResult solve_sliding_set_by_sweeps(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt,
+                                             int max_evaluations) {
+  const Index C = m0.size();
+  Vec m = m0.cwiseMax(0.0).cwiseMin(1.0), r(C), trial;
+  SlidingSetResult res;
+  int evaluations = 0, sweeps = 0;
+  for (int polish_after = 4;; polish_after *= 2) {
+    for (; sweeps < polish_after && evaluations + 2 * C <= max_evaluations; ++sweeps) {
+      for (Index l = 0; l < C; ++l) {
+        trial = m;
+        trial[l] = 0.0;
+        rates(trial, r, nullptr);
+        const double r0 = r[l];
+        trial[l] = 1.0;
+        rates(trial, r, nullptr);
+        evaluations += 2;
+        if (std::isfinite(r0) && std::isfinite(r[l])) m[l] = one_entry_mask(r0, r[l], m[l]);
+      }
+    }
+    res = solve_sliding_set(rates, m, opt);  // Newton's quadratic end game from the sweeps' iterate
+    evaluations += res.evaluations;
+    res.iterations += sweeps;
+    res.evaluations = evaluations;
+    if (res.converged || evaluations + 2 * C > max_evaluations) return res;
+  }
+}
+
 }  // namespace gfsim

@@ -12,7 +12,9 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "gfsim/integrate.hpp"
 #include "test_util.hpp"
@@ -144,6 +146,60 @@ TEST(Zeno, UndefinedFieldStopsWithTheProblemsReason) {
   const auto r = integrate(p, Vec::Zero(1), {0.0, 5.0}, test::solver_options(Method::dopri5, ClockKind::t, 1e-10),
                            [](std::int64_t, double, const Vec&) {});
   EXPECT_EQ(r.status, Status::non_finite) << r.message;
+}
+
+// The same undefined field at a state where nothing was crossed, but whose discrete state the
+// problem can switch there (KinkPattern: a crowded sliding set whose control the sliding solve no
+// longer finds, which the joint switch at that state resolves by letting entries leave): the loop
+// asks for a joint switch at the state it cannot leave (EventLocator::rejoin with no event) and
+// goes on; a switch that changes nothing ends the run with the field's reason as before.
+TEST(Zeno, UndefinedFieldIsSwitchedJointlyWhereItFailsWithoutAnEvent) {
+  for (bool switch_helps : {true, false}) {
+    for (Method method : {Method::dopri5, Method::rosenbrock4, Method::cvode}) {
+      FieldFailure why;
+      bool switched = false;
+      int resolves = 0;
+      OdeProblem p;
+      p.size = 1;
+      p.rhs = [&](TimePoint tp, const Vec& y, Vec& dy) {
+        dy.resize(1);
+        if (!switched && !(y[0] <= 1.0)) {
+          if (std::isfinite(y[0])) why = {tp.t, "no equivalent control of the toy's sliding surfaces"};
+          dy[0] = std::numeric_limits<double>::quiet_NaN();
+          return;
+        }
+        dy[0] = std::exp(tp.log_scale);
+      };
+      p.jacobian = [](TimePoint, const Vec&, Mat& J) { J = Mat::Zero(1, 1); };
+      p.field_failure = [&why] { return why; };
+      p.events.values = [](TimePoint, const Vec& y, Vec& g) { g = Vec::Constant(1, 10.0 - y[0]); };  // never met
+      p.events.cross = [](TimePoint, const Vec&, Index) { ADD_FAILURE() << "no surface is crossed"; };
+      p.events.resolve = [&](TimePoint, const Vec& y, const std::vector<Index>& js,
+                             int) -> std::optional<EventHooks::Resolution> {
+        ++resolves;
+        EXPECT_TRUE(js.empty());
+        EXPECT_NEAR(y[0], 1.0, 1e-6);
+        EventHooks::Resolution r;
+        if (switch_helps) {
+          switched = true;
+          r.exits = 1;
+        }
+        return r;
+      };
+      const auto r = integrate(p, Vec::Zero(1), {0.0, 5.0}, test::solver_options(method, ClockKind::t, 1e-10),
+                               [](std::int64_t, double, const Vec&) {});
+      const std::string what = std::string(to_string(method)) + (switch_helps ? ", switch helps: " : ": ") + r.message;
+      EXPECT_EQ(resolves, 1) << what;
+      if (switch_helps) {
+        EXPECT_EQ(r.status, Status::success) << what;
+        EXPECT_NEAR(r.y_final[0], 5.0, 1e-8) << what;
+      } else {
+        EXPECT_EQ(r.status, Status::stalled_at_kink) << what;
+        EXPECT_NE(r.message.find("no equivalent control"), std::string::npos) << what;
+        EXPECT_LE(r.t_final, 1.0 + 1e-9) << what;
+      }
+    }
+  }
 }
 
 }  // namespace

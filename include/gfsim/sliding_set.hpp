@@ -111,4 +111,19 @@ Vec equilibrated_least_norm_solve(const Mat& J, const Vec& rhs);
 /// The complementarity residual Phi(m) in rate units for rates r at m, scales s_j > 0.
 Vec sliding_set_residual(const Vec& m, const Vec& r, const Vec& s);
 
+/// The box problem by projected nonlinear Gauss-Seidel sweeps, for rates affine in each entry's own
+/// mask (ReLU sliding sets at any depth: m_j enters the field, not h_j's gradient). Each sweep sets
+/// every mask in turn to the consistent value of its one-dimensional problem with the others fixed,
+/// from its rates at m_j = 0 and 1 (two evaluations of r per entry); after 4, 8, 16, ... sweeps,
+/// solve_sliding_set(opt) from the iterate, whose result is returned once it converges or when
+/// max_evaluations (sweeps and Newton together) would be exceeded. The joint switch's fallback
+/// where Newton stalls: a consistent set always exists (MCP(-r, [0,1]^C) is a variational
+/// inequality over a compact convex set with continuous r: Hartman-Stampacchia), so a failure is
+/// the method's. For the gradient flows (every kind but the rho-controlled ones) the update of an
+/// entry whose rate falls with its mask is the exact minimization of |y'(m)|^2 / 2 (the velocity in
+/// the flow's metric) over that mask: sweeps over such entries are coordinate descent on it
+/// (docs/events.md, "Sliding sets").
+SlidingSetResult solve_sliding_set_by_sweeps(const SlidingRates& rates, const Vec& m0, const SlidingSetOptions& opt,
+                                             int max_evaluations);
+
 }  // namespace gfsim
