@@ -116,7 +116,8 @@ Vec sliding_set_residual(const Vec& m, const Vec& r, const Vec& s);
 /// every mask in turn to the consistent value of its one-dimensional problem with the others fixed,
 /// from its rates at m_j = 0 and 1 (two evaluations of r per entry); after 4, 8, 16, ... sweeps,
 /// solve_sliding_set(opt) from the iterate, whose result is returned once it converges or when
-/// max_evaluations (sweeps and Newton together) would be exceeded. The joint switch's fallback
+/// max_evaluations (sweeps and Newton together) would be exceeded; its `iterations` count the
+/// sweeps and the last Newton solve's steps, `evaluations` all evaluations of r. The joint switch's fallback
 /// where Newton stalls: a consistent set always exists (MCP(-r, [0,1]^C) is a variational
 /// inequality over a compact convex set with continuous r: Hartman-Stampacchia), so a failure is
 /// the method's. For the gradient flows (every kind but the rho-controlled ones) the update of an
