@@ -488,9 +488,20 @@ std::optional<std::pair<Status, std::string>> EventLocator::switch_pattern(doubl
     }
     if (bounced && zero_length_restarts_ > kMaxZeroLengthRestarts) return chatter(j, tp_star.t);
     // Not a new sliding mode: a plain crossing, or the end of a sliding mode on j.
+    if (std::find(twins_switched_.begin(), twins_switched_.end(), j) != twins_switched_.end()) continue;
+    const std::vector<Index> twins = hooks_.coincident ? hooks_.coincident(tp_star, y, j) : std::vector<Index>();
     hooks_.cross(tp_star, y, j);
     ++c.events;
+    // Its coincident surfaces cross with it (EventHooks::coincident), once, and are handled as j.
+    for (Index q : twins) {
+      if (std::find(last_event_js_.begin(), last_event_js_.end(), q) != last_event_js_.end()) continue;
+      hooks_.cross(tp_star, y, q);
+      ++c.events;
+      last_event_js_.push_back(q);
+      twins_switched_.push_back(q);
+    }
   }
+  twins_switched_.clear();
   return std::nullopt;
 }
 

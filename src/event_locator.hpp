@@ -177,6 +177,7 @@ class EventLocator {
   const EventHooks& hooks_;
   Clock clock_;
   const std::atomic<bool>* stop_requested_;
+  std::vector<Index> twins_switched_;  ///< switch_pattern: coincident surfaces switched with a crossing
   double noise_factor_;                            ///< rtol / u: a rounding bound scaled to the integration's error
   Vec g_, g_before_, g_event_, y_event_, sample_;  ///< g at the step's end, start, the event
   Vec g_crossing_;                                 ///< g of the crossing surfaces (values_of)

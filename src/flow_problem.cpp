@@ -108,6 +108,7 @@ OdeProblem to_event_problem(KinkPattern& pattern, const Vec& y0, KinkEventSink o
     }
     return r;
   };
+  p.events.coincident = [&pattern](TimePoint, const Vec& y, Index j) { return pattern.coincident_with(y, j); };
   p.events.describe = [&flow](Index j) {
     const auto k = flow.kink_of(j);
     return fmt::format("layer {} unit {} at data point {}", k.layer, k.unit, k.point);

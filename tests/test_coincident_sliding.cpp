@@ -14,6 +14,7 @@
 #include <cmath>
 
 #include "gfsim/flow.hpp"
+#include "gfsim/flow_problem.hpp"
 #include "gfsim/kink_pattern.hpp"
 #include "test_util.hpp"
 
@@ -126,6 +127,52 @@ TEST(CoincidentSliding, JointSwitchAndSlidingFieldGiveCoincidentSurfacesOneMask)
     }
   }
   EXPECT_GE(sliding_pairs, 4);  // the test saw attracting coincident pairs (5 of 64)
+}
+
+// A crossing of one of two coincident surfaces is a crossing of both, at that instant and in the
+// same direction (their pre-activations are in the fixed ratio kScale). The event problem names
+// the twins (EventHooks::coincident), which the locator switches with the crossing. Before, a twin
+// was left to its own event function, which a step could carry back across unseen when its point
+// died at a shallower layer within it ([8,8,8,8] gd_polar at t = 0.88935).
+TEST(CoincidentSliding, TheEventProblemNamesTheCoincidentSurfacesOfACrossing) {
+  CoincidentPair c;
+  int tried = 0;
+  for (std::uint64_t seed = 1; seed < 40 && tried < 3; ++seed) {
+    const Vec y = c.on_kink(1, 0.7, seed);
+    if (y.size() == 0) continue;
+    ++tried;
+    KinkPattern pattern(c.flow);
+    const OdeProblem p = to_event_problem(pattern, y);
+    const Index ja = CoincidentPair::entry(1, kA), jb = CoincidentPair::entry(1, kB);
+    for (Index j : std::vector<Index>(pattern.sliding())) pattern.stop_sliding(j, true);
+    if (pattern.value(jb) != pattern.value(ja)) pattern.flip(jb);
+    // The twins, independently: points whose layer-1 activations are positive multiples of kA's
+    // (kB by construction; others where one and the same layer-1 unit alone is active), on the
+    // same side of unit 1, and unit 1's pre-activation on its kink there too.
+    const Network& net = c.flow.network();
+    const Vec theta = c.flow.theta(y);
+    const Mat A1 = (net.layer(theta, 0) * c.data.X.transpose()).cwiseMax(0.0);
+    std::vector<Index> expected;
+    for (Index q = 0; q < kPoints; ++q) {
+      const double ab = A1.col(kA).dot(A1.col(q)), na = A1.col(kA).norm(), nb = A1.col(q).norm();
+      if (q != kA && nb > 0 && ab >= (1 - 1e-12) * na * nb && pattern.value(CoincidentPair::entry(1, q)) == pattern.value(ja))
+        expected.push_back(CoincidentPair::entry(1, q));
+    }
+    ASSERT_NE(std::find(expected.begin(), expected.end(), jb), expected.end()) << "seed " << seed;
+    EXPECT_EQ(p.events.coincident(c.tp, y, ja), expected) << "seed " << seed;
+    EXPECT_EQ(pattern.coincident_with(y, ja), expected) << "seed " << seed;
+    // On another side of unit 1 at kB: no twin there.
+    pattern.flip(jb);
+    const auto other = pattern.coincident_with(y, ja);
+    EXPECT_EQ(std::find(other.begin(), other.end(), jb), other.end()) << "seed " << seed;
+    // Off the kink (unit 1's row moved along kA's activations): not one surface at this instant.
+    pattern.flip(jb);
+    Vec moved = theta;
+    Eigen::Map<RowMat>(moved.data() + net.layer_offset(1), kWidth, kWidth).row(1) += 1e-3 * A1.col(kA).transpose();
+    const auto off = pattern.coincident_with(c.flow.initial_state(moved), ja);
+    EXPECT_TRUE(off.empty()) << "seed " << seed << ": " << off.size();
+  }
+  EXPECT_EQ(tried, 3);
 }
 
 }  // namespace

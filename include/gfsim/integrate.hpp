@@ -51,6 +51,11 @@ struct EventHooks {
   /// Optional: the field on both sides of surface j points into it (an event right at the restart
   /// after crossing j): enter Filippov sliding on it. Returns false if unsupported (run stops).
   std::function<bool(TimePoint tp, const Vec& y, Index j)> slide;
+  /// Optional: the surfaces coincident with surface j at y (one surface met at several places:
+  /// their functions vanish together and cross in the same direction). A crossing of j switches
+  /// them at the same instant (each reported as a crossing and handled as j is), whether or not
+  /// their own functions, which may be far smaller, showed the crossing within the step.
+  std::function<std::vector<Index>(TimePoint tp, const Vec& y, Index j)> coincident;
   /// Optional: a one-line description of event j ("layer 1 unit 3 point 17").
   std::function<std::string(Index j)> describe;
   /// Optional: switch the discrete state for the surfaces `js` hit at one instant jointly with the

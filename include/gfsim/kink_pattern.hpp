@@ -66,6 +66,14 @@ class KinkPattern {
 
   /// Flip entry j (index into Flow::preactivations()).
   void flip(Index j);
+  /// The entries coincident with entry j at state y: the same unit at other data points whose
+  /// inputs to its layer are positive multiples of j's point's (one surface in the weights: their
+  /// pre-activations vanish together and cross in the same direction), with j's mask, not sliding.
+  /// A crossing of j is a crossing of each of them at the same instant: their own event functions,
+  /// smaller by the ratio of the inputs' norms, can cross back unseen within a step when their
+  /// point dies at a shallower layer ([8,8,8,8] gd_polar at t = 0.88935; docs/relu_deep.md,
+  /// session 21).
+  std::vector<Index> coincident_with(const Vec& y, Index j) const;
   /// Put entry j into sliding mode: the trajectory stays on h_j = 0 with the mask value m_j in
   /// [0,1] chosen so that dh_j/dt = 0 for every sliding entry (equivalent control). On the kink
   /// surfaces every flow's field is affine in each mask value (jointly affine with one hidden
