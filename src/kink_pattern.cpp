@@ -106,10 +106,9 @@ std::vector<Index> KinkPattern::coincident_with(const Vec& y, Index j) const {
     if (std::find(sliding_.begin(), sliding_.end(), jq) != sliding_.end()) continue;
     const Vec b = input(q);
     const double nb = b.norm(), ab = a.dot(b);
-    // Positive multiples to the rounding of the activations: the same support, and the cosine 1
-    // within 1e-12.
-    // ... and on the surface at this instant as j is (its h within 1e-9 of its terms): nearly
-    // parallel inputs of several active units are not one surface.
+    // Positive multiples (the cosine 1 within 1e-12), and on the surface at this instant as j is
+    // (its h within 1e-9 of its terms): nearly parallel inputs of several active units are not
+    // one surface.
     if (nb > 0 && ab > 0 && ab >= (1 - 1e-12) * na * nb && std::abs(w.dot(b)) <= 1e-9 * w_norm * nb)
       twins.push_back(jq);
   }
