@@ -230,7 +230,8 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
     if (f.reason.empty() || !(f.t >= clock.time(tau))) return std::nullopt;
     field_rejoined_tau = tau;
     auto [how, why] = events.rejoin(tau, x, c, /*field_failed_here=*/true);
-    if (how == EventLocator::Rejoin::failed) return std::optional<SolveResult>(finish(Status::stalled_at_kink, std::move(why)));
+    if (how == EventLocator::Rejoin::failed)
+      return std::optional<SolveResult>(finish(Status::stalled_at_kink, std::move(why)));
     if (how != EventLocator::Rejoin::changed) return std::nullopt;
     if (auto failed = stepper->restart(x, tau))
       return std::optional<SolveResult>(finish(Status::solver_failure, std::move(*failed)));

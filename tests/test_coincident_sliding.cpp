@@ -155,8 +155,8 @@ TEST(CoincidentSliding, TheEventProblemNamesTheCoincidentSurfacesOfACrossing) {
     std::vector<Index> expected;
     for (Index q = 0; q < kPoints; ++q) {
       const double ab = A1.col(kA).dot(A1.col(q)), na = A1.col(kA).norm(), nb = A1.col(q).norm();
-      if (q != kA && nb > 0 && ab >= (1 - 1e-12) * na * nb && pattern.value(CoincidentPair::entry(1, q)) == pattern.value(ja))
-        expected.push_back(CoincidentPair::entry(1, q));
+      const bool same_side = pattern.value(CoincidentPair::entry(1, q)) == pattern.value(ja);
+      if (q != kA && nb > 0 && ab >= (1 - 1e-12) * na * nb && same_side) expected.push_back(CoincidentPair::entry(1, q));
     }
     ASSERT_NE(std::find(expected.begin(), expected.end(), jb), expected.end()) << "seed " << seed;
     EXPECT_EQ(p.events.coincident(c.tp, y, ja), expected) << "seed " << seed;
