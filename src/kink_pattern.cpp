@@ -84,32 +84,36 @@ std::vector<Index> KinkPattern::coincident_with(const Vec& y, Index j) const {
   const Index n = flow_.num_points();
   const auto at = flow_.kink_of(j);
   const Index k = at.layer - 1;  // 0-based hidden layer
-  const Vec h = k > 0 ? flow_.preactivations(y) : Vec();
   Index offset = 0;
   for (Index l = 0; l < k; ++l) offset += net.layer_rows(l) * n;
-  // The inputs to layer k at point q: the data (k = 0) or the activations mask * h of layer k - 1.
-  auto input = [&](Index q) -> Vec {
-    if (k == 0) return flow_.inputs().col(q);
-    const Index below = net.layer_rows(k - 1), ob = offset - below * n;
-    return h.segment(ob + q * below, below).cwiseProduct(masks_[std::size_t(k - 1)].col(q));
-  };
-  const Vec a = input(at.point);
+  // The inputs to layer k at every point (columns): the data (k = 0) or the activations mask * h
+  // of layer k - 1. Their norms, and their products with j's point's input and with the unit's
+  // row (its pre-activation at each point), in three passes over them.
+  Mat activations;
+  if (k > 0) {
+    const Index below = net.layer_rows(k - 1);
+    const Vec h = flow_.preactivations(y);
+    activations =
+        Eigen::Map<const Mat>(h.data() + offset - below * n, below, n).cwiseProduct(masks_[std::size_t(k - 1)]);
+  }
+  const Mat& A = k > 0 ? activations : flow_.inputs();
+  const Vec a = A.col(at.point);
   const double na = a.norm();
   if (!(na > 0)) return twins;
+  const Vec w = net.layer(flow_.theta(y), k).row(at.unit).transpose();
+  const Vec norms = A.colwise().norm().transpose(), with_a = A.transpose() * a, with_w = A.transpose() * w;
+  const double w_norm = w.norm();
   const Index rows = net.layer_rows(k);
   const double m = masks_[std::size_t(k)](at.unit, at.point);
-  const Vec w = net.layer(flow_.theta(y), k).row(at.unit).transpose();
-  const double w_norm = w.norm();
   for (Index q = 0; q < n; ++q) {
     const Index jq = offset + q * rows + at.unit;
     if (q == at.point || masks_[std::size_t(k)](at.unit, q) != m || !flow_.point_kept(q)) continue;
     if (std::find(sliding_.begin(), sliding_.end(), jq) != sliding_.end()) continue;
-    const Vec b = input(q);
-    const double nb = b.norm(), ab = a.dot(b);
     // Positive multiples (the cosine 1 within 1e-12), and on the surface at this instant as j is
     // (its h within 1e-9 of its terms): nearly parallel inputs of several active units are not
     // one surface.
-    if (nb > 0 && ab > 0 && ab >= (1 - 1e-12) * na * nb && std::abs(w.dot(b)) <= 1e-9 * w_norm * nb)
+    const double nb = norms[q], ab = with_a[q];
+    if (nb > 0 && ab > 0 && ab >= (1 - 1e-12) * na * nb && std::abs(with_w[q]) <= 1e-9 * w_norm * nb)
       twins.push_back(jq);
   }
   return twins;
