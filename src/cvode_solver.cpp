@@ -414,21 +414,13 @@ class CvodeStepper final : public detail::Stepper {
   // of the field can need steps far below the round-off of tau (a staircase at rho ~ 1e5 and t ~ 90:
   // ~1e-13 against 16 ulp(90) ~ 2e-13, docs/rho_control.md), which CVODE then resolves and the
   // collapse test (step_collapsed) measures against the round-off of the time since the restart.
-  std::optional<std::string> restart(const Vec& x, double tau) override {
-    before_ = c_;
-    as_eigen(sd_.y) = x;
-    cb_.origin = tau;
-    int flag = CVodeReInit(sd_.mem, 0.0, sd_.y);
-    const double h0 = o_.initial_step > 0 ? o_.initial_step
-                                          : initial_step(cb_, x, 0.0, tau_end_ - tau, o_.atol, o_.rtol, before_.rhs_evals);
-    c_.rhs_evals = before_.rhs_evals;
-    if (flag >= 0) flag = CVodeSetInitStep(sd_.mem, h0);
-    if (flag >= 0) flag = CVodeSetStopTime(sd_.mem, tau_end_ - tau);  // CVodeReInit clears it
-    tstop_ = tau_end_;
-    if (flag < 0)
-      return fmt::format("CVODE restart after the event at t = {:.6g} failed: {} {}", cb_.clock.time(tau),
-                         flag_name(flag), cb_.last_error);
-    return std::nullopt;
+  std::optional<std::string> restart(const Vec& x, double tau) override { return restart_at(x, tau, 0.0); }
+  // No event: the field is the same, so the step CVODE had reached is the starting step.
+  bool reanchor(const Vec& x, double tau) override {
+    if (tau == cb_.origin) return false;
+    double h = 0;
+    CVodeGetCurrentStep(sd_.mem, &h);
+    return !restart_at(x, tau, std::abs(h));
   }
   double step_size() const override {
     double h = 0;
@@ -454,6 +446,24 @@ class CvodeStepper final : public detail::Stepper {
   }
 
  private:
+  // CVODE from (tau, x) afresh, its time 0 at tau; h0 = 0: the starting step estimated there.
+  std::optional<std::string> restart_at(const Vec& x, double tau, double h0) {
+    before_ = c_;
+    as_eigen(sd_.y) = x;
+    cb_.origin = tau;
+    int flag = CVodeReInit(sd_.mem, 0.0, sd_.y);
+    if (!(h0 > 0))
+      h0 = o_.initial_step > 0 ? o_.initial_step
+                               : initial_step(cb_, x, 0.0, tau_end_ - tau, o_.atol, o_.rtol, before_.rhs_evals);
+    c_.rhs_evals = before_.rhs_evals;
+    if (flag >= 0) flag = CVodeSetInitStep(sd_.mem, h0);
+    if (flag >= 0) flag = CVodeSetStopTime(sd_.mem, tau_end_ - tau);  // CVodeReInit clears it
+    tstop_ = tau_end_;
+    if (flag < 0)
+      return fmt::format("CVODE restart after the event at t = {:.6g} failed: {} {}", cb_.clock.time(tau),
+                         flag_name(flag), cb_.last_error);
+    return std::nullopt;
+  }
   // CVODE's counters plus those of the runs before the last restart (CVodeReInit zeroes them).
   void update_counters() {
     long nst = 0, netf = 0, nncf = 0, nfe = 0, nfeLS = 0, nje = 0, njv = 0, nsetups = 0;

@@ -24,6 +24,8 @@ namespace gfsim {
 
 namespace {
 constexpr double kEps = std::numeric_limits<double>::epsilon();
+// Accepted steps a stepper must take from a new time origin before the next move (Stepper::reanchor).
+constexpr std::int64_t kStepsBetweenReanchors = 16;
 }  // namespace
 
 int method_order(Method m) {
@@ -56,15 +58,27 @@ void StallWindow::restart(std::int64_t accepted, double tau) {
 bool StallWindow::stalled(std::int64_t accepted, double tau, double tau_end) {
   // Steps not reported here (a driver may skip the test after an event) keep the last clock seen,
   // so no slot is read before it is written.
-  for (std::int64_t k = std::max(last_accepted_ + 1, accepted - std::int64_t(window_)); k < accepted; ++k)
-    recent_[std::size_t(k % std::int64_t(window_))] = last_tau_;
+  const std::int64_t w = std::int64_t(window_);
+  for (std::int64_t k = std::max(last_accepted_ + 1, accepted - w); k < accepted; ++k)
+    recent_[std::size_t(k % w)] = last_tau_;
   last_accepted_ = std::max(last_accepted_, accepted);
   last_tau_ = tau;
-  double& oldest = recent_[std::size_t(accepted % std::int64_t(window_))];
+  double& oldest = recent_[std::size_t(accepted % w)];
   bool slow = false;
-  if (accepted - first_ >= std::int64_t(window_)) {
-    const double pace = (tau - oldest) / double(window_);
+  if (accepted - first_ >= w) {
+    const double pace = (tau - oldest) / double(w);
     slow = pace <= 0 || (tau_end - tau) / pace > stall_factor_ * max_steps_;
+    // Steps growing in proportion to tau are progress too: the flow's time scales grow with t (in
+    // the t clock, and in the log clock while t < 1), so a fixed fraction of tau per step is the
+    // normal pace early on (a smoothed kink crossed at t ~ 1e-4 needs steps of ~1e-7), finishing in
+    // log(tau_end / tau) / (log-advance per step) steps. That projection is optimistic, so it must
+    // fit in max_steps itself; it uses the window's newer half (the first window starts at tau = 0).
+    // A state chattering at a jump of the field (kinks = "ignore") advances by ~1e-6 of tau per
+    // step, a smoothed kink's crossing by 1e-4..1e-3 (docs/relu_large_smooth.md).
+    const std::int64_t half = w / 2;
+    const double mid = recent_[std::size_t((accepted - half) % w)];
+    if (slow && pace > 0 && half > 0 && mid > 0 && tau > mid)
+      slow = std::log(tau_end / tau) / (std::log(tau / mid) / double(half)) > max_steps_;
   }
   oldest = tau;
   return slow;
@@ -238,6 +252,24 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
     stall.restart(c.accepted, tau);
     return std::optional<SolveResult>();
   };
+  // Steps that collapsed against the round-off of the clock far from the stepper's time origin:
+  // move the origin to this state and go on (Stepper::reanchor). A collapse again within a few
+  // steps of the last move is a collapse of the step itself.
+  std::int64_t reanchored_at = -kStepsBetweenReanchors;
+  auto reanchor = [&] {
+    if (c.accepted - reanchored_at < kStepsBetweenReanchors) return false;
+    // Not where the field itself failed (non-finite values; a sliding set without a control): the
+    // steps collapse there because nothing lies beyond, and the stop names why.
+    if (stepper->non_finite_cause("", clock.time(tau))) return false;
+    if (problem.field_failure) {
+      const FieldFailure f = problem.field_failure();
+      if (!f.reason.empty() && f.t >= clock.time(tau)) return false;
+    }
+    if (!stepper->reanchor(x, tau)) return false;
+    reanchored_at = c.accepted;
+    ++c.reanchors;
+    return true;
+  };
   while (next < taus.size()) {
     if (stop_requested()) return interrupted();
     if (auto limit = limit_reached(o, c, clock.time(tau), times.back(),
@@ -269,7 +301,9 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
     switch (step.kind) {
       case Attempt::accepted: break;
       case Attempt::rejected: continue;
-      case Attempt::collapsed: return stalled(step.message);
+      case Attempt::collapsed:
+        if (reanchor()) continue;
+        return stalled(step.message);
       case Attempt::non_finite: return non_finite(std::move(step.message));
       case Attempt::failed: return finish(Status::solver_failure, std::move(step.message));
     }
@@ -323,6 +357,7 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
         if (*outcome) return std::move(**outcome);
         continue;
       }
+      if (reanchor()) continue;
       return stalled("step size collapsed");
     }
     // Stall: at the pace of the last window, finishing would take far more than max_steps.

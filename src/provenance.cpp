@@ -102,7 +102,8 @@ void write_solver_outcome(h5::Group& parent, const SolveResult& result,
       {"lu_decompositions", c.lu_decompositions},
       {"events", c.events},
       {"sliding_entries", c.sliding_entries},
-      {"discontinuities", c.discontinuities}};
+      {"discontinuities", c.discontinuities},
+      {"reanchors", c.reanchors}};
   std::set<std::string> names;
   for (const auto& [name, value] : counters) names.insert(name);
   for (const auto& [name, value] : extra_counters) {

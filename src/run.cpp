@@ -529,6 +529,8 @@ void print_summary(std::ostream& out, const RunReport& r) {
                "kink events", r.kink_crossings, r.sliding_entries, r.sliding_exits, r.sliding_time);
   if (c.discontinuities > 0)  // stops at the field's known jumps (integrate.hpp, Discontinuities)
     fmt::print(out, "  {:<22} {} stepper restarts\n", "discontinuities", c.discontinuities);
+  if (c.reanchors > 0)  // fast transients far from the stepper's time origin (Stepper::reanchor)
+    fmt::print(out, "  {:<22} {} stepper restarts at a new time origin\n", "reanchors", c.reanchors);
   if (c.jvp_evals > 0)  // matrix-free Krylov: Jacobian-vector products instead of Jacobians and LUs
     fmt::print(out, "  {:<22} {} rhs, {} J v products\n", "evaluations", c.rhs_evals, c.jvp_evals);
   else

@@ -52,6 +52,12 @@ class Stepper {
   virtual double step_size() const = 0;
   /// After an accepted step ending at tau: true if its size is below the round-off of tau.
   virtual bool step_collapsed(double /*tau*/) const { return false; }
+  /// The steps collapsed against the round-off of the stepper's time variable, far from its
+  /// origin: restart at (tau, x) with the time origin there (no event: the field did not change),
+  /// so that the steps are measured against the time since tau. False if the stepper has no local
+  /// origin or it is already at tau. A fast transient at late t in the log clock needs this: a
+  /// smoothed kink crossed at t ~ 1e8 takes steps of ~1e-14 in log t, a few ulps of s = 19.
+  virtual bool reanchor(const Vec& /*x*/, double /*tau*/) { return false; }
   /// A collapse of the step size (`what`) caused by non-finite field values: the user message.
   virtual std::optional<std::string> non_finite_cause(const std::string& /*what*/, double /*t*/) const {
     return std::nullopt;

@@ -167,8 +167,9 @@ TEST(Discontinuities, TableKnotsAreStops) {
 
 // Progressive norm rescaling at large radii: the loss-normalized staircase doubling every 5 time
 // units, with cvode as in docs/rho_control.md. Creeping across the jumps (no stops) the step size
-// must satisfy h |F+ - F-| <~ atol with |F| ~ rho: the run ends in step_collapse at a jump. With the
-// stops it reaches rho = 2^17 and the margin gap keeps halving per phase.
+// must satisfy h |F+ - F-| <~ atol with |F| ~ rho: the steps collapse at a jump, where the run
+// ended before the loop moved the stepper's time origin (Stepper::reanchor). With the stops it
+// reaches rho = 2^17 and the margin gap keeps halving per phase.
 TEST(Discontinuities, NormalizedStaircasePassesTheJumpsWhereStepsCollapsed) {
   const Dataset data = test::separable_data(20, 3, 431);
   const Network net({3, 1}, Activation::linear);
@@ -190,9 +191,14 @@ TEST(Discontinuities, NormalizedStaircasePassesTheJumpsWhereStepsCollapsed) {
   EXPECT_EQ(with.counters.discontinuities, 17);
   problem.discontinuities = {};
   const SolveResult without = integrate(problem, y0, times, o, [](std::int64_t, double, const Vec&) {});
-  EXPECT_EQ(without.status, Status::step_collapse) << without.message;
-  const double phase_time = 5.0 * std::round(without.t_final / 5.0);
-  EXPECT_NEAR(without.t_final, phase_time, 1e-6 * phase_time) << "collapses at a jump: " << without.message;
+  // Without the stops CVODE's steps collapse at some of the jumps, against the round-off of t; it
+  // moves its time origin there (Stepper::reanchor), which restarts it as a stop would, and ends
+  // on the same solution, at more steps.
+  EXPECT_EQ(without.status, Status::success) << without.message;
+  EXPECT_GE(without.counters.reanchors, 1);
+  EXPECT_LE(without.counters.reanchors, 17);
+  EXPECT_GT(without.counters.accepted, with.counters.accepted);
+  EXPECT_LT((without.y_final - with.y_final).norm(), 1e-7 * with.y_final.norm());
   // The gap to the max-margin value is ~ C / rho: it halves per phase once the direction has settled.
   const double gamma = max_margin(data.signed_points()).gamma;
   for (std::size_t i = margins.size() - 6; i + 2 < margins.size(); ++i) {

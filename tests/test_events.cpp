@@ -764,11 +764,11 @@ TEST(CvodeEvents, AnEventRestartsTheStallWindow) {
   o.stall_window = 10;
   o.stall_factor = 1.0;
   o.max_steps = 100;  // stalled: finishing at the window's pace would take more than 100 steps
-  const double dtau = 1e-3, tau_end = 1.0;
-  StallWindow plain(o, 0.0), with_events(o, 0.0);
+  const double dtau = 1e-3, tau0 = 0.5, tau_end = 1.5;  // slow in tau and in log tau (StallWindow)
+  StallWindow plain(o, tau0), with_events(o, tau0);
   std::int64_t first_plain_stall = 0;
   for (std::int64_t step = 1; step <= 40; ++step) {
-    const double tau = double(step) * dtau;
+    const double tau = tau0 + double(step) * dtau;
     if (plain.stalled(step, tau, tau_end) && first_plain_stall == 0) first_plain_stall = step;
     EXPECT_FALSE(with_events.stalled(step, tau, tau_end)) << step;
     if (step % 8 == 0) with_events.restart(step, tau);
@@ -776,7 +776,8 @@ TEST(CvodeEvents, AnEventRestartsTheStallWindow) {
   EXPECT_EQ(first_plain_stall, 10);
   // After the last event, a full window at that pace is a stall again.
   bool stalled = false;
-  for (std::int64_t step = 41; step <= 50; ++step) stalled = with_events.stalled(step, double(step) * dtau, tau_end);
+  for (std::int64_t step = 41; step <= 50; ++step)
+    stalled = with_events.stalled(step, tau0 + double(step) * dtau, tau_end);
   EXPECT_TRUE(stalled);
 }
 

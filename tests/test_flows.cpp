@@ -384,10 +384,27 @@ TEST(StopConditions, StallWindowPace) {
   StallWindow steady(o, 0.0);
   for (std::int64_t k = 1; k <= 100; ++k)
     if (k % 7 != 3) EXPECT_FALSE(steady.stalled(k, 1e-3 * double(k), 0.6)) << k;
-  // Pace 1e-5 per step with ~1 left: 1e5 more steps; flagged once the window is full, not before.
-  StallWindow slow(o, 0.0);
-  for (std::int64_t k = 1; k < 10; ++k) EXPECT_FALSE(slow.stalled(k, 1e-5 * double(k), 1.0)) << k;
-  EXPECT_TRUE(slow.stalled(10, 1e-4, 1.0));
+  // Pace 1e-5 per step from tau = 0.5 with ~1 left: 1e5 more steps (5.5e4 at that pace in log
+  // tau); flagged once the window is full, not before.
+  StallWindow slow(o, 0.5);
+  for (std::int64_t k = 1; k < 10; ++k) EXPECT_FALSE(slow.stalled(k, 0.5 + 1e-5 * double(k), 1.5)) << k;
+  EXPECT_TRUE(slow.stalled(10, 0.5 + 1e-4, 1.5));
+  // The same pace from tau = 0: fast in log tau at first (the window's newer half doubles tau),
+  // flagged once log(1 / tau_k) / (log(k / (k - 5)) / 5) exceeds max_steps, at k = 158.
+  StallWindow from_zero(o, 0.0);
+  std::int64_t first_flagged = 0;
+  for (std::int64_t k = 1; k <= 400 && first_flagged == 0; ++k)
+    if (from_zero.stalled(k, 1e-5 * double(k), 1.0)) first_flagged = k;
+  EXPECT_GE(first_flagged, 150);
+  EXPECT_LE(first_flagged, 165);
+  // Steps growing with tau by 1% each: 1e-5 per step at tau = 1e-3, ~1e5 more at that linear
+  // pace, but log(1000) / log(1.01) = 694 in all at that pace in log tau: progress, never stalled.
+  // Growing by 0.01% each, log(1000) / 1e-4 ~ 7e4 steps: stalled from the first full window.
+  StallWindow growing(o, 1e-3), creeping(o, 1e-3);
+  for (std::int64_t k = 1; k <= 600; ++k)
+    EXPECT_FALSE(growing.stalled(k, 1e-3 * std::pow(1.01, double(k)), 1.0)) << k;
+  for (std::int64_t k = 1; k < 10; ++k) EXPECT_FALSE(creeping.stalled(k, 1e-3 * std::pow(1.0001, double(k)), 1.0));
+  EXPECT_TRUE(creeping.stalled(10, 1e-3 * std::pow(1.0001, 10.0), 1.0));
 }
 
 TEST(StopConditions, ReluStallNamesTheKink) {

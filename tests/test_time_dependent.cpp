@@ -3,7 +3,8 @@
 // I(t) = 2 log(1+t) + sin t, i.e. a decay by e^{-I} and a rotation by the angle w I. Every method
 // in both clocks against this closed form; rosenbrock4's order with dF/dt and without it (the
 // test problem is sensitive to a dropped time derivative); and the typed stop reasons of the loop
-// (converged from a monitor, interrupted from the stop flag, also inside event handling).
+// (converged from a monitor, interrupted from the stop flag, also inside event handling). And a
+// fast transient at late t, below the round-off of the clock (LateTransient).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -131,6 +132,79 @@ TEST(Rosenbrock4, NonAutonomousFieldWithoutTimeDerivativeIsRefused) {
   EXPECT_THROW(integrate(p, kY0, {0.0, 1.0}, test::solver_options(Method::rosenbrock4, ClockKind::t, 1e-8),
                          [](std::int64_t, double, const Vec&) {}),
                std::invalid_argument);
+}
+
+// ---- a fast transient at late t ------------------------------------------------------------------
+
+// z' = c sigma(z / eps), a smoothed ReLU's derivative driving a pre-activation held below its kink
+// (a data point held at f = 0 by the smoothed flow, docs/relu_large_smooth.md): from z0 < 0 it
+// creeps for a long time, then crosses 0 within ~eps / c and grows like c t. Closed form:
+// z - eps e^{-z/eps} = z0 - eps e^{-z0/eps} + c t (separable), crossing 0 at
+// t* = (eps e^{-z0/eps} - eps - z0) / c = 1e8 here, within ~1e-6 in t: ~1e-14 in log t, a few
+// ulps of log(1e8) = 18.4, and ~70 ulps of 1e8 in the t clock.
+constexpr double kWidth = 1e-3, kRate = 1e3;
+const double kZ0 = -kWidth * std::log(1e8 * kRate / kWidth);  // t* ~ 1e8
+
+double sigmoid(double u) { return u >= 0 ? 1.0 / (1.0 + std::exp(-u)) : std::exp(u) / (1.0 + std::exp(u)); }
+
+/// z(t) from the closed form, by bisection on the increasing g(z) = z - eps e^{-z/eps} (its
+/// value moves by a relative 1e-16 per ulp of z wherever e^{-z/eps} matters).
+double late_crossing_exact(double t) {
+  const double k = kZ0 - kWidth * std::exp(-kZ0 / kWidth) + kRate * t;
+  double lo = kZ0, hi = std::max(0.0, k) + 1.0;
+  for (int i = 0; i < 200; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (mid - kWidth * std::exp(-mid / kWidth) < k ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+OdeProblem late_crossing_problem() {
+  OdeProblem p;
+  p.size = 1;
+  p.rhs = [](TimePoint tp, const Vec& y, Vec& dy) {
+    dy.resize(1);
+    dy[0] = std::exp(tp.log_scale) * kRate * sigmoid(y[0] / kWidth);
+  };
+  p.jacobian = [](TimePoint tp, const Vec& y, Mat& J) {
+    const double s = sigmoid(y[0] / kWidth);
+    J = Mat::Constant(1, 1, std::exp(tp.log_scale) * kRate * s * (1.0 - s) / kWidth);
+  };
+  p.jvp = [](TimePoint tp, const Vec& y, const Vec& v, Vec& jv) {
+    const double s = sigmoid(y[0] / kWidth);
+    jv = std::exp(tp.log_scale) * kRate * s * (1.0 - s) / kWidth * v;
+  };
+  return p;
+}
+
+TEST(LateTransient, CvodeMovesItsTimeOriginToResolveAFastCrossingAtLateTime) {
+  // Without a new origin the steps collapse against the round-off of the clock at t ~ 1e8
+  // ("step size collapsed", in either clock); with it the run reaches t = 1e12 on the closed form.
+  const std::vector<double> times{0.0, 1e4, 5e7, 2e8, 1e10, 1e12};
+  for (ClockKind clock : {ClockKind::log, ClockKind::t})
+    for (CvodeLinearSolver ls : {CvodeLinearSolver::dense, CvodeLinearSolver::spgmr}) {
+      const std::string what = std::string(to_string(clock)) + (ls == CvodeLinearSolver::dense ? " dense" : " krylov");
+      const auto o = test::solver_options(Method::cvode, clock, 1e-9);
+      std::size_t seen = 0;
+      const auto r = integrate_cvode(late_crossing_problem(), Vec::Constant(1, kZ0), times, o,
+                                     [&](std::int64_t, double t, const Vec& y) {
+                                       ++seen;
+                                       // The crossing time is exponentially sensitive to z before it
+                                       // (t* ~ e^{-z/eps}): an error dz there shifts it by t* dz / eps,
+                                       // and z after it by c t* dz / eps (measured: dz ~ 6e-6 eps), plus
+                                       // the solver's own relative error while z grows like c t.
+                                       const double want = late_crossing_exact(t);
+                                       if (t < 1e8)
+                                         EXPECT_LT(std::abs(y[0] - want), 2e-5 * kWidth) << what << " t = " << t;
+                                       else
+                                         EXPECT_LT(std::abs(y[0] - want), 2e-5 * kRate * 1e8 + 1e-7 * want)
+                                             << what << " t = " << t << ": " << y[0] << " vs " << want;
+                                     }, {}, ls);
+      ASSERT_EQ(r.status, Status::success) << what << ": " << r.message;
+      EXPECT_EQ(seen, times.size()) << what;
+      EXPECT_GE(r.counters.reanchors, 1) << what << ": the crossing needs steps below the clock's round-off";
+      EXPECT_LE(r.counters.reanchors, 4) << what;
+    }
 }
 
 // ---- typed stop reasons -------------------------------------------------------------------------

@@ -135,7 +135,8 @@ struct SolverOptions {
   /// output times). For convergence-order studies; rtol/atol are then unused.
   double fixed_step = 0.0;
   /// Stall: the last `stall_window` accepted steps advanced the clock so little that finishing at
-  /// that rate would take more than `stall_factor` * max_steps steps.
+  /// that rate would take more than `stall_factor` * max_steps steps (and more than max_steps at
+  /// that rate in the log of the clock: StallWindow).
   std::int64_t stall_window = 2000;
   double stall_factor = 100.0;
   /// Optional: set asynchronously (a SIGINT/SIGTERM handler) to stop with Status::interrupted.
@@ -160,7 +161,9 @@ std::optional<std::pair<Status, std::string>> limit_reached(const SolverOptions&
                                                             double t, double t_end, double elapsed_seconds);
 
 /// The stall test of the integration loop: after each accepted step, at the pace of the last
-/// `stall_window` accepted steps, finishing would take more than `stall_factor` * max_steps steps.
+/// `stall_window` accepted steps, finishing would take more than `stall_factor` * max_steps steps,
+/// and, at the pace in log tau of the window's newer half (steps growing with tau), more than
+/// max_steps.
 class StallWindow {
  public:
   StallWindow(const SolverOptions& options, double tau0);

@@ -35,6 +35,9 @@ struct SolverCounters {
   std::int64_t events = 0;          ///< kink events located (event-driven ReLU integration)
   std::int64_t sliding_entries = 0; ///< Filippov sliding modes entered
   std::int64_t discontinuities = 0; ///< stepper restarts at known discontinuities of the field
+  /// Stepper restarts without an event, where the steps collapsed against the round-off of the
+  /// clock far from the stepper's time origin: the origin moves there (Stepper::reanchor).
+  std::int64_t reanchors = 0;
   double wall_seconds = 0.0;
 };
 
