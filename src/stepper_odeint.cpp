@@ -27,14 +27,17 @@ constexpr double kEps = std::numeric_limits<double>::epsilon();
 // this much smaller; plain odeint would accept it when the error estimate is NaN.
 constexpr double kNonFiniteShrink = 0.1;
 
-// The ODE in the clock variable, with counters.
+// The ODE in the clock variable, with counters. odeint's time is s = tau - origin, the time since
+// the stepper's origin (0 unless the loop moved it: Stepper::reanchor), so that its steps are
+// resolved against the round-off of s, not of tau.
 struct ClockedSystem {
   const OdeProblem* problem;
   Clock clock;
   SolverCounters* counters;
-  void operator()(const Vec& y, Vec& dy, double tau) const {
+  double origin = 0.0;
+  void operator()(const Vec& y, Vec& dy, double s) const {
     ++counters->rhs_evals;
-    problem->rhs(clock.at(tau), y, dy);
+    problem->rhs(clock.at(origin + s), y, dy);
   }
 };
 
@@ -143,9 +146,9 @@ class Rosenbrock4Adapter final : public OdeintAdapter {
   using UMat = boost::numeric::ublas::matrix<double>;
 
  public:
-  Rosenbrock4Adapter(const OdeProblem& problem, Clock clock, SolverCounters& counters, double atol,
+  Rosenbrock4Adapter(const OdeProblem& problem, Clock clock, double origin, SolverCounters& counters, double atol,
                      double rtol, Index n)
-      : problem_(problem), clock_(clock), counters_(counters), controller_(atol, rtol), n_(n),
+      : problem_(problem), clock_(clock), origin_(origin), counters_(counters), controller_(atol, rtol), n_(n),
         augmented_(clock.kind == ClockKind::log || !problem.autonomous) {
     if (!problem.autonomous && !problem.time_derivative)
       throw std::invalid_argument("rosenbrock4 needs the time derivative of a non-autonomous field");
@@ -206,7 +209,7 @@ class Rosenbrock4Adapter final : public OdeintAdapter {
   void derivative(const UVec& xu, UVec& dxdt, double t) {
     ++counters_.rhs_evals;
     for (Index i = 0; i < n_; ++i) y_[i] = xu[i];
-    problem_.rhs(clock_.at(clock_of(xu, t)), y_, dy_);
+    problem_.rhs(clock_.at(origin_ + clock_of(xu, t)), y_, dy_);
     for (Index i = 0; i < n_; ++i) dxdt[i] = dy_[i];
     if (augmented_) dxdt[n_] = 1.0;
   }
@@ -214,7 +217,7 @@ class Rosenbrock4Adapter final : public OdeintAdapter {
     ++counters_.jacobian_evals;
     ++counters_.lu_decompositions;  // rosenbrock4 factors once per attempt
     for (Index i = 0; i < n_; ++i) y_[i] = xu[i];
-    const double tau = clock_of(xu, t);
+    const double tau = origin_ + clock_of(xu, t);
     const TimePoint tp = clock_.at(tau);
     problem_.jacobian(tp, y_, J_);
     const Index m = Index(J.size1());
@@ -239,6 +242,7 @@ class Rosenbrock4Adapter final : public OdeintAdapter {
 
   const OdeProblem& problem_;
   Clock clock_;
+  double origin_;  ///< the clock value of odeint's time 0 (ClockedSystem)
   SolverCounters& counters_;
   odeint::rosenbrock4_controller<odeint::rosenbrock4<double>> controller_;
   Index n_;
@@ -268,19 +272,20 @@ double initial_step(const ClockedSystem& sys, const Vec& y0, double tau0, double
   return std::min({100 * h0, h1, span});
 }
 
+// An adapter whose time 0 is the clock value `origin`, starting at (origin + s0, y0).
 std::unique_ptr<OdeintAdapter> make_adapter(const OdeProblem& problem, Clock clock, SolverCounters& counters,
-                                             const SolverOptions& o, const Vec& y0, double tau0) {
-  ClockedSystem sys{&problem, clock, &counters};
+                                             const SolverOptions& o, const Vec& y0, double origin, double s0) {
+  ClockedSystem sys{&problem, clock, &counters, origin};
   switch (o.method) {
     case Method::dopri5:
-      return std::make_unique<Dopri5Adapter>(sys, o.atol, o.rtol, y0, tau0);
+      return std::make_unique<Dopri5Adapter>(sys, o.atol, o.rtol, y0, s0);
     case Method::rkf78:
       return std::make_unique<ClippedAdapter<Rkf78>>(sys, o.atol, o.rtol, "rkf78");
     case Method::cash_karp:
       return std::make_unique<ClippedAdapter<CashKarp>>(sys, o.atol, o.rtol, "cash_karp");
     case Method::rosenbrock4:
       if (!problem.jacobian) throw std::invalid_argument("rosenbrock4 needs the Jacobian of the problem");
-      return std::make_unique<Rosenbrock4Adapter>(problem, clock, counters, o.atol, o.rtol, problem.size);
+      return std::make_unique<Rosenbrock4Adapter>(problem, clock, origin, counters, o.atol, o.rtol, problem.size);
     default:
       throw std::invalid_argument(fmt::format("integrate: method {} is not an odeint stepper", to_string(o.method)));
   }
@@ -288,20 +293,23 @@ std::unique_ptr<OdeintAdapter> make_adapter(const OdeProblem& problem, Clock clo
 
 // One solve's odeint stepper behind the loop's interface: owns the step size and the rejection
 // rules; an event restart builds a fresh odeint stepper (no history across the jump of the field).
+// odeint steps in s = tau - origin_; the last step's s is kept, since tau = origin_ + s rounds.
 class OdeintStepper final : public Stepper {
  public:
   OdeintStepper(const OdeProblem& problem, const SolverOptions& o, SolverCounters& c, const Vec& y0, double tau0,
                 double tau_end)
       : problem_(problem), options_(o), clock_{o.clock}, c_(c),
-        inner_(make_adapter(problem, clock_, c, o, y0, tau0)) {
+        inner_(make_adapter(problem, clock_, c, o, y0, 0.0, tau0)), tau_(tau0), s_(tau0) {
     const ClockedSystem sys{&problem, clock_, &c};
     dt_ = o.initial_step > 0 ? o.initial_step
                              : initial_step(sys, y0, tau0, tau_end - tau0, method_order(o.method), o.atol, o.rtol);
   }
 
   Attempt attempt(Vec& x, double& tau, double target) override {
-    dt_ = std::min(dt_, target - tau);
-    const bool ok = inner_->try_step(x, tau, dt_);
+    double s = local(tau);
+    const double s_target = target - origin_;
+    dt_ = std::min(dt_, s_target - s);
+    const bool ok = inner_->try_step(x, s, dt_);
     ++c_.steps;
     if (!ok) {
       ++c_.rejected;
@@ -309,7 +317,10 @@ class OdeintStepper final : public Stepper {
         return {Attempt::non_finite,
                 fmt::format("non-finite step size at t = {:.6g}: the right-hand side or its error estimate is "
                             "not finite", clock_.time(tau))};
-      if (dt_ < 64 * kEps * std::max(std::abs(tau), 1.0)) {
+      // Against the round-off of s: of tau itself (at least that of 1) before any move of the
+      // origin, of the time since the move after one.
+      const double scale = origin_ == 0.0 ? std::max(std::abs(s), 1.0) : std::abs(s);
+      if (dt_ < 64 * kEps * scale) {
         if (inner_->last_failure_non_finite())
           return {Attempt::non_finite,
                   fmt::format("the right-hand side became non-finite near t = {:.6g}", clock_.time(tau))};
@@ -319,25 +330,40 @@ class OdeintStepper final : public Stepper {
     }
     ++c_.accepted;
     // Snap round-off residues onto the output grid.
-    if (std::abs(target - tau) <= 8 * kEps * std::max(std::abs(target), 1.0)) tau = target;
+    if (std::abs(s_target - s) <= 8 * kEps * std::max(std::abs(s_target), 1.0)) s = s_target;
+    s_ = s;
+    tau = tau_ = s == s_target ? target : origin_ + s;
     return {Attempt::accepted, {}};
   }
-  void fixed_step(Vec& x, double tau, double h) override { inner_->fixed_step(x, tau, h); }
+  void fixed_step(Vec& x, double tau, double h) override { inner_->fixed_step(x, local(tau), h); }
   bool has_dense_output() const override { return inner_->has_dense_output(); }
-  void interpolate(double tau, Vec& out) override { inner_->interpolate(tau, out); }
+  void interpolate(double tau, Vec& out) override { inner_->interpolate(local(tau), out); }
   std::optional<std::string> restart(const Vec& x, double tau) override {
-    inner_ = make_adapter(problem_, clock_, c_, options_, x, tau);  // the step size carries over
+    inner_ = make_adapter(problem_, clock_, c_, options_, x, origin_, local(tau));  // the step size carries over
     return std::nullopt;
+  }
+  bool reanchor(const Vec& x, double tau) override {
+    if (tau == origin_) return false;
+    origin_ = tau;
+    tau_ = tau;
+    s_ = 0.0;
+    inner_ = make_adapter(problem_, clock_, c_, options_, x, origin_, 0.0);
+    return true;
   }
   double step_size() const override { return dt_; }
 
  private:
+  // s of the clock value tau: the last step's own s where tau is where it ended.
+  double local(double tau) const { return tau == tau_ ? s_ : tau - origin_; }
+
   const OdeProblem& problem_;
   SolverOptions options_;
   Clock clock_;
   SolverCounters& c_;
   std::unique_ptr<OdeintAdapter> inner_;
   double dt_ = 0;
+  double origin_ = 0.0;  ///< the clock value of odeint's time 0 (moved by reanchor)
+  double tau_, s_;       ///< where the last accepted step ended, as tau and as s
 };
 
 }  // namespace
