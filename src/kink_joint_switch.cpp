@@ -175,6 +175,7 @@ std::optional<KinkPattern::JointSwitch> KinkPattern::resolve(TimePoint tp, const
       continue;
     add(j);
   }
+  forget_solved();  // the switch writes masks outside the sliding set (crossings, trials)
   const Index C = Index(cand.size());
   Vec m0(C);
   for (Index l = 0; l < C; ++l) m0[l] = entry(cand[l]);

@@ -33,6 +33,7 @@ KinkPattern::KinkPattern(Flow& flow) : flow_(flow) {}
 KinkPattern::~KinkPattern() { clear(); }
 
 void KinkPattern::clear() {
+  forget_solved();
   sliding_jacobian_.resize(0, 0);  // belongs to the old sliding set
   sliding_jacobian_inverse_.resize(0, 0);
   jacobian_pending_.clear();
@@ -73,6 +74,7 @@ double KinkPattern::value(Index j) const {
 }
 
 void KinkPattern::flip(Index j) {
+  forget_solved();
   double& m = entry(j);
   m = 1.0 - m;
 }
@@ -122,6 +124,7 @@ std::vector<Index> KinkPattern::coincident_with(const Vec& y, Index j) const {
 bool KinkPattern::start_sliding(Index j) {
   if (masks_.empty()) return false;
   if (std::find(sliding_.begin(), sliding_.end(), j) != sliding_.end()) return false;  // already sliding
+  forget_solved();
   memo_valid_ = false;
   // The kept Jacobian grows by the new entry's column, evaluated at the next solve; its row starts
   // at zero (chord and Broyden steps complete it, or the solver evaluates J afresh when they stall).
@@ -142,6 +145,7 @@ bool KinkPattern::start_sliding(Index j) {
 }
 
 void KinkPattern::stop_sliding(Index j, bool active) {
+  forget_solved();
   const auto it = std::find(sliding_.begin(), sliding_.end(), j);
   const Index S = Index(sliding_.size());
   if (it != sliding_.end()) sliding_jacobian_inverse_.resize(0, 0);
@@ -181,6 +185,7 @@ bool KinkPattern::leave_sliding(TimePoint tp, const Vec& y, Index j) {
   // and the state crosses to that side; otherwise it departs tangentially on the bound's side.
   const bool active = through_top ? !(r < 0) : r > 0;
   if (active == !through_top) return active;  // stays where the probe put it
+  forget_solved();
   entry(j) = active ? 1.0 : 0.0;
   return active;
 }
@@ -239,6 +244,7 @@ std::vector<Index> KinkPattern::settle_on_kinks(TimePoint tp, const Vec& y, doub
       m = 0.0;
     }  // else repelling (up > 0 > down) or tangent on both sides: the sign of h decides
   }
+  forget_solved();  // solved with the masks the loop tried
   return sliding;
 }
 
@@ -473,37 +479,72 @@ void KinkPattern::sliding_rhs(TimePoint tp, const Vec& y, Vec& dy, Vec* masks) {
   // A set without an equivalent control shows as Newton diverging with fresh Jacobians (masks far
   // outside [0,1]); each costs 2S rate evaluations, so a failure is declared after a few.
   opt.max_jacobians = 8;
-  SlidingSetResult res = solve_sliding_set(rates, m0, opt, &sliding_jacobian_, &sliding_jacobian_inverse_);
-  // Then once more with affine-covariant damping and exact Jacobians, as the joint switch
-  // (resolve): nearly dependent rows of two surfaces of one point in consecutive layers make
-  // Broyden's and Armijo's steps crawl ([8,8,8,8] gd seed 2 at t = 1.6542: layer 2 unit 1 and
-  // layer 3 unit 5 at point 27 among 34 surfaces, residual 1.3e-4 after 10 steps; this converges
-  // in 4 to 7).
-  if (!res.converged && std::isfinite(res.residual)) {
-    SlidingSetOptions natural = opt;
-    natural.natural_monotonicity = true;
-    natural.max_jacobians = 8;
-    sliding_jacobian_.resize(0, 0);  // evaluated afresh at m0
-    sliding_jacobian_inverse_.resize(0, 0);
-    res = solve_sliding_set(rates, m0, natural, &sliding_jacobian_, &sliding_jacobian_inverse_);
+  auto solve_from = [&](const Vec& start) {
+    SlidingSetResult res = solve_sliding_set(rates, start, opt, &sliding_jacobian_, &sliding_jacobian_inverse_);
+    // Then once more with affine-covariant damping and exact Jacobians, as the joint switch
+    // (resolve): nearly dependent rows of two surfaces of one point in consecutive layers make
+    // Broyden's and Armijo's steps crawl ([8,8,8,8] gd seed 2 at t = 1.6542: layer 2 unit 1 and
+    // layer 3 unit 5 at point 27 among 34 surfaces, residual 1.3e-4 after 10 steps; this converges
+    // in 4 to 7).
+    if (!res.converged && std::isfinite(res.residual)) {
+      SlidingSetOptions natural = opt;
+      natural.natural_monotonicity = true;
+      natural.max_jacobians = 8;
+      sliding_jacobian_.resize(0, 0);  // evaluated afresh at the start
+      sliding_jacobian_inverse_.resize(0, 0);
+      res = solve_sliding_set(rates, start, natural, &sliding_jacobian_, &sliding_jacobian_inverse_);
+    }
+    // Then against the shared tolerance (the joint switch's for deep nets, resolve): a nearly
+    // singular J (equilibrated singular values 2 .. 4e-10, above the numerically singular threshold)
+    // of a crowded cluster converges only linearly, and the per-entry tolerances, ~1e-12 of each
+    // rate's terms, were out of reach where the joint switch had accepted the set ([8,8,8,8]
+    // gd_polar seed 13 at t = 1.1754: residual 8e-7 after 8 Newton steps, 24 surfaces). The drift
+    // decay holds the entries' h at the size of what the shared tolerance leaves. Only for a solve
+    // that came close (a residual within 1e-6 of the largest jump |dr_j/dm_j|): trial stages past
+    // an exit, whose controls diverge, fail as before without the cost of a third solve.
+    const double largest_jump =
+        sliding_jacobian_.rows() == S && S > 0 ? sliding_jacobian_.diagonal().cwiseAbs().maxCoeff() : 0.0;
+    if (!res.converged && res.residual <= 1e-6 * largest_jump) {
+      SlidingSetOptions shared = opt;
+      shared.per_entry_tolerance = false;
+      shared.natural_monotonicity = true;
+      sliding_jacobian_.resize(0, 0);
+      sliding_jacobian_inverse_.resize(0, 0);
+      res = solve_sliding_set(rates, start, shared, &sliding_jacobian_, &sliding_jacobian_inverse_);
+    }
+    return res;
+  };
+  SlidingSetResult res = solve_from(m0);
+  // A failed solve from the last evaluation's masks is retried from the control solved nearest in
+  // time with this pattern (solved_). The masks m(y) solve r(m, y) = 0, continued along the
+  // trajectory (an implicit function, smooth in y where dr/dm is regular), and Newton converges
+  // from a start close enough to the root; but the last evaluation is often a stage at the far end
+  // of a step, and the next one a state of the event search near its start. The search then read
+  // a failed iterate as the mask: [8,8,8,8] gd_polar seed 9 at t = 1.2709142922, after a crossing,
+  // the next step's stages took the control of layer 1 unit 4 at point 127 smoothly from 0.43 to
+  // -21 (through 0 at t ~ 1.2721); from -21 Newton failed at every state of the root search
+  // (residual 0.44, iterate -1053), each read as past that entry's exit, so the exit was located
+  // 3 ulps after the crossing (with layer 3 unit 6 at point 153, mask 0.056 there), and the run
+  // stopped after 65 zero-length restarts. From the step start's control Newton converges.
+  if (!res.converged) {
+    const SolvedControl* nearest = nullptr;
+    for (const SolvedControl& c : solved_)
+      if (c.m.size() == S && c.m != m0 && (!nearest || std::abs(c.t - tp.t) < std::abs(nearest->t - tp.t)))
+        nearest = &c;
+    if (nearest) {
+      const Vec start = nearest->m;
+      sliding_jacobian_.resize(0, 0);  // evaluated afresh at the start
+      sliding_jacobian_inverse_.resize(0, 0);
+      SlidingSetResult again = solve_from(start);
+      if (again.converged) res = std::move(again);
+    }
   }
-  // Then against the shared tolerance (the joint switch's for deep nets, resolve): a nearly
-  // singular J (equilibrated singular values 2 .. 4e-10, above the numerically singular threshold)
-  // of a crowded cluster converges only linearly, and the per-entry tolerances, ~1e-12 of each
-  // rate's terms, were out of reach where the joint switch had accepted the set ([8,8,8,8]
-  // gd_polar seed 13 at t = 1.1754: residual 8e-7 after 8 Newton steps, 24 surfaces). The drift
-  // decay holds the entries' h at the size of what the shared tolerance leaves. Only for a solve
-  // that came close (a residual within 1e-6 of the largest jump |dr_j/dm_j|): trial stages past
-  // an exit, whose controls diverge, fail as before without the cost of a third solve.
-  const double largest_jump =
-      sliding_jacobian_.rows() == S && S > 0 ? sliding_jacobian_.diagonal().cwiseAbs().maxCoeff() : 0.0;
-  if (!res.converged && res.residual <= 1e-6 * largest_jump) {
-    SlidingSetOptions shared = opt;
-    shared.per_entry_tolerance = false;
-    shared.natural_monotonicity = true;
-    sliding_jacobian_.resize(0, 0);
-    sliding_jacobian_inverse_.resize(0, 0);
-    res = solve_sliding_set(rates, m0, shared, &sliding_jacobian_, &sliding_jacobian_inverse_);
+  if (res.converged) {
+    if (solved_.size() < kSolvedKept)
+      solved_.push_back({tp.t, res.m});
+    else
+      solved_[solved_next_] = {tp.t, res.m};
+    solved_next_ = (solved_next_ + 1) % kSolvedKept;
   }
   sliding_jacobian_log_scale_ = log_scale;
   // A failed solve leaves the warm start in the pattern (its last iterate may lie far outside

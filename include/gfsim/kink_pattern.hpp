@@ -199,6 +199,21 @@ class KinkPattern {
   TimePoint memo_tp_;
   Vec memo_y_, memo_dy_, memo_masks_;
   FieldFailure field_failure_;
+  /// The last kSolvedKept converged deep-net sliding solves with the current pattern (clock time t
+  /// and masks): the starts of a retry when a solve fails from the last evaluation's masks
+  /// (sliding_rhs). Forgotten whenever a mask outside the sliding set or the set itself changes
+  /// (those controls solve another system).
+  struct SolvedControl {
+    double t;
+    Vec m;
+  };
+  static constexpr std::size_t kSolvedKept = 16;
+  std::vector<SolvedControl> solved_;
+  std::size_t solved_next_ = 0;
+  void forget_solved() {
+    solved_.clear();
+    solved_next_ = 0;
+  }
 };
 
 }  // namespace gfsim
