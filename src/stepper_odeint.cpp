@@ -318,8 +318,10 @@ class OdeintStepper final : public Stepper {
                 fmt::format("non-finite step size at t = {:.6g}: the right-hand side or its error estimate is "
                             "not finite", clock_.time(tau))};
       // Against the round-off of s: of tau itself (at least that of 1) before any move of the
-      // origin, of the time since the move after one.
-      const double scale = origin_ == 0.0 ? std::max(std::abs(s), 1.0) : std::abs(s);
+      // origin, of the time since the move after one (but not below eps^2 of the origin: the
+      // field's time, origin + s, resolves eps of it, so steps that small only spin).
+      const double scale = origin_ == 0.0 ? std::max(std::abs(s), 1.0)
+                                          : std::max(std::abs(s), kEps * std::abs(origin_));
       if (dt_ < 64 * kEps * scale) {
         if (inner_->last_failure_non_finite())
           return {Attempt::non_finite,
