@@ -93,27 +93,18 @@ TEST(DeepSliding, FieldIsTangentToSurfacesOfThreeHiddenLayersEveryFlowKind) {
   // Filippov sliding mode and not only a tangent field; neither side alone is tangent.
   const std::vector<Index> widths{4, 5, 4, 3, 1};
   const Dataset data = test::separable_data(16, widths[0], 51, 0.1);
-  const Index n = data.X.rows();
   for (FlowKind kind : {FlowKind::gd, FlowKind::gd_polar, FlowKind::wn, FlowKind::fixed_rho}) {
     const std::string what = to_string(kind);
     Flow flow(Network(widths, Activation::relu), data, LossKind::exp, kind, 2.0);
     const Network& net = flow.network();
     Vec theta = test::random_vector(net.num_params(), 1833, 0.5);
-    struct Entry { Index layer, unit, point; };  // layer 0-based (hidden layer index)
-    const std::vector<Entry> on{{0, 4, 14}, {1, 0, 13}, {2, 1, 10}};
+    const std::vector<test::KinkEntry> on{{0, 4, 14}, {1, 0, 13}, {2, 1, 10}};
     std::vector<Index> js;
-    for (const Entry& e : on) {
-      Vec a = data.X.row(e.point).transpose();  // input of layer e.layer at the point
-      for (Index k = 0; k < e.layer; ++k)
-        a = (Eigen::Map<const RowMat>(theta.data() + net.layer_offset(k), widths[k + 1], widths[k]) * a).cwiseMax(0.0);
-      ASSERT_GT(a.norm(), 1e-2) << what << ": the point must be alive below layer " << e.layer + 1;
-      Eigen::Map<RowMat> W(theta.data() + net.layer_offset(e.layer), widths[e.layer + 1], widths[e.layer]);
-      W.row(e.unit) -= (W.row(e.unit).dot(a) / a.squaredNorm()) * a.transpose();
-      Index j = e.unit + e.point * widths[e.layer + 1];
-      for (Index k = 0; k < e.layer; ++k) j += widths[k + 1] * n;
-      ASSERT_EQ(flow.kink_of(j).layer, e.layer + 1);
-      ASSERT_EQ(flow.kink_of(j).point, e.point);
-      js.push_back(j);
+    ASSERT_TRUE(test::put_on_kinks(net, data, theta, on, js))
+        << what << ": each point must be alive below its surface's layer";
+    for (std::size_t l = 0; l < on.size(); ++l) {
+      ASSERT_EQ(flow.kink_of(js[l]).layer, on[l].layer + 1);
+      ASSERT_EQ(flow.kink_of(js[l]).point, on[l].point);
     }
     const Vec y = flow.initial_state(theta);
     const Vec h = flow.preactivations(y);

@@ -30,7 +30,6 @@ namespace {
 TEST(SlidingWarmStart, AFailedSolveIsRetriedFromTheControlSolvedNearestInTime) {
   const std::vector<Index> widths{4, 5, 4, 3, 1};
   const Dataset data = test::separable_data(16, widths[0], 51, 0.1);
-  const Index n = data.X.rows();
   for (FlowKind kind : {FlowKind::gd, FlowKind::gd_polar}) {
     const std::string what = to_string(kind);
     Flow flow(Network(widths, Activation::relu), data, LossKind::exp, kind, 2.0);
@@ -38,22 +37,9 @@ TEST(SlidingWarmStart, AFailedSolveIsRetriedFromTheControlSolvedNearestInTime) {
     // Weights and surfaces (hidden layer, unit, point) found by a search over seeds for a sliding
     // mode whose control, followed along the field, leaves the start's far behind.
     Vec theta = test::random_vector(net.num_params(), 2061, 0.5);
-    struct Entry {
-      Index layer, unit, point;
-    };
-    const std::vector<Entry> on{{0, 1, 13}, {1, 1, 13}, {2, 0, 6}};
     std::vector<Index> js;
-    for (const Entry& e : on) {  // each unit's row made orthogonal to its input at the point
-      Vec a = data.X.row(e.point).transpose();
-      for (Index k = 0; k < e.layer; ++k)
-        a = (Eigen::Map<const RowMat>(theta.data() + net.layer_offset(k), widths[k + 1], widths[k]) * a).cwiseMax(0.0);
-      ASSERT_GT(a.norm(), 1e-2) << what << ": the point must be alive below layer " << e.layer + 1;
-      Eigen::Map<RowMat> W(theta.data() + net.layer_offset(e.layer), widths[e.layer + 1], widths[e.layer]);
-      W.row(e.unit) -= (W.row(e.unit).dot(a) / a.squaredNorm()) * a.transpose();
-      Index j = e.unit + e.point * widths[e.layer + 1];
-      for (Index k = 0; k < e.layer; ++k) j += widths[k + 1] * n;
-      js.push_back(j);
-    }
+    ASSERT_TRUE(test::put_on_kinks(net, data, theta, {{0, 1, 13}, {1, 1, 13}, {2, 0, 6}}, js))
+        << what << ": each point must be alive below its surface's layer";
     const Vec y0 = flow.initial_state(theta);
     KinkPattern pattern(flow);
     pattern.freeze(y0);

@@ -20,6 +20,34 @@ inline Vec pattern_rates(KinkPattern& pattern, TimePoint tp, const Vec& y) {
   return flow.preactivation_tangent(flow.theta(y), flow.theta_tangent(y, F));
 }
 
+/// A kink surface of a deep net: hidden layer (0-based), unit, data point.
+struct KinkEntry {
+  Index layer, unit, point;
+};
+
+/// Puts each entry's point on its unit's kink by making the unit's row orthogonal to the layer's
+/// input at the point (computed with the rows changed before it, so list shallower layers first;
+/// the point must be alive below the layer: false if not). Returns the flat indices of those
+/// surfaces (Flow::kink_of), in order, through `js`.
+inline bool put_on_kinks(const Network& net, const Dataset& data, Vec& theta, const std::vector<KinkEntry>& on,
+                         std::vector<Index>& js) {
+  const std::vector<Index>& widths = net.widths();
+  const Index n = data.X.rows();
+  js.clear();
+  for (const KinkEntry& e : on) {
+    Vec a = data.X.row(e.point).transpose();  // input of layer e.layer at the point
+    for (Index k = 0; k < e.layer; ++k)
+      a = (Eigen::Map<const RowMat>(theta.data() + net.layer_offset(k), widths[k + 1], widths[k]) * a).cwiseMax(0.0);
+    if (!(a.norm() > 1e-2)) return false;
+    Eigen::Map<RowMat> W(theta.data() + net.layer_offset(e.layer), widths[e.layer + 1], widths[e.layer]);
+    W.row(e.unit) -= (W.row(e.unit).dot(a) / a.squaredNorm()) * a.transpose();
+    Index j = e.unit + e.point * widths[e.layer + 1];
+    for (Index k = 0; k < e.layer; ++k) j += widths[k + 1] * n;
+    js.push_back(j);
+  }
+  return true;
+}
+
 inline Vec random_vector(Index n, std::uint64_t seed, double scale = 1.0) {
   std::mt19937_64 gen(seed);
   std::normal_distribution<double> normal;
