@@ -156,13 +156,18 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
   }
   // Event-driven integration (ReLU kinks): the rules of event_locator.hpp.
   EventLocator events(problem.events, clock, o.rtol, o.stop_requested);
+  // The field found undefined at or past this state (OdeProblem::field_failure; an earlier,
+  // recovered failure does not count).
+  auto field_failed_ahead = [&]() -> std::optional<FieldFailure> {
+    if (!problem.field_failure) return std::nullopt;
+    FieldFailure f = problem.field_failure();
+    if (f.reason.empty() || !(f.t >= clock.time(tau))) return std::nullopt;
+    return f;
+  };
   // A non-finite field the problem can name (a sliding set without an equivalent control): a stop
   // at a kink with that reason, not a bare non_finite.
   auto non_finite = [&](std::string what) {
-    if (problem.field_failure) {
-      FieldFailure f = problem.field_failure();
-      if (!f.reason.empty() && f.t >= clock.time(tau)) return finish(Status::stalled_at_kink, std::move(f.reason));
-    }
+    if (auto f = field_failed_ahead()) return finish(Status::stalled_at_kink, std::move(f->reason));
     return finish(Status::non_finite, std::move(what));
   };
   auto stalled = [&](const std::string& what) {
@@ -239,9 +244,7 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
   // nullopt: nothing to do; an empty optional inside: changed, restarted; else the run's end.
   double field_rejoined_tau = std::numeric_limits<double>::quiet_NaN();
   auto rejoin_where_the_field_failed = [&]() -> std::optional<std::optional<SolveResult>> {
-    if (!problem.field_failure || tau == field_rejoined_tau) return std::nullopt;
-    const FieldFailure f = problem.field_failure();
-    if (f.reason.empty() || !(f.t >= clock.time(tau))) return std::nullopt;
+    if (tau == field_rejoined_tau || !field_failed_ahead()) return std::nullopt;
     field_rejoined_tau = tau;
     auto [how, why] = events.rejoin(tau, x, c, /*field_failed_here=*/true);
     if (how == EventLocator::Rejoin::failed)
@@ -260,11 +263,7 @@ SolveResult integrate_loop(const OdeProblem& problem, const Vec& y0, const std::
     if (c.accepted - reanchored_at < kStepsBetweenReanchors) return false;
     // Not where the field itself failed (non-finite values; a sliding set without a control): the
     // steps collapse there because nothing lies beyond, and the stop names why.
-    if (stepper->non_finite_cause("", clock.time(tau))) return false;
-    if (problem.field_failure) {
-      const FieldFailure f = problem.field_failure();
-      if (!f.reason.empty() && f.t >= clock.time(tau)) return false;
-    }
+    if (stepper->non_finite_cause("", clock.time(tau)) || field_failed_ahead()) return false;
     if (!stepper->reanchor(x, tau)) return false;
     reanchored_at = c.accepted;
     ++c.reanchors;
